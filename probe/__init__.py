@@ -1,0 +1,171 @@
+"""tasktop's in-process probe.
+
+Enable it with ``TASKTOP=1`` in the environment (no code change: ``tasktop.pth`` starts it at
+interpreter start-up), with ``tasktop run -- CMD``, or by calling :func:`start`.  It runs in
+one daemon thread and serves snapshots over a Unix socket (see :mod:`tasktop.probe.wire`).
+
+The probe depends on the standard library and msgpack only, and nothing it does may raise
+into the host: :func:`start` and :func:`stop` swallow their own failures and report them as
+``False`` / through :func:`last_error`.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+
+from .config import Options
+
+__all__ = ["start", "stop", "is_running", "socket_path", "last_error"]
+
+_lock = threading.Lock()
+_server = None
+_options: Options | None = None
+_error: str | None = None
+_registered = False
+_paused_for_fork = False
+_orig_exit = os._exit
+
+
+def start(**overrides) -> bool:
+    """Start the probe (idempotent).  Keyword arguments override the ``TASKTOP_*`` options:
+    ``directory``, ``interval``, ``creation_stacks``, ``creation_depth``, ``tracemalloc``,
+    ``stall_ms``.  Returns whether the probe is running."""
+    global _server, _options, _error
+    try:
+        with _lock:
+            if _server is not None:
+                return True
+            options = Options.from_env()
+            for name, value in overrides.items():
+                if not hasattr(options, name):
+                    raise TypeError(f"unknown probe option {name!r}")
+                setattr(options, name, value)
+            _options = options
+            return _start_locked(options)
+    except Exception as exc:
+        _error = f"{exc.__class__.__name__}: {exc}"
+        return False
+
+
+def _start_locked(options: Options) -> bool:
+    global _server, _error
+    from . import hooks
+    from .server import Server
+
+    if options.tracemalloc:
+        import tracemalloc
+
+        if not tracemalloc.is_tracing():
+            tracemalloc.start(max(1, options.tracemalloc))
+    hooks.install(depth=options.creation_depth, record_sites=options.creation_stacks)
+    server = Server(options)
+    try:
+        server.open()
+        server.start_thread()
+    except Exception:
+        server.close()
+        hooks.uninstall()
+        raise
+    _server = server
+    _error = None
+    _register_process_hooks()
+    return True
+
+
+def stop() -> None:
+    """Stop the probe: the thread ends, the socket is closed and removed, hooks go quiet."""
+    global _server
+    try:
+        with _lock:
+            server, _server = _server, None
+            if server is None:
+                return
+            from . import hooks
+
+            hooks.uninstall()
+            server.stop_thread()
+            server.close()
+    except Exception:
+        pass
+
+
+def is_running() -> bool:
+    return _server is not None
+
+
+def socket_path() -> str | None:
+    """The path of this process's probe socket, when the probe runs."""
+    server = _server
+    return server.path if server is not None else None
+
+
+def last_error() -> str | None:
+    """Why the last :func:`start` failed, if it did."""
+    return _error
+
+
+# -- process hooks ---------------------------------------------------------------------------------
+def _register_process_hooks() -> None:
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    atexit.register(stop)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
+                            after_in_child=_after_fork_child)
+    os._exit = _exit  # multiprocessing's fork children leave through os._exit, skipping atexit
+
+
+def _exit(code):
+    server = _server
+    if server is not None:
+        try:
+            server.unlink()
+        except Exception:
+            pass
+    _orig_exit(code)
+
+
+def _before_fork() -> None:
+    # Stop our thread so that the fork does not copy a thread in the middle of its work
+    # (and CPython 3.12+ does not warn that a multi-threaded process forked).
+    global _paused_for_fork
+    try:
+        server = _server
+        if server is not None and server.thread is not None:
+            server.stop_thread(timeout=0.5)
+            _paused_for_fork = True
+    except Exception:
+        pass
+
+
+def _after_fork_parent() -> None:
+    global _paused_for_fork
+    try:
+        server = _server
+        if _paused_for_fork and server is not None:
+            server.start_thread()
+    except Exception:
+        pass
+    _paused_for_fork = False
+
+
+def _after_fork_child() -> None:
+    """The child gets its own probe at its own pid; the parent's socket is left alone."""
+    global _server, _lock, _paused_for_fork
+    _lock = threading.Lock()
+    _paused_for_fork = False
+    server, _server = _server, None
+    if server is None:
+        return
+    try:
+        server.close(unlink=False)
+    except Exception:
+        pass
+    try:
+        with _lock:
+            _start_locked(_options or Options.from_env())
+    except Exception:
+        pass

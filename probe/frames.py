@@ -1,0 +1,62 @@
+"""Stacks as the probe keeps them (``(code, line)`` pairs) and as it sends them (frame maps).
+
+Keeping code objects and line numbers, not frames, means a stack never keeps locals alive,
+and turning them into strings is deferred until a client asks.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import linecache
+import os
+from typing import Iterable
+
+RawStack = tuple  # tuple of (code, line), innermost first
+
+_ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
+_PROBE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def func_name(code) -> str:
+    """``Class.method`` where the interpreter knows it (3.11+), else the bare name."""
+    return getattr(code, "co_qualname", code.co_name)
+
+
+def is_internal(code) -> bool:
+    """Frames of asyncio itself and of the probe: hidden from creation sites."""
+    name = code.co_filename
+    return name.startswith(_ASYNCIO_DIR) or name.startswith(_PROBE_DIR)
+
+
+def frame_stack(frame, limit: int = 128) -> RawStack:
+    """The stack from ``frame`` outwards, innermost first."""
+    out = []
+    while frame is not None and len(out) < limit:
+        out.append((frame.f_code, frame.f_lineno))
+        frame = frame.f_back
+    return tuple(out)
+
+
+def to_wire(stack: Iterable, source: bool = False) -> list[dict]:
+    """Frame maps for a raw stack; with ``source``, each carries its source line."""
+    out = []
+    for code, line in stack:
+        item = {"func": func_name(code), "file": code.co_filename, "line": line or 0}
+        if source:
+            item["source"] = linecache.getline(code.co_filename, line or 0).strip()
+        out.append(item)
+    return out
+
+
+def creation_site(raw: RawStack | None, depth: int) -> RawStack | None:
+    """A creation stack without asyncio's own frames (create_task, gather, TaskGroup...)."""
+    if not raw:
+        return None
+    kept = tuple(item for item in raw if not is_internal(item[0]))[:depth]
+    return kept or raw[:1]
+
+
+def group_id(kind: str, state: str, stack: RawStack) -> str:
+    """A short id that is the same for the same kind, state and stack in every snapshot."""
+    text = "\n".join([kind, state] + [f"{c.co_filename}:{func_name(c)}:{line}" for c, line in stack])
+    return hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=6).hexdigest()

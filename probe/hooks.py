@@ -1,0 +1,269 @@
+"""How the probe learns which event loops exist and where each task was created.
+
+Two hooks, both installed once and both pass-through when the probe is stopped:
+
+* Loops are noticed when they are built (``BaseEventLoop.__init__``) and when they start
+  running (``asyncio._set_running_loop``, which uvloop also calls; uvloop binds it at import,
+  so the hook must be in place before uvloop is imported: the ``.pth`` boot does that).  The
+  probe thread also finds loops that were already running when it started, from their
+  threads' frames.  No global task set is read to *find* loops, so this holds on 3.14 too.
+
+* Creation sites come from a task factory set on every loop.  It chains to the factory the
+  application set (before or after us): ``set_task_factory`` is wrapped so that a factory set
+  later is wrapped too, and ``get_task_factory`` still returns the application's own.  The
+  site is taken *before* the inner factory runs, because an eager task runs its first step
+  inside it.  Every keyword is forwarded untouched (``context``, ``name``, ``eager_start``).
+
+A task's record (``TaskInfo``) lives in a ``WeakKeyDictionary`` keyed by the task, so the probe
+never keeps a task alive.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sys
+import threading
+import weakref
+from asyncio import base_events, events
+from typing import Any, Callable
+
+_Task = asyncio.Task
+_current_task = asyncio.current_task
+_getframe = sys._getframe
+
+#: Sequence numbers for tasks: small integers, like goroutine ids.
+_seq = itertools.count(1)
+
+# Everything the probe knows about a task, keyed by the task itself.
+records: "weakref.WeakKeyDictionary[asyncio.Task, TaskInfo]" = weakref.WeakKeyDictionary()
+# Every loop we have seen, and the thread we last saw running it.
+loops: "weakref.WeakSet[asyncio.AbstractEventLoop]" = weakref.WeakSet()
+loop_threads: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+
+_active = False
+_depth = 4
+_record_sites = True
+_installed = False
+_originals: dict = {}  # class -> (set_task_factory, get_task_factory) before we wrapped them
+_orig_set_running_loop = None
+_orig_init = None
+
+
+class TaskInfo:
+    """What the probe keeps per task.  ``site`` is raw ``(code, line)`` pairs, formatted lazily."""
+
+    __slots__ = ("seq", "parent", "site", "waiter", "since", "cache")
+
+    def __init__(self, seq: int, parent: int | None = None, site: tuple | None = None) -> None:
+        self.seq = seq
+        self.parent = parent
+        self.site = site
+        self.waiter = None  # weakref to the future the task was last seen waiting on
+        self.since = 0.0  # monotonic time since when it has waited on that future
+        self.cache = None  # (stack key, frames, state, awaiting) while the waiter is unchanged
+
+
+def info_for(task: asyncio.Task) -> TaskInfo:
+    """The task's record, created (with no creation site) for tasks made before the hook."""
+    info = records.get(task)
+    if info is None:
+        info = records.setdefault(task, TaskInfo(next(_seq)))
+    return info
+
+
+def _make_factory(inner: Callable | None) -> Callable:
+    def factory(loop, coro, **kwargs):
+        if not _active:
+            if inner is None:
+                return _Task(coro, loop=loop, **kwargs)
+            return inner(loop, coro, **kwargs)
+        site = None
+        parent = None
+        try:
+            if _record_sites:
+                f = _getframe(1)
+                raw = []
+                n = _depth + 3  # room for asyncio's own frames, dropped when formatted
+                while f is not None and n:
+                    raw.append((f.f_code, f.f_lineno))
+                    f = f.f_back
+                    n -= 1
+                site = tuple(raw)
+            current = _current_task(loop)
+            if current is not None:
+                parent = info_for(current).seq
+        except Exception:
+            pass
+        if inner is None:
+            task = _Task(coro, loop=loop, **kwargs)
+        else:
+            task = inner(loop, coro, **kwargs)
+        try:
+            info = records.get(task)
+            if info is None:
+                records[task] = TaskInfo(next(_seq), parent, site)
+            elif info.site is None:  # an eager task that was seen while it ran its first step
+                info.parent, info.site = parent, site
+        except Exception:
+            pass
+        return task
+
+    factory._tasktop_inner = inner  # type: ignore[attr-defined]
+    return factory
+
+
+def _raw_methods(loop) -> tuple[Callable, Callable]:
+    for cls in type(loop).__mro__:
+        if cls in _originals:
+            return _originals[cls]
+    return type(loop).set_task_factory, type(loop).get_task_factory
+
+
+def install_factory(loop) -> None:
+    """Put our factory on ``loop``, chained to whatever factory it has now.  Idempotent."""
+    try:
+        set_raw, get_raw = _raw_methods(loop)
+        current = get_raw(loop)
+        if current is not None and hasattr(current, "_tasktop_inner"):
+            return
+        set_raw(loop, _make_factory(current))
+    except Exception:
+        pass
+
+
+def has_factory(loop) -> bool:
+    try:
+        return hasattr(_raw_methods(loop)[1](loop), "_tasktop_inner")
+    except Exception:
+        return True  # nothing we could do about it anyway
+
+
+def _wrap_class(cls: type) -> None:
+    """Wrap ``set/get_task_factory`` of a loop class so a later application factory is chained."""
+    if cls in _originals or any(c in _originals for c in cls.__mro__):
+        return
+    orig_set, orig_get = cls.set_task_factory, cls.get_task_factory
+
+    def set_task_factory(self, factory):
+        if not _active or (factory is not None and not callable(factory)):
+            return orig_set(self, factory)  # the original raises TypeError as before
+        return orig_set(self, _make_factory(factory))
+
+    def get_task_factory(self):
+        factory = orig_get(self)
+        return getattr(factory, "_tasktop_inner", factory)
+
+    for fn, orig in ((set_task_factory, orig_set), (get_task_factory, orig_get)):
+        fn.__name__, fn.__qualname__, fn.__doc__ = orig.__name__, orig.__qualname__, orig.__doc__
+    try:
+        cls.set_task_factory = set_task_factory
+        cls.get_task_factory = get_task_factory
+    except (TypeError, AttributeError):
+        return  # a static type: the probe thread re-installs the factory when it is replaced
+    _originals[cls] = (orig_set, orig_get)
+
+
+def note_loop(loop, thread_ident: int | None) -> None:
+    """Remember ``loop`` (and the thread running it), and hook its task creation."""
+    if loop not in loops:
+        loops.add(loop)
+        _wrap_class(type(loop))
+    if thread_ident is not None:
+        loop_threads[loop] = thread_ident
+    install_factory(loop)
+
+
+def _set_running_loop(loop):
+    _orig_set_running_loop(loop)
+    if loop is not None and _active:
+        try:
+            note_loop(loop, threading.get_ident())
+        except Exception:
+            pass
+
+
+def _loop_init(self, *args, **kwargs):
+    _orig_init(self, *args, **kwargs)
+    if _active:
+        try:
+            note_loop(self, None)
+        except Exception:
+            pass
+
+
+def install(depth: int = 4, record_sites: bool = True) -> None:
+    """Install the hooks (once per process) and switch them on."""
+    global _installed, _active, _depth, _record_sites, _orig_set_running_loop, _orig_init
+    _depth, _record_sites = depth, record_sites
+    if not _installed:
+        _orig_set_running_loop = events._set_running_loop
+        events._set_running_loop = _set_running_loop
+        asyncio._set_running_loop = _set_running_loop
+        _orig_init = base_events.BaseEventLoop.__init__
+        base_events.BaseEventLoop.__init__ = _loop_init
+        _wrap_class(base_events.BaseEventLoop)
+        uvloop = sys.modules.get("uvloop")
+        if uvloop is not None and isinstance(getattr(uvloop, "Loop", None), type):
+            _wrap_class(uvloop.Loop)
+        _installed = True
+    _active = True
+    running = events._get_running_loop()
+    if running is not None:
+        note_loop(running, threading.get_ident())
+
+
+def uninstall() -> None:
+    """Switch the hooks off: factories already set become pass-through."""
+    global _active
+    _active = False
+
+
+def discover_loops() -> None:
+    """Find loops that were running before the hooks were in place, from their threads' frames."""
+    try:
+        frames = sys._current_frames()
+    except Exception:
+        return
+    for ident, frame in frames.items():
+        depth = 0
+        while frame is not None and depth < 200:
+            depth += 1
+            code = frame.f_code
+            if code.co_name in ("run_forever", "_run_once", "run_until_complete"):
+                try:
+                    candidate = frame.f_locals.get("self")
+                except Exception:
+                    candidate = None
+                if isinstance(candidate, asyncio.AbstractEventLoop) and candidate not in loops:
+                    loops.add(candidate)
+                    _wrap_class(type(candidate))
+                    loop_threads[candidate] = ident
+                    try:
+                        candidate.call_soon_threadsafe(install_factory, candidate)
+                    except Exception:
+                        pass
+                break
+            frame = frame.f_back
+
+
+def snapshot_list(collection) -> list:
+    """``list(collection)`` for a set another thread may change: retry as ``asyncio.all_tasks`` does."""
+    for _ in range(1000):
+        try:
+            return list(collection)
+        except RuntimeError:  # "Set changed size during iteration"
+            continue
+    return []
+
+
+def running_loops() -> list[tuple[Any, int | None]]:
+    """``(loop, thread ident)`` of every known loop that is running now."""
+    found = []
+    for loop in snapshot_list(loops):
+        try:
+            if loop.is_running() and not loop.is_closed():
+                ident = loop_threads.get(loop) or getattr(loop, "_thread_id", None) or None
+                found.append((loop, ident))
+        except Exception:
+            pass
+    return found

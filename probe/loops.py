@@ -1,0 +1,79 @@
+"""Event-loop health: lag from a heartbeat, and stalls named by the code that blocked.
+
+The probe thread posts a tiny callback with ``call_soon_threadsafe`` and notes when it runs:
+the delay is the loop's lag.  While a heartbeat is outstanding for longer than the stall
+threshold, the loop thread is stuck in something that does not yield, so the probe takes that
+thread's stack from ``sys._current_frames()`` *during* the stall: the stack names the blocking
+code.  The last stalls are kept in a bounded ring.  The callback run on the loop does nothing
+but read the clock, so the heartbeat costs the loop next to nothing.
+"""
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+import time
+from typing import Any
+
+from .frames import RawStack, frame_stack
+
+STALL_RING = 10
+
+
+class Stall:
+    __slots__ = ("at", "duration_ms", "stack")
+
+    def __init__(self, at: float, duration_ms: float, stack: RawStack) -> None:
+        self.at, self.duration_ms, self.stack = at, duration_ms, stack
+
+
+class LoopWatch:
+    """The heartbeat state of one loop.  Only the probe thread calls its methods."""
+
+    def __init__(self, loop: Any, ident: int | None) -> None:
+        self.loop = loop
+        self.ident = ident
+        self.sent: float | None = None  # monotonic time of the outstanding heartbeat
+        self.sent_wall = 0.0
+        self.answered: float | None = None  # set by the loop thread
+        self.answered_ident: int | None = None
+        self.lag_ms: float | None = None
+        self.stall_stack: RawStack | None = None
+        self.stalls: collections.deque = collections.deque(maxlen=STALL_RING)
+        self.stall_count = 0
+
+    def _beat(self) -> None:  # runs on the loop: keep it trivial
+        self.answered_ident = threading.get_ident()
+        self.answered = time.monotonic()
+
+    def tick(self, now: float, stall_ms: float) -> bool:
+        """Advance the heartbeat; False when the loop is gone (closed or not running)."""
+        if self.sent is not None and self.answered is not None:
+            self.lag_ms = max(0.0, (self.answered - self.sent) * 1000.0)
+            if self.answered_ident:
+                self.ident = self.answered_ident
+            if self.lag_ms > stall_ms:
+                self.stall_count += 1
+                self.stalls.append(Stall(self.sent_wall, self.lag_ms, self.stall_stack or ()))
+            self.sent = self.answered = None
+            self.stall_stack = None
+        if self.sent is None:
+            try:
+                if not self.loop.is_running() or self.loop.is_closed():
+                    return False
+                self.answered = None
+                self.sent = time.monotonic()
+                self.sent_wall = time.time()
+                self.loop.call_soon_threadsafe(self._beat)
+            except Exception:  # closed between the check and the call
+                return False
+        elif self.stall_stack is None and (now - self.sent) * 1000.0 > stall_ms and self.ident:
+            frame = sys._current_frames().get(self.ident)
+            if frame is not None:
+                self.stall_stack = frame_stack(frame)
+            del frame
+        return True
+
+    def pending_ms(self, now: float) -> float:
+        """How long the outstanding heartbeat has waited (a stall in progress shows here)."""
+        return 0.0 if self.sent is None or self.answered is not None else (now - self.sent) * 1000.0

@@ -1,0 +1,341 @@
+"""The probe thread: one daemon thread that serves the socket, samples, and beats the loops.
+
+Everything runs on one ``selectors`` loop with non-blocking sockets, so no client (slow,
+silent, malicious or gone) can make the thread wait, and the probe owns exactly one thread,
+one listening socket, one wake-up pipe and its client sockets.  Every failure is contained:
+a bad request gets an error reply or a closed connection, and nothing escapes the thread.
+"""
+from __future__ import annotations
+
+import os
+import selectors
+import socket
+import struct
+import threading
+import time
+from typing import Any
+
+from . import hooks, paths, wire
+from .config import Options
+from .snapshot import PROBE_VERSION, State
+
+HEARTBEAT = 0.05  # seconds between loop heartbeats: half the default stall threshold
+_PEERCRED = struct.Struct("3i")
+
+
+class _Client:
+    __slots__ = ("sock", "inbuf", "outbuf", "last", "frame_started", "hello", "closing")
+
+    def __init__(self, sock: socket.socket, now: float) -> None:
+        self.sock = sock
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+        self.last = now
+        self.frame_started: float | None = None
+        self.hello = False
+        self.closing = False  # close once the output is flushed
+
+
+class Server:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.state = State(options)
+        self.path: str | None = None
+        self.listener: socket.socket | None = None
+        self.selector: selectors.BaseSelector | None = None
+        self.clients: dict[int, _Client] = {}
+        self.thread: threading.Thread | None = None
+        self.pid = os.getpid()
+        self._stop = False
+        self._wake_r = self._wake_w = -1
+
+    # -- life cycle (called from host threads) -----------------------------------------------
+    def open(self) -> None:
+        directory = paths.ensure_socket_dir(self.options.directory)
+        self.path = os.path.join(directory, f"{self.pid}.sock")
+        try:
+            os.unlink(self.path)  # a stale socket of a previous process with our pid
+        except FileNotFoundError:
+            pass
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            old = os.umask(0o177)
+            try:
+                listener.bind(self.path)
+            finally:
+                os.umask(old)
+            os.chmod(self.path, 0o600)
+            listener.listen(wire.MAX_CLIENTS)
+            listener.setblocking(False)
+        except BaseException:
+            listener.close()
+            raise
+        self.listener = listener
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(listener, selectors.EVENT_READ, None)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, None)
+
+    def start_thread(self) -> None:
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, name="tasktop-probe", daemon=True)
+        self.thread.start()
+
+    def stop_thread(self, timeout: float = 1.0) -> None:
+        self._stop = True
+        self._wake()
+        thread = self.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self.thread = None
+
+    def close(self, unlink: bool = True) -> None:
+        """Release every fd; ``unlink=False`` in a forked child, whose parent owns the path."""
+        for client in list(self.clients.values()):
+            self._drop(client)
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._wake_r = self._wake_w = -1
+        if self.selector is not None:
+            try:
+                self.selector.close()
+            except Exception:
+                pass
+            self.selector = None
+        if self.listener is not None:
+            try:
+                self.listener.close()
+            except OSError:
+                pass
+            self.listener = None
+        if unlink:
+            self.unlink()
+
+    def unlink(self) -> None:
+        if self.path and os.getpid() == self.pid:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+    def _wake(self) -> None:
+        if self._wake_w >= 0:
+            try:
+                os.write(self._wake_w, b"x")
+            except OSError:
+                pass
+
+    # -- the thread ------------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self.state.exclude.add(threading.get_ident())
+            hooks.discover_loops()
+        except Exception:
+            pass
+        next_sample = time.monotonic()
+        next_beat = time.monotonic()
+        failures = 0
+        while not self._stop:
+            try:
+                now = time.monotonic()
+                if now >= next_beat:
+                    self.state.heartbeat(now)
+                    next_beat = now + HEARTBEAT
+                if now >= next_sample:
+                    self.state.sample()
+                    next_sample = time.monotonic() + self.state.interval
+                timeout = max(0.0, min(next_beat, next_sample) - time.monotonic())
+                if not self.state.watches:
+                    timeout = max(0.0, min(next_sample - time.monotonic(), 0.25))
+                selector = self.selector
+                if selector is None:
+                    return
+                for key, _events in selector.select(timeout):
+                    if key.fileobj is self.listener:
+                        self._accept()
+                    elif key.fileobj == self._wake_r:
+                        try:
+                            os.read(self._wake_r, 512)
+                        except OSError:
+                            pass
+                    else:
+                        client = key.data
+                        if _events & selectors.EVENT_READ:
+                            self._readable(client)
+                        if _events & selectors.EVENT_WRITE and client.sock.fileno() >= 0:
+                            self._writable(client)
+                self._expire(time.monotonic())
+                failures = 0
+            except Exception:
+                # Never let a bug take the thread down on the first try, nor spin forever.
+                failures += 1
+                if failures > 100:
+                    return
+                time.sleep(0.05)
+
+    def _accept(self) -> None:
+        try:
+            sock, _ = self.listener.accept()
+        except OSError:
+            return
+        sock.setblocking(False)
+        now = time.monotonic()
+        client = _Client(sock, now)
+        try:
+            _pid, uid, _gid = _PEERCRED.unpack(
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+        except (OSError, AttributeError, struct.error):
+            uid = -1
+        if uid not in (os.getuid(), 0):
+            self._refuse(client, f"permission denied: uid {uid} may not read process {self.pid}")
+            return
+        if len(self.clients) >= wire.MAX_CLIENTS:
+            self._refuse(client, f"too many clients (limit {wire.MAX_CLIENTS})")
+            return
+        self.clients[sock.fileno()] = client
+        self.selector.register(sock, selectors.EVENT_READ, client)
+
+    def _refuse(self, client: _Client, message: str) -> None:
+        try:
+            client.sock.send(wire.encode({"ok": False, "error": message}))
+        except OSError:
+            pass
+        client.sock.close()
+
+    def _drop(self, client: _Client) -> None:
+        fd = client.sock.fileno()
+        self.clients.pop(fd, None)
+        if self.selector is not None and fd >= 0:
+            try:
+                self.selector.unregister(client.sock)
+            except (KeyError, ValueError):
+                pass
+        try:
+            client.sock.close()
+        except OSError:
+            pass
+
+    def _readable(self, client: _Client) -> None:
+        try:
+            data = client.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(client)
+            return
+        if not data:
+            self._drop(client)
+            return
+        now = time.monotonic()
+        client.last = now
+        if client.closing:
+            return
+        client.inbuf += data
+        while len(client.inbuf) >= wire.HEADER.size and not client.closing:
+            (length,) = wire.HEADER.unpack_from(client.inbuf)
+            if length > wire.MAX_REQUEST:
+                self._fail(client, f"request of {length} bytes is over the limit of {wire.MAX_REQUEST}")
+                return
+            end = wire.HEADER.size + length
+            if len(client.inbuf) < end:
+                break
+            payload = bytes(client.inbuf[wire.HEADER.size:end])
+            del client.inbuf[:end]
+            self._queue(client, self._answer(client, payload))
+        client.frame_started = now if client.inbuf else None
+        if client.frame_started is None:
+            pass
+
+    def _fail(self, client: _Client, message: str) -> None:
+        self._queue(client, {"ok": False, "error": message})
+        client.closing = True
+        client.inbuf.clear()
+
+    def _queue(self, client: _Client, reply: dict) -> None:
+        try:
+            frame = wire.encode(reply)
+        except Exception as exc:
+            frame = wire.encode({"ok": False, "error": f"reply could not be encoded: {exc}"})
+        if len(frame) - wire.HEADER.size > wire.MAX_REPLY:
+            frame = wire.encode({"ok": False, "error": "reply too large"})
+        client.outbuf += frame
+        self._writable(client)
+
+    def _writable(self, client: _Client) -> None:
+        if client.outbuf:
+            try:
+                sent = client.sock.send(client.outbuf)
+                del client.outbuf[:sent]
+                client.last = time.monotonic()
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                self._drop(client)
+                return
+        if client.outbuf:
+            self.selector.modify(client.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, client)
+        elif client.closing:
+            self._drop(client)
+        else:
+            self.selector.modify(client.sock, selectors.EVENT_READ, client)
+
+    def _expire(self, now: float) -> None:
+        for client in list(self.clients.values()):
+            stale = now - client.last > wire.IDLE_TIMEOUT
+            slow = client.frame_started is not None and now - client.frame_started > wire.FRAME_TIMEOUT
+            if stale or slow:
+                self._drop(client)
+
+    # -- requests -----------------------------------------------------------------------------------
+    def _answer(self, client: _Client, payload: bytes) -> dict:
+        try:
+            request = wire.decode(payload)
+        except wire.ProtocolError as exc:
+            client.closing = True
+            return {"ok": False, "error": str(exc)}
+        op = request.get("op")
+        if not client.hello:
+            if op != "hello":
+                client.closing = True
+                return {"ok": False, "error": "expected hello"}
+            if request.get("version") != wire.VERSION:
+                client.closing = True
+                return {"ok": False, "error": f"protocol version {request.get('version')!r} is not "
+                                              f"supported (probe speaks {wire.VERSION})"}
+            client.hello = True
+            return {"ok": True, "version": wire.VERSION, "pid": self.pid, "probe": PROBE_VERSION}
+        try:
+            return {"ok": True, "data": self._dispatch(op, request)}
+        except (LookupError, ValueError, TypeError) as exc:
+            message = exc.args[0] if isinstance(exc, LookupError) and exc.args else str(exc)
+            return {"ok": False, "error": str(message)}
+        except Exception as exc:  # a probe bug: report it, keep serving
+            return {"ok": False, "error": f"internal error: {exc.__class__.__name__}: {exc}"}
+
+    def _dispatch(self, op: Any, request: dict) -> Any:
+        state = self.state
+        if op == "summary":
+            return state.summary()
+        if op == "full":
+            return state.full()
+        if op == "group":
+            return state.group(str(request.get("id")), request.get("offset", 0), request.get("limit", 100))
+        if op == "task":
+            return state.task(int(request.get("id")))
+        if op == "thread":
+            return state.thread(int(request.get("ident")))
+        if op == "threads":
+            return state.threads()
+        if op == "memory":
+            return state.memory(request.get("top", 20))
+        if op == "stalls":
+            return state.stalls()
+        if op == "hello":
+            return {"version": wire.VERSION, "pid": self.pid, "probe": PROBE_VERSION}
+        raise ValueError(f"unknown request {op!r}")

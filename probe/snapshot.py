@@ -1,0 +1,485 @@
+"""Sampling and snapshots: everything the probe answers is built here, on the probe thread.
+
+The background *sample* is cheap on purpose: per task it only checks whether the future the
+task waits on (``_fut_waiter``) is still the same object, which is what "blocked since" means;
+per thread, whether its innermost frame and instruction are the same and the kernel has not
+scheduled it since.  The expensive part, walking a task's await chain, is done when a client
+asks, and cached for as long as the task's waiter does not change: a task parked on the same
+future has not moved, so a pile of 100,000 leaked tasks is walked once, not every second.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import sys
+import threading
+import time
+import weakref
+from typing import Any
+
+from . import hooks, memory, tasks as tasks_mod, threads as threads_mod
+from .config import Options
+from .frames import creation_site, group_id, to_wire
+from .loops import LoopWatch
+from .wire import MAX_GROUPS, MAX_PAGE, SCHEMA
+
+PROBE_VERSION = "0.1.0"
+
+
+_NO_SITE = object()  # threads have no creation site
+
+
+class GroupKey:
+    """One (kind, state, stack), interned so that grouping hashes by identity."""
+
+    __slots__ = ("kind", "state", "stack", "id", "__weakref__")
+
+    def __init__(self, kind: str, state: str, stack: tuple) -> None:
+        self.kind, self.state, self.stack = kind, state, stack
+        self.id = group_id(kind, state, stack)
+
+
+class SiteKey:
+    """A creation stack, interned like ``GroupKey``."""
+
+    __slots__ = ("raw", "stack")
+
+    def __init__(self, raw: tuple, depth: int) -> None:
+        self.raw = raw
+        self.stack = creation_site(raw, depth)
+
+
+class _Group:
+    __slots__ = ("key", "count", "bmin", "bmax", "sites", "members")
+
+    def __init__(self, key: GroupKey) -> None:
+        self.key = key
+        self.count = 0
+        self.bmin = float("inf")
+        self.bmax = 0.0
+        self.sites: dict = {}  # SiteKey | None -> [count, parent ids]
+        self.members: list = []
+
+    def add(self, blocked: float, site: Any, parent: int | None, member: Any) -> None:
+        self.count += 1
+        if blocked < self.bmin:
+            self.bmin = blocked
+        if blocked > self.bmax:
+            self.bmax = blocked
+        entry = self.sites.get(site)
+        if entry is None:
+            entry = self.sites[site] = [0, []]
+        entry[0] += 1
+        if parent is not None and len(entry[1]) < 3 and parent not in entry[1]:
+            entry[1].append(parent)
+        self.members.append(member)
+
+    def to_wire(self, source: bool = False) -> dict:
+        merged: dict = {}
+        for site, (count, parents) in self.sites.items():
+            if site is _NO_SITE:
+                continue
+            stack = site.stack if site is not None else None
+            entry = merged.setdefault(stack, [0, []])
+            entry[0] += count
+            entry[1].extend(p for p in parents if p not in entry[1])
+        created = sorted(merged.items(), key=lambda kv: -kv[1][0])[:10]
+        return {
+            "id": self.key.id,
+            "kind": self.key.kind,
+            "count": self.count,
+            "state": self.key.state,
+            "blocked_min_s": round(self.bmin if self.count else 0.0, 3),
+            "blocked_max_s": round(self.bmax, 3),
+            "stack": to_wire(self.key.stack, source),
+            "created_by": [
+                {"count": count, "stack": to_wire(stack, source) if stack else None, "in_tasks": parents[:3]}
+                for stack, (count, parents) in created
+            ],
+        }
+
+
+def _all_tasks(loop: Any) -> list:
+    for _ in range(100):
+        try:
+            return list(asyncio.all_tasks(loop))
+        except RuntimeError:  # "Set changed size during iteration": retry, as asyncio does
+            continue
+    return []
+
+
+def _process_started() -> float | None:
+    try:
+        with open("/proc/self/stat") as fh:
+            stat = fh.read()
+        ticks = int(stat[stat.rfind(")") + 2:].split()[19])
+        with open("/proc/stat") as fh:
+            for line in fh:
+                if line.startswith("btime"):
+                    return int(line.split()[1]) + ticks / os.sysconf("SC_CLK_TCK")
+    except Exception:
+        return None
+    return None
+
+
+class State:
+    """What the probe knows about its process.  Used only from the probe thread."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.exclude: set[int] = set()  # the probe's own thread(s)
+        self.watches: dict[int, LoopWatch] = {}  # id(loop) -> watch
+        self.loop_numbers: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+        self._next_loop = 1
+        self.thread_seen: dict[int, tuple] = {}  # ident -> (signature, since)
+        self._keys: dict = {}
+        self._sites: dict = {}
+        self.sample_ms = 0.0
+        self.interval = options.interval
+        self.started = _process_started() or time.time()
+
+    # -- loops -------------------------------------------------------------------------
+    def loop_number(self, loop: Any) -> int:
+        number = self.loop_numbers.get(loop)
+        if number is None:
+            number = self.loop_numbers[loop] = self._next_loop
+            self._next_loop += 1
+        return number
+
+    def heartbeat(self, now: float) -> None:
+        """Post/collect heartbeats on every running loop; keep factories installed."""
+        alive = {}
+        for loop, ident in hooks.running_loops():
+            key = id(loop)
+            watch = self.watches.get(key)
+            if watch is None or watch.loop is not loop:
+                watch = LoopWatch(loop, ident)
+                if not hooks.has_factory(loop):
+                    try:
+                        loop.call_soon_threadsafe(hooks.install_factory, loop)
+                    except Exception:
+                        pass
+            if watch.tick(now, self.options.stall_ms):
+                alive[key] = watch
+        self.watches = alive
+
+    # -- sampling ----------------------------------------------------------------------
+    def _task_rows(self) -> list[tuple]:
+        """(task, info, watch) for every live task of every running loop, waiters updated."""
+        now = time.monotonic()
+        out = []
+        info_for = hooks.info_for
+        for watch in list(self.watches.values()):
+            for task in _all_tasks(watch.loop):
+                info = hooks.records.get(task) or info_for(task)
+                waiter = getattr(task, "_fut_waiter", None)
+                if waiter is None:
+                    info.waiter = None
+                    info.since = now
+                    info.cache = None
+                else:
+                    ref = info.waiter
+                    if ref is None or ref() is not waiter:
+                        try:
+                            info.waiter = weakref.ref(waiter)
+                        except TypeError:
+                            info.waiter = lambda w=id(waiter): w  # noqa: E731 - id fallback
+                        info.since = now
+                        info.cache = None
+                out.append((task, info, watch))
+        return out
+
+    def _thread_rows(self) -> list[dict]:
+        now = time.monotonic()
+        rows = threads_mod.current(self.exclude)
+        seen = {}
+        for row in rows:
+            sig = (id(row.pop("frame")), row["lasti"], row["kernel"].get("switches"))
+            prev = self.thread_seen.get(row["ident"])
+            since = prev[1] if prev is not None and prev[0] == sig and row["state"] != "running" else now
+            seen[row["ident"]] = (sig, since)
+            row["blocked_s"] = round(now - since, 3)
+        self.thread_seen = seen
+        return rows
+
+    def sample(self) -> None:
+        """The background sample; adapts the interval to keep its cost under 1% of a core."""
+        t0 = time.thread_time()
+        self._task_rows()
+        self._thread_rows()
+        cost = time.thread_time() - t0
+        self.sample_ms = cost * 1000.0
+        self.interval = min(60.0, max(self.options.interval, cost / 0.01))
+
+    # -- describing ----------------------------------------------------------------------
+    def _intern(self, kind: str, state: str, stack: tuple) -> GroupKey:
+        key = (kind, state, stack)
+        found = self._keys.get(key)
+        if found is None:
+            if len(self._keys) > 50000:
+                self._keys.clear()
+            found = self._keys[key] = GroupKey(kind, state, stack)
+        return found
+
+    def _site(self, info: hooks.TaskInfo) -> Any:
+        site = info.site
+        if site is None or type(site) is SiteKey:
+            return site
+        found = self._sites.get(site)
+        if found is None:
+            if len(self._sites) > 50000:
+                self._sites.clear()
+            found = self._sites[site] = SiteKey(site, self.options.creation_depth)
+        info.site = found
+        return found
+
+    def _describe(self, task: Any, info: hooks.TaskInfo, current: Any) -> tuple:
+        cached = info.cache
+        if cached is not None:
+            return cached
+        stack, state, awaiting, children = tasks_mod.describe(task, current)
+        info_for = hooks.info_for
+        described = (
+            self._intern("task", state, stack),
+            info_for(awaiting).seq if awaiting is not None else None,
+            tuple(info_for(c).seq for c in children),
+        )
+        if info.waiter is not None:
+            info.cache = described
+        return described
+
+    def _collect(self) -> tuple[list, list, dict]:
+        """One consistent pass: task entries, thread rows, groups."""
+        now = time.monotonic()
+        rows = self._task_rows()
+        currents: dict[int, Any] = {}
+        entries = []
+        groups: dict[GroupKey, _Group] = {}
+        for task, info, watch in rows:
+            loop = watch.loop
+            if id(loop) not in currents:
+                try:
+                    currents[id(loop)] = asyncio.current_task(loop)
+                except Exception:
+                    currents[id(loop)] = None
+            try:
+                key, awaiting, children = self._describe(task, info, currents[id(loop)])
+            except Exception:
+                continue
+            blocked = now - info.since if info.waiter is not None else 0.0
+            site = self._site(info)
+            entry = (task, info, watch, key, awaiting, children, blocked)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _Group(key)
+            group.add(blocked, site, info.parent, entry)
+            entries.append(entry)
+        thread_rows = self._thread_rows()
+        for row in thread_rows:
+            key = self._intern("thread", row["state"], row["stack"])
+            row["key"] = key
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _Group(key)
+            group.add(row["blocked_s"], _NO_SITE, None, row)
+        return entries, thread_rows, groups
+
+    # -- replies --------------------------------------------------------------------------
+    def _process(self) -> dict:
+        return {
+            "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "argv": list(getattr(sys, "argv", []) or []),
+            "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+            "started_at": self.started,
+        }
+
+    def _loops(self, entries: list) -> list[dict]:
+        counts: dict[int, int] = {}
+        for entry in entries:
+            counts[id(entry[2])] = counts.get(id(entry[2]), 0) + 1
+        names = {t.ident: t.name for t in threading.enumerate()}
+        now = time.monotonic()
+        out = []
+        for watch in self.watches.values():
+            pending = watch.pending_ms(now)
+            lag = watch.lag_ms
+            if pending > self.options.stall_ms:
+                lag = max(lag or 0.0, pending)
+            out.append({
+                "id": self.loop_number(watch.loop),
+                "thread": watch.ident,
+                "thread_name": names.get(watch.ident),
+                "type": f"{type(watch.loop).__module__}.{type(watch.loop).__qualname__}",
+                "tasks": counts.get(id(watch), 0),
+                "lag_ms": None if lag is None else round(lag, 3),
+                "stall_count": watch.stall_count,
+                "stalls": [
+                    {"at": s.at, "duration_ms": round(s.duration_ms, 3), "stack": to_wire(s.stack)}
+                    for s in watch.stalls
+                ],
+            })
+        return out
+
+    def _summary(self, entries: list, thread_rows: list, groups: dict) -> dict:
+        ordered = sorted(groups.values(), key=lambda g: (-g.count, g.key.kind, g.key.id))
+        return {
+            "schema": SCHEMA,
+            "time": time.time(),
+            "process": self._process(),
+            "probe": {
+                "version": PROBE_VERSION,
+                "interval_s": round(self.interval, 3),
+                "sample_ms": round(self.sample_ms, 3),
+                "creation_stacks": self.options.creation_stacks,
+                "tracemalloc": bool(self.options.tracemalloc),
+            },
+            "totals": {"tasks": len(entries), "threads": len(thread_rows), "loops": len(self.watches),
+                       "groups": len(ordered)},
+            "memory": memory.summary(),
+            "loops": self._loops(entries),
+            "groups": [g.to_wire() for g in ordered[:MAX_GROUPS]],
+        }
+
+    def _task_row(self, entry: tuple, awaited_by: dict, source: bool = False) -> dict:
+        task, info, watch, key, awaiting, children, blocked = entry
+        site = self._site(info)
+        try:
+            name = task.get_name()
+        except Exception:
+            name = None
+        row = {
+            "id": info.seq,
+            "name": name,
+            "group": key.id,
+            "loop": self.loop_number(watch.loop),
+            "state": key.state,
+            "blocked_s": round(blocked, 3),
+            "stack": to_wire(key.stack, source),
+            "created_by": to_wire(site.stack, source) if site is not None and site.stack else None,
+            "created_in": info.parent,
+            "awaiting": awaiting,
+            "awaiting_all": list(children),
+            "awaited_by": sorted(awaited_by.get(info.seq, ())),
+        }
+        return row
+
+    @staticmethod
+    def _awaited_by(entries: list) -> dict:
+        out: dict[int, list] = {}
+        for entry in entries:
+            seq = entry[1].seq
+            if entry[4] is not None:
+                out.setdefault(entry[4], []).append(seq)
+            for child in entry[5]:
+                out.setdefault(child, []).append(seq)
+        return out
+
+    @staticmethod
+    def _thread_row(row: dict, source: bool = False) -> dict:
+        return {
+            "ident": row["ident"],
+            "native_id": row["native_id"],
+            "name": row["name"],
+            "daemon": row["daemon"],
+            "group": row["key"].id,
+            "state": row["state"],
+            "kernel": {"state": row["kernel"]["state"], "syscall": row["kernel"]["syscall"]},
+            "blocked_s": row["blocked_s"],
+            "stack": to_wire(row["stack"], source),
+            "cpu_s": row["kernel"]["cpu_s"],
+        }
+
+    def summary(self) -> dict:
+        return self._summary(*self._collect())
+
+    def full(self) -> dict:
+        entries, thread_rows, groups = self._collect()
+        out = self._summary(entries, thread_rows, groups)
+        awaited_by = self._awaited_by(entries)
+        out["tasks"] = [self._task_row(e, awaited_by) for e in sorted(entries, key=lambda e: e[1].seq)]
+        out["threads"] = [self._thread_row(r) for r in thread_rows]
+        return out
+
+    def group(self, gid: str, offset: int = 0, limit: int = 100) -> dict:
+        entries, thread_rows, groups = self._collect()
+        for group in groups.values():
+            if group.key.id == gid:
+                break
+        else:
+            raise LookupError(f"no group {gid} (it may have emptied)")
+        limit = max(1, min(int(limit), MAX_PAGE))
+        offset = max(0, int(offset))
+        if group.key.kind == "task":
+            members = sorted(group.members, key=lambda e: (-e[6], e[1].seq))[offset:offset + limit]
+            awaited_by = self._awaited_by(entries)
+            items = []
+            for entry in members:
+                row = self._task_row(entry, awaited_by)
+                del row["stack"]
+                items.append(row)
+        else:
+            members = sorted(group.members, key=lambda r: (-r["blocked_s"], r["ident"]))[offset:offset + limit]
+            items = []
+            for r in members:
+                row = self._thread_row(r)
+                del row["stack"]
+                items.append(row)
+        return {"group": group.to_wire(source=True), "total": group.count, "offset": offset, "items": items}
+
+    def task(self, seq: int) -> dict:
+        entries, _threads, _groups = self._collect()
+        by_seq = {e[1].seq: e for e in entries}
+        entry = by_seq.get(int(seq))
+        if entry is None:
+            raise LookupError(f"no task {seq} (it may have finished)")
+        awaited_by = self._awaited_by(entries)
+        row = self._task_row(entry, awaited_by, source=True)
+
+        def brief(seq: int) -> dict:
+            other = by_seq.get(seq)
+            if other is None:
+                return {"id": seq, "name": None, "state": "finished", "group": None}
+            try:
+                name = other[0].get_name()
+            except Exception:
+                name = None
+            top = to_wire(other[3].stack[:1])
+            return {"id": seq, "name": name, "state": other[3].state, "group": other[3].id,
+                    "frame": top[0] if top else None}
+
+        chain, seen, nxt = [], {entry[1].seq}, entry[4]
+        while nxt is not None and nxt not in seen and len(chain) < 50:
+            seen.add(nxt)
+            chain.append(brief(nxt))
+            nxt = by_seq[nxt][4] if nxt in by_seq else None
+        row["awaiting_chain"] = chain
+        row["awaited_by_tasks"] = [brief(s) for s in row["awaited_by"]]
+        row["awaiting_all_tasks"] = [brief(s) for s in row["awaiting_all"][:100]]
+        row["created_in_task"] = brief(row["created_in"]) if row["created_in"] is not None else None
+        return row
+
+    def thread(self, ident: int) -> dict:
+        for row in self._thread_rows():
+            if row["ident"] == int(ident):
+                row["key"] = self._intern("thread", row["state"], row["stack"])
+                return self._thread_row(row, source=True)
+        raise LookupError(f"no thread {ident} (it may have exited)")
+
+    def threads(self) -> list[dict]:
+        out = []
+        for row in self._thread_rows():
+            row["key"] = self._intern("thread", row["state"], row["stack"])
+            out.append(self._thread_row(row))
+        return out
+
+    def memory(self, top: int = 20) -> dict:
+        out = memory.summary()
+        out["top"] = memory.top_sites(max(1, min(int(top), 200)))
+        return out
+
+    def stalls(self) -> list[dict]:
+        return [dict(loop=item["id"], **s) for item in self._loops([]) for s in item["stalls"]]

@@ -1,0 +1,122 @@
+"""The tasktop wire protocol: defined here once, imported by the probe and by every client.
+
+A connection carries *frames*: a 4-byte big-endian unsigned length followed by that many
+bytes of msgpack.  Every frame is a map.  The client speaks first::
+
+    client: {"op": "hello", "version": VERSION}
+    probe:  {"ok": True, "version": VERSION, "pid": ..., "probe": PROBE_VERSION}
+
+then any number of request/reply pairs, strictly one at a time::
+
+    client: {"op": "summary"}
+    probe:  {"ok": True, "data": {...}}      or  {"ok": False, "error": "one line"}
+
+Requests (``op``) and their arguments:
+
+``summary``
+    process, time, totals, loops, memory, groups.  Its size depends on the number of
+    distinct stacks (capped at ``MAX_GROUPS``), never on the number of tasks.
+``group``  ``id``, ``offset`` (0), ``limit`` (100, at most ``MAX_PAGE``)
+    one group of the latest snapshot, with source lines, and one page of its members.
+``task``  ``id``
+    one task: full stack with source lines, creation stack, awaiter chain both ways.
+``thread``  ``ident``
+    one thread, with its kernel state and CPU time.
+``threads``
+    every thread.
+``memory``  ``top`` (20)
+    RSS, gc, and tracemalloc's top allocation sites when tracemalloc is on.
+``stalls``
+    every event-loop stall still in the ring.
+``full``
+    ``summary`` plus every task and every thread, all from one snapshot (``dump --full``).
+
+A frame of a stack is ``{"func": str, "file": str, "line": int}`` (plus ``"source"``
+in ``group``/``task``/``thread`` replies); stacks are lists of frames, innermost first.
+
+Limits: a request frame may be at most ``MAX_REQUEST`` bytes and a reply at most
+``MAX_REPLY``; a peer announcing more is cut off.  The probe closes a connection that
+sends garbage, stays silent for ``IDLE_TIMEOUT`` seconds, or takes more than
+``FRAME_TIMEOUT`` seconds to finish a frame.  At most ``MAX_CLIENTS`` at a time.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from typing import Any
+
+import msgpack
+
+#: Bumped on any incompatible change of requests or replies.
+VERSION = 1
+#: The version of the ``--json`` document of ``tasktop dump`` (see README).
+SCHEMA = 1
+
+HEADER = struct.Struct(">I")
+MAX_REQUEST = 64 * 1024
+MAX_REPLY = 256 * 1024 * 1024
+MAX_CLIENTS = 16
+IDLE_TIMEOUT = 60.0
+FRAME_TIMEOUT = 10.0
+MAX_GROUPS = 500
+MAX_PAGE = 1000
+
+OPS = ("hello", "summary", "group", "task", "thread", "threads", "memory", "stalls", "full")
+
+
+class ProtocolError(Exception):
+    """The peer broke the protocol: bad frame, bad length, wrong version or an error reply."""
+
+
+def encode(obj: Any) -> bytes:
+    """One complete frame (header and payload) for ``obj``."""
+    payload = msgpack.packb(obj, use_bin_type=True, default=_fallback)
+    return HEADER.pack(len(payload)) + payload
+
+
+def decode(payload: bytes) -> dict:
+    """The map inside one frame's payload; anything else is a ``ProtocolError``."""
+    try:
+        obj = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several unrelated types for garbage
+        raise ProtocolError(f"undecodable frame: {exc.__class__.__name__}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("frame is not a map")
+    return obj
+
+
+def _fallback(obj: Any) -> Any:
+    # Never let an odd value (a set, a path, an enum) make a whole reply fail.
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def _recv_exact(sock: socket.socket, n: int, deadline: float) -> bytes:
+    chunks = []
+    while n:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out waiting for the probe")
+        sock.settimeout(remaining)
+        chunk = sock.recv(min(n, 1 << 20))
+        if not chunk:
+            raise ConnectionError("the probe closed the connection")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(sock: socket.socket, timeout: float, limit: int = MAX_REPLY) -> dict:
+    """Read one frame from a blocking socket (the client side)."""
+    deadline = time.monotonic() + timeout
+    (length,) = HEADER.unpack(_recv_exact(sock, HEADER.size, deadline))
+    if length > limit:
+        raise ProtocolError(f"frame of {length} bytes is over the limit of {limit}")
+    return decode(_recv_exact(sock, length, deadline))
+
+
+def write_frame(sock: socket.socket, obj: Any, timeout: float) -> None:
+    sock.settimeout(timeout)
+    sock.sendall(encode(obj))

@@ -1,0 +1,123 @@
+"""The client side of the wire protocol: a blocking connection to one probe.
+
+Used by ``tasktop dump``/``ls`` directly and by the TUI from a worker thread; widgets never see
+it.  Every failure is one of two exceptions with a one-line message: ``ProbeUnavailable``
+(nothing to talk to) and ``ProbeError`` (the probe answered with an error).
+"""
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from tasktop.probe import paths, wire
+
+
+class ProbeUnavailable(Exception):
+    """No probe answers at that socket (no socket, refused, closed, timed out)."""
+
+
+class ProbeError(Exception):
+    """The probe answered a request with an error."""
+
+
+class ProbeClient:
+    def __init__(self, path: str, timeout: float = 10.0) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.sock: socket.socket | None = None
+        self.hello: dict = {}
+
+    @classmethod
+    def for_pid(cls, pid: int, directory: str | None = None, timeout: float = 10.0) -> "ProbeClient":
+        return cls(paths.socket_path(pid, directory), timeout)
+
+    def __enter__(self) -> "ProbeClient":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self.hello.get("pid")
+
+    def connect(self) -> dict:
+        self.close()
+        if not os.path.exists(self.path):
+            raise ProbeUnavailable(f"no probe socket at {self.path}")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self.path)
+            self.sock = sock
+            self.hello = self._exchange({"op": "hello", "version": wire.VERSION})
+        except PermissionError:
+            sock.close()
+            self.sock = None
+            raise ProbeUnavailable(f"permission denied on {self.path}") from None
+        except (OSError, wire.ProtocolError) as exc:
+            sock.close()
+            self.sock = None
+            if isinstance(exc, ProbeError):
+                raise
+            raise ProbeUnavailable(f"no probe answers at {self.path}: {_reason(exc)}") from None
+        return self.hello
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+
+    def _exchange(self, request: dict) -> dict:
+        assert self.sock is not None
+        wire.write_frame(self.sock, request, self.timeout)
+        reply = wire.read_frame(self.sock, self.timeout)
+        if not reply.get("ok"):
+            raise ProbeError(str(reply.get("error") or "the probe refused the request"))
+        return reply
+
+    def request(self, op: str, **args: Any) -> Any:
+        """Send one request and return its ``data``; reconnects once if the probe went away."""
+        if self.sock is None:
+            self.connect()
+        try:
+            return self._exchange({"op": op, **args}).get("data")
+        except ProbeError:
+            raise
+        except (OSError, wire.ProtocolError) as exc:
+            self.close()
+            raise ProbeUnavailable(f"lost the probe at {self.path}: {_reason(exc)}") from None
+
+    def summary(self) -> dict:
+        return self.request("summary")
+
+    def full(self) -> dict:
+        return self.request("full")
+
+    def group(self, group_id: str, offset: int = 0, limit: int = 100) -> dict:
+        return self.request("group", id=group_id, offset=offset, limit=limit)
+
+    def task(self, task_id: int) -> dict:
+        return self.request("task", id=task_id)
+
+    def thread(self, ident: int) -> dict:
+        return self.request("thread", ident=ident)
+
+    def threads(self) -> list:
+        return self.request("threads")
+
+    def memory(self, top: int = 20) -> dict:
+        return self.request("memory", top=top)
+
+    def stalls(self) -> list:
+        return self.request("stalls")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or exc.__class__.__name__
+    return text.splitlines()[0]
