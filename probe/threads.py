@@ -86,12 +86,12 @@ def _read(path: str) -> str | None:
         return None
 
 
-def kernel_state(native_id: int | None) -> dict:
-    """``{state, syscall, cpu_s, switches}`` for a thread of this process, from /proc."""
+def kernel_state(native_id: int | None, pid: int | str = "self") -> dict:
+    """``{state, syscall, cpu_s, switches}`` of a thread (of this process by default), from /proc."""
     out: dict[str, Any] = {"state": None, "syscall": None, "cpu_s": None, "switches": None}
     if not native_id:
         return out
-    base = f"/proc/self/task/{native_id}/"
+    base = f"/proc/{pid}/task/{native_id}/"
     stat = _read(base + "stat")
     if stat:
         fields = stat[stat.rfind(")") + 2:].split()

@@ -1,0 +1,123 @@
+"""Shared fixtures: real target processes started with ``TASKTOP=1``, and waiting without sleeps."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from typing import Any, Callable
+
+import pytest
+
+from tasktop.probe import paths
+from tasktop.tui.client import ProbeClient, ProbeError, ProbeUnavailable
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05,
+               message: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except (ProbeUnavailable, ProbeError, OSError, KeyError, IndexError) as exc:
+            last_exc, value = exc, None
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {message}" + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+class Target:
+    """A real Python process with the probe enabled by the environment variable."""
+
+    def __init__(self, proc: subprocess.Popen, directory: str, script: str) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.directory = directory
+        self.script = script
+        self.path = paths.socket_path(proc.pid, directory)
+
+    def client(self) -> ProbeClient:
+        return ProbeClient(self.path, timeout=15.0)
+
+    def request(self, op: str, **args: Any) -> Any:
+        with self.client() as c:
+            return c.request(op, **args)
+
+    def full(self) -> dict:
+        return self.request("full")
+
+    def summary(self) -> dict:
+        return self.request("summary")
+
+    def wait_ready(self, timeout: float = 20.0) -> "Target":
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if "ready" not in line:
+            out, err = self.proc.communicate(timeout=5) if self.proc.poll() is not None else ("", "")
+            raise AssertionError(f"target did not start: {line!r} {out!r} {err!r}")
+        wait_until(lambda: os.path.exists(self.path), timeout, message=f"probe socket {self.path}")
+        return self
+
+    def groups(self, data: dict | None = None, kind: str = "task") -> list[dict]:
+        data = data or self.summary()
+        return [g for g in data["groups"] if g["kind"] == kind]
+
+    def stop(self) -> tuple[str, str]:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            out, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        return out or "", err or ""
+
+
+@pytest.fixture
+def sockdir():
+    # Unix socket paths are limited to ~107 bytes: keep the directory short.
+    directory = tempfile.mkdtemp(prefix="tt-", dir="/tmp")
+    os.chmod(directory, 0o700)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def target_env(sockdir: str, **extra: str) -> dict:
+    env = dict(os.environ)
+    env.update({"TASKTOP": "1", "TASKTOP_DIR": sockdir, "TASKTOP_INTERVAL": "0.2",
+                "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def spawn(sockdir, tmp_path):
+    """``spawn(source, **env)``: run ``source`` as a script with the probe on; it must print
+    a line containing ``ready`` when the state under test is set up."""
+    started: list[Target] = []
+
+    def _spawn(source: str, python: str = sys.executable, args: tuple = (), wait: bool = True,
+               **env: str) -> Target:
+        script = tmp_path / f"target{len(started)}.py"
+        script.write_text(textwrap.dedent(source))
+        proc = subprocess.Popen([python, str(script), *args], env=target_env(sockdir, **env),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=str(tmp_path))
+        target = Target(proc, sockdir, str(script))
+        started.append(target)
+        return target.wait_ready() if wait else target
+
+    yield _spawn
+    for target in started:
+        target.stop()
+
+
+def tasktop_cmd() -> list[str]:
+    """The installed ``tasktop`` command of this interpreter's environment."""
+    exe = shutil.which("tasktop", path=os.path.dirname(sys.executable))
+    return [exe] if exe else [sys.executable, "-m", "tasktop.tui"]

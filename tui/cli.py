@@ -1,0 +1,344 @@
+"""The ``tasktop`` command.
+
+    tasktop                     pick a probed process and watch it live
+    tasktop PID | --socket P    watch one process live
+    tasktop dump PID [--full] [--json] [--socket P]
+    tasktop ls [--json]
+    tasktop run [--] CMD ARGS…
+    tasktop demo
+
+Every failure is one line on stderr and a non-zero exit status, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Sequence
+
+from tasktop.probe import paths
+
+SUBCOMMANDS = ("dump", "ls", "run", "demo")
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A failure to report as one line: ``tasktop: error: …``."""
+
+    def __init__(self, message: str, status: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage dump
+        raise CliError(f"{message} (see '{self.prog} --help')", EXIT_USAGE)
+
+
+def _pid(text: str) -> int:
+    try:
+        pid = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r}") from None
+    if pid <= 0:
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r}")
+    return pid
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError("the interval must be between 0.1 and 3600 seconds")
+    return value
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("tasktop")
+    except Exception:
+        return "unknown"
+
+
+# -- finding a probe -------------------------------------------------------------------------------
+def _resolve_socket(pid: int | None, socket_path: str | None) -> str:
+    """The socket of a probed process, or a one-line error explaining what is wrong."""
+    if socket_path:
+        if not os.path.exists(socket_path):
+            raise CliError(f"no probe socket at {socket_path}")
+        return socket_path
+    assert pid is not None
+    if not paths.pid_alive(pid):
+        raise CliError(f"no process with pid {pid}")
+    path = paths.socket_path(pid)
+    if not os.path.exists(path):
+        raise NoProbe(pid)
+    return path
+
+
+class NoProbe(CliError):
+    def __init__(self, pid: int) -> None:
+        super().__init__(f"process {pid} has no tasktop probe")
+        self.pid = pid
+
+
+def _connect(path: str):
+    from tasktop.tui.client import ProbeClient, ProbeError, ProbeUnavailable
+
+    client = ProbeClient(path)
+    try:
+        client.connect()
+    except (ProbeUnavailable, ProbeError) as exc:
+        raise CliError(str(exc)) from None
+    return client
+
+
+# -- dump ---------------------------------------------------------------------------------------------
+def cmd_dump(args: argparse.Namespace) -> int:
+    from tasktop.tui import report
+    from tasktop.tui.client import ProbeError, ProbeUnavailable
+
+    if args.pid is None and not args.socket:
+        raise CliError("dump needs a PID or --socket PATH", EXIT_USAGE)
+    try:
+        path = _resolve_socket(args.pid, args.socket)
+    except NoProbe as exc:
+        return _dump_without_probe(exc.pid, args)
+    client = _connect(path)
+    try:
+        data = client.full() if args.full else client.summary()
+    except (ProbeUnavailable, ProbeError) as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        client.close()
+    if args.json:
+        json.dump(report.to_document(data), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(report.render_text(data, full=args.full))
+    return 0
+
+
+def _dump_without_probe(pid: int, args: argparse.Namespace) -> int:
+    from tasktop.tui import pyspy, report
+
+    try:
+        data = pyspy.thread_dump(pid)
+    except pyspy.PySpyError as exc:
+        raise CliError(f"process {pid} has no tasktop probe, and {exc}") from None
+    print(f"tasktop: process {pid} has no probe: showing its threads only, read by py-spy. "
+          f"{pyspy.ENABLE_HINT}.", file=sys.stderr)
+    if args.json:
+        json.dump(report.to_document(data), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(report.render_text(data, full=args.full))
+    return 0
+
+
+# -- ls -----------------------------------------------------------------------------------------------
+def probed_processes(directory: str | None = None, clean: bool = True) -> list[dict]:
+    """Every live probe of this user, with its totals; removes sockets of dead processes."""
+    from tasktop.tui.client import ProbeClient, ProbeError, ProbeUnavailable
+
+    rows = []
+    for pid, path in paths.list_sockets(directory):
+        if not paths.pid_alive(pid):
+            if clean:
+                _remove_stale(path)
+            continue
+        client = ProbeClient(path, timeout=5.0)
+        try:
+            client.connect()
+            data = client.summary()
+        except ConnectionRefusedError:
+            if clean:
+                _remove_stale(path)  # the pid was reused; nobody listens there any more
+            continue
+        except (ProbeUnavailable, ProbeError) as exc:
+            if "Connection refused" in str(exc) and clean:
+                _remove_stale(path)
+                continue
+            rows.append({"pid": pid, "command": f"(not answering: {exc})", "socket": path})
+            continue
+        finally:
+            client.close()
+        proc = data.get("process", {})
+        totals = data.get("totals", {})
+        started = proc.get("started_at")
+        rows.append({
+            "pid": pid,
+            "command": " ".join(proc.get("argv") or []) or proc.get("executable", ""),
+            "python": proc.get("python"),
+            "tasks": totals.get("tasks"),
+            "threads": totals.get("threads"),
+            "rss_bytes": data.get("memory", {}).get("rss_bytes"),
+            "uptime_s": (data.get("time", time.time()) - started) if started else None,
+            "socket": path,
+        })
+    return rows
+
+
+def _remove_stale(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from tasktop.tui import report
+
+    rows = probed_processes()
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(report.render_ls(rows))
+    return 0
+
+
+# -- run / demo ----------------------------------------------------------------------------------------
+def probe_env(base: dict | None = None) -> dict:
+    env = dict(os.environ if base is None else base)
+    env["TASKTOP"] = "1"
+    return env
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise CliError("run needs a command: tasktop run -- CMD ARGS…", EXIT_USAGE)
+    exe = shutil.which(command[0])
+    if exe is None:
+        raise CliError(f"command not found: {command[0]}", 127)
+    sys.stdout.flush()
+    try:
+        os.execve(exe, command, probe_env())  # the command becomes this process: same pid, signals, exit code
+    except OSError as exc:
+        raise CliError(f"cannot run {command[0]}: {exc.strerror or exc}", 126) from None
+    return 0  # not reached
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    cmd = [sys.executable, "-m", "tasktop.probe.demo", "--rate", str(args.rate)]
+    proc = subprocess.Popen(cmd, env=probe_env(), stdin=subprocess.DEVNULL)
+    try:
+        path = paths.socket_path(proc.pid)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(path):
+            if proc.poll() is not None:
+                raise CliError(f"the demo target exited with status {proc.returncode}")
+            if time.monotonic() > deadline:
+                raise CliError("the demo target's probe did not start within 20 seconds")
+            time.sleep(0.05)
+        if args.dump or not sys.stdout.isatty():
+            time.sleep(max(0.0, args.wait))
+            return cmd_dump(argparse.Namespace(pid=None, socket=path, full=False, json=False))
+        return _run_app(path, args.interval)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+# -- the live view ----------------------------------------------------------------------------------------
+def _run_app(socket_path: str | None, interval: float) -> int:
+    from tasktop.tui.app import run
+
+    return run(socket_path, interval)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    if args.pid is None and not args.socket:
+        return _run_app(None, args.interval)
+    try:
+        path = _resolve_socket(args.pid, args.socket)
+    except NoProbe as exc:
+        from tasktop.tui.pyspy import ENABLE_HINT
+
+        raise CliError(f"process {exc.pid} has no tasktop probe; {ENABLE_HINT}; "
+                       f"its threads alone: tasktop dump {exc.pid}") from None
+    _connect(path).close()  # fail now, with one line, rather than inside the app
+    return _run_app(path, args.interval)
+
+
+# -- parsing ---------------------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tasktop", description="See what is piling up inside a Python process.")
+    parser.add_argument("--version", action="version", version=f"tasktop {_version()}")
+    parser.add_argument("pid", nargs="?", type=_pid, help="process to watch (default: pick one)")
+    parser.add_argument("--socket", metavar="PATH", help="probe socket to attach to")
+    parser.add_argument("--interval", type=_interval, default=1.0, metavar="SECONDS",
+                        help="refresh interval (default 1)")
+    return parser
+
+
+def _subparser(name: str) -> argparse.ArgumentParser:
+    prog = f"tasktop {name}"
+    if name == "dump":
+        p = _Parser(prog=prog, description="Print where every task and thread of a process is blocked.")
+        p.add_argument("pid", nargs="?", type=_pid)
+        p.add_argument("--socket", metavar="PATH", help="probe socket instead of a pid")
+        p.add_argument("--full", action="store_true", help="every task and thread, not only groups")
+        p.add_argument("--json", action="store_true", help="the versioned JSON document (schema 1)")
+    elif name == "ls":
+        p = _Parser(prog=prog, description="List this user's processes that have a live probe.")
+        p.add_argument("--json", action="store_true")
+    elif name == "run":
+        p = _Parser(prog=prog, description="Run a command with the probe enabled (TASKTOP=1).")
+        p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
+    else:
+        p = _Parser(prog=prog, description="Start the built-in leaky demo target and watch it.")
+        p.add_argument("--rate", type=float, default=5.0, help="simulated requests per second")
+        p.add_argument("--interval", type=_interval, default=1.0, metavar="SECONDS")
+        p.add_argument("--dump", action="store_true", help="print a dump instead of the live view")
+        p.add_argument("--wait", type=float, default=3.0, help="seconds to let it run before --dump")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        # The tasktop command itself is not a target, even when TASKTOP=1 is exported.
+        import tasktop.probe
+
+        tasktop.probe.stop()
+        if argv and argv[0] in SUBCOMMANDS:
+            name = argv.pop(0)
+            args = _subparser(name).parse_args(argv)
+            return {"dump": cmd_dump, "ls": cmd_ls, "run": cmd_run, "demo": cmd_demo}[name](args)
+        return cmd_watch(_parser().parse_args(argv))
+    except CliError as exc:
+        print(f"tasktop: error: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    except Exception as exc:  # a bug of ours: still one line, with a hint to report it
+        print(f"tasktop: error: {exc.__class__.__name__}: {exc} (this is a bug in tasktop)",
+              file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

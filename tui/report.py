@@ -1,0 +1,215 @@
+"""``tasktop dump`` output: the text report and the versioned ``--json`` document.
+
+The text follows pprof's ``goroutine?debug=1`` (groups, largest first) and ``debug=2``
+(every task and thread, with ``--full``), with py-spy's frame format: ``func (file:line)``,
+innermost frame first.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any, Iterable
+
+from tasktop.probe.wire import SCHEMA
+
+DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "loops", "groups",
+                 "tasks", "threads", "source")
+
+
+def to_document(data: dict) -> dict:
+    """The ``--json`` document (schema 1) for a probe's ``summary`` or ``full`` reply."""
+    doc = {key: data[key] for key in DOCUMENT_KEYS if key in data}
+    doc["schema"] = SCHEMA
+    return doc
+
+
+def duration(seconds: float | None) -> str:
+    """A short human duration: ``850ms``, ``4.2s``, ``14m03s``, ``3h07m``, ``2d04h``."""
+    if seconds is None:
+        return "?"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def size(n: float | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+_LIB = re.compile(r"/lib/python3\.\d+/(?:(?:site|dist)-packages/)?")
+
+
+def short_path(path: str) -> str:
+    """As py-spy shows it: the module path for the standard library and installed packages,
+    relative to the current directory under it, else the path as it is."""
+    found = _LIB.search(path)
+    if found:
+        return path[found.end():]
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def frame_text(frame: dict) -> str:
+    return f"{frame.get('func', '?')} ({short_path(frame.get('file', '?'))}:{frame.get('line', 0)})"
+
+
+def _stack_lines(stack: Iterable[dict] | None, indent: str = "    ") -> list[str]:
+    return [indent + frame_text(f) for f in stack or ()] or [indent + "(no Python frames)"]
+
+
+def _blocked_range(group: dict) -> str:
+    low, high = group.get("blocked_min_s") or 0.0, group.get("blocked_max_s") or 0.0
+    if high <= 0:
+        return "not blocked"
+    if abs(high - low) < 0.05:
+        return f"blocked {duration(high)}"
+    return f"blocked {duration(low)}–{duration(high)}"
+
+
+def _header(data: dict) -> list[str]:
+    proc = data.get("process", {})
+    totals = data.get("totals", {})
+    mem = data.get("memory", {})
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(data.get("time", time.time())))
+    started = proc.get("started_at")
+    uptime = duration(data.get("time", time.time()) - started) if started else "?"
+    argv = " ".join(proc.get("argv") or []) or proc.get("executable", "?")
+    lines = [
+        f"tasktop dump of pid {proc.get('pid', '?')}: {argv}",
+        f"Python {proc.get('python', '?')} ({proc.get('implementation', '?')}), up {uptime}, "
+        f"snapshot at {when}",
+        f"{totals.get('tasks', 0)} tasks, {totals.get('threads', 0)} threads, "
+        f"{totals.get('loops', 0)} event loops; RSS {size(mem.get('rss_bytes'))} "
+        f"(peak {size(mem.get('rss_peak_bytes'))}); gc counts {mem.get('gc_counts', '?')}",
+    ]
+    traced = mem.get("tracemalloc")
+    if traced:
+        lines.append(f"tracemalloc: {size(traced.get('current_bytes'))} "
+                     f"(peak {size(traced.get('peak_bytes'))})")
+    for loop in data.get("loops", []):
+        lag = loop.get("lag_ms")
+        lag_text = "lag ?" if lag is None else f"lag {lag:.1f}ms"
+        line = (f"loop {loop.get('id')} in thread {loop.get('thread_name') or loop.get('thread')} "
+                f"({loop.get('type', '?').rsplit('.', 1)[-1]}): {loop.get('tasks', 0)} tasks, {lag_text}, "
+                f"{loop.get('stall_count', 0)} stalls")
+        lines.append(line)
+        for stall in (loop.get("stalls") or [])[-3:][::-1]:
+            at = time.strftime("%H:%M:%S", time.localtime(stall.get("at", 0)))
+            stack = stall.get("stack") or []
+            where = frame_text(_own_frame(stack)) if stack else "(stack not captured)"
+            lines.append(f"  stalled {stall.get('duration_ms', 0):.0f}ms at {at} in {where}")
+    return lines
+
+
+def _own_frame(stack: list[dict]) -> dict:
+    """The innermost frame outside the standard library, else the innermost one."""
+    for frame in stack:
+        if not _is_stdlib(frame.get("file", "")):
+            return frame
+    return stack[0]
+
+
+def _is_stdlib(path: str) -> bool:
+    return ("/lib/python3" in path and "-packages/" not in path) or path.startswith("<")
+
+
+def _created_lines(created: list[dict], kind: str) -> list[str]:
+    lines = []
+    for site in created or ():
+        stack = site.get("stack")
+        if not stack:
+            continue
+        where = frame_text(stack[0])
+        parents = site.get("in_tasks") or []
+        in_task = f" in task {parents[0]}" if len(parents) == 1 else (
+            f" in tasks {', '.join(map(str, parents))}…" if parents else "")
+        lines.append(f"  created by {where}{in_task}  ×{site.get('count', 0)}")
+        lines.extend("      " + frame_text(f) for f in stack[1:])
+    return lines
+
+
+def render_text(data: dict, full: bool = False) -> str:
+    """The text report of a ``summary`` (or, with ``full``, a ``full``) reply."""
+    lines = _header(data)
+    groups = data.get("groups", [])
+    total_groups = data.get("totals", {}).get("groups", len(groups))
+    lines.append("")
+    lines.append(f"{total_groups} groups (identical kind, state and stack), largest first:")
+    for group in groups:
+        noun = group["kind"] + ("s" if group["count"] != 1 else "")
+        lines.append("")
+        lines.append(f"{group['count']} {noun}: {group['state']}, {_blocked_range(group)}  "
+                     f"[group {group['id']}]")
+        lines.extend(_stack_lines(group.get("stack")))
+        lines.extend(_created_lines(group.get("created_by"), group["kind"]))
+    if len(groups) < total_groups:
+        lines.append(f"\n… {total_groups - len(groups)} more groups not shown")
+    if full:
+        lines.extend(_full_lines(data))
+    return "\n".join(lines) + "\n"
+
+
+def _full_lines(data: dict) -> list[str]:
+    lines = ["", "Every task:"]
+    for task in data.get("tasks", []):
+        state = task["state"]
+        if state == "await task" and task.get("awaiting") is not None:
+            state = f"await task {task['awaiting']}"
+        blocked = f", {duration(task['blocked_s'])}" if task.get("blocked_s") else ""
+        lines.append("")
+        lines.append(f"task {task['id']} [{state}{blocked}] {task.get('name') or ''!s} "
+                     f"(loop {task.get('loop')}, group {task.get('group')})")
+        lines.extend(_stack_lines(task.get("stack")))
+        if task.get("awaiting_all"):
+            lines.append(f"  awaiting tasks {', '.join(map(str, task['awaiting_all']))}")
+        if task.get("awaited_by"):
+            lines.append(f"  awaited by task {', '.join(map(str, task['awaited_by']))}")
+        created = task.get("created_by")
+        if created:
+            where = f" in task {task['created_in']}" if task.get("created_in") is not None else ""
+            lines.append(f"  created by {frame_text(created[0])}{where}")
+            lines.extend("      " + frame_text(f) for f in created[1:])
+    lines.extend(["", "Every thread:"])
+    for thread in data.get("threads", []):
+        kernel = thread.get("kernel") or {}
+        blocked = f", {duration(thread['blocked_s'])}" if thread.get("blocked_s") else ""
+        cpu = thread.get("cpu_s")
+        lines.append("")
+        lines.append(f"thread {thread.get('native_id')} [{thread['state']}{blocked}] "
+                     f"{thread.get('name')!s}{' (daemon)' if thread.get('daemon') else ''}: "
+                     f"kernel {kernel.get('state') or '?'}/{kernel.get('syscall') or '?'}, "
+                     f"cpu {'?' if cpu is None else f'{cpu:.2f}s'}")
+        lines.extend(_stack_lines(thread.get("stack")))
+    return lines
+
+
+def render_ls(rows: list[dict[str, Any]]) -> str:
+    """The ``tasktop ls`` table."""
+    if not rows:
+        return "no process with a tasktop probe is running (start one with TASKTOP=1 python app.py)\n"
+    head = f"{'PID':>7}  {'TASKS':>7}  {'THREADS':>7}  {'RSS':>10}  {'UPTIME':>8}  COMMAND"
+    out = [head]
+    for row in rows:
+        out.append(f"{row['pid']:>7}  {row.get('tasks', '?'):>7}  {row.get('threads', '?'):>7}  "
+                   f"{size(row.get('rss_bytes')):>10}  {duration(row.get('uptime_s')):>8}  "
+                   f"{row.get('command', '')}")
+    return "\n".join(out) + "\n"
