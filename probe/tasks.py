@@ -170,10 +170,10 @@ def describe(task: asyncio.Task, current: asyncio.Task | None) -> tuple[RawStack
     state = classify(stack)
     if task is current:
         state = "running"
+    elif waiter is None:
+        state = "ready"  # not waiting on anything: scheduled, or not started yet
     elif state is None:
-        if waiter is None:
-            state = "ready"
-        elif awaiting is not None:
+        if awaiting is not None:
             state = "await task"
         elif children:
             state = "gather"

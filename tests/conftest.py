@@ -73,8 +73,13 @@ class Target:
         try:
             out, err = self.proc.communicate(timeout=10)
         except subprocess.TimeoutExpired:
+            # Killed, or a grandchild still holds the pipes open: don't wait for their EOF.
             self.proc.kill()
-            out, err = self.proc.communicate()
+            self.proc.wait()
+            out, err = "", ""
+            for pipe in (self.proc.stdout, self.proc.stderr):
+                if pipe is not None:
+                    pipe.close()
         return out or "", err or ""
 
 

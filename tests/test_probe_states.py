@@ -1,0 +1,314 @@
+"""The probe names what every task and thread is blocked on, counts them exactly, and says
+where each was created and for how long it has been blocked."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import wait_until
+
+STATES_TARGET = r'''
+import asyncio, os, socket, sys, threading, time, queue
+
+def site(tag):  # the line numbers the test expects, found by marker
+    for n, line in enumerate(open(__file__), 1):
+        if line.rstrip().endswith("# site:" + tag):
+            return n
+
+async def consume(q):
+    await q.get()
+
+async def produce(q):
+    await q.put("x")
+
+async def sock_reader(loop, s):
+    await loop.sock_recv(s, 100)
+
+async def sock_acceptor(loop, s):
+    await loop.sock_accept(s)
+
+async def stream_reader(reader):
+    await reader.read(100)
+
+async def stream_writer(writer):
+    writer.write(b"x" * 50_000_000)
+    await writer.drain()
+
+async def cond_waiter(cond):
+    async with cond:
+        await cond.wait()
+
+async def sem_waiter(sem):
+    async with sem:
+        pass
+
+async def lock_waiter(lock):
+    async with lock:
+        pass
+
+async def child_proc():
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "import time; time.sleep(600)",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    await proc.wait()
+
+async def forever():
+    await asyncio.get_running_loop().create_future()
+
+async def awaiter(t):
+    await t
+
+async def gatherer():
+    await asyncio.gather(forever(), forever())
+
+async def waiter_for():
+    await asyncio.wait_for(asyncio.get_running_loop().create_future(), 1000)
+
+async def waiter_all(t):
+    await asyncio.wait([t])
+
+async def in_executor():
+    await asyncio.get_running_loop().run_in_executor(None, time.sleep, 600)
+
+async def main():
+    loop = asyncio.get_running_loop()
+    q = asyncio.Queue()
+    full = asyncio.Queue(maxsize=1)
+    full.put_nowait(0)
+    for _ in range(7):
+        asyncio.create_task(consume(q))  # site:consume
+    for _ in range(3):
+        asyncio.create_task(produce(full))  # site:produce
+    ev = asyncio.Event()
+    for _ in range(4):
+        asyncio.ensure_future(ev.wait())  # site:event
+    lock = asyncio.Lock()
+    await lock.acquire()
+    for _ in range(2):
+        loop.create_task(lock_waiter(lock))  # site:lock
+    cond = asyncio.Condition()
+    for _ in range(5):
+        asyncio.create_task(cond_waiter(cond))
+    sem = asyncio.Semaphore(0)
+    for _ in range(6):
+        asyncio.create_task(sem_waiter(sem))
+    for _ in range(8):
+        asyncio.create_task(asyncio.sleep(1000))  # site:sleep
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    asyncio.create_task(sock_reader(loop, a))
+    lsock = socket.socket(); lsock.bind(("127.0.0.1", 0)); lsock.listen(); lsock.setblocking(False)
+    asyncio.create_task(sock_acceptor(loop, lsock))
+    c, d = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=c)
+    asyncio.create_task(stream_reader(reader))
+    e, f = socket.socketpair()
+    e.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    _r2, writer2 = await asyncio.open_connection(sock=e)
+    asyncio.create_task(stream_writer(writer2))
+    asyncio.create_task(child_proc())
+    target = asyncio.create_task(forever())
+    for _ in range(2):
+        asyncio.create_task(awaiter(target))
+    asyncio.create_task(gatherer())
+    asyncio.create_task(waiter_for())
+    asyncio.create_task(waiter_all(target))
+    asyncio.create_task(in_executor())
+    # threads
+    tlock = threading.Lock(); tlock.acquire()
+    threading.Thread(target=lambda: tlock.acquire(), name="t-lock", daemon=True).start()
+    tq = queue.Queue()
+    threading.Thread(target=tq.get, name="t-queue", daemon=True).start()
+    tev = threading.Event()
+    threading.Thread(target=tev.wait, name="t-event", daemon=True).start()
+    g, h = socket.socketpair()
+    threading.Thread(target=g.recv, args=(10,), name="t-recv", daemon=True).start()
+    threading.Thread(target=time.sleep, args=(600,), name="t-sleep", daemon=True).start()
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    print("ready", time.time(), flush=True)
+    await asyncio.sleep(1000)
+
+asyncio.run(main())
+'''
+
+
+def _group(data: dict, state: str, func: str | None = None, kind: str = "task") -> dict:
+    found = [g for g in data["groups"] if g["kind"] == kind and g["state"] == state
+             and (func is None or g["stack"][-1]["func"].split(".")[-1] == func)]
+    assert len(found) == 1, (state, func, [(g["state"], g["count"], g["stack"][:2]) for g in data["groups"]])
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def states_target(tmp_path_factory):
+    # One target for all state checks: starting it is the slow part.
+    import subprocess, tempfile, os, shutil
+    from conftest import Target, target_env
+
+    directory = tempfile.mkdtemp(prefix="tt-", dir="/tmp")
+    script = tmp_path_factory.mktemp("states") / "states_target.py"
+    script.write_text(STATES_TARGET)
+    proc = subprocess.Popen([sys.executable, str(script)], env=target_env(directory),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    target = Target(proc, directory, str(script))
+    line = proc.stdout.readline()
+    assert "ready" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+    target.ready_at = float(line.split()[1])
+    wait_until(lambda: os.path.exists(target.path), message="socket")
+    yield target
+    target.stop()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _site(target, tag: str) -> int:
+    for n, line in enumerate(open(target.script), 1):
+        if line.rstrip().endswith("# site:" + tag):
+            return n
+    raise AssertionError(tag)
+
+
+@pytest.mark.parametrize("state,func,count", [
+    ("Queue.get", "consume", 7),
+    ("Queue.put", "produce", 3),
+    ("Event.wait", "wait", 4),
+    ("Lock.acquire", "lock_waiter", 2),
+    ("Condition.wait", "cond_waiter", 5),
+    ("Semaphore.acquire", "sem_waiter", 6),
+    ("sleep", "sleep", 8),
+    ("socket read", "sock_reader", 1),
+    ("socket accept", "sock_acceptor", 1),
+    ("stream read", "stream_reader", 1),
+    ("stream write", "stream_writer", 1),
+    ("subprocess wait", "child_proc", 1),
+    ("await task", "awaiter", 2),
+    ("gather", "gatherer", 1),
+    ("wait_for", "waiter_for", 1),
+    ("wait", "waiter_all", 1),
+    ("executor", "in_executor", 1),
+    ("future", "forever", 3),  # the awaited target and gather's two children
+])
+def test_task_states_and_exact_counts(states_target, state, func, count):
+    data = states_target.summary()
+    group = _group(data, state, func)
+    assert group["count"] == count
+
+
+def test_thread_states(states_target):
+    data = states_target.request("threads")
+    by_name = {t["name"]: t for t in data}
+    assert by_name["t-lock"]["state"] == "Lock.acquire"
+    assert by_name["t-queue"]["state"] == "Queue.get"
+    assert by_name["t-event"]["state"] == "Event.wait"
+    assert by_name["t-recv"]["state"] == "socket read"
+    assert by_name["t-sleep"]["state"] == "sleep"
+    assert by_name["MainThread"]["state"] in ("idle loop", "running")
+    assert "tasktop-probe" not in by_name  # the probe does not count itself
+    assert all(t["cpu_s"] is not None and t["native_id"] for t in data)
+    assert by_name["t-lock"]["kernel"]["syscall"] == "futex"
+
+
+def test_creation_sites_and_parent(states_target):
+    data = states_target.full()
+    for state, func, tag in [("Queue.get", "consume", "consume"), ("Queue.put", "produce", "produce"),
+                             ("Event.wait", "wait", "event"), ("Lock.acquire", "lock_waiter", "lock"),
+                             ("sleep", "sleep", "sleep")]:
+        group = _group(data, state, func)
+        assert len(group["created_by"]) == 1, group["created_by"]
+        site = group["created_by"][0]
+        assert site["count"] == group["count"]
+        assert site["stack"][0]["func"] == "main"
+        assert site["stack"][0]["line"] == _site(states_target, tag)
+        assert site["stack"][0]["file"] == states_target.script
+    main = [t for t in data["tasks"] if t["stack"] and t["stack"][-1]["func"] == "main"]
+    assert len(main) == 1
+    consumers = [t for t in data["tasks"] if t["group"] == _group(data, "Queue.get", "consume")["id"]]
+    assert len(consumers) == 7
+    assert {t["created_in"] for t in consumers} == {main[0]["id"]}
+    assert all(t["created_by"][0]["line"] == _site(states_target, "consume") for t in consumers)
+
+
+def test_awaiter_graph(states_target):
+    data = states_target.full()
+    tasks = {t["id"]: t for t in data["tasks"]}
+    awaiters = [t for t in data["tasks"] if t["state"] == "await task"]
+    target_id = awaiters[0]["awaiting"]
+    assert {t["awaiting"] for t in awaiters} == {target_id}
+    assert set(tasks[target_id]["awaited_by"]) >= {t["id"] for t in awaiters}
+    gatherer = [t for t in data["tasks"] if t["state"] == "gather"][0]
+    assert len(gatherer["awaiting_all"]) == 2
+    for child in gatherer["awaiting_all"]:
+        assert gatherer["id"] in tasks[child]["awaited_by"]
+    detail = states_target.request("task", id=awaiters[0]["id"])
+    assert detail["awaiting_chain"][0]["id"] == target_id
+    assert detail["stack"][0]["source"] == "await t"
+
+
+def test_totals_match_lists(states_target):
+    data = states_target.full()
+    assert data["totals"]["tasks"] == len(data["tasks"]) == sum(
+        g["count"] for g in data["groups"] if g["kind"] == "task")
+    assert data["totals"]["threads"] == len(data["threads"]) == sum(
+        g["count"] for g in data["groups"] if g["kind"] == "thread")
+    # 7+3+4+2+5+6+8, then sock, accept, stream r/w, subprocess, target, 2 awaiters, gatherer,
+    # wait_for, wait, executor; the gatherer's 2 children; and main itself
+    assert data["totals"]["tasks"] == 35 + 12 + 2 + 1
+    group_ids = {g["id"] for g in data["groups"]}
+    assert all(t["group"] in group_ids for t in data["tasks"])
+
+
+def test_blocked_durations_within_one_interval(states_target):
+    data = states_target.summary()
+    interval = data["probe"]["interval_s"]
+    expected = data["time"] - states_target.ready_at
+    group = _group(data, "Queue.get", "consume")
+    # Lower bound: first seen waiting within one interval of being set up (plus scheduling slack).
+    assert expected - interval - 0.3 <= group["blocked_min_s"] <= group["blocked_max_s"] <= expected + 0.3
+
+
+def test_group_ids_stable_and_group_paging(states_target):
+    first = states_target.summary()
+    second = states_target.summary()
+    ids = lambda d: {(g["state"], g["count"]): g["id"] for g in d["groups"] if g["kind"] == "task"}
+    assert ids(first) == ids(second)
+    gid = _group(first, "sleep", "sleep")["id"]
+    page1 = states_target.request("group", id=gid, offset=0, limit=5)
+    page2 = states_target.request("group", id=gid, offset=5, limit=5)
+    assert page1["total"] == 8 and len(page1["items"]) == 5 and len(page2["items"]) == 3
+    assert not {t["id"] for t in page1["items"]} & {t["id"] for t in page2["items"]}
+    assert page1["group"]["stack"][0]["source"].startswith(("return await future", "await future",
+                                                            "return await", "await"))
+
+
+RUNNING_TARGET = r'''
+import asyncio, time
+
+async def hog():
+    while True:
+        time.sleep(0.05)      # busy: the task stays current while the probe looks
+        await asyncio.sleep(0)
+
+async def yielder():
+    while True:
+        await asyncio.sleep(0)
+
+async def main():
+    asyncio.create_task(hog())
+    for _ in range(3):
+        asyncio.create_task(yielder())
+    await asyncio.sleep(0.1)
+    print("ready", flush=True)
+    await asyncio.sleep(1000)
+
+asyncio.run(main())
+'''
+
+
+def test_running_and_ready(spawn):
+    target = spawn(RUNNING_TARGET)
+
+    def seen():
+        data = target.summary()
+        states = {(g["state"], g["stack"][-1]["func"].split(".")[-1]) for g in data["groups"] if g["kind"] == "task"}
+        return ("running", "hog") in states and ("ready", "yielder") in states
+    wait_until(seen, message="a running hog and ready yielders")
