@@ -147,9 +147,9 @@ class State:
             self._next_loop += 1
         return number
 
-    def heartbeat(self, now: float) -> None:
-        """Post/collect heartbeats on every running loop; keep factories installed."""
-        alive = {}
+    def _refresh_watches(self) -> list[LoopWatch]:
+        """A watch for every running loop (new loops get our task factory installed)."""
+        watches = {}
         for loop, ident in hooks.running_loops():
             key = id(loop)
             watch = self.watches.get(key)
@@ -160,9 +160,15 @@ class State:
                         loop.call_soon_threadsafe(hooks.install_factory, loop)
                     except Exception:
                         pass
-            if watch.tick(now, self.options.stall_ms):
-                alive[key] = watch
-        self.watches = alive
+            watches[key] = watch
+        self.watches = watches
+        return list(watches.values())
+
+    def heartbeat(self, now: float) -> None:
+        """Post/collect heartbeats on every running loop."""
+        for watch in self._refresh_watches():
+            if not watch.tick(now, self.options.stall_ms):
+                self.watches.pop(id(watch.loop), None)
 
     # -- sampling ----------------------------------------------------------------------
     def _task_rows(self) -> list[tuple]:
@@ -170,7 +176,7 @@ class State:
         now = time.monotonic()
         out = []
         info_for = hooks.info_for
-        for watch in list(self.watches.values()):
+        for watch in self._refresh_watches():
             for task in _all_tasks(watch.loop):
                 info = hooks.records.get(task) or info_for(task)
                 waiter = getattr(task, "_fut_waiter", None)

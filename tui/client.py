@@ -75,7 +75,13 @@ class ProbeClient:
 
     def _exchange(self, request: dict) -> dict:
         assert self.sock is not None
-        wire.write_frame(self.sock, request, self.timeout)
+        try:
+            wire.write_frame(self.sock, request, self.timeout)
+        except (BrokenPipeError, ConnectionResetError):
+            # The probe may have refused us at accept (another uid, too many clients):
+            # its reason is waiting to be read.
+            reply = wire.read_frame(self.sock, min(self.timeout, 2.0))
+            raise ProbeError(str(reply.get("error") or "the probe closed the connection"))
         reply = wire.read_frame(self.sock, self.timeout)
         if not reply.get("ok"):
             raise ProbeError(str(reply.get("error") or "the probe refused the request"))
