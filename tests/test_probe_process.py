@@ -1,0 +1,293 @@
+"""The probe in the life of a process: start-up hook, options, stalls, loops in threads, fork,
+exit — and the host's own behaviour left exactly as it was."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import target_env, wait_until
+from tasktop.probe import paths
+from tasktop.tui.client import ProbeClient
+
+HOST = r'''
+import asyncio, sys, threading, queue, warnings
+
+async def work(n):
+    await asyncio.sleep(0.01 * n)
+    return n * n
+
+async def main():
+    results = await asyncio.gather(*(work(n) for n in range(20)))
+    q = queue.Queue()
+    t = threading.Thread(target=lambda: q.put(sum(results)))
+    t.start(); t.join()
+    print("sum", q.get())
+    print("to stderr?", file=sys.stdout)
+
+asyncio.run(main())
+sys.exit(3)
+'''
+
+
+@pytest.mark.parametrize("flags", [[], ["-W", "error"], ["-X", "dev"]])
+def test_host_behaviour_unchanged(sockdir, tmp_path, flags):
+    script = tmp_path / "host.py"
+    script.write_text(HOST)
+    plain_env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTOP")}
+    plain = subprocess.run([sys.executable, *flags, str(script)], env=plain_env,
+                           capture_output=True, text=True, timeout=60)
+    probed = subprocess.run([sys.executable, *flags, str(script)], env=target_env(sockdir),
+                            capture_output=True, text=True, timeout=60)
+    assert plain.returncode == probed.returncode == 3
+    assert plain.stdout == probed.stdout == "sum 2470\nto stderr?\n"
+    assert probed.stderr == plain.stderr == ""
+    assert os.listdir(sockdir) == []  # the socket went away with the process
+
+
+def test_no_probe_unless_asked(sockdir, tmp_path):
+    script = tmp_path / "s.py"
+    script.write_text("import sys; print('tasktop.probe.server' in sys.modules, 'asyncio' in sys.modules)")
+    for value in (None, "", "0"):
+        env = target_env(sockdir)
+        env.pop("TASKTOP")
+        if value is not None:
+            env["TASKTOP"] = value
+        out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
+        assert out.stdout.strip() == "False False", value  # the hook imported nothing
+    out = subprocess.run([sys.executable, str(script)], env=target_env(sockdir), capture_output=True,
+                         text=True)
+    assert out.stdout.strip().startswith("True")
+
+
+STALL = r'''
+import asyncio, time
+
+def compress_archive():
+    time.sleep(0.6)   # blocking call inside a coroutine: the loop stalls
+
+async def main():
+    print("ready", flush=True)
+    while True:
+        await asyncio.sleep(0.3)
+        compress_archive()
+
+asyncio.run(main())
+'''
+
+
+def test_stalls_are_caught_with_the_blocking_function(spawn):
+    target = spawn(STALL)
+
+    def stalled():
+        loops = target.summary()["loops"]
+        stalls = [s for s in loops[0]["stalls"] if s["stack"]]
+        return stalls if len(stalls) >= 2 else None
+    stalls = wait_until(stalled, timeout=20, message="two stalls")
+    for stall in stalls:
+        assert stall["stack"][0]["func"] == "compress_archive"
+        assert stall["duration_ms"] >= 100
+        assert stall["duration_ms"] < 5000
+    assert target.request("stalls")[0]["stack"][0]["func"] == "compress_archive"
+
+
+LOOP_THREADS = r'''
+import asyncio, threading
+
+async def side_worker(ev):
+    await ev.wait()
+
+def run_side(name, n):
+    async def main():
+        ev = asyncio.Event()
+        tasks = [asyncio.create_task(side_worker(ev)) for _ in range(n)]
+        await asyncio.sleep(1000)
+    asyncio.run(main())
+
+for name, n in (("side-a", 3), ("side-b", 5)):
+    threading.Thread(target=run_side, args=(name, n), name=name, daemon=True).start()
+
+async def main():
+    await asyncio.sleep(0.3)
+    print("ready", flush=True)
+    await asyncio.sleep(1000)
+asyncio.run(main())
+'''
+
+
+def test_loops_in_other_threads(spawn):
+    target = spawn(LOOP_THREADS)
+
+    def three_loops():
+        data = target.full()
+        return data if len(data["loops"]) == 3 and data["totals"]["tasks"] == 1 + 4 + 6 else None
+    data = wait_until(three_loops, message="three loops")
+    by_thread = {loop["thread_name"]: loop for loop in data["loops"]}
+    assert by_thread["side-a"]["tasks"] == 4 and by_thread["side-b"]["tasks"] == 6
+    assert by_thread["MainThread"]["tasks"] == 1
+    assert all(loop["lag_ms"] is not None for loop in data["loops"])
+    workers = [g for g in data["groups"] if g["kind"] == "task" and g["stack"][-1]["func"] == "side_worker"]
+    assert sum(g["count"] for g in workers) == 8
+    site = workers[0]["created_by"][0]["stack"][0]
+    assert "main" in site["func"] and site["file"] == target.script
+
+
+FORK = r'''
+import asyncio, os, sys, time
+
+async def child_main():
+    ev = asyncio.Event()
+    for _ in range(4):
+        asyncio.create_task(ev.wait())
+    print("child", os.getpid(), flush=True)
+    await asyncio.sleep(1000)
+
+async def parent_main():
+    ev = asyncio.Event()
+    for _ in range(2):
+        asyncio.create_task(ev.wait())
+    await asyncio.sleep(1000)
+
+pid = os.fork()
+if pid == 0:
+    asyncio.run(child_main())
+else:
+    print("ready", pid, flush=True)
+    try:
+        asyncio.run(parent_main())
+    finally:
+        os.kill(pid, 9)
+'''
+
+
+def test_forked_child_gets_its_own_probe(spawn):
+    target = spawn(FORK)
+    child = int(target.proc.stdout.readline().split()[1])
+    child_path = paths.socket_path(child, target.directory)
+    wait_until(lambda: os.path.exists(child_path), message="the child's socket")
+
+    def tasks_of(path, n):
+        with ProbeClient(path) as client:
+            data = client.summary()
+        return data if data["totals"]["tasks"] == n else None
+    child_data = wait_until(lambda: tasks_of(child_path, 5), message="child's 4+1 tasks")
+    assert child_data["process"]["pid"] == child
+    parent_data = wait_until(lambda: tasks_of(target.path, 3), message="parent's 2+1 tasks")
+    assert parent_data["process"]["pid"] == target.pid
+    assert os.path.exists(target.path)
+
+
+MULTIPROC = r'''
+import multiprocessing as mp, os, sys, time
+
+def child(conn):
+    conn.send(os.getpid())
+    conn.recv()  # until the parent says so
+
+if __name__ == "__main__":
+    mp.set_start_method(sys.argv[1])
+    pipes, procs = [], []
+    for _ in range(2):
+        a, b = mp.Pipe()
+        p = mp.Process(target=child, args=(b,))
+        p.start()
+        pipes.append(a); procs.append(p)
+    pids = [a.recv() for a in pipes]
+    print("ready", *pids, flush=True)
+    sys.stdin.readline()
+    for a in pipes:
+        a.send("bye")
+    for p in procs:
+        p.join()
+    print("done", [p.exitcode for p in procs], flush=True)
+'''
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_multiprocessing_children_each_get_a_probe_and_clean_up(sockdir, tmp_path, method):
+    script = tmp_path / "mp.py"
+    script.write_text(MULTIPROC)
+    proc = subprocess.Popen([sys.executable, str(script), method], env=target_env(sockdir),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("ready"), line + proc.stderr.read()
+        pids = [int(p) for p in line.split()[1:]]
+        for pid in [proc.pid, *pids]:
+            path = paths.socket_path(pid, sockdir)
+            wait_until(lambda: os.path.exists(path), message=f"socket of {pid}")
+            with ProbeClient(path) as client:
+                assert client.summary()["process"]["pid"] == pid
+        out, err = proc.communicate("\n", timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert out.strip() == "done [0, 0]"
+    assert err == ""
+    assert os.listdir(sockdir) == []  # os._exit in fork children, atexit elsewhere
+
+
+EXPLICIT = r'''
+import asyncio, os, sys
+sys.path[:0] = PATHS
+import tasktop.probe
+
+async def idle(ev):
+    await ev.wait()
+
+async def main():
+    ev = asyncio.Event()
+    tasks = [asyncio.create_task(idle(ev)) for _ in range(3)]   # before the probe
+    assert tasktop.probe.start(directory=DIR, interval=0.2)
+    more = [asyncio.create_task(idle(ev)) for _ in range(2)]    # after: with creation sites
+    print("ready", tasktop.probe.socket_path(), flush=True)
+    await asyncio.sleep(1000)
+
+asyncio.run(main())
+'''
+
+
+def test_explicit_start_finds_the_running_loop(sockdir, tmp_path):
+    script = tmp_path / "explicit.py"
+    script.write_text(EXPLICIT.replace("PATHS", repr(sys.path)).replace("DIR", repr(sockdir)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTOP")}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("ready"), line + proc.stderr.read()
+        with ProbeClient(line.split()[1]) as client:
+            data = client.full()
+        idle = [t for t in data["tasks"] if t["stack"] and t["stack"][-1]["func"] == "idle"]
+        assert len(idle) == 5
+        assert sorted(t["created_by"] is not None for t in idle) == [False] * 3 + [True] * 2
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def test_options_tracemalloc_and_no_creation_stacks(spawn):
+    target = spawn(r'''
+        import asyncio
+        KEEP = []
+        async def hold():
+            KEEP.append(bytearray(3_000_000))
+            await asyncio.Event().wait()
+        async def main():
+            global T
+            T = [asyncio.create_task(hold()) for _ in range(2)]
+            await asyncio.sleep(0.1)
+            print("ready", flush=True)
+            await asyncio.sleep(1000)
+        asyncio.run(main())
+    ''', TASKTOP_TRACEMALLOC="5", TASKTOP_CREATION_STACKS="0")
+    data = target.full()
+    assert data["probe"]["tracemalloc"] is True and data["probe"]["creation_stacks"] is False
+    assert data["memory"]["tracemalloc"]["current_bytes"] >= 6_000_000
+    assert all(t["created_by"] is None for t in data["tasks"])
+    top = target.request("memory", top=5)["top"]
+    assert top[0]["file"] == target.script and top[0]["size_bytes"] >= 6_000_000
