@@ -93,6 +93,13 @@ def _header(data: dict) -> list[str]:
     started = proc.get("started_at")
     uptime = duration(data.get("time", time.time()) - started) if started else "?"
     argv = " ".join(proc.get("argv") or []) or proc.get("executable", "?")
+    if data.get("source") == "py-spy":
+        return [
+            f"tasktop dump of pid {proc.get('pid', '?')}: {argv}",
+            "threads only, read by py-spy: this process has no tasktop probe "
+            "(asyncio tasks need it: TASKTOP=1)",
+            f"{totals.get('threads', 0)} threads; RSS {size(mem.get('rss_bytes'))}; snapshot at {when}",
+        ]
     lines = [
         f"tasktop dump of pid {proc.get('pid', '?')}: {argv}",
         f"Python {proc.get('python', '?')} ({proc.get('implementation', '?')}), up {uptime}, "
