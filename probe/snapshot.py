@@ -150,7 +150,10 @@ class State:
     def _refresh_watches(self) -> list[LoopWatch]:
         """A watch for every running loop (new loops get our task factory installed)."""
         watches = {}
+        live = sys._current_frames().keys()
         for loop, ident in hooks.running_loops():
+            if ident is not None and ident not in live:
+                continue  # "running" in a thread that is gone: a loop copied by fork()
             key = id(loop)
             watch = self.watches.get(key)
             if watch is None or watch.loop is not loop:
