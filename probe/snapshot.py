@@ -13,6 +13,7 @@ import asyncio
 import os
 import platform
 import sys
+import sysconfig
 import threading
 import time
 import weakref
@@ -25,6 +26,7 @@ from .loops import LoopWatch
 from .wire import MAX_GROUPS, MAX_PAGE, SCHEMA
 
 PROBE_VERSION = "0.1.0"
+_STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
 
 
 _NO_SITE = object()  # threads have no creation site
@@ -456,7 +458,8 @@ class State:
                 name = other[0].get_name()
             except Exception:
                 name = None
-            top = to_wire(other[3].stack[:1])
+            own = [item for item in other[3].stack if not item[0].co_filename.startswith(_STDLIB)]
+            top = to_wire((own or other[3].stack)[:1])
             return {"id": seq, "name": name, "state": other[3].state, "group": other[3].id,
                     "frame": top[0] if top else None}
 

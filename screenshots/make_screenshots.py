@@ -1,0 +1,146 @@
+"""Make the README's screenshots: the real app, attached to the real demo target.
+
+Run from anywhere with the dev environment's Python::
+
+    python screenshots/make_screenshots.py [--size 100x30] [--wait 15]
+
+It starts ``python -m tasktop.probe.demo`` with the probe (and tracemalloc) on, attaches the
+app in a headless terminal, lets it watch for ``--wait`` seconds so the history and the leak
+marker have something to show, then visits every screen and writes ``NAME.svg`` and
+``NAME.png`` next to this script.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MONO_FONT = os.environ.get("TASKTOP_SCREENSHOT_FONT", "DejaVu Sans Mono")
+
+
+def start_demo(directory: str) -> subprocess.Popen:
+    env = dict(os.environ, TASKTOP="1", TASKTOP_DIR=directory, TASKTOP_TRACEMALLOC="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "tasktop.probe.demo", "--ready"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline() if proc.stdout else ""
+    if "ready" not in line:
+        proc.kill()
+        raise SystemExit(f"the demo did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
+    return proc
+
+
+def wait_for_socket(path: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no probe socket at {path}")
+        time.sleep(0.05)
+
+
+async def until(pilot, predicate, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out waiting for the app")
+        await pilot.pause(0.05)
+
+
+def to_png(svg: str) -> str:
+    """Render the SVG with a monospace font that is installed: Textual's SVG asks for Fira Code
+    from the web, which cairosvg cannot fetch, and a proportional fallback misaligns columns."""
+    import cairosvg
+
+    with open(svg, encoding="utf-8") as fh:
+        text = fh.read()
+    text = text.replace("Fira Code, monospace", f"{MONO_FONT}, monospace").replace('"Fira Code"', f'"{MONO_FONT}"')
+    png = svg[:-4] + ".png"
+    cairosvg.svg2png(bytestring=text.encode("utf-8"), write_to=png)
+    return png
+
+
+async def shoot(app, name: str, out: str) -> None:
+    svg = app.save_screenshot(f"{name}.svg", path=out)
+    print(to_png(svg))
+
+
+async def attached_screens(path: str, size: tuple, wait: float, out: str) -> None:
+    from tasktop.tui.app import TasktopApp
+    from tasktop.tui.screens.main import MainScreen
+
+    app = TasktopApp(path, interval=1.0)
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, MainScreen) and app.screen.session.model.summary)
+        await pilot.pause(wait)
+        await shoot(app, "main", out)
+
+        async def detail() -> None:
+            await until(pilot, lambda: getattr(app.screen, "data", None) is not None)
+            await pilot.pause(0.3)
+
+        await pilot.press("enter")  # the largest group: the leak
+        await detail()
+        await shoot(app, "group", out)
+        await pilot.press("escape", "slash", *"generate_invoices", "enter", "enter")
+        await detail()
+        await pilot.press("enter")
+        await detail()
+        await shoot(app, "task", out)
+        await pilot.press("escape", "escape", "escape", "t", "t", "slash", *"write_ledger", "enter", "enter")
+        await detail()
+        await pilot.press("enter")
+        await detail()
+        await shoot(app, "thread", out)
+        await pilot.press("escape", "escape", "escape", "t")
+        await pilot.press("l")
+        await pilot.pause(0.5)
+        await shoot(app, "stalls", out)
+        await pilot.press("escape", "m")
+        await detail()
+        await shoot(app, "memory", out)
+        await pilot.press("escape", "question_mark")
+        await pilot.pause(0.3)
+        await shoot(app, "help", out)
+
+
+async def picker_screen(directory: str, size: tuple, out: str) -> None:
+    from tasktop.tui.app import TasktopApp
+
+    app = TasktopApp(None, socket_dir=directory)
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: bool(app.screen.query("#probes")) and app.screen.query_one("#probes").row_count)
+        await pilot.pause(0.3)
+        await shoot(app, "picker", out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="100x30", help="terminal size, COLUMNSxROWS (default 100x30)")
+    parser.add_argument("--wait", type=float, default=15.0, help="seconds to watch before the first shot")
+    parser.add_argument("--out", default=HERE, help="where to write the files (default: next to this script)")
+    args = parser.parse_args()
+    size = tuple(int(x) for x in args.size.lower().split("x"))
+    directory = tempfile.mkdtemp(prefix="tt-shots-", dir="/tmp")
+    os.chmod(directory, 0o700)
+    demo = start_demo(directory)
+    try:
+        path = os.path.join(directory, f"{demo.pid}.sock")
+        wait_for_socket(path)
+        asyncio.run(attached_screens(path, size, args.wait, args.out))
+        asyncio.run(picker_screen(directory, size, args.out))
+    finally:
+        demo.terminate()
+        try:
+            demo.wait(10)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

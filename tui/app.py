@@ -1,0 +1,123 @@
+"""The tasktop Textual app: the picker, or an attachment to one probe, and the keys that work
+everywhere.
+
+Data flows one way: the watcher (a thread) polls the probe and posts messages; the main screen
+puts them in the model; widgets draw from the model.  ``connection_factory`` and
+``watcher_factory`` are the app's only boundaries with the outside world, which is what the
+snapshot tests replace with recorded data.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+from textual.app import App
+from textual.binding import Binding
+
+from .client import ProbeError, ProbeUnavailable
+from .connection import Connection
+from .session import Session
+from .watcher import Watcher
+
+CSS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasktop.tcss")
+
+
+class TasktopApp(App):
+    CSS_PATH = CSS_FILE
+    TITLE = "tasktop"
+    ENABLE_COMMAND_PALETTE = False
+    # A tall terminal gets taller sparklines (see tasktop.tcss: ``Screen.-tall``).
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
+    BINDINGS = [
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, socket_path: str | None = None, interval: float = 1.0, *,
+                 socket_dir: str | None = None,
+                 connection_factory: Callable[[str], Connection] = Connection,
+                 watcher_factory: Callable[..., Watcher] = Watcher,
+                 scanner: Callable[[str | None], list] | None = None,
+                 export_dir: str | None = None) -> None:
+        super().__init__()
+        self.socket_path = socket_path
+        self.interval = interval
+        self.socket_dir = socket_dir
+        self.connection_factory = connection_factory
+        self.watcher_factory = watcher_factory
+        self.scanner = scanner
+        self.export_dir = export_dir
+        self.exports: list[tuple[str, str]] = []  # what ``e`` wrote, for the user and the tests
+
+    def on_mount(self) -> None:
+        if self.socket_path:
+            self.attach(self.socket_path)
+        else:
+            from .screens.picker import PickerScreen
+
+            if self.scanner is not None:
+                self.push_screen(PickerScreen(self.socket_dir, self.scanner))
+            else:
+                self.push_screen(PickerScreen(self.socket_dir))
+
+    def attach(self, path: str, from_picker: bool = False) -> None:
+        """Open the main view on the probe at ``path``."""
+        from .screens.main import MainScreen
+
+        session = Session(self.connection_factory(path), self.interval)
+        self.push_screen(MainScreen(session, self.watcher_factory, from_picker=from_picker))
+
+    # Keys that work everywhere ---------------------------------------------------------------
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def export(self, session: Session) -> None:
+        """Fetch ``full()`` on a worker thread and write the dump files (``e``)."""
+        from . import export
+
+        connection = session.connection
+        last = session.model.summary
+        directory = self.export_dir or export.export_dir()
+
+        def tell(message: str, **kwargs) -> None:
+            try:
+                self.call_from_thread(self.notify, message, **kwargs)
+            except RuntimeError:  # the app closed while we were writing
+                pass
+
+        def work() -> None:
+            note = ""
+            try:
+                data = connection.full()
+            except (ProbeUnavailable, ProbeError) as exc:
+                if last is None:
+                    tell(f"Nothing to export: {exc}", severity="error")
+                    return
+                data, note = last, " (the last summary: the probe did not answer)"
+            try:
+                paths = export.write_export(data, directory)
+            except Exception as exc:
+                tell(f"Export failed: {exc.__class__.__name__}: {exc}", severity="error", timeout=8)
+                return
+            self.exports.append(paths)
+            tell(f"Exported{note}:\n{paths[0]}\n{paths[1]}", title="Export", timeout=8)
+
+        self.notify("Exporting…", timeout=2)
+        self.run_worker(work, thread=True, group="export", exit_on_error=False)
+
+
+def run(socket_path: str | None = None, interval: float = 1.0) -> int:
+    """Run the TUI: attached to the probe at ``socket_path``, or the picker when it is None."""
+    app = TasktopApp(socket_path, interval)
+    app.run()
+    if app.return_code not in (None, 0):
+        return int(app.return_code)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - convenience for development
+    sys.exit(run(sys.argv[1] if len(sys.argv) > 1 else None))

@@ -1,0 +1,311 @@
+"""The client-side model: what the TUI knows beyond the latest snapshot.
+
+The probe answers "what is there now"; whether something is *piling up* needs history, which
+only the client has: totals and RSS since attaching (the sparklines), each group's count over
+the last minutes (its growth per minute, and whether it keeps growing: a leak suspect), the
+baseline the user set, and every event-loop stall seen since attaching (the probe keeps only
+the last few).  Pure Python with no Textual import, so all of it is unit-tested directly.
+
+Times are the snapshot's own ``time`` field (the target's clock), not the client's: a recorded
+snapshot then replays identically, and a slow reply does not distort a rate.
+"""
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Deque, Iterable
+
+from . import stacks
+
+SORTS = ("count", "growth", "blocked")
+KINDS = ("both", "task", "thread")
+
+
+@dataclass
+class Sample:
+    """One point of the history: totals at one snapshot."""
+
+    t: float
+    tasks: int
+    threads: int
+    rss: int | None
+
+
+@dataclass
+class Baseline:
+    """What was there when the user pressed ``b``: changes are shown against it."""
+
+    t: float
+    tasks: int
+    threads: int
+    rss: int | None
+    counts: dict = field(default_factory=dict)  # group id -> count
+
+
+@dataclass
+class GroupRow:
+    """One line of the groups table, ready to format."""
+
+    id: str
+    kind: str
+    state: str
+    count: int
+    change: float | None  # per minute, or against the baseline when one is set
+    suspect: bool
+    blocked_max: float
+    blocked_min: float
+    where: str
+    group: dict
+
+
+@dataclass
+class Stall:
+    loop: int
+    thread_name: str | None
+    at: float
+    duration_ms: float
+    stack: list
+
+
+class Model:
+    """History and derived facts, fed one summary at a time by :meth:`update`.
+
+    ``window`` is how far back growth per minute looks; ``suspect_window`` is how far back the
+    leak heuristic looks, ``suspect_span`` the least history it needs before it says anything.
+    """
+
+    def __init__(self, max_samples: int = 3600, window: float = 60.0, suspect_window: float = 120.0,
+                 suspect_span: float = 10.0, max_stalls: int = 500) -> None:
+        self.window = window
+        self.suspect_window = suspect_window
+        self.suspect_span = suspect_span
+        self.summary: dict | None = None
+        self.samples: Deque[Sample] = collections.deque(maxlen=max_samples)
+        self.counts: dict[str, Deque[tuple]] = {}
+        self.baseline: Baseline | None = None
+        self.stalls: list[Stall] = []  # newest first
+        self._stall_keys: set = set()
+        self._max_stalls = max_stalls
+        self._text: dict[str, str] = {}
+        self.memory_sites_baseline: dict | None = None
+        self._memory_baseline_pending = True
+
+    # -- feeding ---------------------------------------------------------------------------
+    def update(self, summary: dict) -> None:
+        """Take one ``summary`` reply (or the summary part of ``full``)."""
+        t = float(summary.get("time") or 0.0)
+        if self.samples and t <= self.samples[-1].t:
+            # The same snapshot twice (or a clock step back): keep the newest data, no new point.
+            self.summary = summary
+            return
+        previous = self.samples[-1].t if self.samples else None
+        totals = summary.get("totals") or {}
+        memory = summary.get("memory") or {}
+        self.samples.append(Sample(t, int(totals.get("tasks") or 0), int(totals.get("threads") or 0),
+                                   memory.get("rss_bytes")))
+        seen = set()
+        for group in summary.get("groups") or ():
+            gid = group["id"]
+            seen.add(gid)
+            history = self.counts.get(gid)
+            if history is None:
+                history = self.counts[gid] = collections.deque()
+                if previous is not None:
+                    history.append((previous, 0))  # it was not there a snapshot ago: it grew from 0
+            history.append((t, int(group.get("count") or 0)))
+        horizon = t - max(self.window, self.suspect_window)
+        for gid in list(self.counts):
+            history = self.counts[gid]
+            if gid not in seen:
+                history.append((t, 0))
+            while len(history) > 2 and history[1][0] <= horizon:
+                history.popleft()
+            if gid not in seen and all(c == 0 for _, c in history):
+                del self.counts[gid]
+                self._text.pop(gid, None)
+        self._take_stalls(summary)
+        self.summary = summary
+
+    def _take_stalls(self, summary: dict) -> None:
+        fresh = []
+        for loop in summary.get("loops") or ():
+            for stall in loop.get("stalls") or ():
+                key = (loop.get("id"), stall.get("at"))
+                if key in self._stall_keys:
+                    continue
+                self._stall_keys.add(key)
+                fresh.append(Stall(loop.get("id") or 0, loop.get("thread_name"), float(stall.get("at") or 0.0),
+                                   float(stall.get("duration_ms") or 0.0), list(stall.get("stack") or ())))
+        if fresh:
+            self.stalls = sorted(fresh + self.stalls, key=lambda s: -s.at)[:self._max_stalls]
+            self._stall_keys = {(s.loop, s.at) for s in self.stalls}
+
+    def set_baseline(self) -> Baseline | None:
+        """Make the latest snapshot the baseline; changes are shown against it from now on."""
+        if not self.samples or self.summary is None:
+            return None
+        last = self.samples[-1]
+        counts = {g["id"]: int(g.get("count") or 0) for g in self.summary.get("groups") or ()}
+        self.baseline = Baseline(last.t, last.tasks, last.threads, last.rss, counts)
+        self._memory_baseline_pending = True
+        return self.baseline
+
+    def clear_baseline(self) -> None:
+        self.baseline = None
+        self._memory_baseline_pending = True
+
+    # -- totals and history ---------------------------------------------------------------
+    @property
+    def now(self) -> float | None:
+        return self.samples[-1].t if self.samples else None
+
+    def history(self, name: str) -> list[float]:
+        """``tasks``, ``threads`` or ``rss`` per snapshot, since the baseline if one is set."""
+        since = self.baseline.t if self.baseline else float("-inf")
+        return [float(getattr(s, name) or 0) for s in self.samples if s.t >= since]
+
+    def total_change(self, name: str) -> float | None:
+        """Growth per minute of a total (or its change since the baseline)."""
+        if not self.samples:
+            return None
+        latest = getattr(self.samples[-1], name)
+        if latest is None:
+            return None
+        if self.baseline is not None:
+            base = getattr(self.baseline, name)
+            return None if base is None else float(latest - base)
+        points = [(s.t, getattr(s, name)) for s in self.samples if getattr(s, name) is not None]
+        return self._rate(points)
+
+    def _rate(self, points: Iterable[tuple]) -> float | None:
+        points = list(points)
+        if len(points) < 2:
+            return None
+        t_end, v_end = points[-1]
+        start = None
+        for t, v in points:
+            if t >= t_end - self.window:
+                start = (t, v)
+                break
+        if start is None or t_end - start[0] < 1.0:
+            return None
+        return (v_end - start[1]) * 60.0 / (t_end - start[0])
+
+    # -- groups ---------------------------------------------------------------------------
+    def group_change(self, gid: str) -> float | None:
+        history = self.counts.get(gid)
+        if self.baseline is not None:
+            current = history[-1][1] if history else 0
+            return float(current - self.baseline.counts.get(gid, 0))
+        return self._rate(history) if history else None
+
+    def is_suspect(self, gid: str) -> bool:
+        """Whether a group *keeps* growing: over the suspect window, the average count rises
+        through each third of the window, the last third never dips to the first third's
+        highest, and it grew by at least 3.  A pool that breathes up and down fails the second
+        test; a burst that has settled fails the first."""
+        history = self.counts.get(gid)
+        if not history or len(history) < 6:
+            return False
+        end = history[-1][0]
+        points = [(t, c) for t, c in history if t >= end - self.suspect_window]
+        if len(points) < 6:
+            return False
+        t0 = points[0][0]
+        span = end - t0
+        if span < self.suspect_span:
+            return False
+        thirds: list[list[int]] = [[], [], []]
+        for t, c in points:
+            thirds[min(2, int((t - t0) / span * 3))].append(c)
+        if not all(thirds):
+            return False
+        means = [sum(x) / len(x) for x in thirds]
+        return (means[0] < means[1] < means[2] and min(thirds[2]) > max(thirds[0])
+                and points[-1][1] - points[0][1] >= 3)
+
+    def _searchable(self, group: dict) -> str:
+        gid = group["id"]
+        text = self._text.get(gid)
+        if text is None:
+            if len(self._text) > 5000:
+                self._text.clear()
+            text = self._text[gid] = "\n".join([
+                gid, group.get("kind", ""), str(group.get("state", "")).lower(), stacks.searchable(group.get("stack")),
+            ])
+        return text
+
+    def matches(self, group: dict, text: str) -> bool:
+        """Every whitespace-separated term of ``text`` occurs in the group's stack, state,
+        kind or id (case-insensitive)."""
+        terms = text.lower().split()
+        if not terms:
+            return True
+        haystack = self._searchable(group)
+        return all(term in haystack for term in terms)
+
+    def rows(self, kind: str = "both", text: str = "", sort: str = "count") -> list[GroupRow]:
+        """The groups of the latest snapshot, filtered and sorted for the table."""
+        if self.summary is None:
+            return []
+        out = []
+        for group in self.summary.get("groups") or ():
+            if kind != "both" and group.get("kind") != kind:
+                continue
+            if text and not self.matches(group, text):
+                continue
+            gid = group["id"]
+            out.append(GroupRow(
+                id=gid,
+                kind=group.get("kind", "task"),
+                state=str(group.get("state", "")),
+                count=int(group.get("count") or 0),
+                change=self.group_change(gid),
+                suspect=self.is_suspect(gid),
+                blocked_max=float(group.get("blocked_max_s") or 0.0),
+                blocked_min=float(group.get("blocked_min_s") or 0.0),
+                where=stacks.where(group.get("stack")),
+                group=group,
+            ))
+        if sort == "growth":
+            out.sort(key=lambda r: (-(r.change or 0.0), not r.suspect, -r.count, r.id))
+        elif sort == "blocked":
+            out.sort(key=lambda r: (-r.blocked_max, -r.count, r.id))
+        else:
+            out.sort(key=lambda r: (-r.count, r.kind, r.id))
+        return out
+
+    def group(self, gid: str) -> dict | None:
+        for group in (self.summary or {}).get("groups") or ():
+            if group["id"] == gid:
+                return group
+        return None
+
+    # -- loops ----------------------------------------------------------------------------
+    def lag_ms(self) -> float | None:
+        """The worst current event-loop lag across loops."""
+        lags = [loop.get("lag_ms") for loop in (self.summary or {}).get("loops") or ()]
+        lags = [x for x in lags if x is not None]
+        return max(lags) if lags else None
+
+    def stall_count(self) -> int:
+        return sum(int(loop.get("stall_count") or 0) for loop in (self.summary or {}).get("loops") or ())
+
+    def last_stall(self) -> Stall | None:
+        return self.stalls[0] if self.stalls else None
+
+    # -- memory ---------------------------------------------------------------------------
+    def note_memory(self, reply: dict) -> None:
+        """Take a ``memory`` reply; the first one after attaching (or after ``b``) becomes
+        the baseline that allocation sites' growth is measured against."""
+        if self._memory_baseline_pending and reply.get("top") is not None:
+            self.memory_sites_baseline = {(s.get("file"), s.get("line")): int(s.get("size_bytes") or 0)
+                                          for s in reply.get("top") or ()}
+            self._memory_baseline_pending = False
+
+    def site_growth(self, site: dict) -> int | None:
+        """Bytes a tracemalloc site grew since the memory baseline (None: not in it)."""
+        if self.memory_sites_baseline is None:
+            return None
+        base = self.memory_sites_baseline.get((site.get("file"), site.get("line")))
+        return None if base is None else int(site.get("size_bytes") or 0) - base
