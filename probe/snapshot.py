@@ -10,6 +10,7 @@ future has not moved, so a pile of 100,000 leaked tasks is walked once, not ever
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import platform
 import sys
@@ -19,7 +20,7 @@ import time
 import weakref
 from typing import Any
 
-from . import hooks, memory, tasks as tasks_mod, threads as threads_mod
+from . import hooks, memory, tasks as tasks_mod, threads as threads_mod, verdicts as verdicts_mod
 from .config import Options
 from .frames import creation_site, group_id, to_wire
 from .loops import LoopWatch
@@ -139,6 +140,7 @@ class State:
         self._sites: dict = {}
         self.sample_ms = 0.0
         self.interval = options.interval
+        self.history: collections.deque = collections.deque(maxlen=120)  # 10 minutes at 5 s
         self.started = _process_started() or time.time()
 
     # -- loops -------------------------------------------------------------------------
@@ -215,10 +217,17 @@ class State:
         return rows
 
     def sample(self) -> None:
-        """The background sample; adapts the interval to keep its cost under 1% of a core."""
+        """The background sample; adapts the interval to keep its cost under 1% of a core.
+
+        Every 5 s, when samples are cheap, it also groups (using the cached stacks) so that the
+        growth verdicts have a history even when no client is watching."""
         t0 = time.thread_time()
-        self._task_rows()
-        self._thread_rows()
+        due = not self.history or time.monotonic() - self.history[-1][0] >= 5.0
+        if due and self.sample_ms < 5.0:
+            self._collect()
+        else:
+            self._task_rows()
+            self._thread_rows()
         cost = time.thread_time() - t0
         self.sample_ms = cost * 1000.0
         self.interval = min(60.0, max(self.options.interval, cost / 0.01))
@@ -294,7 +303,16 @@ class State:
             if group is None:
                 group = groups[key] = _Group(key)
             group.add(row["blocked_s"], _NO_SITE, None, row)
+        self._remember(groups)
         return entries, thread_rows, groups
+
+    def _remember(self, groups: dict) -> None:
+        """Keep group counts over time (at most one point per 5 s) for growth verdicts."""
+        now = time.monotonic()
+        if self.history and now - self.history[-1][0] < 5.0:
+            return
+        self.history.append((now, {g.key.id: g.count for g in groups.values()}))
+
 
     # -- replies --------------------------------------------------------------------------
     def _process(self) -> dict:
@@ -495,3 +513,82 @@ class State:
 
     def stalls(self) -> list[dict]:
         return [dict(loop=item["id"], **s) for item in self._loops([]) for s in item["stalls"]]
+
+    def verdicts(self, budget_s: float = 2.0) -> dict:
+        """Leak verdicts for the current groups: proven (unreachable), growing, stuck."""
+        entries, thread_rows, groups = self._collect()
+        now = time.monotonic()
+        members: dict[str, list] = {}
+        dependents: dict[str, list] = {}
+        by_seq = {entry[1].seq: entry[0] for entry in entries}
+        for entry in entries:
+            task, info, _watch, key, awaiting, children = entry[:6]
+            if key.state in verdicts_mod._SELF_WAKING:
+                continue
+            frames = tasks_mod.walk(task.get_coro())
+            obj = verdicts_mod.wake_object(key.state, frames, getattr(task, "_fut_waiter", None))
+            if obj is not None:
+                members.setdefault(key.id, []).append((task, frames, obj))
+            elif awaiting is not None or children:
+                awaited = {id(by_seq[s]) for s in ((awaiting,) if awaiting is not None else ()) + children
+                           if s in by_seq}
+                dependents.setdefault(key.id, []).append((task, frames, awaited))
+        thread_objects = {t.ident: t for t in threading.enumerate()}
+        current_frames = sys._current_frames()
+        for row in thread_rows:
+            key = row["key"]
+            if key.state in verdicts_mod._SELF_WAKING or row["ident"] not in thread_objects:
+                continue
+            frames, frame = [], current_frames.get(row["ident"])
+            while frame is not None:
+                frames.append(frame)
+                frame = frame.f_back
+            frames.reverse()
+            obj = verdicts_mod.wake_object(key.state, frames, None)
+            members.setdefault(key.id, []).append((thread_objects[row["ident"]], frames, obj))
+        del current_frames
+        by_id = {g.key.id: g for g in groups.values()}
+        states = {gid: by_id[gid].key.state for gid in list(members) + list(dependents)}
+        proven = verdicts_mod.unreachable(members, states, dependents, budget_s)
+        members.clear()
+        dependents.clear()
+        by_seq.clear()
+        out = []
+        history = list(self.history)
+        for group in sorted(groups.values(), key=lambda g: -g.count):
+            gid, state = group.key.id, group.key.state
+            base = {"group": gid, "kind": group.key.kind, "count": group.count, "state": state,
+                    "blocked_min_s": round(group.bmin if group.count else 0.0, 3),
+                    "frame": _own_frame(group.key.stack)}
+            found = proven.get(gid)
+            if found and found["proven"]:
+                proven_count = found["proven"]
+                if found["object"] == "tasks":
+                    reason = (f"blocked {verdicts_mod._duration(group.bmin)} on {state}; it awaits only "
+                              f"tasks that are proven leaks, so it can never resume")
+                else:
+                    reason = verdicts_mod.reason_unreachable(proven_count, group.key.kind, state, group.bmin,
+                                                             found["object"], found["objects"])
+                if proven_count < group.count:
+                    reason = f"{proven_count} of the {group.count}: " + reason
+                out.append(dict(base, verdict="unreachable", count=proven_count, reason=reason))
+            grew = verdicts_mod.growth(history, gid)
+            if grew is not None:
+                out.append(dict(base, verdict="growing", growth=grew, reason=(
+                    f"grew from {grew['first']} to {grew['last']} in {verdicts_mod._duration(grew['span_s'])} "
+                    f"({grew['rate_per_min']:g}/min), rising in {grew['rises']} of {grew['steps']} samples")))
+            if found and found["proven"] or grew is not None:
+                continue
+            if state not in verdicts_mod._SELF_WAKING and group.bmin >= 60.0:
+                out.append(dict(base, verdict="stuck", reason=(
+                    f"all {group.count} blocked on {state} for at least {verdicts_mod._duration(group.bmin)}")))
+        return {"verdicts": out, "time": time.time(), "history_s": round(now - history[0][0], 1) if history else 0.0}
+
+
+def _own_frame(stack: tuple) -> dict | None:
+    """The innermost frame outside the standard library (the user's own code)."""
+    for item in stack:
+        if not item[0].co_filename.startswith(_STDLIB):
+            return to_wire((item,))[0]
+    return to_wire(stack[:1])[0] if stack else None
+

@@ -30,6 +30,9 @@ Requests (``op``) and their arguments:
     every event-loop stall still in the ring.
 ``full``
     ``summary`` plus every task and every thread, all from one snapshot (``dump --full``).
+``verdicts``  ``budget_s`` (2.0)
+    leak verdicts per group: ``unreachable`` (proven: nothing but the waiters references what
+    they wait on), ``growing`` (from the probe's 10-minute history), ``stuck`` (blocked > 60 s).
 
 A frame of a stack is ``{"func": str, "file": str, "line": int}`` (plus ``"source"``
 in ``group``/``task``/``thread`` replies); stacks are lists of frames, innermost first.
@@ -62,7 +65,7 @@ FRAME_TIMEOUT = 10.0
 MAX_GROUPS = 500
 MAX_PAGE = 1000
 
-OPS = ("hello", "summary", "group", "task", "thread", "threads", "memory", "stalls", "full")
+OPS = ("hello", "summary", "group", "task", "thread", "threads", "memory", "stalls", "full", "verdicts")
 
 
 class ProtocolError(Exception):

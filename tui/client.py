@@ -123,6 +123,9 @@ class ProbeClient:
     def stalls(self) -> list:
         return self.request("stalls")
 
+    def verdicts(self, budget_s: float = 2.0) -> dict:
+        return self.request("verdicts", budget_s=budget_s)
+
 
 def _reason(exc: BaseException) -> str:
     text = str(exc) or exc.__class__.__name__

@@ -13,8 +13,9 @@ from typing import Any, Iterable
 
 from tasktop.probe.wire import SCHEMA
 
-DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "loops", "groups",
-                 "tasks", "threads", "source")
+DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "loops", "verdicts",
+                 "groups", "tasks", "threads", "source")
+_VERDICT_LABELS = {"unreachable": "PROVEN LEAK", "growing": "GROWING", "stuck": "STUCK"}
 
 
 def to_document(data: dict) -> dict:
@@ -157,6 +158,7 @@ def _created_lines(created: list[dict], kind: str) -> list[str]:
 def render_text(data: dict, full: bool = False) -> str:
     """The text report of a ``summary`` (or, with ``full``, a ``full``) reply."""
     lines = _header(data)
+    lines.extend(verdict_lines(data.get("verdicts")))
     groups = data.get("groups", [])
     total_groups = data.get("totals", {}).get("groups", len(groups))
     lines.append("")
@@ -173,6 +175,22 @@ def render_text(data: dict, full: bool = False) -> str:
     if full:
         lines.extend(_full_lines(data))
     return "\n".join(lines) + "\n"
+
+
+def verdict_lines(verdicts: list[dict] | None) -> list[str]:
+    """The leak verdicts section: one line per verdict, then its reasoning."""
+    if verdicts is None:
+        return []
+    if not verdicts:
+        return ["", "Leak verdicts: none (no group is growing, stuck, or proven unreachable)"]
+    lines = ["", "Leak verdicts:"]
+    for v in verdicts:
+        noun = v["kind"] + ("s" if v["count"] != 1 else "")
+        where = frame_text(v["frame"]) if v.get("frame") else "?"
+        lines.append(f"  {_VERDICT_LABELS.get(v['verdict'], v['verdict'].upper()):<12} {v['count']} {noun}: "
+                     f"{v['state']} in {where}  [group {v['group']}]")
+        lines.append(f"      {v['reason']}")
+    return lines
 
 
 def _full_lines(data: dict) -> list[str]:

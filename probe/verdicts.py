@@ -1,0 +1,206 @@
+"""Leak verdicts: which groups grow, which have been stuck for long, and which are *proven* leaks.
+
+A task (or thread) blocked on a queue, event, lock, condition, semaphore or bare future can only
+be woken by code that can reach that object.  If nothing references the object but the waiters
+themselves — no module, no running frame, no other task, no scheduled callback, no loop — then
+nothing can ever wake them: the leak is proven, not suspected.  The probe checks this by walking
+``gc.get_referrers`` backwards from the object, through plain containers, and failing as soon as
+it meets anything alive.  Each step is one scan of the gc heap, so the walk is bounded in steps
+and time, done on demand only, and yields between steps so the event loop keeps running; an
+object it could not settle within the budget gets no verdict rather than a wrong one.
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import threading
+import time
+import types
+from typing import Any, Iterable
+
+from .tasks import STATES, walk
+
+_PROBE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# States whose waiters wake on their own or through the OS: never a proven leak.
+_SELF_WAKING = {"sleep", "running", "ready", "socket read", "socket write", "socket accept",
+                "socket connect", "stream read", "stream write", "subprocess wait", "executor",
+                "idle loop", "I/O wait", "executor idle", "wait_for", "unknown", "waiting"}
+_WAKE_STATES = {"Queue.get", "Queue.put", "Queue.join", "Event.wait", "Lock.acquire",
+                "Condition.wait", "Semaphore.acquire", "Barrier.wait"}
+_NOUN = {"Queue.get": "queue", "Queue.put": "queue", "Queue.join": "queue", "Event.wait": "event",
+         "Lock.acquire": "lock", "Condition.wait": "condition", "Semaphore.acquire": "semaphore",
+         "Barrier.wait": "barrier", "future": "future"}
+_WHAT = {"queue": "put to it or read from it", "event": "set it", "lock": "release it",
+         "condition": "notify it", "semaphore": "release it", "barrier": "reach it",
+         "future": "complete it"}
+
+
+def wake_object(state: str, frames: list, waiter: Any) -> Any:
+    """The object whose change would wake a waiter in ``state`` (``frames`` innermost last)."""
+    if state == "future":
+        return waiter
+    if state not in _WAKE_STATES:
+        return None
+    for frame in reversed(frames):
+        if STATES.get(frame.f_code) == state:
+            try:
+                return frame.f_locals.get("self")
+            except Exception:
+                return None
+    return None
+
+
+class _Walk:
+    """One bounded backwards walk from an object to see whether anything alive holds it."""
+
+    def __init__(self, allowed: set, deadline: float, max_steps: int) -> None:
+        self.allowed = allowed
+        self.deadline = deadline
+        self.steps = max_steps
+
+    def only_waiters_hold(self, target: Any) -> bool | None:
+        frontier = [target]
+        seen = {id(target), id(frontier)}
+        while frontier:
+            if self.steps <= 0 or time.monotonic() > self.deadline:
+                return None
+            self.steps -= 1
+            obj = frontier.pop()
+            referrers = gc.get_referrers(obj)
+            seen.add(id(referrers))
+            for ref in referrers:
+                if id(ref) in seen or id(ref) in self.allowed:
+                    continue
+                if isinstance(ref, types.FrameType):
+                    if ref.f_code.co_filename.startswith(_PROBE_DIR):
+                        continue  # our own frames, looking at it right now
+                    return False  # a frame that is not a waiter's: live code holds it
+                if isinstance(ref, (types.ModuleType, type, asyncio.Task, threading.Thread,
+                                    types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType,
+                                    asyncio.AbstractEventLoop)):
+                    return False
+                seen.add(id(ref))
+                frontier.append(ref)  # a container (dict, list, deque, cell, future, method...)
+            del referrers
+            time.sleep(0)  # let the host's threads (and its event loop) run between heap scans
+        return True
+
+
+def _chain_ids(owner: Any, frames: list) -> set[int]:
+    """Ids of what a waiter is made of: itself, its frames, its coroutine chain, its Thread."""
+    ids = {id(owner)}
+    ids.update(id(f) for f in frames)
+    coro = getattr(owner, "get_coro", None)
+    node = coro() if coro is not None else None
+    for _ in range(64):
+        if node is None:
+            break
+        ids.add(id(node))
+        node = getattr(node, "cr_await", None) or getattr(node, "gi_yieldfrom", None)
+    if isinstance(owner, threading.Thread):
+        for attr in ("_target", "_args", "__dict__"):
+            value = getattr(owner, attr, None)
+            if value is not None:
+                ids.add(id(value))
+    return ids
+
+
+def unreachable(members: dict[str, list], states: dict[str, str], dependents: dict[str, list] | None = None,
+                budget_s: float = 2.0, max_steps: int = 400) -> dict[str, dict]:
+    """``{group id: {"proven", "open", "unknown", "objects", "object"}}``.
+
+    ``members`` maps a group to its waiters ``(owner, frames, wake object)`` (tasks or threads);
+    ``dependents`` maps a group to tasks that wait only on other tasks, ``(task, frames, ids of
+    the awaited tasks)`` — a ``gather`` over the consumers of an orphaned queue, say.  Such a
+    task can only resume when what it awaits finishes, so it does not keep anything alive unless
+    what it awaits can finish: it is first assumed dead, and the assumption is dropped (and the
+    walk redone) for every dependent that awaits a task not proven dead (a greatest fixpoint).
+    """
+    deadline = time.monotonic() + budget_s
+    by_object: dict[int, list] = {}
+    objects: dict[int, Any] = {}
+    base: set[int] = set()
+    for gid, waiters in members.items():
+        if states[gid] in _SELF_WAKING:
+            continue
+        for owner, frames, obj in waiters:
+            if obj is None:
+                continue
+            objects[id(obj)] = obj
+            by_object.setdefault(id(obj), []).append((gid, owner))
+            base |= _chain_ids(owner, frames)
+    deps = [(gid, owner, _chain_ids(owner, frames), awaited)
+            for gid, items in (dependents or {}).items() for owner, frames, awaited in items]
+    assumed = set(range(len(deps)))
+    while True:
+        used = set(assumed)
+        allowed = set(base)
+        for i in used:
+            allowed |= deps[i][2]
+        walker = _Walk(allowed, deadline, max_steps)
+        verdicts = {key: walker.only_waiters_hold(objects[key]) for key in by_object}
+        dead = {id(owner) for key, waiters in by_object.items() if verdicts[key] for _gid, owner in waiters}
+        while True:  # the dependents all of whose awaited tasks are dead (or such dependents)
+            owners = {id(deps[i][1]) for i in assumed}
+            keep = {i for i in assumed if deps[i][3] and deps[i][3] <= dead | owners}
+            if keep == assumed:
+                break
+            assumed = keep
+        if assumed == used:  # the walks above assumed exactly these: consistent
+            break
+    out: dict[str, dict] = {}
+
+    def entry(gid: str, noun: str) -> dict:
+        return out.setdefault(gid, {"proven": 0, "open": 0, "unknown": 0, "objects": set(), "object": noun})
+
+    for key, waiters in by_object.items():
+        verdict = verdicts[key]
+        for gid, _owner in waiters:
+            e = entry(gid, _NOUN.get(states[gid], "object"))
+            e["proven" if verdict else "unknown" if verdict is None else "open"] += 1
+            if verdict:
+                e["objects"].add(key)
+    for i, (gid, owner, _ids, _awaited) in enumerate(deps):
+        e = entry(gid, "tasks")
+        e["proven" if i in assumed else "open"] += 1
+    for e in out.values():
+        e["objects"] = len(e["objects"])
+    return out
+
+
+def reason_unreachable(count: int, kind: str, state: str, blocked: float, noun: str, objects: int) -> str:
+    """The reasoning of a proven leak, in words."""
+    kinds = kind if count == 1 else kind + "s"
+    if objects == 1:
+        held = (f"the {noun} is referenced only by the {count} {kinds} waiting on it" if count > 1
+                else f"the {noun} is referenced only by the {kind} waiting on it")
+    else:
+        held = f"each of the {objects} {noun}s is referenced only by the {kinds} waiting on it"
+    return f"blocked {_duration(blocked)} on {state}; {held}: nothing else can ever {_WHAT.get(noun, 'wake it')}"
+
+
+def growth(history: list[tuple[float, dict]], gid: str, min_span: float = 20.0) -> dict | None:
+    """Steady growth of one group across the probe's history: ``{rate_per_min, first, last, span_s, rises, steps}``."""
+    points = [(t, counts.get(gid, 0)) for t, counts in history]
+    if len(points) < 3 or points[-1][0] - points[0][0] < min_span:
+        return None
+    rises = sum(1 for (_, a), (_, b) in zip(points, points[1:]) if b > a)
+    falls = sum(1 for (_, a), (_, b) in zip(points, points[1:]) if b < a)
+    first, last = points[0][1], points[-1][1]
+    steps = len(points) - 1
+    if last - first < 3 or rises < steps / 2 or falls > steps / 4:
+        return None
+    span = points[-1][0] - points[0][0]
+    return {"rate_per_min": round((last - first) / span * 60, 2), "first": first, "last": last,
+            "span_s": round(span, 1), "rises": rises, "steps": steps}
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
