@@ -1,0 +1,383 @@
+"""``tasktop exporter``: Prometheus metrics for every probed process of this machine.
+
+The way a Go service exports ``go_goroutines``, but from the outside and for the whole fleet:
+one exporter per host (per user: probe sockets are private to their user) lists the probe
+sockets on every scrape, asks each live probe for its ``summary`` in parallel with a short
+timeout, and turns the answers into gauges and counters.  Nothing is cached between scrapes
+but each process's command label, so a process that exits is gone from the very next scrape and
+a probe that does not answer costs the scrape at most ``--timeout``, never the whole scrape.
+
+Label cardinality is bounded on purpose: ``state`` takes the probe's fixed set of state names;
+only the ``--top`` largest groups of each process get a series of their own; ``command`` is cut
+to ``COMMAND_WIDTH`` characters and ``where`` to ``WHERE_WIDTH``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+from prometheus_client import start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from tasktop.probe import paths
+
+from .client import ProbeClient, ProbeError, ProbeUnavailable
+from .discovery import command_line
+from .stacks import fit_label, where
+
+#: Not in the 9100-9999 range, which the Prometheus default-port list has fully handed out
+#: (9464 in particular is OpenTelemetry's Prometheus exporter, often on the same hosts).
+DEFAULT_PORT = 10464
+DEFAULT_ADDRESS = "127.0.0.1"
+DEFAULT_TOP = 10
+DEFAULT_TIMEOUT = 2.0
+#: Longest ``command`` and ``where`` label values; longer ones end in ``…``.
+COMMAND_WIDTH = 80
+WHERE_WIDTH = 120
+#: Probes asked at the same time during one scrape.
+MAX_WORKERS = 16
+
+PROCESS_LABELS = ("pid", "command")
+GROUP_LABELS = PROCESS_LABELS + ("group", "kind", "state", "where")
+LOOP_LABELS = PROCESS_LABELS + ("loop", "thread")
+
+
+class ExporterError(Exception):
+    """The exporter cannot start; the message is one line (``tasktop: error: …``)."""
+
+
+# -- asking the probes -------------------------------------------------------------------------------
+@dataclass
+class Answer:
+    """One probe's part of a scrape: its summary, or why there is none."""
+
+    pid: int
+    path: str
+    summary: dict | None = None
+    error: str = ""
+    gone: bool = False  # the process or its probe went away: not an error, just not there
+
+
+def command_label(process: dict) -> str:
+    """The ``command`` label: argv as the process picker shows it, cut to ``COMMAND_WIDTH``."""
+    return _cut(command_line(process))
+
+
+def _cut(text: str, width: int = COMMAND_WIDTH) -> str:
+    text = " ".join(text.split())  # no newlines or tabs in a label
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _proc_command(pid: int) -> str:
+    """A command for a process whose probe did not answer, from ``/proc`` (argv[0] shortened)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv = [p.decode(errors="replace") for p in fh.read().split(b"\0") if p]
+    except OSError:
+        return "?"
+    return command_label({"argv": argv}) if argv else "?"
+
+
+def ask(pid: int, path: str, timeout: float) -> Answer:
+    """The summary of one probe; a dead process, a vanished socket or a socket nobody listens on
+    (a stale one, its pid reused) is ``gone``; any other failure is an error."""
+    client = ProbeClient(path, timeout=timeout)
+    try:
+        client.connect()
+        return Answer(pid, path, summary=client.summary())
+    except (ProbeUnavailable, ProbeError) as exc:
+        refused = isinstance(exc.__context__, ConnectionRefusedError) or "Connection refused" in str(exc)
+        gone = refused or not os.path.exists(path) or not paths.pid_alive(pid)
+        return Answer(pid, path, error=str(exc), gone=gone)
+    except Exception as exc:  # a malformed reply must cost one process, not the scrape
+        return Answer(pid, path, error=f"{exc.__class__.__name__}: {exc}")
+    finally:
+        client.close()
+
+
+# -- the collector -----------------------------------------------------------------------------------------
+class FleetCollector(Collector):
+    """A prometheus_client collector that reads every probe of ``directories`` on each scrape."""
+
+    def __init__(self, directories: Sequence[str | None] | None = None, top: int = DEFAULT_TOP,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.directories = list(directories or [None])
+        self.top = max(0, top)
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._errors = 0
+        self._commands: dict[int, str] = {}  # pid -> command, for when its probe stops answering
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # registering must not scrape the fleet
+
+    def sockets(self) -> list[tuple[int, str]]:
+        """(pid, path) of every probe socket of a live process, one per pid."""
+        seen: dict[int, str] = {}
+        for directory in self.directories:
+            for pid, path in paths.list_sockets(directory):
+                if pid not in seen and paths.pid_alive(pid):
+                    seen[pid] = path
+        return sorted(seen.items())
+
+    def answers(self) -> list[Answer]:
+        found = self.sockets()
+        if not found:
+            return []
+        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(found)),
+                                thread_name_prefix="tasktop-scrape") as pool:
+            return list(pool.map(lambda item: ask(item[0], item[1], self.timeout), found))
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.monotonic()
+        answers = self.answers()
+        m = _Families()
+        errors = 0
+        with self._lock:
+            present = {a.pid for a in answers}
+            for pid in list(self._commands):
+                if pid not in present:
+                    del self._commands[pid]
+            for answer in answers:
+                if answer.gone:
+                    continue
+                if answer.summary is None:
+                    errors += 1
+                    command = self._commands.get(answer.pid) or _proc_command(answer.pid)
+                    m.up.add_metric([str(answer.pid), command], 0)
+                    continue
+                command = command_label(answer.summary.get("process") or {})
+                self._commands[answer.pid] = command
+                part = _Families()
+                try:
+                    part.add_process(str(answer.pid), command, answer.summary, self.top)
+                except Exception:  # a reply we cannot read costs that process, not the scrape
+                    errors += 1
+                    m.up.add_metric([str(answer.pid), command], 0)
+                    continue
+                m.merge(part)
+            self._errors += errors
+            total_errors = self._errors
+        m.errors.add_metric([], total_errors)
+        m.duration.add_metric([], time.monotonic() - started)
+        return iter(m.all())
+
+
+class _Families:
+    """The metric families of one scrape, filled process by process."""
+
+    def __init__(self) -> None:
+        g, c = GaugeMetricFamily, CounterMetricFamily
+        self.up = g("tasktop_process_up", "1 if the process's probe answered this scrape, 0 if it did not.",
+                    labels=PROCESS_LABELS)
+        self.start_time = g("tasktop_process_start_time_seconds",
+                            "When the process started, seconds since the epoch.", labels=PROCESS_LABELS)
+        self.tasks = g("tasktop_tasks", "Live asyncio tasks, by what they wait on.",
+                       labels=PROCESS_LABELS + ("state",))
+        self.threads = g("tasktop_threads", "Python threads (not the probe's own), by what they wait on.",
+                         labels=PROCESS_LABELS + ("state",))
+        self.groups = g("tasktop_groups", "Distinct groups (kind, state and stack) of tasks and threads.",
+                        labels=PROCESS_LABELS)
+        self.group_count = g("tasktop_group_count",
+                             "Members of one of the largest groups of tasks or threads with an identical stack.",
+                             labels=GROUP_LABELS)
+        self.group_blocked = g("tasktop_group_blocked_seconds_max",
+                               "Longest time any member of the group has been blocked on the same thing.",
+                               labels=GROUP_LABELS)
+        self.rss = g("tasktop_rss_bytes", "Resident set size.", labels=PROCESS_LABELS)
+        self.rss_peak = g("tasktop_rss_peak_bytes", "Peak resident set size.", labels=PROCESS_LABELS)
+        self.lag = g("tasktop_loop_lag_seconds", "Latest delay of the probe's heartbeat on the event loop.",
+                     labels=LOOP_LABELS)
+        self.stalls = c("tasktop_loop_stalls",
+                        "Times the event loop did not answer within TASKTOP_STALL_MS.", labels=LOOP_LABELS)
+        self.errors = c("tasktop_scrape_errors", "Probes that did not answer a scrape, since the exporter started.")
+        self.duration = g("tasktop_scrape_duration_seconds", "How long asking every probe took.")
+
+    def all(self) -> list[Metric]:
+        return [self.up, self.start_time, self.tasks, self.threads, self.groups, self.group_count,
+                self.group_blocked, self.rss, self.rss_peak, self.lag, self.stalls, self.errors,
+                self.duration]
+
+    def merge(self, other: "_Families") -> None:
+        for mine, theirs in zip(self.all(), other.all()):
+            mine.samples.extend(theirs.samples)
+
+    def add_process(self, pid: str, command: str, data: dict, top: int) -> None:
+        proc = [pid, command]
+        self.up.add_metric(proc, 1)
+        started = (data.get("process") or {}).get("started_at")
+        if started:
+            self.start_time.add_metric(proc, float(started))
+
+        groups = data.get("groups") or []
+        totals = data.get("totals") or {}
+        for kind, family in (("task", self.tasks), ("thread", self.threads)):
+            states = Counter()
+            for group in groups:
+                if group.get("kind") == kind:
+                    states[str(group.get("state"))] += int(group.get("count") or 0)
+            # The probe sends at most MAX_GROUPS groups: members of the rest count as "other".
+            missing = int(totals.get(kind + "s") or 0) - sum(states.values())
+            if missing > 0:
+                states["other"] += missing
+            for state, count in sorted(states.items()):
+                family.add_metric(proc + [state], count)
+        self.groups.add_metric(proc, int(totals.get("groups", len(groups)) or 0))
+
+        for group in groups[:top]:  # the probe sends them largest first
+            labels = proc + [str(group.get("id")), str(group.get("kind")), str(group.get("state")),
+                             fit_label(where(group.get("stack")), WHERE_WIDTH)]
+            self.group_count.add_metric(labels, int(group.get("count") or 0))
+            self.group_blocked.add_metric(labels, float(group.get("blocked_max_s") or 0.0))
+
+        memory = data.get("memory") or {}
+        if memory.get("rss_bytes") is not None:
+            self.rss.add_metric(proc, memory["rss_bytes"])
+        if memory.get("rss_peak_bytes") is not None:
+            self.rss_peak.add_metric(proc, memory["rss_peak_bytes"])
+
+        for loop in data.get("loops") or []:
+            labels = proc + [str(loop.get("id")), str(loop.get("thread_name") or loop.get("thread"))]
+            if loop.get("lag_ms") is not None:  # null until the first heartbeat is measured
+                self.lag.add_metric(labels, round(loop["lag_ms"] / 1000.0, 6))
+            self.stalls.add_metric(labels, int(loop.get("stall_count") or 0))
+
+
+# -- serving -------------------------------------------------------------------------------------------------
+class MetricsServer:
+    """The HTTP server of one exporter (prometheus_client's threaded WSGI server)."""
+
+    def __init__(self, collector: FleetCollector, address: str = DEFAULT_ADDRESS, port: int = DEFAULT_PORT) -> None:
+        self.collector = collector
+        self.registry = CollectorRegistry()  # ours only: not the exporter's own process_* metrics
+        self.registry.register(collector)
+        try:
+            self.httpd, self.thread = start_http_server(port, addr=address, registry=self.registry)
+        except (OSError, OverflowError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
+            raise ExporterError(f"cannot serve metrics on {_host(address)}:{port}: "
+                                f"{reason.splitlines()[0]}") from None
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{_host(str(self.httpd.server_address[0]))}:{self.port}/metrics"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+class _Stop(BaseException):
+    """Raised by our SIGINT/SIGTERM handler to leave the wait in ``run``."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Stop(signum)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT or SIGTERM, then return 0; raise ``ExporterError`` if it cannot listen."""
+    directories = getattr(args, "directory", None) or [None]
+    if isinstance(directories, str):
+        directories = [directories]
+    collector = FleetCollector(directories, top=args.top, timeout=args.timeout)
+    server = MetricsServer(collector, args.address, args.port)
+    where_ = ", ".join(paths.socket_dir(d) for d in directories)
+    print(f"tasktop exporter: serving {server.url} (probe sockets in {where_})", flush=True)
+    previous = {}
+    try:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, _stop)
+        server.thread.join()
+    except (_Stop, KeyboardInterrupt):
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.close()
+    return 0
+
+
+# -- options ----------------------------------------------------------------------------------------------------
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r} (0-65535; 0 picks a free one)")
+    return value
+
+
+def _top(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of groups: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a number of groups: {text!r}")
+    return value
+
+
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.05 <= value <= 60:
+        raise argparse.ArgumentTypeError("the timeout must be between 0.05 and 60 seconds")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``tasktop exporter``."""
+    parser.add_argument("--port", type=_port, default=DEFAULT_PORT,
+                        help=f"TCP port to serve /metrics on (default {DEFAULT_PORT}; 0 picks a free one)")
+    parser.add_argument("--address", default=DEFAULT_ADDRESS,
+                        help=f"address to listen on (default {DEFAULT_ADDRESS}; 0.0.0.0 or :: for all)")
+    parser.add_argument("--directory", action="append", metavar="DIR",
+                        help="probe socket directory (default: this user's, as for the probe); "
+                             "repeat for several")
+    parser.add_argument("--top", type=_top, default=DEFAULT_TOP, metavar="N",
+                        help=f"largest groups per process exported as series of their own (default {DEFAULT_TOP})")
+    parser.add_argument("--timeout", type=_timeout, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"how long to wait for each probe during a scrape (default {DEFAULT_TIMEOUT:g})")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tasktop.tui.exporter``: the same as ``tasktop exporter``."""
+    import tasktop.probe
+
+    tasktop.probe.stop()  # the exporter is not a target, even with TASKTOP=1 exported
+    parser = argparse.ArgumentParser(prog="tasktop exporter",
+                                     description="Serve Prometheus metrics for every probed process.")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except ExporterError as exc:
+        print(f"tasktop exporter: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
