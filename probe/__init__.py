@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import threading
 
 from .config import Options
@@ -25,6 +26,13 @@ _error: str | None = None
 _registered = False
 _paused_for_fork = False
 _orig_exit = os._exit
+_orig_kill = os.kill
+_orig_raise_signal = getattr(signal, "raise_signal", None)
+# Signals whose default action ends the process.
+_DEADLY = {getattr(signal, name) for name in (
+    "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGABRT", "SIGFPE", "SIGSEGV", "SIGPIPE", "SIGALRM",
+    "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGBUS", "SIGSYS", "SIGTRAP", "SIGXCPU", "SIGXFSZ",
+    "SIGVTALRM", "SIGPROF", "SIGIO", "SIGPWR") if hasattr(signal, name)}
 
 
 def start(**overrides) -> bool:
@@ -116,6 +124,11 @@ def _register_process_hooks() -> None:
         os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
                             after_in_child=_after_fork_child)
     os._exit = _exit  # multiprocessing's fork children leave through os._exit, skipping atexit
+    # A process that ends itself with a signal skips atexit too: uvicorn (and so gunicorn's
+    # UvicornWorker) re-raises SIGTERM with the default handler once it has shut down.
+    os.kill = _kill
+    if _orig_raise_signal is not None:
+        signal.raise_signal = _raise_signal
 
 
 def _exit(code):
@@ -126,6 +139,30 @@ def _exit(code):
         except Exception:
             pass
     _orig_exit(code)
+
+
+def _about_to_die(signum) -> None:
+    """Remove our socket if raising ``signum`` on ourselves is going to end the process."""
+    try:
+        server = _server
+        if server is None or signum not in _DEADLY or signal.getsignal(signum) != signal.SIG_DFL:
+            return
+        if hasattr(signal, "pthread_sigmask") and signum in signal.pthread_sigmask(signal.SIG_BLOCK, ()):
+            return  # blocked: it will not end us now
+        server.unlink()
+    except Exception:
+        pass
+
+
+def _kill(pid, signum):
+    if pid == os.getpid():
+        _about_to_die(signum)
+    return _orig_kill(pid, signum)
+
+
+def _raise_signal(signum):
+    _about_to_die(signum)
+    return _orig_raise_signal(signum)
 
 
 def _before_fork() -> None:

@@ -13,6 +13,16 @@ Two hooks, both installed once and both pass-through when the probe is stopped:
   later is wrapped too, and ``get_task_factory`` still returns the application's own.  The
   site is taken *before* the inner factory runs, because an eager task runs its first step
   inside it.  Every keyword is forwarded untouched (``context``, ``name``, ``eager_start``).
+  Frames of libraries that only pass a coroutine on to ``create_task`` (anyio's task groups)
+  are skipped until the caller's frame, so ``tg.start_soon(...)`` is the site, not anyio.
+
+Merely setting a task factory changes task names on CPython before 3.14, where
+``create_task`` does not pass ``name`` to the factory but sets it afterwards: the task has
+already taken a default "Task-N" number, so later tasks are numbered differently, and
+3.13.0-3.13.2 even rename every unnamed task "None".  Where that is detected,
+``BaseEventLoop.create_task`` is wrapped so that while our factory is the only one, the name
+goes straight to the task, exactly as without a factory.  (uvloop names its tasks the same
+way with or without one.)
 
 A task's record (``TaskInfo``) lives in a ``WeakKeyDictionary`` keyed by the task, so the probe
 never keeps a task alive.
@@ -21,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import sys
 import threading
 import weakref
@@ -30,6 +41,12 @@ from typing import Any, Callable
 _Task = asyncio.Task
 _current_task = asyncio.current_task
 _getframe = sys._getframe
+_CREATE_TASK_CODE = base_events.BaseEventLoop.create_task.__code__
+_ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
+#: Packages whose frames only hand a coroutine on to ``create_task``: skipped when they sit
+#: between ``create_task`` and the application's line (found in ``sys.modules``, never imported).
+SPAWNERS = ("anyio",)
+_spawner_dirs: tuple = ()
 
 #: Sequence numbers for tasks: small integers, like goroutine ids.
 _seq = itertools.count(1)
@@ -71,31 +88,89 @@ def info_for(task: asyncio.Task) -> TaskInfo:
     return info
 
 
+def _spawner_prefixes() -> tuple:
+    global _spawner_dirs
+    if len(_spawner_dirs) < len(SPAWNERS):
+        found = []
+        for name in SPAWNERS:
+            module = sys.modules.get(name)
+            path = getattr(module, "__file__", None)
+            if path:
+                found.append(os.path.dirname(os.path.abspath(path)) + os.sep)
+        _spawner_dirs = tuple(found)
+    return _spawner_dirs
+
+
+def _capture(frame) -> tuple:
+    """The raw creation stack from ``frame`` (the caller of ``create_task``) outwards.
+
+    Leading frames of the probe and of the ``SPAWNERS`` are skipped without using up the
+    depth; asyncio's frames are kept (the formatter drops them) so that a task asyncio makes
+    on its own still shows where.  If nothing but library frames is found, the innermost
+    skipped one is kept: it is the best answer there is.
+    """
+    spawners = _spawner_prefixes()
+    raw = []
+    skipped = None
+    outside = False  # met a frame that is neither asyncio's nor a spawner's
+    n = _depth + 3  # room for asyncio's own frames, dropped when formatted
+    hops = 0
+    while frame is not None and n and hops < 64:
+        hops += 1
+        code = frame.f_code
+        if not outside:
+            name = code.co_filename
+            if name == _HOOKS_FILE or (spawners and name.startswith(spawners)):
+                if skipped is None and name != _HOOKS_FILE:
+                    skipped = (code, frame.f_lineno)
+                frame = frame.f_back
+                continue
+            outside = not name.startswith(_ASYNCIO_DIR)
+        raw.append((code, frame.f_lineno))
+        frame = frame.f_back
+        n -= 1
+    if not outside and skipped is not None:
+        raw.insert(0, skipped)
+    return tuple(raw)
+
+
+# As the interpreter names this file in frames and tracebacks.
+_HOOKS_FILE = _capture.__code__.co_filename
+
+
+def _new_task(loop, coro, **kwargs):
+    """What ``create_task`` does when no factory is set (our factory's inner default)."""
+    task = _Task(coro, loop=loop, **kwargs)
+    tb = getattr(task, "_source_traceback", None)  # only in asyncio debug mode
+    if tb:
+        # create_task drops its own line from it when no factory is set: drop ours and it.
+        while tb and tb[-1].filename == _HOOKS_FILE:
+            del tb[-1]
+        if tb and tb[-1].name == "create_task" and tb[-1].filename == _CREATE_TASK_CODE.co_filename:
+            del tb[-1]
+    return task
+
+
 def _make_factory(inner: Callable | None) -> Callable:
+    inner = getattr(inner, "_tasktop_inner", inner)  # never wrap ourselves twice
+
     def factory(loop, coro, **kwargs):
         if not _active:
             if inner is None:
-                return _Task(coro, loop=loop, **kwargs)
+                return _new_task(loop, coro, **kwargs)
             return inner(loop, coro, **kwargs)
         site = None
         parent = None
         try:
             if _record_sites:
-                f = _getframe(1)
-                raw = []
-                n = _depth + 3  # room for asyncio's own frames, dropped when formatted
-                while f is not None and n:
-                    raw.append((f.f_code, f.f_lineno))
-                    f = f.f_back
-                    n -= 1
-                site = tuple(raw)
+                site = _capture(_getframe(1))
             current = _current_task(loop)
             if current is not None:
                 parent = info_for(current).seq
         except Exception:
             pass
         if inner is None:
-            task = _Task(coro, loop=loop, **kwargs)
+            task = _new_task(loop, coro, **kwargs)
         else:
             task = inner(loop, coro, **kwargs)
         try:
@@ -163,6 +238,49 @@ def _wrap_class(cls: type) -> None:
     _originals[cls] = (orig_set, orig_get)
 
 
+def _factory_changes_names() -> bool:
+    """Whether ``BaseEventLoop.create_task`` sets the name *after* calling a factory instead of
+    passing it (CPython < 3.14).  Found out by running it on stand-ins."""
+    passed = {}
+
+    class _StandInTask:
+        def set_name(self, value):
+            pass
+
+    class _StandInLoop:
+        def _check_closed(self):
+            pass
+
+    def factory(_loop, _coro, **kwargs):
+        passed.update(kwargs)
+        return _StandInTask()
+
+    loop = _StandInLoop()
+    loop._task_factory = factory
+    try:
+        base_events.BaseEventLoop.create_task(loop, None, name="probe")
+    except Exception:
+        return False  # a create_task we do not understand: leave it alone
+    return "name" not in passed
+
+
+def _wrap_create_task() -> None:
+    orig = base_events.BaseEventLoop.create_task
+
+    def create_task(self, coro, **kwargs):
+        factory = getattr(self, "_task_factory", None)
+        if factory is not None and getattr(factory, "_tasktop_inner", True) is None:
+            # Only our pass-through factory is set: create the task the way create_task does
+            # without a factory, with its name from the start.
+            self._check_closed()
+            return factory(self, coro, **kwargs)
+        return orig(self, coro, **kwargs)
+
+    create_task.__name__, create_task.__qualname__, create_task.__doc__ = \
+        orig.__name__, orig.__qualname__, orig.__doc__
+    base_events.BaseEventLoop.create_task = create_task
+
+
 def note_loop(loop, thread_ident: int | None) -> None:
     """Remember ``loop`` (and the thread running it), and hook its task creation."""
     if loop not in loops:
@@ -202,6 +320,8 @@ def install(depth: int = 4, record_sites: bool = True) -> None:
         _orig_init = base_events.BaseEventLoop.__init__
         base_events.BaseEventLoop.__init__ = _loop_init
         _wrap_class(base_events.BaseEventLoop)
+        if _factory_changes_names():
+            _wrap_create_task()
         uvloop = sys.modules.get("uvloop")
         if uvloop is not None and isinstance(getattr(uvloop, "Loop", None), type):
             _wrap_class(uvloop.Loop)

@@ -40,6 +40,8 @@ _SYSCALLS = {
 
 _SYSCALL_STATES = {
     "futex": "Lock.acquire", "clock_nanosleep": "sleep", "nanosleep": "sleep",
+    "select (no fds)": "sleep", "pselect6 (no fds)": "sleep", "poll (no fds)": "sleep",
+    "ppoll (no fds)": "sleep",
     "epoll_wait": "I/O wait", "epoll_pwait": "I/O wait", "epoll_pwait2": "I/O wait",
     "poll": "I/O wait", "ppoll": "I/O wait", "select": "I/O wait", "pselect6": "I/O wait",
     "read": "socket read", "pread64": "socket read", "readv": "socket read",
@@ -106,6 +108,11 @@ def kernel_state(native_id: int | None, pid: int | str = "self") -> dict:
         elif first.lstrip("-").isdigit():
             number = int(first)
             out["syscall"] = _SYSCALLS.get(number, f"syscall {number}") if number >= 0 else None
+            args = syscall.split()[1:3]
+            # time.sleep is select() with no fds on 3.9/3.10, and poll() with none elsewhere.
+            if (out["syscall"] in ("select", "pselect6") and args[:1] == ["0x0"]) or \
+                    (out["syscall"] in ("poll", "ppoll") and args[1:2] == ["0x0"]):
+                out["syscall"] += " (no fds)"
     sched = _read(base + "schedstat")
     if sched:
         parts = sched.split()

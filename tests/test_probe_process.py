@@ -103,7 +103,9 @@ async def side_worker(ev):
 def run_side(name, n):
     async def main():
         ev = asyncio.Event()
-        tasks = [asyncio.create_task(side_worker(ev)) for _ in range(n)]
+        tasks = []
+        for _ in range(n):
+            tasks.append(asyncio.create_task(side_worker(ev)))
         await asyncio.sleep(1000)
     asyncio.run(main())
 
@@ -138,12 +140,12 @@ def test_loops_in_other_threads(spawn):
 FORK = r'''
 import asyncio, os, sys, time
 
-async def child_main():
+async def child_main(parent):
     ev = asyncio.Event()
     for _ in range(4):
         asyncio.create_task(ev.wait())
-    print("child", os.getpid(), flush=True)
-    await asyncio.sleep(1000)
+    while os.getppid() == parent:   # leave with the parent, however it ends
+        await asyncio.sleep(0.1)
 
 async def parent_main():
     ev = asyncio.Event()
@@ -151,21 +153,23 @@ async def parent_main():
         asyncio.create_task(ev.wait())
     await asyncio.sleep(1000)
 
+parent = os.getpid()
 pid = os.fork()
 if pid == 0:
-    asyncio.run(child_main())
+    asyncio.run(child_main(parent))
+    os._exit(0)
 else:
     print("ready", pid, flush=True)
-    try:
-        asyncio.run(parent_main())
-    finally:
-        os.kill(pid, 9)
+    asyncio.run(parent_main())
 '''
 
 
 def test_forked_child_gets_its_own_probe(spawn):
-    target = spawn(FORK)
-    child = int(target.proc.stdout.readline().split()[1])
+    target = spawn(FORK, wait=False)
+    line = target.proc.stdout.readline()
+    assert line.startswith("ready"), line
+    child = int(line.split()[1])
+    wait_until(lambda: os.path.exists(target.path), message="the parent's socket")
     child_path = paths.socket_path(child, target.directory)
     wait_until(lambda: os.path.exists(child_path), message="the child's socket")
 

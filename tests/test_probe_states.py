@@ -48,8 +48,9 @@ async def lock_waiter(lock):
         pass
 
 async def child_proc():
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "import time; time.sleep(600)",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    # It reads its stdin until we are gone, so it never outlives this target.
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "import sys; sys.stdin.read()",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     await proc.wait()
 
 async def forever():

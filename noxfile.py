@@ -1,0 +1,101 @@
+"""Test sessions: the probe on every Python from 3.9 to 3.13 that the machine has, and the
+whole suite on 3.11.
+
+``nox`` runs every test on every Python: the probe's tests on 3.9, 3.10, 3.12 and 3.13, and the
+whole suite (the probe's tests included) on 3.11, so nothing runs twice.  ``nox -s probe`` runs
+the probe's tests on every version, ``nox -s probe-3.12`` on one, ``nox -s tests`` the whole
+suite.  Arguments after ``--`` go to pytest.
+
+The project is installed the way users install it (``pip install .``, not editable): only
+that puts ``tasktop.pth``, the ``TASKTOP=1`` start-up hook, into site-packages, and the tests
+start real processes that rely on it.  A Python the machine lacks is skipped with a one-line
+note.  Interpreters installed with pyenv count as present even when pyenv is not told to use
+them (see ``_expose_pyenv_versions``).
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+import nox
+
+PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
+#: The Python of the whole suite (TUI snapshots are taken on it).
+MAIN_PYTHON = "3.11"
+#: The probe's tests: what must hold on every Python.  Globs, relative to the project root.
+PROBE_TESTS = [
+    "tests/test_probe*.py",
+    "tests/test_creation_paths.py",
+    "tests/test_servers.py",
+    "tests/test_demo.py",  # the demo target, dumped and checked
+]
+PYTEST = ["pytest", "-p", "no:cacheprovider", "-q"]
+
+# The default run: the whole suite on MAIN_PYTHON covers the probe's tests there.
+nox.options.sessions = [f"probe-{v}" for v in PYTHONS if v != MAIN_PYTHON] + ["tests"]
+# A Python the machine lacks is a skip, even where $CI is set (nox makes it an error there).
+nox.options.error_on_missing_interpreters = False
+nox.options.reuse_venv = "yes"  # pip reinstalls the project from this checkout every time
+if hasattr(nox.options, "download_python"):  # nox >= 2025.02
+    nox.options.download_python = "never"  # no interpreter is fetched: a missing one is a skip
+
+
+def _expose_pyenv_versions() -> None:
+    """Let nox find every pyenv-installed 3.9-3.13.
+
+    pyenv's ``python3.9`` shim refuses to run unless 3.9 is among the versions pyenv is told
+    to use (``pyenv global``, ``.python-version``, ``$PYENV_VERSION``), and nox's discovery
+    follows the same rule.  When nobody set ``$PYENV_VERSION``, set it for this nox run to the
+    version pyenv uses now followed by the newest installed patch release of each wanted
+    version, so plain ``python`` stays what it was.
+    """
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    versions_dir = os.path.join(root, "versions")
+    if os.environ.get("PYENV_VERSION") or not os.path.isdir(versions_dir):
+        return
+    newest: dict[str, tuple[int, str]] = {}
+    for name in os.listdir(versions_dir):
+        match = re.fullmatch(r"(3\.\d+)\.(\d+)", name)
+        if match and match.group(1) in PYTHONS:
+            patch = int(match.group(2))
+            if match.group(1) not in newest or patch > newest[match.group(1)][0]:
+                newest[match.group(1)] = (patch, name)
+    if not newest:
+        return
+    current = []
+    try:
+        with open(os.path.join(root, "version")) as fh:
+            current = [line.strip() for line in fh if line.strip() and not line.startswith("#")]
+    except OSError:
+        pass
+    wanted = current + [name for _patch, name in newest.values() if name not in current]
+    os.environ["PYENV_VERSION"] = ":".join(wanted)
+
+
+_expose_pyenv_versions()
+
+
+def _probe_test_files() -> list[str]:
+    files = []
+    for pattern in PROBE_TESTS:
+        files.extend(sorted(glob.glob(pattern)))
+    return files
+
+
+def _install(session: nox.Session) -> None:
+    session.install(".[test]")  # a local directory is always rebuilt and reinstalled
+
+
+@nox.session(python=PYTHONS)
+def probe(session: nox.Session) -> None:
+    """The probe's tests (hooks, task creation paths, real servers, the demo target)."""
+    _install(session)
+    session.run(*PYTEST, *_probe_test_files(), *session.posargs)
+
+
+@nox.session(python=MAIN_PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole test suite."""
+    _install(session)
+    session.run(*PYTEST, "tests", *session.posargs)
