@@ -47,6 +47,7 @@ def _classify(frames: list[dict], active: bool, kernel: dict) -> str:
     if active or kernel.get("state") == "R":
         return "running"
     state = None
+    frames = [f for f in frames if f.get("file", "").endswith(".py")]  # not native ones (--native)
     for frame in frames[:4]:
         found = _FRAME_STATES.get((os.path.basename(frame.get("file", "")), frame.get("func", "")))
         if found is None:
@@ -82,14 +83,15 @@ def _cmdline(pid: int) -> list[str]:
         return []
 
 
-def thread_dump(pid: int, timeout: float = 30.0) -> dict:
-    """A ``full``-shaped document of the threads of ``pid`` (no tasks), read by py-spy."""
+def thread_dump(pid: int, timeout: float = 30.0, native: bool = False) -> dict:
+    """A ``full``-shaped document of the threads of ``pid`` (no tasks), read by py-spy;
+    ``native`` adds C/C++ frames (py-spy ``--native``)."""
     exe = find_pyspy()
     if exe is None:
         raise PySpyError("py-spy is not installed (pip install py-spy)")
     try:
-        proc = subprocess.run([exe, "dump", "--pid", str(pid), "--json"], capture_output=True,
-                              text=True, timeout=timeout)
+        command = [exe, "dump", "--pid", str(pid), "--json"] + (["--native"] if native else [])
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise PySpyError(f"py-spy timed out reading process {pid}") from None
     if proc.returncode != 0:
