@@ -2,7 +2,9 @@
 
     tasktop                     pick a probed process and watch it live
     tasktop PID | --socket P    watch one process live
-    tasktop dump PID [--full] [--json] [--socket P]
+    tasktop dump PID [--full] [--format text|json|folded|pprof] [-o FILE] [--socket P]
+    tasktop check PID [--max-tasks N] [--max-growth PER_MIN] [--max-blocked S] [--max-lag MS]
+    tasktop diff OLD.json NEW.json [--json]
     tasktop ls [--json]
     tasktop run [--] CMD ARGS…
     tasktop demo
@@ -22,9 +24,11 @@ from typing import Sequence
 
 from tasktop.probe import paths
 
-SUBCOMMANDS = ("dump", "ls", "run", "demo")
+SUBCOMMANDS = ("dump", "check", "diff", "ls", "run", "demo", "exporter")
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_UNCHECKED = 3  # tasktop check: no verdict (the probe cannot be reached)
+FORMATS = ("text", "json", "folded", "pprof")  # of tasktop dump (tasktop.tui.formats)
 
 
 class CliError(Exception):
@@ -57,6 +61,36 @@ def _interval(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not 0.1 <= value <= 3600:
         raise argparse.ArgumentTypeError("the interval must be between 0.1 and 3600 seconds")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def _amount(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not negative: {text!r}")
+    return value
+
+
+def _window(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError("the window must be between 0.1 and 3600 seconds")
     return value
 
 
@@ -103,45 +137,163 @@ def _connect(path: str):
 
 
 # -- dump ---------------------------------------------------------------------------------------------
+def _dump_format(args: argparse.Namespace) -> str:
+    """The output format; ``--json`` is ``--format json``.  Checked before any work is done."""
+    fmt = args.format or ("json" if args.json else "text")
+    if args.json and fmt != "json":
+        raise CliError(f"--json conflicts with --format {fmt}", EXIT_USAGE)
+    if fmt == "pprof" and not args.output and sys.stdout.isatty():
+        raise CliError("the pprof format is binary: write it with -o FILE or redirect the output",
+                       EXIT_USAGE)
+    return fmt
+
+
 def cmd_dump(args: argparse.Namespace) -> int:
-    from tasktop.tui import report
     from tasktop.tui.client import ProbeError, ProbeUnavailable
 
     if args.pid is None and not args.socket:
         raise CliError("dump needs a PID or --socket PATH", EXIT_USAGE)
+    fmt = _dump_format(args)
     try:
         path = _resolve_socket(args.pid, args.socket)
     except NoProbe as exc:
-        return _dump_without_probe(exc.pid, args)
+        if not args.inject:
+            return _dump_without_probe(exc.pid, args, fmt)
+        from tasktop.tui import inject
+
+        try:
+            path = inject.inject(exc.pid)
+        except inject.InjectError as err:
+            raise CliError(str(err)) from None
     client = _connect(path)
     try:
-        data = client.full() if args.full else client.summary()
+        # The profiles take every member: the summary lists only the largest groups, and
+        # blocked sums need each member's time.
+        data = client.full() if args.full or fmt in ("folded", "pprof") else client.summary()
+        if args.verdicts and fmt in ("text", "json"):
+            data["verdicts"] = client.verdicts(args.budget)["verdicts"]
     except (ProbeUnavailable, ProbeError) as exc:
         raise CliError(str(exc)) from None
     finally:
         client.close()
-    if args.json:
-        json.dump(report.to_document(data), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(report.render_text(data, full=args.full))
+    _write_dump(data, fmt, args)
     return 0
 
 
-def _dump_without_probe(pid: int, args: argparse.Namespace) -> int:
-    from tasktop.tui import pyspy, report
+def _dump_without_probe(pid: int, args: argparse.Namespace, fmt: str) -> int:
+    from tasktop.tui import pyspy
 
     try:
-        data = pyspy.thread_dump(pid)
+        data = pyspy.thread_dump(pid, native=args.native)
     except pyspy.PySpyError as exc:
         raise CliError(f"process {pid} has no tasktop probe, and {exc}") from None
     print(f"tasktop: process {pid} has no probe: showing its threads only, read by py-spy. "
           f"{pyspy.ENABLE_HINT}.", file=sys.stderr)
+    _write_dump(data, fmt, args)
+    return 0
+
+
+def _write_dump(data: dict, fmt: str, args: argparse.Namespace) -> None:
+    """Render ``data`` in ``fmt`` to ``-o FILE`` or standard output."""
+    from tasktop.tui import report
+
+    out: str | bytes
+    if fmt in ("folded", "pprof"):
+        from tasktop.tui import formats
+
+        out = formats.folded(data) if fmt == "folded" else formats.pprof(data)
+        missing = formats.missing_groups(data, formats.groups_of(data))
+        if missing:
+            print(f"tasktop: note: {missing} smaller groups are not in the snapshot", file=sys.stderr)
+    elif fmt == "json":
+        out = json.dumps(report.to_document(data), indent=2) + "\n"
+    else:
+        out = report.render_text(data, full=args.full)
+    _write_output(out, args.output)
+
+
+def _write_output(out: str | bytes, output: str | None) -> None:
+    if output and output != "-":
+        try:
+            if isinstance(out, bytes):
+                with open(output, "wb") as fh:
+                    fh.write(out)
+            else:
+                with open(output, "w", encoding="utf-8") as fh:
+                    fh.write(out)
+        except OSError as exc:
+            raise CliError(f"cannot write {output}: {exc.strerror or exc}") from None
+    elif isinstance(out, bytes):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(out)
+        sys.stdout.buffer.flush()
+    else:
+        sys.stdout.write(out)
+
+
+# -- check ----------------------------------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace) -> int:
+    from tasktop.tui import check
+
+    limits = check.Limits(tasks=args.max_tasks, growth=args.max_growth, blocked=args.max_blocked,
+                          lag=args.max_lag, window=args.window)
+    if args.pid is None and not args.socket:
+        raise CliError("check needs a PID or --socket PATH", EXIT_USAGE)
+    if not limits.given():
+        raise CliError("check needs at least one threshold: --max-tasks, --max-growth, "
+                       "--max-blocked or --max-lag", EXIT_USAGE)
+    try:
+        path = _resolve_socket(args.pid, args.socket)
+    except NoProbe as exc:
+        from tasktop.tui.pyspy import ENABLE_HINT
+
+        raise CliError(f"process {exc.pid} has no tasktop probe; {ENABLE_HINT}",
+                       EXIT_UNCHECKED) from None
+    except CliError as exc:
+        raise CliError(str(exc), EXIT_UNCHECKED) from None
+    first, last = check.take_snapshots(lambda: _fetch_summary(path), limits)
+    if first is not None:
+        a, b = first.get("process") or {}, last.get("process") or {}
+        if (a.get("pid"), a.get("started_at")) != (b.get("pid"), b.get("started_at")):
+            raise CliError(f"the process at {path} changed during the window "
+                           f"(pid {a.get('pid')} then {b.get('pid')})", EXIT_UNCHECKED)
+    verdicts = check.evaluate(limits, last, first)
     if args.json:
-        json.dump(report.to_document(data), sys.stdout, indent=2)
+        json.dump(check.to_json(verdicts, last, first, limits), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(report.render_text(data, full=args.full))
+        sys.stdout.write(check.render(verdicts))
+    return check.status(verdicts)
+
+
+def _fetch_summary(path: str) -> dict:
+    """One summary on a connection of its own (a window may outlast the probe's idle timeout)."""
+    from tasktop.tui.client import ProbeClient, ProbeError, ProbeUnavailable
+
+    client = ProbeClient(path)
+    try:
+        client.connect()
+        return client.summary()
+    except (ProbeUnavailable, ProbeError) as exc:
+        raise CliError(str(exc), EXIT_UNCHECKED) from None
+    finally:
+        client.close()
+
+
+# -- diff -------------------------------------------------------------------------------------------------
+def cmd_diff(args: argparse.Namespace) -> int:
+    from tasktop.tui import diff
+
+    try:
+        old, new = diff.load(args.old), diff.load(args.new)
+    except diff.DocumentError as exc:
+        raise CliError(str(exc)) from None
+    result = diff.diff(old, new, args.old, args.new)
+    if args.json:
+        json.dump(result, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(diff.render(result))
     return 0
 
 
@@ -245,7 +397,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             time.sleep(0.05)
         if args.dump or not sys.stdout.isatty():
             time.sleep(max(0.0, args.wait))
-            return cmd_dump(argparse.Namespace(pid=None, socket=path, full=False, json=False))
+            return cmd_dump(_subparser("dump").parse_args(["--socket", path]))
         return _run_app(path, args.interval)
     finally:
         if proc.poll() is None:
@@ -254,6 +406,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def cmd_exporter(args: argparse.Namespace) -> int:
+    from tasktop.tui import exporter
+
+    try:
+        return exporter.run(args)
+    except exporter.ExporterError as exc:
+        raise CliError(str(exc)) from None
 
 
 # -- the live view ----------------------------------------------------------------------------------------
@@ -295,7 +456,45 @@ def _subparser(name: str) -> argparse.ArgumentParser:
         p.add_argument("pid", nargs="?", type=_pid)
         p.add_argument("--socket", metavar="PATH", help="probe socket instead of a pid")
         p.add_argument("--full", action="store_true", help="every task and thread, not only groups")
-        p.add_argument("--json", action="store_true", help="the versioned JSON document (schema 1)")
+        p.add_argument("--format", choices=FORMATS, help="text (default), json (the versioned "
+                       "document, schema 1), folded (collapsed stacks for flame graphs) or pprof "
+                       "(gzipped profile.proto)")
+        p.add_argument("--json", action="store_true", help="the same as --format json")
+        p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+        p.add_argument("--no-verdicts", dest="verdicts", action="store_false",
+                       help="skip the leak verdicts (they walk the target's heap, up to --budget seconds)")
+        p.add_argument("--budget", type=_amount, default=2.0, metavar="SECONDS",
+                       help="time the probe may spend proving leaks (default 2)")
+        p.add_argument("--native", action="store_true",
+                       help="without a probe: thread stacks with native frames (py-spy --native)")
+        p.add_argument("--inject", action="store_true",
+                       help="without a probe: start one in the process (Python 3.14+, sys.remote_exec)")
+    elif name == "exporter":
+        from tasktop.tui import exporter
+
+        p = _Parser(prog=prog, description="Serve Prometheus metrics for every probed process of this user.")
+        exporter.add_arguments(p)
+    elif name == "check":
+        p = _Parser(prog=prog, description="Exit non-zero when a threshold is passed (exit status: "
+                    "0 all passed, 1 a threshold passed, 2 usage error, 3 the probe cannot be reached).")
+        p.add_argument("pid", nargs="?", type=_pid)
+        p.add_argument("--socket", metavar="PATH", help="probe socket instead of a pid")
+        p.add_argument("--max-tasks", type=_count, metavar="N", help="at most N live asyncio tasks")
+        p.add_argument("--max-growth", type=_amount, metavar="PER_MIN",
+                       help="no group (and not the task total) grows faster than PER_MIN a minute")
+        p.add_argument("--max-blocked", type=_amount, metavar="SECONDS",
+                       help="no task or thread blocked longer than SECONDS")
+        p.add_argument("--max-lag", type=_amount, metavar="MS",
+                       help="no event-loop lag, nor stall in the window, longer than MS milliseconds")
+        p.add_argument("--window", type=_window, default=10.0, metavar="SECONDS",
+                       help="seconds between the two snapshots of --max-growth, and how far back "
+                       "--max-lag looks for stalls (default 10)")
+        p.add_argument("--json", action="store_true", help="the result as JSON")
+    elif name == "diff":
+        p = _Parser(prog=prog, description="Per-group change between two tasktop dump --json documents.")
+        p.add_argument("old", metavar="OLD.json")
+        p.add_argument("new", metavar="NEW.json")
+        p.add_argument("--json", action="store_true", help="the result as JSON")
     elif name == "ls":
         p = _Parser(prog=prog, description="List this user's processes that have a live probe.")
         p.add_argument("--json", action="store_true")
@@ -313,6 +512,7 @@ def _subparser(name: str) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    name = None
     try:
         # The tasktop command itself is not a target, even when TASKTOP=1 is exported.
         import tasktop.probe
@@ -321,7 +521,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] in SUBCOMMANDS:
             name = argv.pop(0)
             args = _subparser(name).parse_args(argv)
-            return {"dump": cmd_dump, "ls": cmd_ls, "run": cmd_run, "demo": cmd_demo}[name](args)
+            return {"dump": cmd_dump, "check": cmd_check, "diff": cmd_diff, "ls": cmd_ls,
+                    "run": cmd_run, "demo": cmd_demo, "exporter": cmd_exporter}[name](args)
         return cmd_watch(_parser().parse_args(argv))
     except CliError as exc:
         print(f"tasktop: error: {exc}", file=sys.stderr)
@@ -337,7 +538,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug of ours: still one line, with a hint to report it
         print(f"tasktop: error: {exc.__class__.__name__}: {exc} (this is a bug in tasktop)",
               file=sys.stderr)
-        return EXIT_ERROR
+        # For check, 1 means "a threshold was passed": a bug must not read as a verdict.
+        return EXIT_UNCHECKED if name == "check" else EXIT_ERROR
 
 
 if __name__ == "__main__":
