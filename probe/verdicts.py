@@ -57,15 +57,16 @@ class _Walk:
     def __init__(self, allowed: set, deadline: float, max_steps: int) -> None:
         self.allowed = allowed
         self.deadline = deadline
-        self.steps = max_steps
+        self.max_steps = max_steps  # per object: the time budget is the global bound
 
     def only_waiters_hold(self, target: Any) -> bool | None:
         frontier = [target]
         seen = {id(target), id(frontier)}
+        steps = self.max_steps
         while frontier:
-            if self.steps <= 0 or time.monotonic() > self.deadline:
+            if steps <= 0 or time.monotonic() > self.deadline:
                 return None
-            self.steps -= 1
+            steps -= 1
             obj = frontier.pop()
             referrers = gc.get_referrers(obj)
             seen.add(id(referrers))
@@ -107,63 +108,67 @@ def _chain_ids(owner: Any, frames: list) -> set[int]:
 
 
 def unreachable(members: dict[str, list], states: dict[str, str], dependents: dict[str, list] | None = None,
-                budget_s: float = 2.0, max_steps: int = 400) -> dict[str, dict]:
+                budget_s: float = 2.0, max_steps: int = 100) -> dict[str, dict]:
     """``{group id: {"proven", "open", "unknown", "objects", "object"}}``.
 
     ``members`` maps a group to its waiters ``(owner, frames, wake object)`` (tasks or threads);
     ``dependents`` maps a group to tasks that wait only on other tasks, ``(task, frames, ids of
-    the awaited tasks)`` — a ``gather`` over the consumers of an orphaned queue, say.  Such a
-    task can only resume when what it awaits finishes, so it does not keep anything alive unless
-    what it awaits can finish: it is first assumed dead, and the assumption is dropped (and the
-    walk redone) for every dependent that awaits a task not proven dead (a greatest fixpoint).
+    the awaited tasks)`` — a ``gather`` over the consumers of an orphaned queue, say.
+
+    A waiter's own references to an object only do not count if that waiter is itself dead: a
+    task holding a lock while it waits for a future may still release it if the future can be
+    completed.  So every waiter starts assumed dead; the walks run with the assumed-dead
+    waiters allowed as holders; the waiters not proven dead by those walks (and the dependents
+    awaiting a live task) are dropped from the assumption; and this repeats until nothing
+    changes: the greatest consistent set of dead waiters (cycles of waiters included).
     """
     deadline = time.monotonic() + budget_s
-    by_object: dict[int, list] = {}
     objects: dict[int, Any] = {}
-    base: set[int] = set()
-    for gid, waiters in members.items():
+    waiters: list[tuple] = []  # (gid, owner, chain ids, object key | None, awaited ids | None)
+    for gid, items in members.items():
         if states[gid] in _SELF_WAKING:
             continue
-        for owner, frames, obj in waiters:
-            if obj is None:
-                continue
-            objects[id(obj)] = obj
-            by_object.setdefault(id(obj), []).append((gid, owner))
-            base |= _chain_ids(owner, frames)
-    deps = [(gid, owner, _chain_ids(owner, frames), awaited)
-            for gid, items in (dependents or {}).items() for owner, frames, awaited in items]
-    assumed = set(range(len(deps)))
+        for owner, frames, obj in items:
+            if obj is not None:
+                objects[id(obj)] = obj
+                waiters.append((gid, owner, _chain_ids(owner, frames), id(obj), None))
+    for gid, items in (dependents or {}).items():
+        for owner, frames, awaited in items:
+            if awaited:
+                waiters.append((gid, owner, _chain_ids(owner, frames), None, awaited))
+    assumed = set(range(len(waiters)))
+    verdicts: dict[int, bool | None] = {}
     while True:
-        used = set(assumed)
-        allowed = set(base)
-        for i in used:
-            allowed |= deps[i][2]
+        allowed: set[int] = set()
+        for i in assumed:
+            allowed |= waiters[i][2]
         walker = _Walk(allowed, deadline, max_steps)
-        verdicts = {key: walker.only_waiters_hold(objects[key]) for key in by_object}
-        dead = {id(owner) for key, waiters in by_object.items() if verdicts[key] for _gid, owner in waiters}
-        while True:  # the dependents all of whose awaited tasks are dead (or such dependents)
-            owners = {id(deps[i][1]) for i in assumed}
-            keep = {i for i in assumed if deps[i][3] and deps[i][3] <= dead | owners}
-            if keep == assumed:
+        wanted = {waiters[i][3] for i in assumed if waiters[i][3] is not None}
+        verdicts = {key: walker.only_waiters_hold(objects[key]) for key in wanted}
+        dead = {i for i in assumed if waiters[i][3] is not None and verdicts.get(waiters[i][3])}
+        dependents_left = {i for i in assumed if waiters[i][4] is not None}
+        while True:  # dependents are dead when everything they await is dead
+            owners = {id(waiters[i][1]) for i in dead | dependents_left}
+            keep = {i for i in dependents_left if waiters[i][4] <= owners}
+            if keep == dependents_left:
                 break
-            assumed = keep
-        if assumed == used:  # the walks above assumed exactly these: consistent
+            dependents_left = keep
+        dead |= dependents_left
+        if dead == assumed:
             break
+        assumed = dead
     out: dict[str, dict] = {}
-
-    def entry(gid: str, noun: str) -> dict:
-        return out.setdefault(gid, {"proven": 0, "open": 0, "unknown": 0, "objects": set(), "object": noun})
-
-    for key, waiters in by_object.items():
-        verdict = verdicts[key]
-        for gid, _owner in waiters:
-            e = entry(gid, _NOUN.get(states[gid], "object"))
-            e["proven" if verdict else "unknown" if verdict is None else "open"] += 1
-            if verdict:
+    for i, (gid, _owner, _ids, key, _awaited) in enumerate(waiters):
+        noun = "tasks" if key is None else _NOUN.get(states[gid], "object")
+        e = out.setdefault(gid, {"proven": 0, "open": 0, "unknown": 0, "objects": set(), "object": noun})
+        if i in assumed:
+            e["proven"] += 1
+            if key is not None:
                 e["objects"].add(key)
-    for i, (gid, owner, _ids, _awaited) in enumerate(deps):
-        e = entry(gid, "tasks")
-        e["proven" if i in assumed else "open"] += 1
+        elif key is not None and verdicts.get(key, False) is None:
+            e["unknown"] += 1
+        else:
+            e["open"] += 1
     for e in out.values():
         e["objects"] = len(e["objects"])
     return out

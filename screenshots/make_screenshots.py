@@ -2,12 +2,13 @@
 
 Run from anywhere with the dev environment's Python::
 
-    python screenshots/make_screenshots.py [--size 100x30] [--wait 15]
+    python screenshots/make_screenshots.py [--size 100x30] [--wait 15] [--only verdicts,help]
 
 It starts ``python -m tasktop.probe.demo`` with the probe (and tracemalloc) on, attaches the
 app in a headless terminal, lets it watch for ``--wait`` seconds so the history and the leak
 marker have something to show, then visits every screen and writes ``NAME.svg`` and
-``NAME.png`` next to this script.
+``NAME.png`` next to this script (with ``--only``, just the named ones: main, group, task,
+thread, stalls, memory, verdicts, help, picker).
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MONO_FONT = os.environ.get("TASKTOP_SCREENSHOT_FONT", "DejaVu Sans Mono")
+SCREENS = ("main", "group", "task", "thread", "stalls", "memory", "verdicts", "help", "picker")
+ONLY: set = set(SCREENS)
 
 
 def start_demo(directory: str) -> subprocess.Popen:
@@ -43,10 +46,12 @@ def wait_for_socket(path: str, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-async def until(pilot, predicate, timeout: float = 15.0) -> None:
+async def until(pilot, predicate, timeout: float = 15.0, fail: bool = True) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
+            if not fail:
+                return
             raise SystemExit("timed out waiting for the app")
         await pilot.pause(0.05)
 
@@ -65,6 +70,8 @@ def to_png(svg: str) -> str:
 
 
 async def shoot(app, name: str, out: str) -> None:
+    if name not in ONLY:
+        return
     svg = app.save_screenshot(f"{name}.svg", path=out)
     print(to_png(svg))
 
@@ -103,9 +110,31 @@ async def attached_screens(path: str, size: tuple, wait: float, out: str) -> Non
         await pilot.press("escape", "m")
         await detail()
         await shoot(app, "memory", out)
+        await pilot.press("escape", "v")
+        await verdicts(app, pilot)
+        await shoot(app, "verdicts", out)
         await pilot.press("escape", "question_mark")
         await pilot.pause(0.3)
         await shoot(app, "help", out)
+
+
+async def verdicts(app, pilot) -> None:
+    """Wait for the leak verdicts, until the demo's leaked requests show as growing (the probe
+    needs 20 s of its own history for that), checking again every few seconds."""
+    deadline = time.monotonic() + 60
+    while True:
+        await until(pilot, lambda: app.screen.data is not None and not app.screen._loading, timeout=30)
+        found = {v.get("verdict") for v in app.screen.data.get("verdicts") or ()}
+        if "growing" in found or time.monotonic() > deadline:
+            break
+        await pilot.pause(3.0)
+        await pilot.press("r")
+    # A summary asked for during the heap walk waited for it: let a normal one come first, so
+    # the header does not show that one as a slow probe.
+    session = app.screen.session
+    await pilot.pause(1.5)
+    await until(pilot, lambda: session.cost < 0.5, timeout=10, fail=False)
+    await pilot.pause(0.3)
 
 
 async def picker_screen(directory: str, size: tuple, out: str) -> None:
@@ -123,7 +152,14 @@ def main() -> None:
     parser.add_argument("--size", default="100x30", help="terminal size, COLUMNSxROWS (default 100x30)")
     parser.add_argument("--wait", type=float, default=15.0, help="seconds to watch before the first shot")
     parser.add_argument("--out", default=HERE, help="where to write the files (default: next to this script)")
+    parser.add_argument("--only", default="", help=f"comma-separated screens to write (of {', '.join(SCREENS)})")
     args = parser.parse_args()
+    if args.only:
+        ONLY.clear()
+        ONLY.update(name.strip() for name in args.only.split(",") if name.strip())
+        unknown = ONLY - set(SCREENS)
+        if unknown:
+            parser.error(f"unknown screen {', '.join(sorted(unknown))} (known: {', '.join(SCREENS)})")
     size = tuple(int(x) for x in args.size.lower().split("x"))
     directory = tempfile.mkdtemp(prefix="tt-shots-", dir="/tmp")
     os.chmod(directory, 0o700)
@@ -131,8 +167,10 @@ def main() -> None:
     try:
         path = os.path.join(directory, f"{demo.pid}.sock")
         wait_for_socket(path)
-        asyncio.run(attached_screens(path, size, args.wait, args.out))
-        asyncio.run(picker_screen(directory, size, args.out))
+        if ONLY - {"picker"}:
+            asyncio.run(attached_screens(path, size, args.wait, args.out))
+        if "picker" in ONLY:
+            asyncio.run(picker_screen(directory, size, args.out))
     finally:
         demo.terminate()
         try:

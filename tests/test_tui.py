@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -20,6 +21,8 @@ from textual.widgets import DataTable, Static
 
 from conftest import Target, target_env, wait_until
 from tasktop.tui.app import TasktopApp
+from tasktop.tui.client import ProbeError, ProbeUnavailable
+from tasktop.tui.connection import Connection
 from tasktop.tui.screens.group_detail import GroupScreen
 from tasktop.tui.screens.help import HelpScreen, KEYS
 from tasktop.tui.screens.main import MainScreen
@@ -28,6 +31,7 @@ from tasktop.tui.screens.picker import PickerScreen
 from tasktop.tui.screens.stalls import StallsScreen
 from tasktop.tui.screens.task_detail import TaskScreen
 from tasktop.tui.screens.thread_detail import ThreadScreen
+from tasktop.tui.screens.verdicts import VerdictsScreen
 
 pytestmark = pytest.mark.anyio
 
@@ -374,8 +378,8 @@ def test_every_binding_is_in_the_help():
     documented = " ".join(key for _, keys in KEYS for key, _ in keys)
     names = {"question_mark": "?", "slash": "/", "plus": "+", "minus": "-", "escape": "Esc", "enter": "Enter",
              "right_square_bracket": "]", "left_square_bracket": "["}
-    for screen in (MainScreen, GroupScreen, TaskScreen, ThreadScreen, StallsScreen, MemoryScreen, PickerScreen,
-                   TasktopApp):
+    for screen in (MainScreen, GroupScreen, TaskScreen, ThreadScreen, StallsScreen, MemoryScreen, VerdictsScreen,
+                   PickerScreen, TasktopApp):
         for binding in screen.BINDINGS:
             key = binding.key.split(",")[0]
             assert names.get(key, key) in documented.split(), f"{screen.__name__}: {key} is not in the help"
@@ -395,6 +399,169 @@ async def test_export_writes_text_and_json(target, tmp_path):
     assert len(document["tasks"]) == TASKS  # the full snapshot, every task
     text = open(text_path).read()
     assert "Queue.get" in text and "consume" in text
+
+
+# -- leak verdicts ------------------------------------------------------------------------------------
+LEAK_TARGET = """
+import asyncio
+
+KEEP = []
+
+async def consume(q):
+    await q.get()
+
+async def orphan_consumers():
+    q = asyncio.Queue()  # nobody else will ever see this queue
+    await asyncio.gather(*(consume(q) for _ in range(3)))
+
+async def nap():
+    await asyncio.sleep(3600)
+
+async def main():
+    KEEP.append(asyncio.ensure_future(orphan_consumers()))
+    KEEP.extend(asyncio.ensure_future(nap()) for _ in range(2))
+    await asyncio.sleep(0.2)
+    print("ready", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+QUIET_TARGET = """
+import asyncio
+
+async def nap():
+    await asyncio.sleep(3600)
+
+async def main():
+    naps = [asyncio.ensure_future(nap()) for _ in range(3)]
+    await asyncio.sleep(0.2)
+    print("ready", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+class GatedConnection(Connection):
+    """A real connection whose ``verdicts`` waits until the test opens the gate (so "checking…"
+    can be seen for sure), and counts how often it is asked."""
+
+    def __init__(self, path: str, timeout: float = 10.0) -> None:
+        super().__init__(path, timeout)
+        self.gate = threading.Event()
+        self.calls = 0
+
+    def verdicts(self, budget_s: float = 2.0) -> dict:
+        self.calls += 1
+        if not self.gate.wait(30):
+            raise ProbeUnavailable("the test never opened the gate")
+        return super().verdicts(budget_s)
+
+
+class OldProbeConnection(Connection):
+    def verdicts(self, budget_s: float = 2.0) -> dict:
+        raise ProbeError("unknown request 'verdicts'")
+
+
+async def test_leak_verdicts_prove_a_leak_and_open_its_group(spawn):
+    target = spawn(LEAK_TARGET)
+    app = app_for(target, connection_factory=GatedConnection)
+    async with app.run_test(size=(80, 24)) as pilot:
+        main = await attached(pilot)
+        connection = main.session.connection
+        assert "v leak verdicts" in plain(main.query_one("#caption", Static))  # the footer is full
+        assert connection.calls == 0  # never asked for by the watcher
+        await pilot.press("v")
+        screen = await until(pilot, lambda: isinstance(pilot.app.screen, VerdictsScreen) and pilot.app.screen,
+                             "the verdicts screen")
+        caption = screen.query_one("#verdicts-caption", Static)
+        assert plain(caption) == "checking… (walks the heap, up to 2 s)"
+        await until(pilot, lambda: connection.calls == 1, "the request on its worker")
+        # The probe is still working: the keys answer, and r does not pile a second walk on it.
+        await pilot.press("question_mark")
+        assert isinstance(pilot.app.screen, HelpScreen)
+        await pilot.press("escape", "r")
+        assert pilot.app.screen is screen and screen._asked == 1
+        assert "checking…" in plain(caption)
+
+        connection.gate.set()
+        table = screen.query_one("#verdicts", DataTable)
+        await until(pilot, lambda: any(r[0] == "PROVEN LEAK" and r[3].startswith("consume (") for r in rows(table)),
+                    "the proven leak")
+        shown = rows(table)
+        assert column_labels(table) == ["VERDICT", "COUNT", "STATE", "WHERE"]
+        consume = next(r for r in shown if r[3].startswith("consume ("))
+        assert consume == ["PROVEN LEAK", "3 tasks", "Queue.get", f"consume ({os.path.basename(target.script)}:7)"]
+        gathering = next(r for r in shown if r[3].startswith("orphan_consumers ("))
+        assert gathering[:3] == ["PROVEN LEAK", "1 task", "gather"]
+        assert not any(r[3].startswith("nap (") for r in shown)  # asleep: it wakes by itself
+        assert "proven leaks" in plain(caption) and "checking" not in plain(caption)
+        assert "checked" in plain(screen.query_one("#status", Static))
+
+        await pilot.press(*["down"] * shown.index(consume))
+        body = plain(screen.query_one("#verdict-body", Static))
+        assert body.startswith("PROVEN LEAK  3 tasks · Queue.get · consume (")
+        assert "the queue is referenced only by the 3 tasks waiting on it" in body
+        gid = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value.split(":", 1)[1]
+
+        await pilot.press("enter")
+        group = await until(pilot, lambda: isinstance(pilot.app.screen, GroupScreen) and pilot.app.screen,
+                            "the group view")
+        await until(pilot, lambda: group.data is not None, "the group reply")
+        assert group.group["id"] == gid and group.query_one("#members", DataTable).row_count == 3
+        assert "3 tasks · Queue.get · consume (" in plain(group.query_one("#status", Static))
+        await pilot.press("escape")
+        assert pilot.app.screen is screen
+        assert screen._asked == 1 and not screen._loading  # coming back is no reason for a heap walk
+
+        connection.gate.clear()
+        await pilot.press("r")
+        assert "checking…" in plain(caption)
+        assert any(r[3].startswith("consume (") for r in rows(table))  # the last verdicts stay meanwhile
+        connection.gate.set()
+        await until(pilot, lambda: connection.calls == 2 and not screen._loading, "the second check")
+        assert any(r[3].startswith("consume (") for r in rows(table))
+
+        await pilot.press("escape")
+        assert pilot.app.screen is main
+        assert main.session.model.is_proven(gid)
+        assert [r.proven for r in main.session.model.rows() if r.id == gid] == [True]
+
+
+async def test_leak_verdicts_none(spawn):
+    target = spawn(QUIET_TARGET)
+    async with app_for(target).run_test(size=(80, 24)) as pilot:
+        await attached(pilot)
+        await pilot.press("v")
+        screen = await until(pilot, lambda: isinstance(pilot.app.screen, VerdictsScreen) and pilot.app.screen,
+                             "the verdicts screen")
+        await until(pilot, lambda: screen.data is not None, "the verdicts reply")
+        assert screen.data["verdicts"] == []
+        assert screen.query_one("#verdicts", DataTable).row_count == 0
+        assert plain(screen.query_one("#verdicts-caption", Static)).startswith("No leak verdicts")
+        body = plain(screen.query_one("#verdict-body", Static))
+        assert body.startswith("No leak verdicts: no group is proven unreachable, growing or stuck.")
+        assert "growth needs at least 20 s" in body  # the target is younger than that
+        await pilot.press("enter")  # nothing to open
+        assert pilot.app.screen is screen
+        await pilot.press("escape")
+        assert isinstance(pilot.app.screen, MainScreen)
+
+
+async def test_leak_verdicts_from_a_probe_without_them(target):
+    async with app_for(target, connection_factory=OldProbeConnection).run_test(size=(80, 24)) as pilot:
+        await attached(pilot)
+        await pilot.press("v")
+        screen = await until(pilot, lambda: isinstance(pilot.app.screen, VerdictsScreen) and pilot.app.screen,
+                             "the verdicts screen")
+        await until(pilot, lambda: screen.error, "the failed request")
+        status = plain(screen.query_one("#status", Static))
+        assert "CHECK FAILED" in status and "unknown request 'verdicts'" in status
+        assert "could not give verdicts" in plain(screen.query_one("#verdict-body", Static))
+        assert "LIVE" in status  # the attachment itself is fine
+        await pilot.press("escape")
+        assert isinstance(pilot.app.screen, MainScreen)
 
 
 # -- connection state --------------------------------------------------------------------------------

@@ -93,3 +93,52 @@ def test_growing_group_verdict(spawn):
     assert found[0]["frame"]["func"] == "handle"
     assert found[0]["growth"]["rate_per_min"] > 100
     assert "grew from" in found[0]["reason"]
+
+
+HOLDERS = r'''
+import asyncio
+
+RELEASE = None   # a module global: whoever holds this may still set it
+
+async def holder(lock, wait_for):
+    async with lock:
+        await wait_for()
+
+async def lock_waiter(lock):
+    async with lock:
+        pass
+
+async def main():
+    global RELEASE
+    RELEASE = asyncio.Event()
+    keep = []
+    # The holder of lock A waits on a reachable event: A may be released, no verdict.
+    a = asyncio.Lock()
+    keep.append(asyncio.create_task(holder(a, RELEASE.wait)))
+    # The holder of lock B waits on a future nobody else holds: B never will be.
+    b = asyncio.Lock()
+    keep.append(asyncio.create_task(holder(b, lambda: asyncio.get_running_loop().create_future())))
+    await asyncio.sleep(0.05)
+    for lock, n in ((a, 2), (b, 3)):
+        for _ in range(n):
+            keep.append(asyncio.create_task(lock_waiter(lock)))
+    del a, b, lock
+    await asyncio.sleep(0.2)
+    print("ready", flush=True)
+    await asyncio.sleep(1000)
+
+asyncio.run(main())
+'''
+
+
+def test_a_lock_held_by_a_live_task_is_not_a_proven_leak(spawn):
+    target = spawn(HOLDERS)
+    verdicts = target.request("verdicts", budget_s=5.0)["verdicts"]
+    proven = {(v["state"], v["count"]) for v in verdicts if v["verdict"] == "unreachable"}
+    # lock B's three waiters and B's holder (waiting on an unreachable future) are dead ...
+    assert ("future", 1) in proven
+    lock_verdicts = [v for v in verdicts if v["verdict"] == "unreachable" and v["state"] == "Lock.acquire"]
+    assert len(lock_verdicts) == 1 and lock_verdicts[0]["count"] == 3
+    assert "3 of the 5" in lock_verdicts[0]["reason"]
+    # ... lock A's two waiters are not: its holder may still be woken through RELEASE.
+    assert not any(v["state"] == "Event.wait" and v["verdict"] == "unreachable" for v in verdicts)

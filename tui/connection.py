@@ -83,6 +83,10 @@ class Connection:
     def stalls(self) -> list:
         return self.request("stalls")
 
+    def verdicts(self, budget_s: float = 2.0) -> dict:
+        """Leak verdicts; the probe walks its heap for up to ``budget_s``: ask on demand only."""
+        return self.request("verdicts", budget_s=budget_s)
+
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []

@@ -3,8 +3,9 @@
 The probe answers "what is there now"; whether something is *piling up* needs history, which
 only the client has: totals and RSS since attaching (the sparklines), each group's count over
 the last minutes (its growth per minute, and whether it keeps growing: a leak suspect), the
-baseline the user set, and every event-loop stall seen since attaching (the probe keeps only
-the last few).  Pure Python with no Textual import, so all of it is unit-tested directly.
+baseline the user set, every event-loop stall seen since attaching (the probe keeps only
+the last few), and the probe's last leak verdicts (asked for on demand, never per snapshot).
+Pure Python with no Textual import, so all of it is unit-tested directly.
 
 Times are the snapshot's own ``time`` field (the target's clock), not the client's: a recorded
 snapshot then replays identically, and a slow reply does not distort a rate.
@@ -56,6 +57,7 @@ class GroupRow:
     blocked_min: float
     where: str
     group: dict
+    proven: bool = False  # the last leak verdicts proved (some of) its members unreachable
 
 
 @dataclass
@@ -89,6 +91,8 @@ class Model:
         self._text: dict[str, str] = {}
         self.memory_sites_baseline: dict | None = None
         self._memory_baseline_pending = True
+        self.verdicts: dict | None = None  # the last ``verdicts`` reply
+        self._proven: frozenset = frozenset()
 
     # -- feeding ---------------------------------------------------------------------------
     def update(self, summary: dict) -> None:
@@ -266,6 +270,7 @@ class Model:
                 blocked_min=float(group.get("blocked_min_s") or 0.0),
                 where=stacks.where(group.get("stack")),
                 group=group,
+                proven=gid in self._proven,
             ))
         if sort == "growth":
             out.sort(key=lambda r: (-(r.change or 0.0), not r.suspect, -r.count, r.id))
@@ -309,3 +314,16 @@ class Model:
             return None
         base = self.memory_sites_baseline.get((site.get("file"), site.get("line")))
         return None if base is None else int(site.get("size_bytes") or 0) - base
+
+    # -- leak verdicts --------------------------------------------------------------------
+    def note_verdicts(self, reply: dict) -> None:
+        """Take a ``verdicts`` reply.  It is kept until the next one: the verdicts screen shows
+        it again when reopened, and the groups it proved stay known by id."""
+        self.verdicts = reply
+        self._proven = frozenset(v.get("group") for v in reply.get("verdicts") or ()
+                                 if v.get("verdict") == "unreachable")
+
+    def is_proven(self, gid: str) -> bool:
+        """Whether the last verdicts proved members of the group unreachable (a proven leak
+        does not heal: nothing can wake those members, so the mark stays valid)."""
+        return gid in self._proven

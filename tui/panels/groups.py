@@ -23,7 +23,9 @@ def change_cell(row: GroupRow, baseline: bool) -> Text:
     text = Text(" ", justify="right")
     if row.change is not None:
         text.append(units.signed(row.change), style="yellow" if row.change > 0 else "")
-    if row.suspect:
+    if row.proven:
+        text.append(" PROVEN", style="bold red")
+    elif row.suspect:
         text.append(" LEAK", style="bold red")
     return text
 

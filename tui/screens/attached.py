@@ -1,6 +1,6 @@
 """What every screen of an attachment shares: its session and the keys that work anywhere.
 
-Pause, interval, baseline, export, stalls and memory act on the attachment, not on one view,
+Pause, interval, baseline, export, stalls, memory and leak verdicts act on the attachment, not on one view,
 so they answer on every screen opened from it; the main screen shows them in its footer, the
 detail screens keep their footers for their own keys.
 """
@@ -31,6 +31,7 @@ def session_bindings(*shown: str, skip: tuple = ()) -> list[Binding]:
         "export": Binding("e", "export", "Export"),
         "stalls": Binding("l", "stalls", "Stalls"),
         "memory": Binding("m", "memory", "Memory"),
+        "verdicts": Binding("v", "verdicts", "Leaks"),
     }
     out = [every[name] for name in shown]
     for name, binding in every.items():
@@ -100,3 +101,11 @@ class AttachedScreen(Screen):
 
         if not isinstance(self, MemoryScreen):
             self.app.push_screen(MemoryScreen(self.session))
+
+    def action_verdicts(self) -> None:
+        from .verdicts import VerdictsScreen
+
+        if isinstance(self, VerdictsScreen):
+            self.action_reload()  # ``v`` again on the verdicts: check again
+        else:
+            self.app.push_screen(VerdictsScreen(self.session))

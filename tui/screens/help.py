@@ -29,6 +29,7 @@ KEYS = [
         ("e", "export the current snapshot: tasktop-PID-TIME.txt and .json"),
         ("l", "event-loop stalls and the code that blocked the loop"),
         ("m", "memory: RSS history, gc, top allocation sites"),
+        ("v", "leak verdicts: proven leaks, growing and stuck groups, and the probe's reasoning"),
     ]),
     ("Main view", [
         ("Enter", "open the selected group"),
@@ -40,6 +41,10 @@ KEYS = [
         ("Enter", "open the selected task or thread"),
         ("] [", "next / previous page of members (also n / N)"),
         ("r", "reload now"),
+    ]),
+    ("Leak verdicts", [
+        ("Enter", "open the group of the selected verdict"),
+        ("r", "check again (the probe walks its heap: up to 2 s; also v)"),
     ]),
     ("Task view", [
         ("Enter", "open the selected related task (along the awaiter chain)"),
@@ -58,6 +63,9 @@ LEGEND = [
     ("BLOCKED", "the longest time a member has waited on the same thing"),
     ("WHERE", "the innermost frame of your own code (not asyncio / threading internals)"),
     ("▶", "in a stack: that frame, with its source around it"),
+    ("PROVEN LEAK", "nothing but the waiters can reach what they wait on: nothing can ever wake them"),
+    ("GROWING", "the probe saw the count rise steadily over its own history (up to 10 minutes)"),
+    ("STUCK", "every member blocked a minute or more on something that does not wake by itself"),
 ]
 
 

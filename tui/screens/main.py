@@ -23,6 +23,8 @@ from .attached import AttachedScreen, session_bindings
 
 ENABLE_HINT = "Start the target with the probe on:  TASKTOP=1 python app.py   or   tasktop run -- CMD"
 
+VERDICTS_HINT = " · v leak verdicts"
+
 _KIND_LABEL = {"both": "tasks and threads", "task": "tasks only", "thread": "threads only"}
 
 
@@ -123,7 +125,11 @@ class MainScreen(AttachedScreen):
             caption.append(" · change since baseline", style="dim")
         if rows:
             caption.append(" · Enter opens", style="dim")
-        self.query_one("#caption", Static).update(caption)
+        # The footer is full at 80 columns: the leak verdicts are named here, when there is room.
+        box = self.query_one("#caption", Static)
+        if caption.cell_len + len(VERDICTS_HINT) <= (box.size.width or self.app.size.width - 2):
+            caption.append(VERDICTS_HINT, style="dim")
+        box.update(caption)
         self._show_banner()
 
     def _show_banner(self) -> None:

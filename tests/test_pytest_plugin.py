@@ -1,0 +1,665 @@
+"""The leak-checking pytest plugin, run on real test files in subprocesses with ``pytester``.
+
+Each test writes a small test module, runs pytest on it in a fresh interpreter (the checked
+tests start threads and event loops; a subprocess keeps them out of this one) and reads what
+pytest reported.  Leftover threads wait on events that nobody sets, so no test here depends
+on timing, except the one that is about a slow shutdown finishing within the retry window.
+"""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+PLUGIN = "tasktop.probe.pytest_plugin"
+
+
+@pytest.fixture(autouse=True)
+def _only_this_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runs below load no installed plugin but this one (``-p``): faster, and the same
+    whether or not the entry point is installed."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
+# Helpers the test modules share: a thread that stays until told, a task that never ends.
+HELPERS = '''
+import asyncio
+import threading
+
+forever = threading.Event()
+
+
+def worker(stop):
+    stop.wait()
+
+
+def start_worker(stop=forever, name="worker-1"):
+    thread = threading.Thread(target=worker, args=(stop,), name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+async def ticker():
+    while True:
+        await asyncio.sleep(3600)
+
+
+def leave_task_on_open_loop():
+    loop = asyncio.new_event_loop()
+    loop.create_task(ticker())
+    loop.run_until_complete(asyncio.sleep(0))
+
+
+def loop_thread(ready):
+    loop = asyncio.new_event_loop()
+
+    async def spawn():
+        loop.create_task(ticker(), name="bg-ticker")
+        ready.set()
+
+    loop.create_task(spawn())
+    loop.run_forever()
+
+
+def start_loop_thread():
+    ready = threading.Event()
+    threading.Thread(target=loop_thread, args=(ready,), name="bg-loop", daemon=True).start()
+    ready.wait()
+'''
+
+
+def run(pytester: pytest.Pytester, source: str, *args: str, timeout: str | None = "0.2") -> pytest.RunResult:
+    """pytest on ``source`` (as ``test_target.py``, beside ``helpers.py``), in a subprocess.
+
+    Leftovers get ``timeout`` seconds (short: the tests below leak for good or not at all),
+    unless it is None (the test's ini file says).
+    """
+    pytester.makepyfile(helpers=HELPERS)
+    pytester.makepyfile(test_target=textwrap.dedent(source).strip("\n") + "\n")
+    options = ["-o", f"tasktop_leaks_timeout={timeout}"] if timeout is not None else []
+    return pytester.runpytest_subprocess("-p", PLUGIN, "-p", "no:cacheprovider", "-rA", *options,
+                                         *args, timeout=120)
+
+
+def line(source: str, fragment: str) -> int:
+    """The line number of ``fragment`` in the test module ``run`` writes from ``source``."""
+    lines = textwrap.dedent(source).strip("\n").splitlines()
+    return next(n for n, text in enumerate(lines, 1) if fragment in text)
+
+
+def outcomes(result: pytest.RunResult) -> dict:
+    """``{test name: [outcomes]}`` from the ``-rA`` summary (a test can pass *and* error)."""
+    found: dict = {}
+    for line in result.outlines:
+        word, _, rest = line.partition(" ")
+        if word in ("PASSED", "FAILED", "ERROR", "SKIPPED", "XFAIL", "XPASS") and "::" in rest:
+            name = rest.split(" ", 1)[0].rsplit("::", 1)[1]
+            found.setdefault(name, []).append(word)
+    return found
+
+
+def test_a_leaked_thread_fails_the_test_naming_where_it_was_started(pytester):
+    source = """
+        from helpers import start_worker
+
+        def start_pool():
+            start_worker()
+
+        def test_leaks_a_thread():
+            start_pool()
+    """
+    result = run(pytester, source, "--tasktop-leaks")
+    assert outcomes(result) == {"test_leaks_a_thread": ["PASSED", "ERROR"]}
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_leaks_a_thread*",
+        "tasktop_leaks: the test left 1 thread behind (still there after *s)",
+        "",
+        "1 thread: Event.wait, daemon  ?worker-1?",
+        "    *wait (threading.py:*)",  # Condition.wait: the class shows from 3.11 on
+        "    *wait (threading.py:*)",
+        "    worker (helpers.py:*)",
+        "*",
+        "  created by start_worker (helpers.py:*)  ×1",
+        f"      start_pool (test_target.py:{line(source, 'start_worker()')})",
+        f"      test_leaks_a_thread (test_target.py:{line(source, '    start_pool()')})",
+        "",
+        "Threads and tasks that existed before the test are not counted.",
+    ])
+    # pytest's own frames are cut off the creation stack; the summary line names the test.
+    assert "_pytest/" not in result.stdout.str() and "pluggy/" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["ERROR test_target.py::test_leaks_a_thread - Failed: tasktop_leaks: *"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_a_task_left_on_an_open_or_closed_loop_fails_with_its_creation_site(pytester):
+    source = """
+        import asyncio
+        import gc
+        from helpers import leave_task_on_open_loop, ticker
+
+        def test_open_loop():
+            leave_task_on_open_loop()
+            # Nothing refers to that loop any more: a collection would reclaim loop and task
+            # (asyncio: "Task was destroyed but it is pending!"), but the plugin held the task
+            # when its loop stopped.
+            gc.collect()
+
+        def make_on_closed_loop():
+            loop = asyncio.new_event_loop()
+            loop.create_task(ticker(), name="on-closed")
+            loop.run_until_complete(asyncio.sleep(0))
+            loop.close()
+
+        def test_closed_loop():
+            make_on_closed_loop()
+    """
+    result = run(pytester, source, "--tasktop-leaks")
+    assert outcomes(result) == {"test_open_loop": ["PASSED", "ERROR"],
+                                "test_closed_loop": ["PASSED", "ERROR"]}
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_open_loop*",
+        "tasktop_leaks: the test left 1 asyncio task behind (still there after *s)",
+        "1 task: sleep, its loop is not running  ?Task-*?",
+        "    sleep (asyncio/tasks.py:*)",
+        "    ticker (helpers.py:*)",
+        "  created by leave_task_on_open_loop (helpers.py:*)  ×1",
+        f"      test_open_loop (test_target.py:{line(source, '    leave_task_on_open_loop()')})",
+        "*ERROR at teardown of test_closed_loop*",
+        "1 task: sleep, its loop is closed  ?on-closed?",
+        "    sleep (asyncio/tasks.py:*)",
+        "    ticker (helpers.py:*)",
+        f"  created by make_on_closed_loop (test_target.py:{line(source, 'on-closed')})  ×1",
+        f"      test_closed_loop (test_target.py:{line(source, '    make_on_closed_loop()')})",
+    ])
+
+
+def test_a_task_asyncio_run_had_to_cancel_was_left_behind(pytester):
+    source = """
+        import asyncio
+        import pytest
+        from helpers import ticker
+
+        async def main():
+            asyncio.create_task(ticker(), name="forgotten")
+            await asyncio.sleep(0)
+
+        def test_run():
+            asyncio.run(main())
+
+        @pytest.mark.tasktop_leaks(runner_cancelled=False)
+        def test_run_relying_on_its_clean_up():
+            asyncio.run(main())
+    """
+    result = run(pytester, source, "--tasktop-leaks")
+    assert outcomes(result) == {"test_run": ["PASSED", "ERROR"],
+                                "test_run_relying_on_its_clean_up": ["PASSED"]}
+    result.stdout.fnmatch_lines([
+        "tasktop_leaks: the test left 1 asyncio task behind",
+        "",
+        "1 task: sleep, cancelled when its runner shut the loop down (asyncio.run, asyncio.Runner)"
+        "  ?forgotten?",
+        "    sleep (asyncio/tasks.py:*)",
+        "    ticker (helpers.py:*)",
+        f"  created by main (test_target.py:{line(source, 'forgotten')})  ×1",
+        f"      test_run (test_target.py:{line(source, '    asyncio.run(main())')})",
+        "*",
+        "Tasks a runner had to cancel count unless runner_cancelled=False "
+        "(or tasktop_leaks_runner_cancelled = false).",
+    ])
+    pytester.makeini("[pytest]\ntasktop_leaks_runner_cancelled = false\n")
+    result = run(pytester, source, "--tasktop-leaks")
+    result.assert_outcomes(passed=2)
+
+
+def test_a_loop_thread_and_its_task_are_both_reported(pytester):
+    source = """
+        from helpers import start_loop_thread
+
+        def test_loop_in_a_thread():
+            start_loop_thread()
+    """
+    result = run(pytester, source, "--tasktop-leaks")
+    assert outcomes(result) == {"test_loop_in_a_thread": ["PASSED", "ERROR"]}
+    result.stdout.fnmatch_lines([
+        "tasktop_leaks: the test left 1 thread and 1 asyncio task behind (still there after *s)",
+    ])
+    result.stdout.fnmatch_lines([
+        "1 task: sleep, its loop runs in thread bg-loop  ?bg-ticker?",
+        "    sleep (asyncio/tasks.py:*)",
+        "    ticker (helpers.py:*)",
+        "  created by *spawn (helpers.py:*)  ×1",  # loop_thread.<locals>.spawn from 3.11 on
+        "      loop_thread (helpers.py:*)",
+    ])
+    result.stdout.fnmatch_lines([
+        "1 thread: idle loop, daemon  ?bg-loop?",
+        "*",
+        "*run_forever (asyncio/base_events.py:*)",
+        "    loop_thread (helpers.py:*)",
+        "*",
+        "  created by start_loop_thread (helpers.py:*)  ×1",
+        f"      test_loop_in_a_thread (test_target.py:{line(source, '    start_loop_thread()')})",
+    ])
+
+
+def test_tests_that_clean_up_pass_without_waiting(pytester):
+    pytester.makeini("[pytest]\ntasktop_leaks_timeout = 60\n")
+    result = run(pytester, """
+        import asyncio
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+        from helpers import start_worker, ticker
+
+        def test_joined_thread():
+            stop = threading.Event()
+            thread = start_worker(stop)
+            stop.set()
+            thread.join()
+
+        def test_asyncio_run_with_tasks_cancelled_and_an_executor():
+            async def main():
+                task = asyncio.create_task(ticker())
+                await asyncio.get_running_loop().run_in_executor(None, sum, [1, 2])
+                await asyncio.sleep(0)
+                task.cancel()  # asked, not yet done: asyncio.run's clean-up finishes it
+            asyncio.run(main())
+
+        def test_executor_shut_down():
+            with ThreadPoolExecutor(4) as pool:
+                assert list(pool.map(abs, [-1, -2])) == [1, 2]
+
+        def test_loop_closed_after_cancelling():
+            loop = asyncio.new_event_loop()
+            task = loop.create_task(ticker())
+            loop.run_until_complete(asyncio.sleep(0))
+            task.cancel()
+            loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+            loop.close()
+    """, "--tasktop-leaks", timeout=None)
+    result.assert_outcomes(passed=4)
+    assert result.duration < 30  # nothing waited for the 60 s timeout
+
+
+def test_a_thread_that_finishes_within_the_retry_window_passes(pytester):
+    pytester.makeini("[pytest]\ntasktop_leaks_timeout = 30\n")
+    result = run(pytester, """
+        import asyncio
+        import threading
+        import time
+        import pytest
+        from helpers import start_worker
+
+        def slow_shutdown():
+            time.sleep(0.3)  # a thread that takes a while to wind down
+
+        def test_slow_thread():
+            threading.Thread(target=slow_shutdown).start()
+
+        async def winding_down():
+            await asyncio.sleep(0.3)
+
+        def run_loop(started):
+            loop = asyncio.new_event_loop()
+            task = loop.create_task(winding_down())
+            loop.call_soon(started.set)
+            loop.run_until_complete(task)
+            loop.close()
+
+        def test_slow_task_in_a_loop_thread():
+            started = threading.Event()
+            threading.Thread(target=run_loop, args=(started,)).start()
+            started.wait()
+
+        @pytest.mark.tasktop_leaks(timeout=0.1)
+        def test_gives_up_after_its_timeout():
+            start_worker()
+    """, "--tasktop-leaks", timeout=None)
+    assert outcomes(result) == {"test_slow_thread": ["PASSED"],
+                                "test_slow_task_in_a_loop_thread": ["PASSED"],
+                                "test_gives_up_after_its_timeout": ["PASSED", "ERROR"]}
+    result.stdout.fnmatch_lines(["tasktop_leaks: the test left 1 thread behind (still there after 0.1s)"])
+
+
+def test_what_existed_before_the_test_is_ignored(pytester):
+    result = run(pytester, """
+        import pytest
+        from helpers import leave_task_on_open_loop, start_loop_thread, start_worker
+
+        start_worker(name="at-import")    # before any test
+        leave_task_on_open_loop()
+
+        @pytest.fixture(scope="session")
+        def server():
+            start_worker(name="session-server")
+            start_loop_thread()  # a thread and a task, kept for the session
+            yield
+
+        def test_first_leaks():
+            start_worker(name="first")
+
+        def test_second_is_clean():
+            pass
+
+        def test_uses_the_session_server(server):
+            pass
+
+        def test_after_the_session_server_started(server):
+            pass
+    """, "--tasktop-leaks")
+    assert outcomes(result) == {"test_first_leaks": ["PASSED", "ERROR"],
+                                "test_second_is_clean": ["PASSED"],
+                                "test_uses_the_session_server": ["PASSED"],
+                                "test_after_the_session_server_started": ["PASSED"]}
+    result.stdout.fnmatch_lines(["1 thread: Event.wait, daemon  ?first?"])
+    for name in ("at-import", "session-server", "bg-loop", "bg-ticker"):
+        assert name not in result.stdout.str()
+
+
+def test_a_function_fixture_must_clean_up_in_its_teardown(pytester):
+    source = """
+        import threading
+        import pytest
+        from helpers import start_worker
+
+        @pytest.fixture
+        def tidy():
+            stop = threading.Event()
+            thread = start_worker(stop, name="tidy")
+            yield
+            stop.set()
+            thread.join()
+
+        @pytest.fixture
+        def sloppy():
+            start_worker(name="sloppy")
+            yield
+
+        def test_tidy(tidy):
+            pass
+
+        def test_sloppy(sloppy):
+            pass
+    """
+    result = run(pytester, source, "--tasktop-leaks")
+    assert outcomes(result) == {"test_tidy": ["PASSED"], "test_sloppy": ["PASSED", "ERROR"]}
+    started = line(source, 'start_worker(name="sloppy")')
+    result.stdout.fnmatch_lines(["1 thread: Event.wait, daemon  ?sloppy?", "*created by start_worker*",
+                                 f"      sloppy (test_target.py:{started})"])
+
+
+def test_nothing_is_checked_or_hooked_unless_asked(pytester):
+    result = run(pytester, """
+        import sys
+        import threading
+        from helpers import leave_task_on_open_loop, start_worker
+
+        def test_leaks_unchecked():
+            start_worker()
+            leave_task_on_open_loop()
+
+        def test_nothing_was_hooked():
+            assert "tasktop.probe.hooks" not in sys.modules
+            assert "tasktop.probe.pytest_plugin" in sys.modules  # loaded, idle
+            assert threading.Thread.start.__code__.co_filename == threading.__file__
+    """)
+    result.assert_outcomes(passed=2)
+    help_text = pytester.runpytest_subprocess("-p", PLUGIN, "--help").stdout.str()
+    assert "--tasktop-leaks" in help_text and "tasktop_leaks_timeout" in help_text
+
+
+def test_the_marker_checks_only_the_tests_it_marks(pytester):
+    result = run(pytester, """
+        import pytest
+        from helpers import start_worker
+
+        def test_unmarked():
+            start_worker(name="unmarked")
+
+        @pytest.mark.tasktop_leaks
+        def test_marked():
+            start_worker(name="marked")
+
+        @pytest.mark.tasktop_leaks
+        class TestMarkedClass:
+            def test_in_class(self):
+                start_worker(name="in-class")
+
+            @pytest.mark.tasktop_leaks(check=False)
+            def test_exempt(self):
+                start_worker(name="exempt")
+    """)
+    assert outcomes(result) == {"test_unmarked": ["PASSED"],
+                                "test_marked": ["PASSED", "ERROR"],
+                                "test_in_class": ["PASSED", "ERROR"],
+                                "test_exempt": ["PASSED"]}
+    assert "[unmarked]" not in result.stdout.str() and "[exempt]" not in result.stdout.str()
+
+
+def test_marker_options(pytester):
+    result = run(pytester, """
+        import pytest
+        from helpers import leave_task_on_open_loop, start_worker
+
+        def not_mine(obj):
+            return getattr(obj, "name", "") == "by-callable"
+
+        @pytest.mark.tasktop_leaks(ignore=["pool-*"])
+        def test_ignore_by_name():
+            start_worker(name="pool-7")
+
+        @pytest.mark.tasktop_leaks(ignore="worker")
+        def test_ignore_by_function_on_the_stack():
+            start_worker(name="anything")
+
+        @pytest.mark.tasktop_leaks(ignore=[not_mine])
+        def test_ignore_by_callable():
+            start_worker(name="by-callable")
+
+        @pytest.mark.tasktop_leaks(ignore=["ticker"])
+        def test_ignore_a_task_by_its_coroutine():
+            leave_task_on_open_loop()
+
+        @pytest.mark.tasktop_leaks(threads=False)
+        def test_tasks_only():
+            start_worker(name="not-counted")
+            leave_task_on_open_loop()
+
+        @pytest.mark.tasktop_leaks(tasks=False)
+        def test_threads_only():
+            leave_task_on_open_loop()
+    """, "--tasktop-leaks")
+    assert outcomes(result) == {"test_ignore_by_name": ["PASSED"],
+                                "test_ignore_by_function_on_the_stack": ["PASSED"],
+                                "test_ignore_by_callable": ["PASSED"],
+                                "test_ignore_a_task_by_its_coroutine": ["PASSED"],
+                                "test_tasks_only": ["PASSED", "ERROR"],
+                                "test_threads_only": ["PASSED"]}
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_tasks_only*",
+                                 "tasktop_leaks: the test left 1 asyncio task behind*"])
+
+
+def test_a_misspelt_marker_option_is_a_usage_error(pytester):
+    result = run(pytester, """
+        import pytest
+
+        @pytest.mark.tasktop_leaks(timout=2)
+        def test_typo():
+            pass
+    """)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_typo: @pytest.mark.tasktop_leaks: unknown option(s) timout; "
+                                 "known: ignore, timeout, tasks, threads, runner_cancelled, check"])
+
+
+def test_the_fixture_checks_its_test_and_can_be_told_what_to_ignore(pytester):
+    result = run(pytester, """
+        from helpers import start_worker
+
+        def test_with_fixture(tasktop_leaks):
+            start_worker(name="with-fixture")
+
+        def test_fixture_ignore(tasktop_leaks):
+            tasktop_leaks.ignore.append("allowed")
+            start_worker(name="allowed")
+
+        def test_without_fixture():
+            start_worker(name="without")
+    """)
+    assert outcomes(result) == {"test_with_fixture": ["PASSED", "ERROR"],
+                                "test_fixture_ignore": ["PASSED"],
+                                "test_without_fixture": ["PASSED"]}
+    result.stdout.fnmatch_lines(["1 thread: Event.wait, daemon  ?with-fixture?"])
+
+
+def test_the_option_checks_every_test_and_ini_settings_apply(pytester):
+    pytester.makeini("[pytest]\ntasktop_leaks_timeout = 0.2\ntasktop_leaks_ignore =\n    keep-*\n")
+    result = run(pytester, """
+        from helpers import leave_task_on_open_loop, start_worker
+
+        def test_one():
+            start_worker(name="one")
+
+        def test_two():
+            leave_task_on_open_loop()
+
+        def test_three():
+            start_worker(name="three")
+
+        def test_ignored_by_ini():
+            start_worker(name="keep-me")
+    """, "--tasktop-leaks", timeout=None)
+    assert outcomes(result) == {"test_one": ["PASSED", "ERROR"], "test_two": ["PASSED", "ERROR"],
+                                "test_three": ["PASSED", "ERROR"], "test_ignored_by_ini": ["PASSED"]}
+    result.stdout.fnmatch_lines(["*still there after 0.2s*"])
+
+
+def test_a_failing_test_is_not_also_reported_for_its_leftovers(pytester):
+    result = run(pytester, """
+        import pytest
+        from helpers import start_worker
+
+        def test_fails():
+            start_worker(name="after-failure")
+            assert False, "the real failure"
+
+        @pytest.mark.xfail(strict=True)
+        def test_xfails():
+            start_worker(name="after-xfail")
+            assert False
+    """, "--tasktop-leaks")
+    assert outcomes(result) == {"test_fails": ["FAILED"], "test_xfails": ["XFAIL"]}
+    assert "tasktop_leaks:" not in result.stdout.str()
+
+
+def test_many_leftovers_are_grouped(pytester):
+    source = """
+        import asyncio
+        from helpers import start_worker, ticker
+
+        def test_many():
+            for n in range(5):
+                start_worker(name=f"w{n}")
+            loop = asyncio.new_event_loop()
+            for _ in range(20):
+                loop.create_task(ticker())
+            loop.run_until_complete(asyncio.sleep(0))
+    """
+    result = run(pytester, source, "--tasktop-leaks")
+    result.stdout.fnmatch_lines([
+        "tasktop_leaks: the test left 5 threads and 20 asyncio tasks behind*",
+        "20 tasks: sleep, its loop is not running  ?Task-*, Task-*, Task-*, … 17 more?",
+        "*",
+        f"  created by test_many (test_target.py:{line(source, 'create_task')})  ×20",
+        "",
+        "5 threads: Event.wait, daemon  ?w0, w1, w2, … 2 more?",  # names in natural order
+    ])
+
+
+def test_pytest_asyncio_tests(pytester):
+    pytest.importorskip("pytest_asyncio")
+    source = """
+        import asyncio
+        import pytest
+        from helpers import ticker
+
+        @pytest.mark.asyncio
+        async def test_clean():
+            task = asyncio.create_task(ticker())
+            await asyncio.sleep(0)
+            task.cancel()
+
+        @pytest.mark.asyncio
+        async def test_leaks_a_task():
+            asyncio.get_running_loop().create_task(ticker(), name="left")
+            await asyncio.sleep(0)
+    """
+    result = run(pytester, source, "--tasktop-leaks", "-p", "pytest_asyncio.plugin",
+                 "-o", "asyncio_default_fixture_loop_scope=function")
+    assert outcomes(result) == {"test_clean": ["PASSED"], "test_leaks_a_task": ["PASSED", "ERROR"]}
+    # pytest-asyncio's runner cancels what a test leaves on its loop: that is reported.
+    created = line(source, 'name="left"')
+    result.stdout.fnmatch_lines([
+        "1 task: sleep, cancelled when its runner shut the loop down * ?left?",
+        "*ticker (helpers.py:*)",
+        f"  created by test_leaks_a_task (test_target.py:{created})  ×1",
+        "",
+    ])
+
+
+def test_registered_through_its_entry_point_and_idle(pytester, monkeypatch):
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    if "--tasktop-leaks" not in pytester.runpytest_subprocess("--help", timeout=120).stdout.str():
+        pytest.skip("the pytest11 entry point is not installed")
+    pytester.makepyfile(helpers=HELPERS)
+    pytester.makepyfile(test_target="""
+        import sys
+        from helpers import start_worker
+
+        def test_leaks():
+            start_worker()
+
+        def test_idle():
+            assert "tasktop.probe.pytest_plugin" in sys.modules
+            assert "tasktop.probe.hooks" not in sys.modules
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    result.assert_outcomes(passed=2)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--tasktop-leaks", "-k", "leaks",
+                                           "-o", "tasktop_leaks_timeout=0.2", timeout=120)
+    result.assert_outcomes(passed=1, errors=1, deselected=1)
+
+
+def test_anyio_tests_and_what_their_runner_owns(pytester):
+    pytest.importorskip("anyio")
+    source = """
+        import asyncio
+        import pytest
+        from helpers import ticker
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+
+        @pytest.mark.anyio
+        async def test_clean():
+            await asyncio.sleep(0)
+
+        @pytest.mark.anyio
+        async def test_leaks_a_task():
+            asyncio.get_running_loop().create_task(ticker(), name="left")
+            await asyncio.sleep(0)
+    """
+    result = run(pytester, source, "--tasktop-leaks", "-p", "anyio.pytest_plugin")
+    # anyio's runner task lives on the test's loop until the runner closes: it is the
+    # harness's, not the test's, and is not reported.
+    assert outcomes(result) == {"test_clean": ["PASSED"], "test_leaks_a_task": ["PASSED", "ERROR"]}
+    created = line(source, 'name="left"')
+    result.stdout.fnmatch_lines([
+        "tasktop_leaks: the test left 1 asyncio task behind",
+        "",
+        "1 task: sleep, cancelled when its runner shut the loop down * ?left?",
+        "*ticker (helpers.py:*)",
+        f"  created by test_leaks_a_task (test_target.py:{created})  ×1",
+        "",
+    ])
