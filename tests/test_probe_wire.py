@@ -186,3 +186,12 @@ def test_client_timeouts_are_one_line_errors(tmp_path):
         client.connect()
     assert "\n" not in str(info.value)
     listener.close()
+
+
+def test_client_reconnects_once_when_the_probe_dropped_the_connection(spawn):
+    target = spawn(IDLE)
+    with target.client() as client:
+        client.summary()
+        # As the probe does to a connection idle for IDLE_TIMEOUT: the socket is gone.
+        client.sock.shutdown(socket.SHUT_RDWR)
+        assert client.summary()["totals"]["tasks"] == 4

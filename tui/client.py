@@ -89,7 +89,8 @@ class ProbeClient:
 
     def request(self, op: str, **args: Any) -> Any:
         """Send one request and return its ``data``; reconnects once if the probe went away."""
-        if self.sock is None:
+        fresh = self.sock is None
+        if fresh:
             self.connect()
         try:
             return self._exchange({"op": op, **args}).get("data")
@@ -97,6 +98,8 @@ class ProbeClient:
             raise
         except (OSError, wire.ProtocolError) as exc:
             self.close()
+            if not fresh:  # the probe may have closed an idle connection: try once more
+                return self.request(op, **args)
             raise ProbeUnavailable(f"lost the probe at {self.path}: {_reason(exc)}") from None
 
     def summary(self) -> dict:
