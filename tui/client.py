@@ -21,7 +21,42 @@ class ProbeError(Exception):
     """The probe answered a request with an error."""
 
 
-class ProbeClient:
+class Requests:
+    """The typed requests of the wire protocol, over whatever ``request(op, **args)`` the
+    subclass provides (one connection, or a pool of them)."""
+
+    def request(self, op: str, **args: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def summary(self) -> dict:
+        return self.request("summary")
+
+    def full(self) -> dict:
+        return self.request("full")
+
+    def group(self, group_id: str, offset: int = 0, limit: int = 100) -> dict:
+        return self.request("group", id=group_id, offset=offset, limit=limit)
+
+    def task(self, task_id: int) -> dict:
+        return self.request("task", id=task_id)
+
+    def thread(self, ident: int) -> dict:
+        return self.request("thread", ident=ident)
+
+    def threads(self) -> list:
+        return self.request("threads")
+
+    def memory(self, top: int = 20) -> dict:
+        return self.request("memory", top=top)
+
+    def stalls(self) -> list:
+        return self.request("stalls")
+
+    def verdicts(self, budget_s: float = 2.0) -> dict:
+        return self.request("verdicts", budget_s=budget_s)
+
+
+class ProbeClient(Requests):
     def __init__(self, path: str, timeout: float = 10.0) -> None:
         self.path = path
         self.timeout = timeout
@@ -101,33 +136,6 @@ class ProbeClient:
             if not fresh:  # the probe may have closed an idle connection: try once more
                 return self.request(op, **args)
             raise ProbeUnavailable(f"lost the probe at {self.path}: {_reason(exc)}") from None
-
-    def summary(self) -> dict:
-        return self.request("summary")
-
-    def full(self) -> dict:
-        return self.request("full")
-
-    def group(self, group_id: str, offset: int = 0, limit: int = 100) -> dict:
-        return self.request("group", id=group_id, offset=offset, limit=limit)
-
-    def task(self, task_id: int) -> dict:
-        return self.request("task", id=task_id)
-
-    def thread(self, ident: int) -> dict:
-        return self.request("thread", ident=ident)
-
-    def threads(self) -> list:
-        return self.request("threads")
-
-    def memory(self, top: int = 20) -> dict:
-        return self.request("memory", top=top)
-
-    def stalls(self) -> list:
-        return self.request("stalls")
-
-    def verdicts(self, budget_s: float = 2.0) -> dict:
-        return self.request("verdicts", budget_s=budget_s)
 
 
 def _reason(exc: BaseException) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from tasktop.probe import paths
 
-from .client import ProbeClient
+from .client import ProbeClient, Requests
 
 POOL = 4
 
@@ -24,7 +24,7 @@ def pid_of(path: str) -> int | None:
     return int(stem) if stem.isdigit() else None
 
 
-class Connection:
+class Connection(Requests):
     """The probe at ``path``.  Every method blocks: call it from a worker thread."""
 
     def __init__(self, path: str, timeout: float = 10.0) -> None:
@@ -61,31 +61,6 @@ class Connection:
     def request(self, op: str, **args: Any) -> Any:
         with self._client() as client:
             return client.request(op, **args)
-
-    def summary(self) -> dict:
-        return self.request("summary")
-
-    def full(self) -> dict:
-        return self.request("full")
-
-    def group(self, group_id: str, offset: int = 0, limit: int = 100) -> dict:
-        return self.request("group", id=group_id, offset=offset, limit=limit)
-
-    def task(self, task_id: int) -> dict:
-        return self.request("task", id=task_id)
-
-    def thread(self, ident: int) -> dict:
-        return self.request("thread", ident=ident)
-
-    def memory(self, top: int = 20) -> dict:
-        return self.request("memory", top=top)
-
-    def stalls(self) -> list:
-        return self.request("stalls")
-
-    def verdicts(self, budget_s: float = 2.0) -> dict:
-        """Leak verdicts; the probe walks its heap for up to ``budget_s``: ask on demand only."""
-        return self.request("verdicts", budget_s=budget_s)
 
     def close(self) -> None:
         with self._lock:
