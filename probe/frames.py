@@ -6,6 +6,7 @@ and turning them into strings is deferred until a client asks.
 from __future__ import annotations
 
 import asyncio
+import dis
 import hashlib
 import linecache
 import os
@@ -36,6 +37,40 @@ def frame_stack(frame, limit: int = 128) -> RawStack:
         out.append((frame.f_code, frame.f_lineno))
         frame = frame.f_back
     return tuple(out)
+
+
+_lines: dict = {}  # (code, f_lasti) -> line
+
+
+def line_of(code, lasti: int) -> int:
+    """The line of the instruction at byte offset ``lasti``: what ``frame.f_lineno`` says."""
+    key = (code, lasti)
+    line = _lines.get(key)
+    if line is not None:
+        return line
+    line = None
+    if lasti >= 0:
+        if hasattr(code, "co_lines"):  # 3.10+
+            for start, end, number in code.co_lines():
+                if start <= lasti < end:
+                    line = number
+                    break
+        else:
+            for offset, number in dis.findlinestarts(code):
+                if offset > lasti:
+                    break
+                line = number
+    if line is None:
+        line = code.co_firstlineno
+    if len(_lines) > 100000:
+        _lines.clear()
+    _lines[key] = line
+    return line
+
+
+def resolve(raw: Iterable) -> RawStack:
+    """``(code, f_lasti)`` pairs (how creation stacks are recorded) to ``(code, line)`` pairs."""
+    return tuple((code, line_of(code, lasti)) for code, lasti in raw)
 
 
 def to_wire(stack: Iterable, source: bool = False) -> list[dict]:

@@ -38,6 +38,9 @@ import weakref
 from asyncio import base_events, events
 from typing import Any, Callable
 
+from . import registry
+from .frames import resolve
+
 _Task = asyncio.Task
 _current_task = asyncio.current_task
 _getframe = sys._getframe
@@ -51,8 +54,10 @@ _spawner_dirs: tuple = ()
 #: Sequence numbers for tasks: small integers, like goroutine ids.
 _seq = itertools.count(1)
 
-# Everything the probe knows about a task, keyed by the task itself.
-records: "weakref.WeakKeyDictionary[asyncio.Task, TaskInfo]" = weakref.WeakKeyDictionary()
+# Everything the probe knows about a task: ``{info: info}`` where each ``TaskInfo`` is a weak
+# reference to its task, so a lookup is ``records.get(weakref.ref(task))`` and a dead task's
+# record is dropped by ``records.pop``, a C function, with no Python frame at task exit.
+records: dict = {}
 # Every loop we have seen, and the thread we last saw running it.
 loops: "weakref.WeakSet[asyncio.AbstractEventLoop]" = weakref.WeakSet()
 loop_threads: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
@@ -66,26 +71,52 @@ _orig_set_running_loop = None
 _orig_init = None
 
 
-class TaskInfo:
-    """What the probe keeps per task.  ``site`` is raw ``(code, line)`` pairs, formatted lazily."""
+class TaskInfo(weakref.ref):
+    """What the probe keeps per task, as a weak reference to the task (one object per task).
+
+    ``site`` is the creation stack as raw ``(code, f_lasti)`` pairs, innermost first: line
+    numbers are worked out only when a client asks (``frames.resolve``).
+    """
 
     __slots__ = ("seq", "parent", "site", "waiter", "since", "cache")
 
-    def __init__(self, seq: int, parent: int | None = None, site: tuple | None = None) -> None:
-        self.seq = seq
-        self.parent = parent
-        self.site = site
-        self.waiter = None  # weakref to the future the task was last seen waiting on
-        self.since = 0.0  # monotonic time since when it has waited on that future
-        self.cache = None  # (stack key, frames, state, awaiting) while the waiter is unchanged
+
+_ref = weakref.ref
+_forget = records.pop
+
+
+def _record(task: asyncio.Task, parent: int | None, site: tuple | None) -> TaskInfo:
+    info = TaskInfo(task, _forget)
+    info.seq = next(_seq)
+    info.parent = parent
+    info.site = site
+    info.waiter = None  # weakref to the future the task was last seen waiting on
+    info.since = 0.0  # monotonic time since when it has waited on that future
+    info.cache = None  # the task's description while the waiter is unchanged
+    return records.setdefault(info, info)  # another thread may have made it meanwhile
+
+
+def record_of(task: Any) -> TaskInfo | None:
+    """The task's record, or None."""
+    try:
+        return records.get(_ref(task))
+    except TypeError:  # not weakly referenceable, or unhashable
+        return None
 
 
 def info_for(task: asyncio.Task) -> TaskInfo:
     """The task's record, created (with no creation site) for tasks made before the hook."""
-    info = records.get(task)
+    info = records.get(_ref(task))
     if info is None:
-        info = records.setdefault(task, TaskInfo(next(_seq)))
+        info = _record(task, None, None)
     return info
+
+
+def creation_stack(task: Any) -> tuple | None:
+    """The task's creation stack as ``(code, line)`` pairs, innermost first, or None."""
+    info = record_of(task)
+    site = getattr(info, "site", None)
+    return resolve(getattr(site, "raw", site)) if site else None
 
 
 def _spawner_prefixes() -> tuple:
@@ -102,7 +133,8 @@ def _spawner_prefixes() -> tuple:
 
 
 def _capture(frame) -> tuple:
-    """The raw creation stack from ``frame`` (the caller of ``create_task``) outwards.
+    """The raw creation stack from ``frame`` (the caller of ``create_task``) outwards, as
+    ``(code, f_lasti)`` pairs: ``f_lineno`` costs a line-table scan per frame, ``f_lasti`` none.
 
     Leading frames of the probe and of the ``SPAWNERS`` are skipped without using up the
     depth; asyncio's frames are kept (the formatter drops them) so that a task asyncio makes
@@ -122,11 +154,11 @@ def _capture(frame) -> tuple:
             name = code.co_filename
             if name == _HOOKS_FILE or (spawners and name.startswith(spawners)):
                 if skipped is None and name != _HOOKS_FILE:
-                    skipped = (code, frame.f_lineno)
+                    skipped = (code, frame.f_lasti)
                 frame = frame.f_back
                 continue
             outside = not name.startswith(_ASYNCIO_DIR)
-        raw.append((code, frame.f_lineno))
+        raw.append((code, frame.f_lasti))
         frame = frame.f_back
         n -= 1
     if not outside and skipped is not None:
@@ -143,12 +175,17 @@ def _new_task(loop, coro, **kwargs):
     task = _Task(coro, loop=loop, **kwargs)
     tb = getattr(task, "_source_traceback", None)  # only in asyncio debug mode
     if tb:
-        # create_task drops its own line from it when no factory is set: drop ours and it.
-        while tb and tb[-1].filename == _HOOKS_FILE:
-            del tb[-1]
-        if tb and tb[-1].name == "create_task" and tb[-1].filename == _CREATE_TASK_CODE.co_filename:
-            del tb[-1]
+        _trim_traceback(tb)
     return task
+
+
+def _trim_traceback(tb: list) -> None:
+    """create_task drops its own line from a debug-mode traceback when no factory is set:
+    drop ours and it."""
+    while tb and tb[-1].filename == _HOOKS_FILE:
+        del tb[-1]
+    if tb and tb[-1].name == "create_task" and tb[-1].filename == _CREATE_TASK_CODE.co_filename:
+        del tb[-1]
 
 
 def _make_factory(inner: Callable | None) -> Callable:
@@ -159,24 +196,25 @@ def _make_factory(inner: Callable | None) -> Callable:
             if inner is None:
                 return _new_task(loop, coro, **kwargs)
             return inner(loop, coro, **kwargs)
-        site = None
-        parent = None
+        site = parent = None
         try:
             if _record_sites:
                 site = _capture(_getframe(1))
             current = _current_task(loop)
             if current is not None:
-                parent = info_for(current).seq
+                parent = (records.get(_ref(current)) or _record(current, None, None)).seq
         except Exception:
             pass
-        if inner is None:
-            task = _new_task(loop, coro, **kwargs)
-        else:
+        if inner is not None:
             task = inner(loop, coro, **kwargs)
+        else:
+            task = _Task(coro, loop=loop, **kwargs)
+            if task._source_traceback:  # asyncio debug mode only
+                _trim_traceback(task._source_traceback)
         try:
-            info = records.get(task)
+            info = records.get(_ref(task))
             if info is None:
-                records[task] = TaskInfo(next(_seq), parent, site)
+                _record(task, parent, site)
             elif info.site is None:  # an eager task that was seen while it ran its first step
                 info.parent, info.site = parent, site
         except Exception:
@@ -366,20 +404,10 @@ def discover_loops() -> None:
             frame = frame.f_back
 
 
-def snapshot_list(collection) -> list:
-    """``list(collection)`` for a set another thread may change: retry as ``asyncio.all_tasks`` does."""
-    for _ in range(1000):
-        try:
-            return list(collection)
-        except RuntimeError:  # "Set changed size during iteration"
-            continue
-    return []
-
-
 def running_loops() -> list[tuple[Any, int | None]]:
     """``(loop, thread ident)`` of every known loop that is running now."""
     found = []
-    for loop in snapshot_list(loops):
+    for loop in registry.copy_set(loops):
         try:
             if loop.is_running() and not loop.is_closed():
                 ident = loop_threads.get(loop) or getattr(loop, "_thread_id", None) or None

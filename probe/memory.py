@@ -7,21 +7,19 @@ import resource
 import sys
 import tracemalloc
 
+from . import procfs
+
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def rss() -> tuple[int | None, int | None]:
     """(current, peak) resident set size in bytes."""
     current = peak = None
-    try:
-        with open("/proc/self/status", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"VmRSS:"):
-                    current = int(line.split()[1]) * 1024
-                elif line.startswith(b"VmHWM:"):
-                    peak = int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    for line in (procfs.read("/proc/self/status", 16384) or "").splitlines():
+        if line.startswith("VmRSS:"):
+            current = int(line.split()[1]) * 1024
+        elif line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) * 1024
     if peak is None:
         try:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)

@@ -314,13 +314,14 @@ def _live_threads() -> dict:
 def _all_tasks() -> set:
     """Every task the process has: those the probe recorded and asyncio's own registry."""
     import asyncio.tasks as asyncio_tasks
-    from . import hooks
+    from . import hooks, registry
 
-    found = set(hooks.snapshot_list(hooks.records))
+    found = {info() for info in list(hooks.records)}
+    found.discard(None)
     for name in ("_all_tasks", "_scheduled_tasks", "_eager_tasks"):
-        registry = getattr(asyncio_tasks, name, None)
-        if registry is not None:
-            found.update(hooks.snapshot_list(registry))
+        tasks = getattr(asyncio_tasks, name, None)
+        if tasks is not None:
+            found.update(registry.copy_set(tasks))
     return found
 
 
@@ -621,8 +622,7 @@ def _harness_task(task: Any) -> bool:
     from . import hooks
     from .frames import creation_site
 
-    info = hooks.records.get(task)
-    raw = getattr(info.site, "raw", info.site) if info is not None else None
+    raw = hooks.creation_stack(task)
     return bool(raw) and _starts_in_harness(creation_site(raw, len(raw)))
 
 
@@ -690,8 +690,7 @@ def _describe_task(task: Any, root: str, where: str = "") -> dict:
         stack, state, _awaiting, _children = tasks_mod.describe(task, current)
     except Exception:
         stack, state = (), "unknown"
-    info = hooks.records.get(task)
-    raw = getattr(info.site, "raw", info.site) if info is not None else None
+    raw = hooks.creation_stack(task)
     site = _until_harness(creation_site(raw, CREATION_DEPTH)) if raw else None
     try:
         name = task.get_name()

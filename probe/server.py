@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from . import hooks, paths, wire
+from .handoff import Handoff
 from .config import Options
 from .snapshot import PROBE_VERSION, State
 
@@ -39,7 +40,8 @@ class _Client:
 class Server:
     def __init__(self, options: Options) -> None:
         self.options = options
-        self.state = State(options)
+        self.handoff = Handoff()
+        self.state = State(options, self.handoff)
         self.path: str | None = None
         self.listener: socket.socket | None = None
         self.selector: selectors.BaseSelector | None = None
@@ -77,14 +79,18 @@ class Server:
         self.selector = selectors.DefaultSelector()
         self.selector.register(listener, selectors.EVENT_READ, None)
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self.handoff.fd = self.selector.fileno() if hasattr(self.selector, "fileno") else -1
 
     def start_thread(self) -> None:
         self._stop = False
+        self.handoff.active = True
+        self.handoff.working = True
         self.thread = threading.Thread(target=self._run, name="tasktop-probe", daemon=True)
         self.thread.start()
 
     def stop_thread(self, timeout: float = 1.0) -> None:
         self._stop = True
+        self.handoff.active = False
         self._wake()
         thread = self.thread
         if thread is not None and thread is not threading.current_thread():
@@ -102,6 +108,7 @@ class Server:
                 except OSError:
                     pass
         self._wake_r = self._wake_w = -1
+        self.handoff.fd = -1
         if self.selector is not None:
             try:
                 self.selector.close()
@@ -156,7 +163,12 @@ class Server:
                 selector = self.selector
                 if selector is None:
                     return
-                for key, _events in selector.select(timeout):
+                self.handoff.blocking(timeout)
+                try:
+                    ready = selector.select(timeout)
+                finally:
+                    self.handoff.resumed()
+                for key, _events in ready:
                     if key.fileobj is self.listener:
                         self._accept()
                     elif key.fileobj == self._wake_r:

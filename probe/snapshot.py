@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import operator
 import os
 import platform
 import sys
@@ -20,9 +21,10 @@ import time
 import weakref
 from typing import Any
 
-from . import hooks, memory, tasks as tasks_mod, threads as threads_mod, verdicts as verdicts_mod
+from . import hooks, memory, registry, tasks as tasks_mod, threads as threads_mod, verdicts as verdicts_mod
 from .config import Options
-from .frames import creation_site, group_id, to_wire
+from .handoff import Handoff
+from .frames import creation_site, group_id, resolve, to_wire
 from .loops import LoopWatch
 from .wire import MAX_GROUPS, MAX_PAGE, SCHEMA
 
@@ -31,26 +33,51 @@ _STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
 
 
 _NO_SITE = object()  # threads have no creation site
+_SEQ = operator.attrgetter("seq")
+_SINCE = operator.attrgetter("since")
 
 
 class GroupKey:
     """One (kind, state, stack), interned so that grouping hashes by identity."""
 
-    __slots__ = ("kind", "state", "stack", "id", "__weakref__")
+    __slots__ = ("kind", "state", "stack", "id", "_wire", "_wire_source", "__weakref__")
 
     def __init__(self, kind: str, state: str, stack: tuple) -> None:
         self.kind, self.state, self.stack = kind, state, stack
         self.id = group_id(kind, state, stack)
+        self._wire = self._wire_source = None
+
+    def wire(self) -> list:
+        """The stack as frame maps, made once and shared by every task of the group."""
+        if self._wire is None:
+            self._wire = to_wire(self.stack)
+        return self._wire
+
+    def wire_source(self) -> list:
+        if self._wire_source is None:
+            self._wire_source = to_wire(self.stack, True)
+        return self._wire_source
 
 
 class SiteKey:
     """A creation stack, interned like ``GroupKey``."""
 
-    __slots__ = ("raw", "stack")
+    __slots__ = ("raw", "stack", "_wire", "_wire_source")
 
     def __init__(self, raw: tuple, depth: int) -> None:
-        self.raw = raw
-        self.stack = creation_site(raw, depth)
+        self.raw = resolve(raw)  # (code, line) pairs
+        self.stack = creation_site(self.raw, depth)
+        self._wire = self._wire_source = None
+
+    def wire(self) -> list:
+        if self._wire is None:
+            self._wire = to_wire(self.stack)
+        return self._wire
+
+    def wire_source(self) -> list:
+        if self._wire_source is None:
+            self._wire_source = to_wire(self.stack, True)
+        return self._wire_source
 
 
 class _Group:
@@ -78,6 +105,26 @@ class _Group:
             entry[1].append(parent)
         self.members.append(member)
 
+    def tally(self, now: float, site_of: Any) -> None:
+        """Count a task group from its members (records): blocked range, creation sites and
+        the tasks that made them.  Done per group after the pass, in plain loops."""
+        members = self.members
+        self.count = len(members)
+        blocked = [now - info.since if info.waiter is not None else 0.0 for info in members]
+        self.bmin, self.bmax = min(blocked), max(blocked)
+        sites = self.sites
+        for info in members:
+            site = info.site
+            if site is not None and site.__class__ is not SiteKey:
+                site = site_of(info)
+            entry = sites.get(site)
+            if entry is None:
+                entry = sites[site] = [0, []]
+            entry[0] += 1
+            parent = info.parent
+            if parent is not None and len(entry[1]) < 3 and parent not in entry[1]:
+                entry[1].append(parent)
+
     def to_wire(self, source: bool = False) -> dict:
         merged: dict = {}
         for site, (count, parents) in self.sites.items():
@@ -95,21 +142,12 @@ class _Group:
             "state": self.key.state,
             "blocked_min_s": round(self.bmin if self.count else 0.0, 3),
             "blocked_max_s": round(self.bmax, 3),
-            "stack": to_wire(self.key.stack, source),
+            "stack": self.key.wire_source() if source else self.key.wire(),
             "created_by": [
                 {"count": count, "stack": to_wire(stack, source) if stack else None, "in_tasks": parents[:3]}
                 for stack, (count, parents) in created
             ],
         }
-
-
-def _all_tasks(loop: Any) -> list:
-    for _ in range(100):
-        try:
-            return list(asyncio.all_tasks(loop))
-        except RuntimeError:  # "Set changed size during iteration": retry, as asyncio does
-            continue
-    return []
 
 
 def _process_started() -> float | None:
@@ -126,11 +164,27 @@ def _process_started() -> float | None:
     return None
 
 
+class Pass:
+    """What one sampling pass found.  ``tasks[i]`` is the task of the record ``infos[i]``,
+    whose ``cache`` holds its description: ``(group key, awaited task seq, awaited seqs)``."""
+
+    __slots__ = ("now", "tasks", "infos", "loop_counts", "thread_rows", "groups")
+
+    def __init__(self, now: float, tasks: list, infos: list, loop_counts: dict, thread_rows: list,
+                 groups: dict) -> None:
+        self.now, self.tasks, self.infos, self.loop_counts = now, tasks, infos, loop_counts
+        self.thread_rows, self.groups = thread_rows, groups
+
+    def blocked(self, info: Any) -> float:
+        return self.now - info.since if info.waiter is not None else 0.0
+
+
 class State:
     """What the probe knows about its process.  Used only from the probe thread."""
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, handoff: Handoff | None = None) -> None:
         self.options = options
+        self.handoff = handoff
         self.exclude: set[int] = set()  # the probe's own thread(s)
         self.watches: dict[int, LoopWatch] = {}  # id(loop) -> watch
         self.loop_numbers: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
@@ -162,11 +216,13 @@ class State:
             watch = self.watches.get(key)
             if watch is None or watch.loop is not loop:
                 watch = LoopWatch(loop, ident)
-                if not hooks.has_factory(loop):
-                    try:
+                try:
+                    if not hooks.has_factory(loop):
                         loop.call_soon_threadsafe(hooks.install_factory, loop)
-                    except Exception:
-                        pass
+                    if self.handoff is not None:
+                        loop.call_soon_threadsafe(self.handoff.attach, loop)
+                except Exception:
+                    pass
             watches[key] = watch
         self.watches = watches
         return list(watches.values())
@@ -178,30 +234,75 @@ class State:
                 self.watches.pop(id(watch.loop), None)
 
     # -- sampling ----------------------------------------------------------------------
-    def _task_rows(self) -> list[tuple]:
-        """(task, info, watch) for every live task of every running loop, waiters updated."""
+    def _task_pass(self, grouping: bool) -> Pass:
+        """Every live task of every running loop with its record, the waiter it is blocked on
+        brought up to date; with ``grouping``, described (cached while the waiter is the same)
+        and grouped.
+
+        One loop, and nothing allocated per task that outlives the pass (no per-task tuples):
+        at 100,000 tasks, 100,000 surviving container objects make the collector run a full
+        collection of the host's whole heap, which held its event loop up for most of a second."""
         now = time.monotonic()
-        out = []
-        info_for = hooks.info_for
-        for watch in self._refresh_watches():
-            for task in _all_tasks(watch.loop):
-                info = hooks.records.get(task) or info_for(task)
-                waiter = getattr(task, "_fut_waiter", None)
-                if waiter is None:
-                    info.waiter = None
+        watched = {id(w.loop) for w in self._refresh_watches()}
+        by_id = {}
+        for info in list(hooks.records):  # one C-level copy
+            task = info()
+            if task is not None:
+                by_id[id(task)] = info
+        record, describe = hooks.info_for, self._describe
+        currents: dict[int, Any] = {}
+        counts: dict[int, int] = {}
+        groups: dict[GroupKey, _Group] = {}
+        tasks, infos = [], []
+        several = len(watched) > 1  # else every task counted is the one loop's
+        for task in registry.live_tasks():
+            try:
+                loop_id = id(task._loop)
+            except AttributeError:
+                continue
+            if loop_id not in watched:
+                continue
+            info = by_id.get(id(task)) or record(task)
+            waiter = getattr(task, "_fut_waiter", None)
+            if waiter is None:
+                info.waiter = None
+                info.since = now
+                info.cache = None
+            else:
+                ref = info.waiter
+                if ref is None or ref() is not waiter:
+                    try:
+                        info.waiter = weakref.ref(waiter)
+                    except TypeError:
+                        info.waiter = lambda w=id(waiter): w  # noqa: E731 - id fallback
                     info.since = now
                     info.cache = None
-                else:
-                    ref = info.waiter
-                    if ref is None or ref() is not waiter:
+            if grouping:
+                described = info.cache
+                if described is None:
+                    current = currents.get(loop_id, _NO_SITE)
+                    if current is _NO_SITE:
                         try:
-                            info.waiter = weakref.ref(waiter)
-                        except TypeError:
-                            info.waiter = lambda w=id(waiter): w  # noqa: E731 - id fallback
-                        info.since = now
-                        info.cache = None
-                out.append((task, info, watch))
-        return out
+                            current = currents[loop_id] = asyncio.current_task(task._loop)
+                        except Exception:
+                            current = currents[loop_id] = None
+                    try:
+                        described = describe(task, info, current)
+                    except Exception:
+                        continue
+                group = groups.get(described[0])
+                if group is None:
+                    group = groups[described[0]] = _Group(described[0])
+                group.members.append(info)
+                if several:
+                    counts[loop_id] = counts.get(loop_id, 0) + 1
+            tasks.append(task)
+            infos.append(info)
+        if not several and watched:
+            counts[next(iter(watched))] = len(infos)
+        for group in groups.values():
+            group.tally(now, self._site)
+        return Pass(now, tasks, infos, counts, [], groups)
 
     def _thread_rows(self) -> list[dict]:
         now = time.monotonic()
@@ -226,7 +327,7 @@ class State:
         if due and self.sample_ms < 5.0:
             self._collect()
         else:
-            self._task_rows()
+            self._task_pass(grouping=False)
             self._thread_rows()
         cost = time.thread_time() - t0
         self.sample_ms = cost * 1000.0
@@ -265,37 +366,14 @@ class State:
             info_for(awaiting).seq if awaiting is not None else None,
             tuple(info_for(c).seq for c in children),
         )
-        if info.waiter is not None:
-            info.cache = described
+        info.cache = described  # kept while the waiter is the same; reset every pass if none
         return described
 
-    def _collect(self) -> tuple[list, list, dict]:
-        """One consistent pass: task entries, thread rows, groups."""
-        now = time.monotonic()
-        rows = self._task_rows()
-        currents: dict[int, Any] = {}
-        entries = []
-        groups: dict[GroupKey, _Group] = {}
-        for task, info, watch in rows:
-            loop = watch.loop
-            if id(loop) not in currents:
-                try:
-                    currents[id(loop)] = asyncio.current_task(loop)
-                except Exception:
-                    currents[id(loop)] = None
-            try:
-                key, awaiting, children = self._describe(task, info, currents[id(loop)])
-            except Exception:
-                continue
-            blocked = now - info.since if info.waiter is not None else 0.0
-            site = self._site(info)
-            entry = (task, info, watch, key, awaiting, children, blocked)
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = _Group(key)
-            group.add(blocked, site, info.parent, entry)
-            entries.append(entry)
-        thread_rows = self._thread_rows()
+    def _collect(self) -> Pass:
+        """One consistent pass: tasks and their records, thread rows, groups."""
+        found = self._task_pass(grouping=True)
+        found.thread_rows = thread_rows = self._thread_rows()
+        groups = found.groups
         for row in thread_rows:
             key = self._intern("thread", row["state"], row["stack"])
             row["key"] = key
@@ -304,7 +382,7 @@ class State:
                 group = groups[key] = _Group(key)
             group.add(row["blocked_s"], _NO_SITE, None, row)
         self._remember(groups)
-        return entries, thread_rows, groups
+        return found
 
     def _remember(self, groups: dict) -> None:
         """Keep group counts over time (at most one point per 5 s) for growth verdicts."""
@@ -326,10 +404,7 @@ class State:
             "started_at": self.started,
         }
 
-    def _loops(self, entries: list) -> list[dict]:
-        counts: dict[int, int] = {}
-        for entry in entries:
-            counts[id(entry[2])] = counts.get(id(entry[2]), 0) + 1
+    def _loops(self, loop_counts: dict) -> list[dict]:
         names = {t.ident: t.name for t in threading.enumerate()}
         now = time.monotonic()
         out = []
@@ -343,7 +418,7 @@ class State:
                 "thread": watch.ident,
                 "thread_name": names.get(watch.ident),
                 "type": f"{type(watch.loop).__module__}.{type(watch.loop).__qualname__}",
-                "tasks": counts.get(id(watch), 0),
+                "tasks": loop_counts.get(id(watch.loop), 0),
                 "lag_ms": None if lag is None else round(lag, 3),
                 "stall_count": watch.stall_count,
                 "stalls": [
@@ -353,8 +428,8 @@ class State:
             })
         return out
 
-    def _summary(self, entries: list, thread_rows: list, groups: dict) -> dict:
-        ordered = sorted(groups.values(), key=lambda g: (-g.count, g.key.kind, g.key.id))
+    def _summary(self, found: Pass) -> dict:
+        ordered = sorted(found.groups.values(), key=lambda g: (-g.count, g.key.kind, g.key.id))
         return {
             "schema": SCHEMA,
             "time": time.time(),
@@ -366,15 +441,16 @@ class State:
                 "creation_stacks": self.options.creation_stacks,
                 "tracemalloc": bool(self.options.tracemalloc),
             },
-            "totals": {"tasks": len(entries), "threads": len(thread_rows), "loops": len(self.watches),
-                       "groups": len(ordered)},
+            "totals": {"tasks": len(found.infos), "threads": len(found.thread_rows),
+                       "loops": len(self.watches), "groups": len(ordered)},
             "memory": memory.summary(),
-            "loops": self._loops(entries),
+            "loops": self._loops(found.loop_counts),
             "groups": [g.to_wire() for g in ordered[:MAX_GROUPS]],
         }
 
-    def _task_row(self, entry: tuple, awaited_by: dict, source: bool = False) -> dict:
-        task, info, watch, key, awaiting, children, blocked = entry
+    def _task_row(self, task: Any, info: Any, found: Pass, awaited_by: dict, source: bool = False,
+                  with_stack: bool = True) -> dict:
+        key, awaiting, children = info.cache
         site = self._site(info)
         try:
             name = task.get_name()
@@ -384,27 +460,30 @@ class State:
             "id": info.seq,
             "name": name,
             "group": key.id,
-            "loop": self.loop_number(watch.loop),
+            "loop": self.loop_number(task._loop),
             "state": key.state,
-            "blocked_s": round(blocked, 3),
-            "stack": to_wire(key.stack, source),
-            "created_by": to_wire(site.stack, source) if site is not None and site.stack else None,
+            "blocked_s": round(found.blocked(info), 3),
+        }
+        if with_stack:
+            row["stack"] = key.wire_source() if source else key.wire()
+        row.update({
+            "created_by": (site.wire_source() if source else site.wire()) if site is not None and site.stack else None,
             "created_in": info.parent,
             "awaiting": awaiting,
             "awaiting_all": list(children),
             "awaited_by": sorted(awaited_by.get(info.seq, ())),
-        }
+        })
         return row
 
     @staticmethod
-    def _awaited_by(entries: list) -> dict:
+    def _awaited_by(infos: list) -> dict:
         out: dict[int, list] = {}
-        for entry in entries:
-            seq = entry[1].seq
-            if entry[4] is not None:
-                out.setdefault(entry[4], []).append(seq)
-            for child in entry[5]:
-                out.setdefault(child, []).append(seq)
+        for info in infos:
+            _key, awaiting, children = info.cache
+            if awaiting is not None:
+                out.setdefault(awaiting, []).append(info.seq)
+            for child in children:
+                out.setdefault(child, []).append(info.seq)
         return out
 
     @staticmethod
@@ -423,19 +502,20 @@ class State:
         }
 
     def summary(self) -> dict:
-        return self._summary(*self._collect())
+        return self._summary(self._collect())
 
     def full(self) -> dict:
-        entries, thread_rows, groups = self._collect()
-        out = self._summary(entries, thread_rows, groups)
-        awaited_by = self._awaited_by(entries)
-        out["tasks"] = [self._task_row(e, awaited_by) for e in sorted(entries, key=lambda e: e[1].seq)]
-        out["threads"] = [self._thread_row(r) for r in thread_rows]
+        found = self._collect()
+        out = self._summary(found)
+        awaited_by = self._awaited_by(found.infos)
+        order = sorted(range(len(found.infos)), key=lambda i: found.infos[i].seq)
+        out["tasks"] = [self._task_row(found.tasks[i], found.infos[i], found, awaited_by) for i in order]
+        out["threads"] = [self._thread_row(r) for r in found.thread_rows]
         return out
 
     def group(self, gid: str, offset: int = 0, limit: int = 100) -> dict:
-        entries, thread_rows, groups = self._collect()
-        for group in groups.values():
+        found = self._collect()
+        for group in found.groups.values():
             if group.key.id == gid:
                 break
         else:
@@ -443,13 +523,16 @@ class State:
         limit = max(1, min(int(limit), MAX_PAGE))
         offset = max(0, int(offset))
         if group.key.kind == "task":
-            members = sorted(group.members, key=lambda e: (-e[6], e[1].seq))[offset:offset + limit]
-            awaited_by = self._awaited_by(entries)
-            items = []
-            for entry in members:
-                row = self._task_row(entry, awaited_by)
-                del row["stack"]
-                items.append(row)
+            # Longest blocked first, then by id: two stable sorts on plain numbers, so that
+            # no key tuple per task is made.
+            members = group.members
+            members.sort(key=_SEQ)
+            members.sort(key=_SINCE)
+            page = members[offset:offset + limit]
+            tasks = {id(info): task for task, info in zip(found.tasks, found.infos)}
+            awaited_by = self._awaited_by(found.infos)
+            items = [self._task_row(tasks[id(info)], info, found, awaited_by, with_stack=False)
+                     for info in page]
         else:
             members = sorted(group.members, key=lambda r: (-r["blocked_s"], r["ident"]))[offset:offset + limit]
             items = []
@@ -460,32 +543,34 @@ class State:
         return {"group": group.to_wire(source=True), "total": group.count, "offset": offset, "items": items}
 
     def task(self, seq: int) -> dict:
-        entries, _threads, _groups = self._collect()
-        by_seq = {e[1].seq: e for e in entries}
-        entry = by_seq.get(int(seq))
-        if entry is None:
+        found = self._collect()
+        by_seq = {info.seq: i for i, info in enumerate(found.infos)}
+        index = by_seq.get(int(seq))
+        if index is None:
             raise LookupError(f"no task {seq} (it may have finished)")
-        awaited_by = self._awaited_by(entries)
-        row = self._task_row(entry, awaited_by, source=True)
+        info = found.infos[index]
+        awaited_by = self._awaited_by(found.infos)
+        row = self._task_row(found.tasks[index], info, found, awaited_by, source=True)
 
         def brief(seq: int) -> dict:
             other = by_seq.get(seq)
             if other is None:
                 return {"id": seq, "name": None, "state": "finished", "group": None}
             try:
-                name = other[0].get_name()
+                name = found.tasks[other].get_name()
             except Exception:
                 name = None
-            own = [item for item in other[3].stack if not item[0].co_filename.startswith(_STDLIB)]
-            top = to_wire((own or other[3].stack)[:1])
-            return {"id": seq, "name": name, "state": other[3].state, "group": other[3].id,
+            key = found.infos[other].cache[0]
+            own = [item for item in key.stack if not item[0].co_filename.startswith(_STDLIB)]
+            top = to_wire((own or key.stack)[:1])
+            return {"id": seq, "name": name, "state": key.state, "group": key.id,
                     "frame": top[0] if top else None}
 
-        chain, seen, nxt = [], {entry[1].seq}, entry[4]
+        chain, seen, nxt = [], {info.seq}, info.cache[1]
         while nxt is not None and nxt not in seen and len(chain) < 50:
             seen.add(nxt)
             chain.append(brief(nxt))
-            nxt = by_seq[nxt][4] if nxt in by_seq else None
+            nxt = found.infos[by_seq[nxt]].cache[1] if nxt in by_seq else None
         row["awaiting_chain"] = chain
         row["awaited_by_tasks"] = [brief(s) for s in row["awaited_by"]]
         row["awaiting_all_tasks"] = [brief(s) for s in row["awaiting_all"][:100]]
@@ -512,17 +597,18 @@ class State:
         return out
 
     def stalls(self) -> list[dict]:
-        return [dict(loop=item["id"], **s) for item in self._loops([]) for s in item["stalls"]]
+        return [dict(loop=item["id"], **s) for item in self._loops({}) for s in item["stalls"]]
 
     def verdicts(self, budget_s: float = 2.0) -> dict:
         """Leak verdicts for the current groups: proven (unreachable), growing, stuck."""
-        entries, thread_rows, groups = self._collect()
+        found = self._collect()
+        thread_rows, groups = found.thread_rows, found.groups
         now = time.monotonic()
         members: dict[str, list] = {}
         dependents: dict[str, list] = {}
-        by_seq = {entry[1].seq: entry[0] for entry in entries}
-        for entry in entries:
-            task, info, _watch, key, awaiting, children = entry[:6]
+        by_seq = {info.seq: task for task, info in zip(found.tasks, found.infos)}
+        for task, info in zip(found.tasks, found.infos):
+            key, awaiting, children = info.cache
             if key.state in verdicts_mod._SELF_WAKING:
                 continue
             frames = tasks_mod.walk(task.get_coro())

@@ -17,6 +17,7 @@ import sys
 import threading
 from typing import Any
 
+from . import procfs
 from .frames import RawStack, frame_stack
 from .tasks import ABSORBS, _add, STATES
 
@@ -80,27 +81,19 @@ _register_threading()
 _LOOP_FRAMES = ("run_forever", "_run_once")
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(4096).decode("ascii", "replace")
-    except OSError:
-        return None
-
-
 def kernel_state(native_id: int | None, pid: int | str = "self") -> dict:
     """``{state, syscall, cpu_s, switches}`` of a thread (of this process by default), from /proc."""
     out: dict[str, Any] = {"state": None, "syscall": None, "cpu_s": None, "switches": None}
     if not native_id:
         return out
     base = f"/proc/{pid}/task/{native_id}/"
-    stat = _read(base + "stat")
+    stat = procfs.read(base + "stat")
     if stat:
         fields = stat[stat.rfind(")") + 2:].split()
         if len(fields) > 12:
             out["state"] = fields[0]
             out["cpu_s"] = (int(fields[11]) + int(fields[12])) / _CLK_TCK
-    syscall = _read(base + "syscall")
+    syscall = procfs.read(base + "syscall")
     if syscall:
         first = syscall.split(" ", 1)[0].strip()
         if first == "running":
@@ -113,7 +106,7 @@ def kernel_state(native_id: int | None, pid: int | str = "self") -> dict:
             if (out["syscall"] in ("select", "pselect6") and args[:1] == ["0x0"]) or \
                     (out["syscall"] in ("poll", "ppoll") and args[1:2] == ["0x0"]):
                 out["syscall"] += " (no fds)"
-    sched = _read(base + "schedstat")
+    sched = procfs.read(base + "schedstat")
     if sched:
         parts = sched.split()
         if len(parts) >= 3 and parts[2].isdigit():

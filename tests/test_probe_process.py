@@ -94,6 +94,47 @@ def test_stalls_are_caught_with_the_blocking_function(spawn):
     assert target.request("stalls")[0]["stack"][0]["func"] == "compress_archive"
 
 
+BUSY_LOOP = r'''
+import asyncio, threading
+
+async def blip():
+    await asyncio.sleep(0)
+
+async def churn():
+    while True:  # short iterations: the loop lets go of the GIL every few hundred microseconds
+        for _ in range(100):
+            asyncio.ensure_future(blip())
+        await asyncio.sleep(0)
+
+async def parked():
+    await asyncio.Event().wait()
+
+async def main():
+    kept = [asyncio.create_task(parked()) for _ in range(3)]
+    churning = asyncio.create_task(churn())
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+threading.Thread(target=threading.Event().wait, name="idle-worker", daemon=True).start()
+asyncio.run(main())
+'''
+
+
+def test_probe_answers_while_a_busy_loop_keeps_taking_the_gil(spawn):
+    """A loop that releases the GIL on every short iteration and takes it straight back
+    starves any other thread waiting for it (CPython asks the holder to let go only after 5 ms
+    without a switch).  Before the loop handed the GIL over, a snapshot here took 10 to 50
+    seconds; now it takes tens of milliseconds, so a 5 s client timeout leaves a wide margin."""
+    target = spawn(BUSY_LOOP)
+    with ProbeClient(target.path, timeout=5.0) as client:
+        for _ in range(5):
+            data = client.request("full")
+            parked = [t for t in data["tasks"] if "parked" in [f["func"] for f in t["stack"]]]
+            assert len(parked) == 3
+            assert "idle-worker" in [t["name"] for t in data["threads"]]
+            assert client.request("summary")["totals"]["loops"] == 1
+
+
 LOOP_THREADS = r'''
 import asyncio, threading
 

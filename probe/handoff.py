@@ -1,0 +1,83 @@
+"""Handing the GIL to the probe thread when a busy event loop would starve it.
+
+CPython asks the thread holding the GIL to let go only after a waiting thread has waited 5 ms
+*without the GIL changing hands*.  A busy event loop releases the GIL itself on every iteration
+(``epoll_wait(0)`` when callbacks are ready) and takes it straight back, well before another
+thread wakes up, so a probe thread waiting for the GIL is woken, loses the race, and waits
+again: measured on a loop that churns through short tasks, one snapshot took 10 to 50 seconds.
+
+The cure has to come from the loop's side, because the starved thread cannot run any Python
+to ask for help.  Each loop gets a small timer callback.  It checks, without the GIL being
+needed by anyone else, whether the probe wants to run (it is between two waits, its wait has
+timed out, or a client's request is pending on its sockets) and if so sleeps for
+``SLICE`` seconds, during which the probe takes the GIL.  The loop pays ``SLICE`` plus at most
+one switch interval per tick, and only while the probe has work; when the probe is idle the
+tick is one flag test every ``IDLE_PERIOD``.
+"""
+from __future__ import annotations
+
+import math
+import select
+import time
+import weakref
+from typing import Any
+
+IDLE_PERIOD = 0.1  # seconds between checks while the probe waits for nothing
+BUSY_PERIOD = 0.01  # seconds between hand-offs while the probe wants the GIL
+SLICE = 0.001  # seconds the loop thread lets go of the GIL per hand-off
+
+
+class Handoff:
+    """Shared by the probe thread (which says when it blocks) and the loops' timers."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.working = False  # the probe thread is between two waits: it has or wants the GIL
+        self.wake_at = math.inf  # when the probe's current wait times out
+        self.fd = -1  # the probe's selector: readable when a client or the wake pipe wants it
+        self._loops: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+    # -- the probe thread ---------------------------------------------------------------
+    def blocking(self, timeout: float) -> None:
+        """The probe is about to wait up to ``timeout`` seconds in its selector."""
+        self.wake_at = time.monotonic() + timeout
+        self.working = False
+
+    def resumed(self) -> None:
+        self.working = True
+        self.wake_at = math.inf
+
+    def wanted(self, now: float) -> bool:
+        """Whether the probe thread wants the GIL now (callable from any thread)."""
+        if self.working or now >= self.wake_at:
+            return True
+        fd = self.fd
+        if fd < 0:
+            return False
+        try:
+            return bool(select.select([fd], [], [], 0)[0])
+        except (OSError, ValueError):
+            return False
+
+    # -- the loop threads ---------------------------------------------------------------
+    def attach(self, loop: Any) -> None:
+        """Start the loop's hand-off timer (run on the loop, through ``call_soon_threadsafe``)."""
+        try:
+            if not self.active or loop in self._loops:
+                return
+            self._loops.add(loop)
+            loop.call_later(IDLE_PERIOD, self._tick, loop)
+        except Exception:
+            pass
+
+    def _tick(self, loop: Any) -> None:
+        try:
+            if not self.active or loop.is_closed():
+                self._loops.discard(loop)
+                return
+            wanted = self.wanted(time.monotonic())
+            if wanted:
+                time.sleep(SLICE)  # the GIL is free for the probe meanwhile
+            loop.call_later(BUSY_PERIOD if wanted else IDLE_PERIOD, self._tick, loop)
+        except Exception:  # never let the probe's timer raise into the host's loop
+            self._loops.discard(loop)

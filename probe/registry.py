@@ -1,0 +1,66 @@
+"""Every live asyncio task of the process, read from another thread without retries.
+
+``asyncio.all_tasks()`` copies a ``WeakSet`` by iterating it in Python code, so the GIL can
+pass to the loop mid-copy; a loop that adds tasks meanwhile makes the copy fail with "Set
+changed size during iteration", and it is retried (1000 times, and then it raises).  Read from
+a probe thread while a loop churns through tasks, each retry costs a GIL hand-over, and one
+snapshot was measured taking 10 to 50 seconds.
+
+Here the WeakSet's underlying ``set`` of weak references is copied instead: ``list(set)`` runs
+in C without releasing the GIL, so it is atomic with respect to every other Python thread.
+The registries are the ones asyncio itself uses: ``_all_tasks`` before 3.12,
+``_scheduled_tasks`` and ``_eager_tasks`` since (the C accelerator's objects, re-exported by
+``asyncio.tasks``).  Tasks of every loop come back in one pass, so that a
+process with many loops pays for one copy, not one per loop.  Nothing is allocated per task
+but the lists themselves, so a pass over 100,000 tasks does not wake the garbage collector.
+"""
+from __future__ import annotations
+
+import weakref
+from asyncio import tasks as _tasks
+from typing import Any
+
+
+def _sources() -> tuple[list, list]:
+    """(sets of weak references to tasks, sets of tasks) asyncio registers tasks in."""
+    weak, strong = [], []
+    for name in ("_all_tasks", "_scheduled_tasks"):
+        registry = getattr(_tasks, name, None)
+        if isinstance(registry, weakref.WeakSet):
+            weak.append(registry.data)
+    eager = getattr(_tasks, "_eager_tasks", None)
+    if isinstance(eager, set):
+        strong.append(eager)
+    return weak, strong
+
+
+def copy_set(items: Any) -> list:
+    """``list(items)`` for a set or WeakSet another thread may change, in one C call.
+
+    A WeakSet is read through its ``data`` set; dead references are dropped."""
+    if isinstance(items, weakref.WeakSet):
+        return [obj for obj in (ref() for ref in list(items.data)) if obj is not None]
+    return list(items)
+
+
+def live_tasks() -> list:
+    """Every task of every loop that is not done (tasks of all loops, in no order)."""
+    weak, strong = _sources()
+    found: list = []
+    for refs in weak:
+        found.extend([ref() for ref in list(refs)])  # list(set): one C call, atomic
+    eager: list = []
+    for items in strong:
+        eager.extend(list(items))
+    if eager:  # an eager task moves from the eager set to the other: count it once
+        ids = {id(task) for task in eager}
+        found = [task for task in found if id(task) not in ids]
+        found.extend(eager)
+    out = []
+    for task in found:
+        try:
+            if task is not None and not task.done():
+                out.append(task)
+        except Exception:
+            continue
+    return out
