@@ -39,7 +39,7 @@ def start(**overrides) -> bool:
     """Start the probe (idempotent).  Keyword arguments override the ``TASKTOP_*`` options:
     ``directory``, ``interval``, ``creation_stacks``, ``creation_depth``, ``tracemalloc``,
     ``stall_ms``.  Returns whether the probe is running."""
-    global _server, _options, _error
+    global _options, _error
     try:
         with _lock:
             if _server is not None:

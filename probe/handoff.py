@@ -7,12 +7,14 @@ thread wakes up, so a probe thread waiting for the GIL is woken, loses the race,
 again: measured on a loop that churns through short tasks, one snapshot took 10 to 50 seconds.
 
 The cure has to come from the loop's side, because the starved thread cannot run any Python
-to ask for help.  Each loop gets a small timer callback.  It checks, without the GIL being
-needed by anyone else, whether the probe wants to run (it is between two waits, its wait has
-timed out, or a client's request is pending on its sockets) and if so sleeps for
-``SLICE`` seconds, during which the probe takes the GIL.  The loop pays ``SLICE`` plus at most
-one switch interval per tick, and only while the probe has work; when the probe is idle the
-tick is one flag test every ``IDLE_PERIOD``.
+to ask for help.  Each loop gets a small timer callback.  It checks whether the probe wants to
+run (it is between two waits, its wait has timed out, or a client's request is pending on its
+sockets) and whether it is starved: it got less than ``STARVED`` of a core since the last
+tick, read from the probe thread's CPU clock.  Only then does the loop sleep for ``SLICE``
+seconds, during which the probe takes the GIL.  A probe that gets its share anyway (the loop
+is idle, or blocked in long calls) costs the loop nothing; a starved one costs it ``SLICE``
+plus at most one switch interval per ``BUSY_PERIOD``; an idle probe, a flag test every
+``IDLE_PERIOD``.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from typing import Any
 IDLE_PERIOD = 0.1  # seconds between checks while the probe waits for nothing
 BUSY_PERIOD = 0.01  # seconds between hand-offs while the probe wants the GIL
 SLICE = 0.001  # seconds the loop thread lets go of the GIL per hand-off
+STARVED = 0.1  # a probe that wants the GIL and got less than this share of a core is starved
 
 
 class Handoff:
@@ -36,6 +39,15 @@ class Handoff:
         self.wake_at = math.inf  # when the probe's current wait times out
         self.fd = -1  # the probe's selector: readable when a client or the wake pipe wants it
         self._loops: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        self.clock: int | None = None  # the probe thread's CPU clock
+        self._last = (0.0, 0.0)  # (monotonic, probe CPU seconds) at the last check
+
+    def set_thread(self, ident: int) -> None:
+        """Called on the probe thread when it starts."""
+        try:
+            self.clock = time.pthread_getcpuclockid(ident)
+        except (AttributeError, OSError):  # not on this platform: count it as always starved
+            self.clock = None
 
     # -- the probe thread ---------------------------------------------------------------
     def blocking(self, timeout: float) -> None:
@@ -59,7 +71,32 @@ class Handoff:
         except (OSError, ValueError):
             return False
 
+    def check(self, now: float) -> tuple[bool, bool]:
+        """``(wanted, starved)``: whether the probe wants the GIL, and whether, wanting it, it
+        got less than ``STARVED`` of a core since the last check."""
+        clock = self.clock
+        cpu = 0.0
+        if clock is not None:
+            try:
+                cpu = time.clock_gettime(clock)
+            except OSError:  # the thread is gone
+                clock = None
+        then, cpu_then = self._last
+        self._last = (now, cpu)
+        if not self.wanted(now):
+            return False, False
+        if clock is None or now <= then:
+            return True, True
+        return True, (cpu - cpu_then) < STARVED * (now - then)
+
     # -- the loop threads ---------------------------------------------------------------
+    def attached(self, loop: Any) -> bool:
+        """Whether ``loop`` runs our timer (it stops while the probe is stopped or paused)."""
+        try:
+            return loop in self._loops
+        except TypeError:
+            return True  # not weakly referenceable: nothing we can do
+
     def attach(self, loop: Any) -> None:
         """Start the loop's hand-off timer (run on the loop, through ``call_soon_threadsafe``)."""
         try:
@@ -75,8 +112,8 @@ class Handoff:
             if not self.active or loop.is_closed():
                 self._loops.discard(loop)
                 return
-            wanted = self.wanted(time.monotonic())
-            if wanted:
+            wanted, starved = self.check(time.monotonic())
+            if starved:
                 time.sleep(SLICE)  # the GIL is free for the probe meanwhile
             loop.call_later(BUSY_PERIOD if wanted else IDLE_PERIOD, self._tick, loop)
         except Exception:  # never let the probe's timer raise into the host's loop

@@ -7,6 +7,7 @@ a bad request gets an error reply or a closed connection, and nothing escapes th
 """
 from __future__ import annotations
 
+import collections
 import os
 import selectors
 import socket
@@ -30,7 +31,7 @@ class _Client:
     def __init__(self, sock: socket.socket, now: float) -> None:
         self.sock = sock
         self.inbuf = bytearray()
-        self.outbuf = bytearray()
+        self.outbuf: collections.deque = collections.deque()  # blocks of frames to send
         self.last = now
         self.frame_started: float | None = None
         self.hello = False
@@ -141,6 +142,7 @@ class Server:
     # -- the thread ------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
+            self.handoff.set_thread(threading.get_ident())
             self.state.exclude.add(threading.get_ident())
             hooks.discover_loops()
         except Exception:
@@ -271,19 +273,24 @@ class Server:
 
     def _queue(self, client: _Client, reply: dict) -> None:
         try:
-            frame = wire.encode(reply)
+            blocks = wire.encode_blocks(reply)
         except Exception as exc:
-            frame = wire.encode({"ok": False, "error": f"reply could not be encoded: {exc}"})
-        if len(frame) - wire.HEADER.size > wire.MAX_REPLY:
-            frame = wire.encode({"ok": False, "error": "reply too large"})
-        client.outbuf += frame
+            blocks = [wire.encode({"ok": False, "error": f"reply could not be encoded: {exc}"})]
+        if sum(map(len, blocks)) - wire.HEADER.size > wire.MAX_REPLY:
+            blocks = [wire.encode({"ok": False, "error": "reply too large"})]
+        client.outbuf.extend(blocks)
         self._writable(client)
 
     def _writable(self, client: _Client) -> None:
-        if client.outbuf:
+        outbuf = client.outbuf
+        if outbuf:
             try:
-                sent = client.sock.send(client.outbuf)
-                del client.outbuf[:sent]
+                while outbuf:  # until the socket's buffer is full (BlockingIOError)
+                    sent = client.sock.send(outbuf[0])
+                    if sent < len(outbuf[0]):
+                        outbuf[0] = outbuf[0][sent:]
+                        break
+                    outbuf.popleft()
                 client.last = time.monotonic()
             except (BlockingIOError, InterruptedError):
                 pass

@@ -21,7 +21,7 @@ import time
 import weakref
 from typing import Any
 
-from . import hooks, memory, registry, tasks as tasks_mod, threads as threads_mod, verdicts as verdicts_mod
+from . import hooks, memory, registry, wire, tasks as tasks_mod, threads as threads_mod, verdicts as verdicts_mod
 from .config import Options
 from .handoff import Handoff
 from .frames import creation_site, group_id, resolve, to_wire
@@ -29,6 +29,7 @@ from .loops import LoopWatch
 from .wire import MAX_GROUPS, MAX_PAGE, SCHEMA
 
 PROBE_VERSION = "0.1.0"
+BUDGET = 0.009  # of a core: what the probe thread may spend in the background
 _STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
 
 
@@ -194,6 +195,9 @@ class State:
         self._sites: dict = {}
         self.sample_ms = 0.0
         self.interval = options.interval
+        self.other_share = 0.0  # of a core, spent by the probe thread on other than samples
+        self._sampled = 0.0  # CPU seconds spent on samples, in all
+        self._mark: tuple | None = None  # (monotonic, thread CPU, sampled) at the window's start
         self.history: collections.deque = collections.deque(maxlen=120)  # 10 minutes at 5 s
         self.started = _process_started() or time.time()
 
@@ -219,8 +223,12 @@ class State:
                 try:
                     if not hooks.has_factory(loop):
                         loop.call_soon_threadsafe(hooks.install_factory, loop)
-                    if self.handoff is not None:
-                        loop.call_soon_threadsafe(self.handoff.attach, loop)
+                except Exception:
+                    pass
+            if self.handoff is not None and not self.handoff.attached(loop):
+                # Also after a pause (fork) stopped the loop's hand-off timer.
+                try:
+                    loop.call_soon_threadsafe(self.handoff.attach, loop)
                 except Exception:
                     pass
             watches[key] = watch
@@ -318,20 +326,33 @@ class State:
         return rows
 
     def sample(self) -> None:
-        """The background sample; adapts the interval to keep its cost under 1% of a core.
+        """The background sample; adapts the interval so that the probe thread as a whole
+        stays under ``BUDGET`` of a core.
 
-        Every 5 s, when samples are cheap, it also groups (using the cached stacks) so that the
-        growth verdicts have a history even when no client is watching."""
+        What the thread spends besides samples (heartbeats, wake-ups, answering clients) is
+        measured over windows of 10 s and taken off the budget first; samples get what is
+        left, but never less than a fifth of it.  When a group pass is due (every 5 s) the
+        sample groups, so that the growth verdicts have a history even when no client asks."""
         t0 = time.thread_time()
-        due = not self.history or time.monotonic() - self.history[-1][0] >= 5.0
-        if due and self.sample_ms < 5.0:
+        now = time.monotonic()
+        if not self.history or now - self.history[-1][0] >= 5.0:
             self._collect()
         else:
             self._task_pass(grouping=False)
             self._thread_rows()
-        cost = time.thread_time() - t0
+        t1 = time.thread_time()
+        cost = t1 - t0
         self.sample_ms = cost * 1000.0
-        self.interval = min(60.0, max(self.options.interval, cost / 0.01))
+        self._sampled += cost
+        if self._mark is None:  # the first sample, on the probe thread (thread_time is per thread)
+            self._mark = (now, t1, self._sampled)
+        mark_time, mark_cpu, mark_sampled = self._mark
+        if now - mark_time >= 10.0:
+            other = (t1 - mark_cpu) - (self._sampled - mark_sampled)
+            self.other_share = max(0.0, other / (now - mark_time))
+            self._mark = (now, t1, self._sampled)
+        left = max(BUDGET / 5, BUDGET - self.other_share)
+        self.interval = min(60.0, max(self.options.interval, cost / left))
 
     # -- describing ----------------------------------------------------------------------
     def _intern(self, kind: str, state: str, stack: tuple) -> GroupKey:
@@ -509,7 +530,9 @@ class State:
         out = self._summary(found)
         awaited_by = self._awaited_by(found.infos)
         order = sorted(range(len(found.infos)), key=lambda i: found.infos[i].seq)
-        out["tasks"] = [self._task_row(found.tasks[i], found.infos[i], found, awaited_by) for i in order]
+        # Rows are made while the reply is packed, one at a time (see wire.Stream).
+        out["tasks"] = wire.Stream(len(order), (self._task_row(found.tasks[i], found.infos[i], found, awaited_by)
+                                                for i in order))
         out["threads"] = [self._thread_row(r) for r in found.thread_rows]
         return out
 

@@ -17,9 +17,9 @@ import os
 import threading
 import time
 import types
-from typing import Any, Iterable
+from typing import Any
 
-from .tasks import STATES, walk
+from .tasks import STATES
 
 _PROBE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # States whose waiters wake on their own or through the OS: never a proven leak.

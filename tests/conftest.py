@@ -126,3 +126,13 @@ def tasktop_cmd() -> list[str]:
     """The installed ``tasktop`` command of this interpreter's environment."""
     exe = shutil.which("tasktop", path=os.path.dirname(sys.executable))
     return [exe] if exe else [sys.executable, "-m", "tasktop.tui"]
+
+
+def tasktop(*args: str, sockdir: str | None = None, text: bool = True, **kw) -> subprocess.CompletedProcess:
+    """Run the ``tasktop`` command as a user would, without any TASKTOP_* variable of ours
+    (but ``TASKTOP_DIR=sockdir`` when given)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTOP")}
+    if sockdir:
+        env["TASKTOP_DIR"] = sockdir
+    return subprocess.run([*tasktop_cmd(), *args], capture_output=True, text=text, env=env,
+                          timeout=60, **kw)

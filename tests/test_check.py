@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import tasktop_cmd, wait_until
+from conftest import tasktop, tasktop_cmd, wait_until
 
 STEADY = r'''
 import asyncio, signal, time
@@ -56,12 +56,6 @@ asyncio.run(main())
 '''
 
 
-def tasktop(*args: str, sockdir: str | None = None, **kw) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTOP")}
-    if sockdir:
-        env["TASKTOP_DIR"] = sockdir
-    return subprocess.run([*tasktop_cmd(), *args], capture_output=True, text=True, env=env,
-                          timeout=60, **kw)
 
 
 def where(target, marker: str) -> str:
@@ -138,7 +132,7 @@ def test_max_lag_sees_a_stall_in_the_window(spawn, sockdir):
     stall = wait_until(lambda: (target.summary()["loops"][0]["stalls"] or [None])[-1], message="a stall")
     fail = tasktop("check", str(target.pid), "--max-lag", "100", "--window", "60", sockdir=sockdir)
     assert fail.returncode == 1
-    assert fail.stdout.startswith(f"FAIL lag: loop 1 (MainThread) stalled ")
+    assert fail.stdout.startswith("FAIL lag: loop 1 (MainThread) stalled ")
     assert f" in block_the_loop {where(target, '# line:stall')} > 100ms (1 stall in the last " in fail.stdout
     ok = tasktop("check", str(target.pid), "--max-lag", "1000", "--window", "60", sockdir=sockdir)
     assert ok.returncode == 0 and "1 stall in the last" in ok.stdout

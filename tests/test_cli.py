@@ -7,11 +7,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import tasktop_cmd, target_env, wait_until
+from conftest import target_env, tasktop, wait_until
 from tasktop.probe import paths
 
 LEAKY = r'''
@@ -35,12 +34,6 @@ asyncio.run(main())
 '''
 
 
-def tasktop(*args: str, sockdir: str | None = None, **kw) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTOP")}
-    if sockdir:
-        env["TASKTOP_DIR"] = sockdir
-    return subprocess.run([*tasktop_cmd(), *args], capture_output=True, text=True, env=env,
-                          timeout=60, **kw)
 
 
 def test_dump_text(spawn, sockdir):
@@ -58,7 +51,7 @@ def test_dump_text(spawn, sockdir):
     assert lines[1].strip().startswith(("Queue.get (asyncio/queues.py:", "get (asyncio/queues.py:"))
     assert lines[2].strip().startswith("consume (")
     line_no = next(n for n, l in enumerate(open(target.script), 1) if l.rstrip().endswith("# site:consume"))
-    assert lines[3].strip().startswith(f"created by main (") and f":{line_no}) in task 1  ×6" in lines[3]
+    assert lines[3].strip().startswith("created by main (") and f":{line_no}) in task 1  ×6" in lines[3]
     assert "1 thread: Lock.acquire" in text
 
 
@@ -119,7 +112,6 @@ def test_ls_lists_probes_and_cleans_stale_sockets(spawn, sockdir):
 def test_run_enables_the_probe_and_passes_the_exit_code(sockdir, tmp_path):
     script = tmp_path / "app.py"
     script.write_text("import os, sys, time\nprint(os.environ['TASKTOP'], os.path.exists(sys.argv[1]))\nsys.exit(7)\n")
-    sock = paths.socket_path("PID", sockdir)
     # The script checks its own socket exists: the probe started before __main__.
     code = ("import os, sys; print(os.environ['TASKTOP'], "
             f"os.path.exists(os.path.join({sockdir!r}, str(os.getpid()) + '.sock'))); sys.exit(7)")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 
 import pytest
 
-from conftest import tasktop_cmd, wait_until
+from conftest import tasktop, wait_until
 from tasktop.tui import export
 
 TARGET = r'''
@@ -44,12 +43,6 @@ asyncio.run(main())
 '''
 
 
-def tasktop(*args: str, sockdir: str | None = None, **kw) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTOP")}
-    if sockdir:
-        env["TASKTOP_DIR"] = sockdir
-    return subprocess.run([*tasktop_cmd(), *args], capture_output=True, text=True, env=env,
-                          timeout=60, **kw)
 
 
 def settled(target) -> dict:

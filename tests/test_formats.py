@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from conftest import tasktop_cmd, wait_until
+from conftest import tasktop, tasktop_cmd, wait_until
 from tasktop.tui import formats
 
 TARGET = r'''
@@ -39,12 +39,6 @@ asyncio.run(main())
 '''
 
 
-def tasktop(*args: str, sockdir: str | None = None, text: bool = True, **kw) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTOP")}
-    if sockdir:
-        env["TASKTOP_DIR"] = sockdir
-    return subprocess.run([*tasktop_cmd(), *args], capture_output=True, text=text, env=env,
-                          timeout=60, **kw)
 
 
 def line_of(path: str, marker: str) -> int:
