@@ -261,7 +261,9 @@ class Server:
                 break
             payload = bytes(client.inbuf[wire.HEADER.size:end])
             del client.inbuf[:end]
+            cpu = time.thread_time()
             self._queue(client, self._answer(client, payload))
+            self.state.answering += time.thread_time() - cpu
         client.frame_started = now if client.inbuf else None
         if client.frame_started is None:
             pass

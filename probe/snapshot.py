@@ -23,7 +23,7 @@ from typing import Any
 
 from . import hooks, memory, registry, wire, tasks as tasks_mod, threads as threads_mod, verdicts as verdicts_mod
 from .config import Options
-from .handoff import Handoff
+from .handoff import Handoff, Pacer
 from .frames import creation_site, group_id, resolve, to_wire
 from .loops import LoopWatch
 from .wire import MAX_GROUPS, MAX_PAGE, SCHEMA
@@ -106,7 +106,7 @@ class _Group:
             entry[1].append(parent)
         self.members.append(member)
 
-    def tally(self, now: float, site_of: Any) -> None:
+    def tally(self, now: float, site_of: Any, pace: Any) -> None:
         """Count a task group from its members (records): blocked range, creation sites and
         the tasks that made them.  Done per group after the pass, in plain loops."""
         members = self.members
@@ -114,7 +114,9 @@ class _Group:
         blocked = [now - info.since if info.waiter is not None else 0.0 for info in members]
         self.bmin, self.bmax = min(blocked), max(blocked)
         sites = self.sites
-        for info in members:
+        for n, info in enumerate(members):
+            if not n & 511:
+                pace()
             site = info.site
             if site is not None and site.__class__ is not SiteKey:
                 site = site_of(info)
@@ -197,7 +199,8 @@ class State:
         self.interval = options.interval
         self.other_share = 0.0  # of a core, spent by the probe thread on other than samples
         self._sampled = 0.0  # CPU seconds spent on samples, in all
-        self._mark: tuple | None = None  # (monotonic, thread CPU, sampled) at the window's start
+        self.answering = 0.0  # CPU seconds spent answering clients, in all (kept by the server)
+        self._mark: tuple | None = None  # (monotonic, thread CPU, sampled, answering) at the window's start
         self.history: collections.deque = collections.deque(maxlen=120)  # 10 minutes at 5 s
         self.started = _process_started() or time.time()
 
@@ -252,18 +255,23 @@ class State:
         collection of the host's whole heap, which held its event loop up for most of a second."""
         now = time.monotonic()
         watched = {id(w.loop) for w in self._refresh_watches()}
+        pace = Pacer()
         by_id = {}
-        for info in list(hooks.records):  # one C-level copy
+        for n, info in enumerate(list(hooks.records)):  # one C-level copy
             task = info()
             if task is not None:
                 by_id[id(task)] = info
+            if not n & 511:
+                pace()
         record, describe = hooks.info_for, self._describe
         currents: dict[int, Any] = {}
         counts: dict[int, int] = {}
         groups: dict[GroupKey, _Group] = {}
         tasks, infos = [], []
         several = len(watched) > 1  # else every task counted is the one loop's
-        for task in registry.live_tasks():
+        for n, task in enumerate(registry.live_tasks()):
+            if not n & 255:
+                pace()
             try:
                 loop_id = id(task._loop)
             except AttributeError:
@@ -309,7 +317,7 @@ class State:
         if not several and watched:
             counts[next(iter(watched))] = len(infos)
         for group in groups.values():
-            group.tally(now, self._site)
+            group.tally(now, self._site, pace)
         return Pass(now, tasks, infos, counts, [], groups)
 
     def _thread_rows(self) -> list[dict]:
@@ -329,9 +337,9 @@ class State:
         """The background sample; adapts the interval so that the probe thread as a whole
         stays under ``BUDGET`` of a core.
 
-        What the thread spends besides samples (heartbeats, wake-ups, answering clients) is
-        measured over windows of 10 s and taken off the budget first; samples get what is
-        left, but never less than a fifth of it.  When a group pass is due (every 5 s) the
+        What the thread spends besides samples and answering clients (heartbeats, wake-ups)
+        is measured over windows of 10 s and taken off the budget first; samples get what is
+        left, but never less than a fifth of it.  Clients are not counted: they asked.  When a group pass is due (every 5 s) the
         sample groups, so that the growth verdicts have a history even when no client asks."""
         t0 = time.thread_time()
         now = time.monotonic()
@@ -345,12 +353,12 @@ class State:
         self.sample_ms = cost * 1000.0
         self._sampled += cost
         if self._mark is None:  # the first sample, on the probe thread (thread_time is per thread)
-            self._mark = (now, t1, self._sampled)
-        mark_time, mark_cpu, mark_sampled = self._mark
+            self._mark = (now, t1, self._sampled, self.answering)
+        mark_time, mark_cpu, mark_sampled, mark_answering = self._mark
         if now - mark_time >= 10.0:
-            other = (t1 - mark_cpu) - (self._sampled - mark_sampled)
+            other = (t1 - mark_cpu) - (self._sampled - mark_sampled) - (self.answering - mark_answering)
             self.other_share = max(0.0, other / (now - mark_time))
-            self._mark = (now, t1, self._sampled)
+            self._mark = (now, t1, self._sampled, self.answering)
         left = max(BUDGET / 5, BUDGET - self.other_share)
         self.interval = min(60.0, max(self.options.interval, cost / left))
 
@@ -496,6 +504,13 @@ class State:
         })
         return row
 
+    def _rows(self, found: Pass, order: list, awaited_by: dict) -> Any:
+        pace = Pacer()
+        for n, i in enumerate(order):
+            if not n & 127:
+                pace()
+            yield self._task_row(found.tasks[i], found.infos[i], found, awaited_by)
+
     @staticmethod
     def _awaited_by(infos: list) -> dict:
         out: dict[int, list] = {}
@@ -531,8 +546,7 @@ class State:
         awaited_by = self._awaited_by(found.infos)
         order = sorted(range(len(found.infos)), key=lambda i: found.infos[i].seq)
         # Rows are made while the reply is packed, one at a time (see wire.Stream).
-        out["tasks"] = wire.Stream(len(order), (self._task_row(found.tasks[i], found.infos[i], found, awaited_by)
-                                                for i in order))
+        out["tasks"] = wire.Stream(len(order), self._rows(found, order, awaited_by))
         out["threads"] = [self._thread_row(r) for r in found.thread_rows]
         return out
 
