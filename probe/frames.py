@@ -68,9 +68,10 @@ def line_of(code, lasti: int) -> int:
     return line
 
 
-def resolve(raw: Iterable) -> RawStack:
-    """``(code, f_lasti)`` pairs (how creation stacks are recorded) to ``(code, line)`` pairs."""
-    return tuple((code, line_of(code, lasti)) for code, lasti in raw)
+def resolve(raw: tuple) -> RawStack:
+    """A flat ``(code, f_lasti, code, f_lasti, ...)`` tuple (how creation stacks are recorded)
+    to ``(code, line)`` pairs."""
+    return tuple((raw[i], line_of(raw[i], raw[i + 1])) for i in range(0, len(raw) - 1, 2))
 
 
 def to_wire(stack: Iterable, source: bool = False) -> list[dict]:

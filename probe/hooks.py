@@ -74,7 +74,8 @@ _orig_init = None
 class TaskInfo(weakref.ref):
     """What the probe keeps per task, as a weak reference to the task (one object per task).
 
-    ``site`` is the creation stack as raw ``(code, f_lasti)`` pairs, innermost first: line
+    ``site`` is the creation stack as one flat tuple ``(code, f_lasti, code, f_lasti, ...)``,
+    innermost first (one object, not one per frame: fewer for the collector to track); line
     numbers are worked out only when a client asks (``frames.resolve``).
     """
 
@@ -116,7 +117,9 @@ def creation_stack(task: Any) -> tuple | None:
     """The task's creation stack as ``(code, line)`` pairs, innermost first, or None."""
     info = record_of(task)
     site = getattr(info, "site", None)
-    return resolve(getattr(site, "raw", site)) if site else None
+    if not site:
+        return None
+    return site.raw if hasattr(site, "raw") else resolve(site)  # a SiteKey has it resolved
 
 
 def _spawner_prefixes() -> tuple:
@@ -133,36 +136,40 @@ def _spawner_prefixes() -> tuple:
 
 
 def _capture(frame) -> tuple:
-    """The raw creation stack from ``frame`` (the caller of ``create_task``) outwards, as
-    ``(code, f_lasti)`` pairs: ``f_lineno`` costs a line-table scan per frame, ``f_lasti`` none.
+    """The raw creation stack from ``frame`` (the caller of ``create_task``) outwards, as a
+    flat ``(code, f_lasti, ...)`` tuple: ``f_lineno`` costs a line-table scan per frame,
+    ``f_lasti`` none.
 
     Leading frames of the probe and of the ``SPAWNERS`` are skipped without using up the
     depth; asyncio's frames are kept (the formatter drops them) so that a task asyncio makes
     on its own still shows where.  If nothing but library frames is found, the innermost
     skipped one is kept: it is the best answer there is.
     """
-    spawners = _spawner_prefixes()
+    spawners = _spawner_dirs if len(_spawner_dirs) == len(SPAWNERS) else _spawner_prefixes()
     raw = []
     skipped = None
     outside = False  # met a frame that is neither asyncio's nor a spawner's
     n = _depth + 3  # room for asyncio's own frames, dropped when formatted
-    hops = 0
-    while frame is not None and n and hops < 64:
-        hops += 1
+    hops = 0  # frames skipped
+    while frame is not None and n:
         code = frame.f_code
         if not outside:
             name = code.co_filename
             if name == _HOOKS_FILE or (spawners and name.startswith(spawners)):
                 if skipped is None and name != _HOOKS_FILE:
-                    skipped = (code, frame.f_lasti)
+                    skipped = [code, frame.f_lasti]
                 frame = frame.f_back
+                hops += 1
+                if hops > 64:
+                    break
                 continue
             outside = not name.startswith(_ASYNCIO_DIR)
-        raw.append((code, frame.f_lasti))
+        raw.append(code)
+        raw.append(frame.f_lasti)
         frame = frame.f_back
         n -= 1
     if not outside and skipped is not None:
-        raw.insert(0, skipped)
+        raw[0:0] = skipped
     return tuple(raw)
 
 
