@@ -30,7 +30,9 @@ PROBE_TESTS = [
     "tests/test_servers.py",
     "tests/test_demo.py",  # the demo target, dumped and checked
 ]
-PYTEST = ["pytest", "-p", "no:cacheprovider", "-q"]
+# One pytest worker per core, at most 4 (pytest-xdist): the tests mostly wait on the target
+# processes they start, and the whole run must stay well under 10 minutes on 2 cores.
+PYTEST = ["pytest", "-p", "no:cacheprovider", "-q", "-n", "auto", "--maxprocesses", "4"]
 
 # The default run: the whole suite on MAIN_PYTHON covers the probe's tests there.
 nox.options.sessions = [f"probe-{v}" for v in PYTHONS if v != MAIN_PYTHON] + ["tests"]

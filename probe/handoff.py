@@ -9,12 +9,14 @@ again: measured on a loop that churns through short tasks, one snapshot took 10 
 The cure has to come from the loop's side, because the starved thread cannot run any Python
 to ask for help.  Each loop gets a small timer callback.  It checks whether the probe wants to
 run (it is between two waits, its wait has timed out, or a client's request is pending on its
-sockets) and whether it is starved: it got less than ``STARVED`` of a core since the last
-tick, read from the probe thread's CPU clock.  Only then does the loop sleep for ``SLICE``
-seconds, during which the probe takes the GIL.  A probe that gets its share anyway (the loop
-is idle, or blocked in long calls) costs the loop nothing; a starved one costs it ``SLICE``
-plus at most one switch interval per ``BUSY_PERIOD``; an idle probe, a flag test every
-``IDLE_PERIOD``.
+sockets) and whether it is starved: its progress counter, which the probe thread bumps as
+it goes (after each wait, every few hundred items of a pass), has not moved since the last
+tick.  A starved thread cannot run a line of Python, so this is exact; its CPU time is not
+(waking up to lose the race again costs CPU too).  Only then does the loop sleep for
+``SLICE`` seconds, during which the probe takes the GIL.  A probe that gets its share anyway
+(the loop is idle, or blocked in long calls) costs the loop nothing; a starved one costs it
+``SLICE`` plus at most one switch interval per ``BUSY_PERIOD``; an idle probe, a flag test
+and a ``select()`` with no wait every ``IDLE_PERIOD``.
 """
 from __future__ import annotations
 
@@ -27,7 +29,6 @@ from typing import Any
 IDLE_PERIOD = 0.1  # seconds between checks while the probe waits for nothing
 BUSY_PERIOD = 0.01  # seconds between hand-offs while the probe wants the GIL
 SLICE = 0.001  # seconds the loop thread lets go of the GIL per hand-off
-STARVED = 0.1  # a probe that wants the GIL and got less than this share of a core is starved
 
 
 class Handoff:
@@ -39,15 +40,8 @@ class Handoff:
         self.wake_at = math.inf  # when the probe's current wait times out
         self.fd = -1  # the probe's selector: readable when a client or the wake pipe wants it
         self._loops: "weakref.WeakSet[Any]" = weakref.WeakSet()
-        self.clock: int | None = None  # the probe thread's CPU clock
-        self._last = (0.0, 0.0)  # (monotonic, probe CPU seconds) at the last check
-
-    def set_thread(self, ident: int) -> None:
-        """Called on the probe thread when it starts."""
-        try:
-            self.clock = time.pthread_getcpuclockid(ident)
-        except (AttributeError, OSError):  # not on this platform: count it as always starved
-            self.clock = None
+        self.progress = 0  # bumped by the probe thread as it works
+        self._seen = -1  # the progress counter at the last check
 
     # -- the probe thread ---------------------------------------------------------------
     def blocking(self, timeout: float) -> None:
@@ -58,6 +52,7 @@ class Handoff:
     def resumed(self) -> None:
         self.working = True
         self.wake_at = math.inf
+        self.progress += 1
 
     def wanted(self, now: float) -> bool:
         """Whether the probe thread wants the GIL now (callable from any thread)."""
@@ -73,21 +68,12 @@ class Handoff:
 
     def check(self, now: float) -> tuple[bool, bool]:
         """``(wanted, starved)``: whether the probe wants the GIL, and whether, wanting it, it
-        got less than ``STARVED`` of a core since the last check."""
-        clock = self.clock
-        cpu = 0.0
-        if clock is not None:
-            try:
-                cpu = time.clock_gettime(clock)
-            except OSError:  # the thread is gone
-                clock = None
-        then, cpu_then = self._last
-        self._last = (now, cpu)
+        has made no progress since the last check."""
+        progress, seen = self.progress, self._seen
+        self._seen = progress
         if not self.wanted(now):
             return False, False
-        if clock is None or now <= then:
-            return True, True
-        return True, (cpu - cpu_then) < STARVED * (now - then)
+        return True, progress == seen
 
     # -- the loop threads ---------------------------------------------------------------
     def attached(self, loop: Any) -> bool:
@@ -98,7 +84,8 @@ class Handoff:
             return True  # not weakly referenceable: nothing we can do
 
     def attach(self, loop: Any) -> None:
-        """Start the loop's hand-off timer (run on the loop, through ``call_soon_threadsafe``)."""
+        """Start the loop's hand-off timer: on the loop's thread (``call_soon_threadsafe``), or
+        from ``hooks.loop_listeners`` as the loop is made or starts running."""
         try:
             if not self.active or loop in self._loops:
                 return
@@ -128,14 +115,17 @@ class Pacer:
     """The other direction: a long pass on the probe thread (100,000 tasks) gives the GIL
     away every ``PACE`` seconds of work, instead of holding it until CPython's 5 ms switch
     interval makes it let go; the event loop then waits at most about ``PACE`` for it.
-    Call it every few hundred items: the clock is read on every call."""
+    Call it every few hundred items: it reads the clock, and bumps ``handoff.progress``."""
 
-    __slots__ = ("next",)
+    __slots__ = ("next", "handoff")
 
-    def __init__(self) -> None:
+    def __init__(self, handoff: Handoff | None = None) -> None:
         self.next = time.perf_counter() + PACE
+        self.handoff = handoff
 
     def __call__(self) -> None:
+        if self.handoff is not None:
+            self.handoff.progress += 1
         if time.perf_counter() >= self.next:
             time.sleep(YIELD)
             self.next = time.perf_counter() + PACE

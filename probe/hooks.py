@@ -61,6 +61,9 @@ records: dict = {}
 # Every loop we have seen, and the thread we last saw running it.
 loops: "weakref.WeakSet[asyncio.AbstractEventLoop]" = weakref.WeakSet()
 loop_threads: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+#: Called with each loop as it is created or starts running, on the thread doing so (the
+#: probe's GIL hand-off timer must be on a loop before the loop can starve the probe).
+loop_listeners: list = []
 
 _active = False
 _depth = 4
@@ -334,6 +337,11 @@ def note_loop(loop, thread_ident: int | None) -> None:
     if thread_ident is not None:
         loop_threads[loop] = thread_ident
     install_factory(loop)
+    for listener in list(loop_listeners):
+        try:
+            listener(loop)
+        except Exception:
+            pass
 
 
 def _set_running_loop(loop):

@@ -86,12 +86,18 @@ class Server:
         self._stop = False
         self.handoff.active = True
         self.handoff.working = True
+        if self.handoff.attach not in hooks.loop_listeners:
+            hooks.loop_listeners.append(self.handoff.attach)
         self.thread = threading.Thread(target=self._run, name="tasktop-probe", daemon=True)
         self.thread.start()
 
     def stop_thread(self, timeout: float = 1.0) -> None:
         self._stop = True
         self.handoff.active = False
+        try:
+            hooks.loop_listeners.remove(self.handoff.attach)
+        except ValueError:
+            pass
         self._wake()
         thread = self.thread
         if thread is not None and thread is not threading.current_thread():
@@ -142,7 +148,6 @@ class Server:
     # -- the thread ------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            self.handoff.set_thread(threading.get_ident())
             self.state.exclude.add(threading.get_ident())
             hooks.discover_loops()
         except Exception:
@@ -264,6 +269,7 @@ class Server:
             cpu = time.thread_time()
             self._queue(client, self._answer(client, payload))
             self.state.answering += time.thread_time() - cpu
+            self.handoff.progress += 1
         client.frame_started = now if client.inbuf else None
         if client.frame_started is None:
             pass

@@ -255,7 +255,7 @@ class State:
         collection of the host's whole heap, which held its event loop up for most of a second."""
         now = time.monotonic()
         watched = {id(w.loop) for w in self._refresh_watches()}
-        pace = Pacer()
+        pace = Pacer(self.handoff)
         by_id = {}
         for n, info in enumerate(list(hooks.records)):  # one C-level copy
             task = info()
@@ -505,7 +505,7 @@ class State:
         return row
 
     def _rows(self, found: Pass, order: list, awaited_by: dict) -> Any:
-        pace = Pacer()
+        pace = Pacer(self.handoff)
         for n, i in enumerate(order):
             if not n & 127:
                 pace()
