@@ -392,11 +392,15 @@ def uninstall() -> None:
 
 
 def discover_loops() -> None:
-    """Find loops that were running before the hooks were in place, from their threads' frames."""
+    """Find loops that were running before the hooks were in place, from their threads' frames.
+
+    The frames are let go of before anything is posted to a loop (which gives up the GIL):
+    see ``threads.current`` on why other threads' frames are held as briefly as possible."""
     try:
         frames = sys._current_frames()
     except Exception:
         return
+    found = []
     for ident, frame in frames.items():
         depth = 0
         while frame is not None and depth < 200:
@@ -407,16 +411,23 @@ def discover_loops() -> None:
                     candidate = frame.f_locals.get("self")
                 except Exception:
                     candidate = None
-                if isinstance(candidate, asyncio.AbstractEventLoop) and candidate not in loops:
-                    loops.add(candidate)
-                    _wrap_class(type(candidate))
-                    loop_threads[candidate] = ident
-                    try:
-                        candidate.call_soon_threadsafe(install_factory, candidate)
-                    except Exception:
-                        pass
+                if isinstance(candidate, asyncio.AbstractEventLoop):
+                    found.append((candidate, ident))
                 break
             frame = frame.f_back
+    frame = None
+    frames.clear()
+    del frames
+    for candidate, ident in found:
+        if candidate in loops:
+            continue
+        loops.add(candidate)
+        _wrap_class(type(candidate))
+        loop_threads[candidate] = ident
+        try:
+            candidate.call_soon_threadsafe(install_factory, candidate)
+        except Exception:
+            pass
 
 
 def running_loops() -> list[tuple[Any, int | None]]:

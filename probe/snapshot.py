@@ -215,10 +215,16 @@ class State:
     def _refresh_watches(self) -> list[LoopWatch]:
         """A watch for every running loop (new loops get our task factory installed)."""
         watches = {}
-        live = sys._current_frames().keys()
+        # Thread idents from threading, not sys._current_frames(): that makes a frame object
+        # for every thread's current function, 20 times a second (see threads.current).
+        live = {t.ident for t in threading.enumerate()}
+        others = None
         for loop, ident in hooks.running_loops():
             if ident is not None and ident not in live:
-                continue  # "running" in a thread that is gone: a loop copied by fork()
+                if others is None:  # a thread threading does not know (started from C)
+                    others = set(sys._current_frames())
+                if ident not in others:
+                    continue  # "running" in a thread that is gone: a loop copied by fork()
             key = id(loop)
             watch = self.watches.get(key)
             if watch is None or watch.loop is not loop:
@@ -325,7 +331,7 @@ class State:
         rows = threads_mod.current(self.exclude)
         seen = {}
         for row in rows:
-            sig = (id(row.pop("frame")), row["lasti"], row["kernel"].get("switches"))
+            sig = (row.pop("frame_id"), row["lasti"], row["kernel"].get("switches"))
             prev = self.thread_seen.get(row["ident"])
             since = prev[1] if prev is not None and prev[0] == sig and row["state"] != "running" else now
             seen[row["ident"]] = (sig, since)

@@ -145,29 +145,37 @@ def classify(stack: RawStack, kernel: dict) -> str:
 
 
 def current(exclude: set[int]) -> list[dict]:
-    """Every Python thread but those in ``exclude``: ident, names, stack and kernel state."""
+    """Every Python thread but those in ``exclude``: ident, names, stack and kernel state.
+
+    Other threads' frames are held for as short a time as possible: only while their stacks
+    are copied into ``(code, line)`` pairs.  A frame object that is still referenced when its
+    function returns takes its locals over (CPython 3.11+), and a reference held across a
+    switch to that thread made objects of the host outlive their function and end up with the
+    garbage collector (seen: ``BytesIO`` "Existing exports of data" at a multiprocessing
+    child's exit)."""
     frames = sys._current_frames()
+    taken = [(ident, frame_stack(frame), id(frame), frame.f_lasti)
+             for ident, frame in frames.items() if ident not in exclude]
+    frames.clear()
+    del frames
     by_ident = {t.ident: t for t in threading.enumerate()}
+    main_ident = threading.main_thread().ident
     out = []
-    for ident, frame in frames.items():
-        if ident in exclude:
-            continue
+    for ident, stack, frame_id, lasti in taken:
         thread = by_ident.get(ident)
         native_id = getattr(thread, "native_id", None)
-        if native_id is None and ident == threading.main_thread().ident:
+        if native_id is None and ident == main_ident:
             native_id = os.getpid()
-        stack = frame_stack(frame)
         kernel = kernel_state(native_id)
         out.append({
             "ident": ident,
             "native_id": native_id,
             "name": thread.name if thread is not None else f"<thread {ident}>",
             "daemon": bool(thread.daemon) if thread is not None else None,
-            "frame": frame,
-            "lasti": frame.f_lasti,
+            "frame_id": frame_id,
+            "lasti": lasti,
             "stack": stack,
             "kernel": kernel,
             "state": classify(stack, kernel),
         })
-        del frame
     return out
