@@ -84,7 +84,6 @@ async def attached_screens(path: str, size: tuple, wait: float, out: str) -> Non
     async with app.run_test(size=size) as pilot:
         await until(pilot, lambda: isinstance(app.screen, MainScreen) and app.screen.session.model.summary)
         await pilot.pause(wait)
-        await shoot(app, "main", out)
 
         async def detail() -> None:
             await until(pilot, lambda: getattr(app.screen, "data", None) is not None)
@@ -113,7 +112,11 @@ async def attached_screens(path: str, size: tuple, wait: float, out: str) -> Non
         await pilot.press("escape", "v")
         await verdicts(app, pilot)
         await shoot(app, "verdicts", out)
-        await pilot.press("escape", "question_mark")
+        # The main view last: once the verdicts are in, it marks the proven leaks.
+        await pilot.press("escape")
+        await pilot.pause(1.5)
+        await shoot(app, "main", out)
+        await pilot.press("question_mark")
         await pilot.pause(0.3)
         await shoot(app, "help", out)
 
