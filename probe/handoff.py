@@ -29,6 +29,7 @@ from typing import Any
 IDLE_PERIOD = 0.1  # seconds between checks while the probe waits for nothing
 BUSY_PERIOD = 0.01  # seconds between hand-offs while the probe wants the GIL
 SLICE = 0.001  # seconds the loop thread lets go of the GIL per hand-off
+LATE = 0.002  # a probe whose wait ended this long ago and that still has no GIL is starved
 
 
 class Handoff:
@@ -67,13 +68,19 @@ class Handoff:
             return False
 
     def check(self, now: float) -> tuple[bool, bool]:
-        """``(wanted, starved)``: whether the probe wants the GIL, and whether, wanting it, it
-        has made no progress since the last check."""
+        """``(wanted, starved)``: whether the probe wants the GIL, and whether it is starved:
+        its wait ended more than ``LATE`` ago and it has not got the GIL back since, or it is
+        in the middle of work (or a request waits for it) and has made no progress since the
+        last check."""
         progress, seen = self.progress, self._seen
         self._seen = progress
-        if not self.wanted(now):
-            return False, False
-        return True, progress == seen
+        if self.working:
+            return True, progress == seen
+        if now >= self.wake_at:
+            return True, now >= self.wake_at + LATE
+        if self.wanted(now):
+            return True, progress == seen
+        return False, False
 
     # -- the loop threads ---------------------------------------------------------------
     def attached(self, loop: Any) -> bool:
@@ -99,10 +106,15 @@ class Handoff:
             if not self.active or loop.is_closed():
                 self._loops.discard(loop)
                 return
-            wanted, starved = self.check(time.monotonic())
+            now = time.monotonic()
+            wanted, starved = self.check(now)
             if starved:
                 time.sleep(SLICE)  # the GIL is free for the probe meanwhile
-            loop.call_later(BUSY_PERIOD if wanted else IDLE_PERIOD, self._tick, loop)
+            if wanted:
+                delay = BUSY_PERIOD
+            else:  # just after the probe's wait ends: a starved probe is let in at once
+                delay = min(IDLE_PERIOD, max(0.0, self.wake_at - now) + LATE)
+            loop.call_later(delay, self._tick, loop)
         except Exception:  # never let the probe's timer raise into the host's loop
             self._loops.discard(loop)
 

@@ -22,6 +22,14 @@ from .config import Options
 from .snapshot import PROBE_VERSION, State
 
 HEARTBEAT = 0.05  # seconds between loop heartbeats: half the default stall threshold
+# While a busy loop starves the probe thread of the GIL (its waits end on time but it gets the
+# GIL back more than STARVED_LATE late), every wake-up costs the loop a hand-off (see
+# handoff.py), so heartbeats slow down to STARVED_HEARTBEAT for STARVED_HOLD seconds.  A loop
+# that starves the probe is busy, not stalled; a stall (one long callback) keeps the GIL and
+# lets the probe in through CPython's switch interval, so it is still seen, within a second.
+STARVED_LATE = 0.02
+STARVED_HEARTBEAT = 1.0
+STARVED_HOLD = 10.0
 _PEERCRED = struct.Struct("3i")
 
 
@@ -154,13 +162,14 @@ class Server:
             pass
         next_sample = time.monotonic()
         next_beat = time.monotonic()
+        starved_until = 0.0
         failures = 0
         while not self._stop:
             try:
                 now = time.monotonic()
                 if now >= next_beat:
                     self.state.heartbeat(now)
-                    next_beat = now + HEARTBEAT
+                    next_beat = now + (HEARTBEAT if now >= starved_until else STARVED_HEARTBEAT)
                 if now >= next_sample:
                     self.state.sample()
                     next_sample = time.monotonic() + self.state.interval
@@ -171,10 +180,13 @@ class Server:
                 if selector is None:
                     return
                 self.handoff.blocking(timeout)
+                wake_at = time.monotonic() + timeout
                 try:
                     ready = selector.select(timeout)
                 finally:
                     self.handoff.resumed()
+                if not ready and time.monotonic() - wake_at > STARVED_LATE:
+                    starved_until = time.monotonic() + STARVED_HOLD
                 for key, _events in ready:
                     if key.fileobj is self.listener:
                         self._accept()

@@ -38,47 +38,43 @@ _SEQ = operator.attrgetter("seq")
 _SINCE = operator.attrgetter("since")
 
 
-class GroupKey:
+class _WireStack:
+    """A stack kept as ``(code, line)`` pairs, turned into frame maps once and then shared by
+    every task (and reply) that shows it."""
+
+    __slots__ = ("stack", "_wire", "_wire_source")
+
+    def wire(self) -> list:
+        if self._wire is None:
+            self._wire = to_wire(self.stack)
+        return self._wire
+
+    def wire_source(self) -> list:
+        if self._wire_source is None:
+            self._wire_source = to_wire(self.stack, True)
+        return self._wire_source
+
+
+class GroupKey(_WireStack):
     """One (kind, state, stack), interned so that grouping hashes by identity."""
 
-    __slots__ = ("kind", "state", "stack", "id", "_wire", "_wire_source", "__weakref__")
+    __slots__ = ("kind", "state", "id", "__weakref__")
 
     def __init__(self, kind: str, state: str, stack: tuple) -> None:
         self.kind, self.state, self.stack = kind, state, stack
         self.id = group_id(kind, state, stack)
         self._wire = self._wire_source = None
 
-    def wire(self) -> list:
-        """The stack as frame maps, made once and shared by every task of the group."""
-        if self._wire is None:
-            self._wire = to_wire(self.stack)
-        return self._wire
 
-    def wire_source(self) -> list:
-        if self._wire_source is None:
-            self._wire_source = to_wire(self.stack, True)
-        return self._wire_source
-
-
-class SiteKey:
+class SiteKey(_WireStack):
     """A creation stack, interned like ``GroupKey``."""
 
-    __slots__ = ("raw", "stack", "_wire", "_wire_source")
+    __slots__ = ("raw",)
 
     def __init__(self, raw: tuple, depth: int) -> None:
         self.raw = resolve(raw)  # (code, line) pairs
         self.stack = creation_site(self.raw, depth)
         self._wire = self._wire_source = None
-
-    def wire(self) -> list:
-        if self._wire is None:
-            self._wire = to_wire(self.stack)
-        return self._wire
-
-    def wire_source(self) -> list:
-        if self._wire_source is None:
-            self._wire_source = to_wire(self.stack, True)
-        return self._wire_source
 
 
 class _Group:
