@@ -24,6 +24,8 @@ from typing import Sequence
 
 from tasktop.probe import paths
 
+from .arguments import checked, seconds
+
 SUBCOMMANDS = ("dump", "check", "diff", "ls", "run", "demo", "exporter")
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -44,54 +46,13 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(f"{message} (see '{self.prog} --help')", EXIT_USAGE)
 
 
-def _pid(text: str) -> int:
-    try:
-        pid = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a process id: {text!r}") from None
-    if pid <= 0:
-        raise argparse.ArgumentTypeError(f"not a process id: {text!r}")
-    return pid
-
-
-def _interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0.1 <= value <= 3600:
-        raise argparse.ArgumentTypeError("the interval must be between 0.1 and 3600 seconds")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return value
-
-
-def _amount(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number, not negative: {text!r}")
-    return value
-
-
-def _window(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0.1 <= value <= 3600:
-        raise argparse.ArgumentTypeError("the window must be between 0.1 and 3600 seconds")
-    return value
+_pid = checked(int, "not a process id", lambda v: v > 0)
+_interval = seconds("interval", 0.1, 3600)
+_window = seconds("window", 0.1, 3600)
+_count = checked(int, "not a whole number", lambda v: v >= 0, "must not be negative: {text!r}")
+# Not negative, and finite (NaN fails the first test).
+_amount = checked(float, "not a number", lambda v: v >= 0 and v != float("inf"),
+                  "must be a finite number, not negative: {text!r}")
 
 
 def _version() -> str:

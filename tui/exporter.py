@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from tasktop.probe import paths
 
+from .arguments import checked, seconds
 from .client import ProbeClient, ProbeError, ProbeUnavailable
 from .discovery import command_line
 from .stacks import fit_label, where
@@ -318,34 +319,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 # -- options ----------------------------------------------------------------------------------------------------
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r} (0-65535; 0 picks a free one)")
-    return value
-
-
-def _top(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of groups: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"not a number of groups: {text!r}")
-    return value
-
-
-def _timeout(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0.05 <= value <= 60:
-        raise argparse.ArgumentTypeError("the timeout must be between 0.05 and 60 seconds")
-    return value
+_port = checked(int, "not a port number", lambda v: 0 <= v <= 65535,
+                "not a port number: {text!r} (0-65535; 0 picks a free one)")
+_top = checked(int, "not a number of groups", lambda v: v >= 0)
+_timeout = seconds("timeout", 0.05, 60)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
