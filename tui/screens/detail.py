@@ -8,7 +8,7 @@ or the process exited, the last data stays on screen with a line saying so.
 from __future__ import annotations
 
 import time
-from typing import Any, Hashable
+from typing import Any, Callable, Hashable
 
 from rich.text import Text
 from textual.binding import Binding
@@ -19,6 +19,27 @@ from ..connection import Connection
 from ..messages import DetailFailed, DetailLoaded
 from ..panels.header import state_badge
 from .attached import AttachedScreen, session_bindings
+
+
+def fetch_in_worker(screen: AttachedScreen, fetch: Callable[[], Any], request: Hashable, *,
+                    group: str, exclusive: bool = False, error_means_gone: bool = False) -> None:
+    """Run ``fetch`` (blocking) on a worker thread and post its reply to ``screen`` as
+    ``DetailLoaded``, or its failure as ``DetailFailed``; never raises into the UI.
+    ``error_means_gone``: the probe answered with an error (the thing is gone)."""
+    def work() -> None:
+        try:
+            data = fetch()
+        except ProbeError as exc:
+            message = DetailFailed(str(exc), request, gone=error_means_gone)
+        except ProbeUnavailable as exc:
+            message = DetailFailed(str(exc), request)
+        except Exception as exc:  # a malformed reply must not take the UI down
+            message = DetailFailed(f"{exc.__class__.__name__}: {exc}", request)
+        else:
+            message = DetailLoaded(data, request)
+        screen.post_message(message)
+
+    screen.run_worker(work, thread=True, exclusive=exclusive, group=group, exit_on_error=False)
 
 
 class DetailScreen(AttachedScreen):
@@ -67,21 +88,8 @@ class DetailScreen(AttachedScreen):
         connection = self.session.connection
         self._loading = True
         self._loaded_at = time.monotonic()
-
-        def work() -> None:
-            try:
-                data = self.fetch(connection)
-            except ProbeError as exc:
-                message = DetailFailed(str(exc), request, gone=True)
-            except ProbeUnavailable as exc:
-                message = DetailFailed(str(exc), request)
-            except Exception as exc:  # a malformed reply must not take the UI down
-                message = DetailFailed(f"{exc.__class__.__name__}: {exc}", request)
-            else:
-                message = DetailLoaded(data, request)
-            self.post_message(message)
-
-        self.run_worker(work, thread=True, exclusive=True, group="detail", exit_on_error=False)
+        fetch_in_worker(self, lambda: self.fetch(connection), request, group="detail", exclusive=True,
+                        error_means_gone=True)
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
         self._loading = False

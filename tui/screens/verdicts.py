@@ -15,11 +15,11 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
 from .. import stacks, units
-from ..client import ProbeError, ProbeUnavailable
 from ..messages import DetailFailed, DetailLoaded
 from ..panels.header import state_badge
 from ..panels.table import OpenTable
 from .attached import AttachedScreen, session_bindings
+from .detail import fetch_in_worker
 
 BUDGET_S = 2.0
 CHECKING = f"checking… (walks the heap, up to {BUDGET_S:g} s)"
@@ -114,19 +114,7 @@ class VerdictsScreen(AttachedScreen):
         connection = self.session.connection
         self._loading = True
         self.error = ""
-
-        def work() -> None:
-            try:
-                data = connection.verdicts(BUDGET_S)
-            except (ProbeError, ProbeUnavailable) as exc:
-                message = DetailFailed(str(exc), request)
-            except Exception as exc:  # a malformed reply must not take the UI down
-                message = DetailFailed(f"{exc.__class__.__name__}: {exc}", request)
-            else:
-                message = DetailLoaded(data, request)
-            self.post_message(message)
-
-        self.run_worker(work, thread=True, group="verdicts", exit_on_error=False)
+        fetch_in_worker(self, lambda: connection.verdicts(BUDGET_S), request, group="verdicts")
         self.update_status()
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
