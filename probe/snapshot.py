@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import operator
 import os
 import platform
@@ -36,6 +37,8 @@ _STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
 _NO_SITE = object()  # threads have no creation site
 _SEQ = operator.attrgetter("seq")
 _SINCE = operator.attrgetter("since")
+_SITE = operator.attrgetter("site")
+_PARENT = operator.attrgetter("parent")
 
 
 class _WireStack:
@@ -78,61 +81,66 @@ class SiteKey(_WireStack):
 
 
 class _Group:
-    __slots__ = ("key", "count", "bmin", "bmax", "sites", "members")
+    __slots__ = ("key", "count", "bmin", "bmax", "sites", "parents", "members")
 
     def __init__(self, key: GroupKey) -> None:
         self.key = key
         self.count = 0
         self.bmin = float("inf")
         self.bmax = 0.0
-        self.sites: dict = {}  # SiteKey | None -> [count, parent ids]
+        self.sites: dict = {}  # SiteKey | None -> count
+        self.parents: dict = {}  # SiteKey | None -> up to 3 ids of tasks that made such tasks
         self.members: list = []
 
-    def add(self, blocked: float, site: Any, parent: int | None, member: Any) -> None:
+    def add(self, blocked: float, site: Any, member: Any) -> None:
+        """Count one member (a thread row) into the group."""
         self.count += 1
         if blocked < self.bmin:
             self.bmin = blocked
         if blocked > self.bmax:
             self.bmax = blocked
-        entry = self.sites.get(site)
-        if entry is None:
-            entry = self.sites[site] = [0, []]
-        entry[0] += 1
-        if parent is not None and len(entry[1]) < 3 and parent not in entry[1]:
-            entry[1].append(parent)
+        self.sites[site] = self.sites.get(site, 0) + 1
         self.members.append(member)
 
     def tally(self, now: float, site_of: Any, pace: Any) -> None:
         """Count a task group from its members (records): blocked range, creation sites and
-        the tasks that made them.  Done per group after the pass, in plain loops."""
+        the tasks that made them.  Done per group after the pass with C-level ``map``s,
+        ``Counter`` and ``dict.fromkeys`` (a Python loop per member cost 3 to 4 times more).
+
+        Every member was visited by this pass, so a task that is not waiting has ``since ==
+        now``: the blocked range comes from the oldest and the newest ``since``."""
         members = self.members
         self.count = len(members)
-        blocked = [now - info.since if info.waiter is not None else 0.0 for info in members]
-        self.bmin, self.bmax = min(blocked), max(blocked)
-        sites = self.sites
-        for n, info in enumerate(members):
-            if not n & 511:
-                pace()
-            site = info.site
-            if site is not None and site.__class__ is not SiteKey:
-                site = site_of(info)
-            entry = sites.get(site)
-            if entry is None:
-                entry = sites[site] = [0, []]
-            entry[0] += 1
-            parent = info.parent
-            if parent is not None and len(entry[1]) < 3 and parent not in entry[1]:
-                entry[1].append(parent)
+        sinces = list(map(_SINCE, members))
+        self.bmin, self.bmax = max(0.0, now - max(sinces)), max(0.0, now - min(sinces))
+        pace()
+        sites = list(map(_SITE, members))
+        for i in itertools.compress(itertools.count(), map(operator.is_, map(type, sites), itertools.repeat(tuple))):
+            sites[i] = site_of(members[i])  # made since the last pass: interned once
+        self.sites = collections.Counter(sites)
+        pace()
+        # The first three distinct parents per site, in member order; a pass over the distinct
+        # (site, parent) pairs that stops once every site has its three.
+        parents = self.parents = {site: [] for site in self.sites}
+        wanting = len(parents)
+        for site, parent in dict.fromkeys(zip(sites, map(_PARENT, members))):
+            found = parents[site]
+            if parent is not None and len(found) < 3:
+                found.append(parent)
+                if len(found) == 3:
+                    wanting -= 1
+                    if not wanting:
+                        break
 
     def to_wire(self, source: bool = False) -> dict:
         merged: dict = {}
-        for site, (count, parents) in self.sites.items():
+        for site, count in self.sites.items():
             if site is _NO_SITE:
                 continue
             stack = site.stack if site is not None else None
             entry = merged.setdefault(stack, [0, []])
             entry[0] += count
-            entry[1].extend(p for p in parents if p not in entry[1])
+            entry[1].extend(p for p in self.parents.get(site, ()) if p not in entry[1])
         created = sorted(merged.items(), key=lambda kv: -kv[1][0])[:10]
         return {
             "id": self.key.id,
@@ -147,6 +155,91 @@ class _Group:
                 for stack, (count, parents) in created
             ],
         }
+
+
+class _Walk:
+    """One pass over task records (see ``State._task_pass``); ``visit`` may be called twice."""
+
+    def __init__(self, state: "State", now: float, watched: set, grouping: bool, pace: Pacer) -> None:
+        self.state, self.now, self.watched, self.grouping, self.pace = state, now, watched, grouping, pace
+        self.tasks: list = []
+        self.infos: list = []
+        self.counts: dict[int, int] = {}
+        self.groups: dict[GroupKey, _Group] = {}
+        self._currents: dict[int, Any] = {}
+
+    def visit(self, records: list) -> int:
+        """Bring ``records`` up to date (and group them); returns how many are of live tasks."""
+        now, watched, grouping, pace = self.now, self.watched, self.grouping, self.pace
+        counts, groups = self.counts, self.groups
+        several = len(watched) > 1
+        tasks, infos = self.tasks, self.infos
+        add_task, add_info = tasks.append, infos.append
+        ref = weakref.ref
+        alive = 0
+        for n, info in enumerate(records):
+            if not n & 511:
+                pace()
+            task = info()
+            if task is None:
+                continue
+            alive += 1
+            try:
+                if task.done():
+                    continue
+                loop_id = id(task._loop)
+            except Exception:
+                continue
+            if loop_id not in watched:
+                continue
+            waiter = getattr(task, "_fut_waiter", None)
+            if waiter is None:
+                info.waiter = None
+                info.since = now
+                info.cache = None
+            else:
+                old = info.waiter
+                if old is None or old() is not waiter:
+                    try:
+                        info.waiter = ref(waiter)
+                    except TypeError:
+                        info.waiter = _UNKNOWN  # never the same again: treated as new each pass
+                    info.since = now
+                    info.cache = None
+            if grouping:
+                described = info.cache
+                if described is None:
+                    try:
+                        described = self._describe(task, info, loop_id)
+                    except Exception:
+                        continue
+                key = described[0]
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = _Group(key)
+                group.members.append(info)
+            if several:
+                counts[loop_id] = counts.get(loop_id, 0) + 1
+            add_task(task)
+            add_info(info)
+        return alive
+
+    def _describe(self, task: Any, info: Any, loop_id: int) -> tuple:
+        current = self._currents.get(loop_id, _NO_SITE)
+        if current is _NO_SITE:
+            try:
+                current = asyncio.current_task(task._loop)
+            except Exception:
+                current = None
+            self._currents[loop_id] = current
+        return self.state._describe(task, info, current)
+
+
+def _unknown_waiter() -> None:
+    return None
+
+
+_UNKNOWN = _unknown_waiter  # a waiter that cannot be weakly referenced: returns None, never it
 
 
 def _process_started() -> float | None:
@@ -252,75 +345,29 @@ class State:
         brought up to date; with ``grouping``, described (cached while the waiter is the same)
         and grouped.
 
-        One loop, and nothing allocated per task that outlives the pass (no per-task tuples):
-        at 100,000 tasks, 100,000 surviving container objects make the collector run a full
-        collection of the host's whole heap, which held its event loop up for most of a second."""
+        The walk goes through the probe's own records, not asyncio's registry: records sit in
+        creation order, so a pass reads them nearly in memory order and needs no lookup to get
+        from a task to its record (at 100,000 tasks the lookups alone cost more than the rest).
+        The registry is read only when it holds more tasks than the records found (tasks made
+        by a loop without our factory, or before the probe started): those are recorded, and
+        later passes find them in the records.  Nothing allocated per task outlives the pass:
+        100,000 surviving container objects make the collector run a full collection of the
+        host's whole heap, which held its event loop up for most of a second."""
         now = time.monotonic()
         watched = {id(w.loop) for w in self._refresh_watches()}
-        pace = Pacer(self.handoff)
-        by_id = {}
-        for n, info in enumerate(list(hooks.records)):  # one C-level copy
-            task = info()
-            if task is not None:
-                by_id[id(task)] = info
-            if not n & 511:
-                pace()
-        record, describe = hooks.info_for, self._describe
-        currents: dict[int, Any] = {}
-        counts: dict[int, int] = {}
-        groups: dict[GroupKey, _Group] = {}
-        tasks, infos = [], []
-        several = len(watched) > 1  # else every task counted is the one loop's
-        for n, task in enumerate(registry.live_tasks()):
-            if not n & 255:
-                pace()
-            try:
-                loop_id = id(task._loop)
-            except AttributeError:
-                continue
-            if loop_id not in watched:
-                continue
-            info = by_id.get(id(task)) or record(task)
-            waiter = getattr(task, "_fut_waiter", None)
-            if waiter is None:
-                info.waiter = None
-                info.since = now
-                info.cache = None
-            else:
-                ref = info.waiter
-                if ref is None or ref() is not waiter:
-                    try:
-                        info.waiter = weakref.ref(waiter)
-                    except TypeError:
-                        info.waiter = lambda w=id(waiter): w  # noqa: E731 - id fallback
-                    info.since = now
-                    info.cache = None
-            if grouping:
-                described = info.cache
-                if described is None:
-                    current = currents.get(loop_id, _NO_SITE)
-                    if current is _NO_SITE:
-                        try:
-                            current = currents[loop_id] = asyncio.current_task(task._loop)
-                        except Exception:
-                            current = currents[loop_id] = None
-                    try:
-                        described = describe(task, info, current)
-                    except Exception:
-                        continue
-                group = groups.get(described[0])
-                if group is None:
-                    group = groups[described[0]] = _Group(described[0])
-                group.members.append(info)
-                if several:
-                    counts[loop_id] = counts.get(loop_id, 0) + 1
-            tasks.append(task)
-            infos.append(info)
-        if not several and watched:
-            counts[next(iter(watched))] = len(infos)
-        for group in groups.values():
-            group.tally(now, self._site, pace)
-        return Pass(now, tasks, infos, counts, [], groups)
+        walk = _Walk(self, now, watched, grouping, Pacer(self.handoff))
+        alive = walk.visit(list(hooks.records))  # one C-level copy, in creation order
+        if alive != registry.registered():
+            known = hooks.records
+            unknown = [hooks.info_for(task) for task in registry.live_tasks()
+                       if known.get(weakref.ref(task)) is None]
+            walk.visit(unknown)
+        counts = walk.counts
+        if len(watched) == 1:  # else counted per task
+            counts[next(iter(watched))] = len(walk.infos)
+        for group in walk.groups.values():
+            group.tally(now, self._site, walk.pace)
+        return Pass(now, walk.tasks, walk.infos, counts, [], walk.groups)
 
     def _thread_rows(self) -> list[dict]:
         now = time.monotonic()
@@ -411,7 +458,7 @@ class State:
             group = groups.get(key)
             if group is None:
                 group = groups[key] = _Group(key)
-            group.add(row["blocked_s"], _NO_SITE, None, row)
+            group.add(row["blocked_s"], _NO_SITE, row)
         self._remember(groups)
         return found
 

@@ -317,3 +317,49 @@ def test_running_and_ready(spawn):
         states = {(g["state"], g["stack"][-1]["func"].split(".")[-1]) for g in data["groups"] if g["kind"] == "task"}
         return ("running", "hog") in states and ("ready", "yielder") in states
     wait_until(seen, message="a running hog and ready yielders")
+
+
+UNHOOKED_TARGET = r'''
+import asyncio, signal
+
+async def direct():  # made by asyncio.Task(...), which no task factory sees
+    await asyncio.Event().wait()
+
+async def hooked():
+    await asyncio.Event().wait()
+
+async def main():
+    loop = asyncio.get_running_loop()
+    made = [asyncio.Task(direct()) for _ in range(5)]
+    kept = [asyncio.create_task(hooked()) for _ in range(3)]  # only weakly held by asyncio
+    loop.add_signal_handler(signal.SIGUSR1, lambda: made.extend(asyncio.Task(direct()) for _ in range(4)))
+    loop.add_signal_handler(signal.SIGUSR2, lambda: [made.pop().cancel() for _ in range(2)])
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+'''
+
+
+def test_tasks_no_factory_saw_are_counted_from_the_first_summary_on(spawn):
+    """A pass walks the probe's own records and reads asyncio's registry only when it holds
+    more tasks: tasks made without the loop's factory are found on the pass they appear in,
+    and tasks that end are gone from the next."""
+    import os
+    import signal
+
+    target = spawn(UNHOOKED_TARGET)
+
+    def counts() -> dict:
+        data = target.summary()
+        assert data["totals"]["tasks"] == sum(g["count"] for g in data["groups"] if g["kind"] == "task")
+        return {g["stack"][-1]["func"].split(".")[-1]: g["count"] for g in data["groups"] if g["kind"] == "task"}
+
+    first = counts()
+    assert (first["direct"], first["hooked"], first["main"]) == (5, 3, 1)
+    assert counts() == first  # the next pass finds them in its records
+    os.kill(target.pid, signal.SIGUSR1)
+    wait_until(lambda: counts()["direct"] == 9, message="four more tasks made without the factory")
+    os.kill(target.pid, signal.SIGUSR2)
+    wait_until(lambda: counts()["direct"] == 7, message="two of them cancelled")
+    assert counts()["hooked"] == 3
