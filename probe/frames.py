@@ -70,7 +70,9 @@ def line_of(code, lasti: int) -> int:
 
 def resolve(raw: tuple) -> RawStack:
     """A flat ``(code, f_lasti, code, f_lasti, ...)`` tuple (how creation stacks are recorded)
-    to ``(code, line)`` pairs."""
+    to ``(code, line)`` pairs.  A tuple as the last item holds the outer pairs (shared)."""
+    if raw and type(raw[-1]) is tuple:
+        raw = raw[:-1] + raw[-1]
     return tuple((raw[i], line_of(raw[i], raw[i + 1])) for i in range(0, len(raw) - 1, 2))
 
 

@@ -45,11 +45,15 @@ _Task = asyncio.Task
 _current_task = asyncio.current_task
 _getframe = sys._getframe
 _CREATE_TASK_CODE = base_events.BaseEventLoop.create_task.__code__
+_HANDLE_RUN = events.Handle._run.__code__
+_get_ident = threading.get_ident
+_sys_modules = sys.modules
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 #: Packages whose frames only hand a coroutine on to ``create_task``: skipped when they sit
 #: between ``create_task`` and the application's line (found in ``sys.modules``, never imported).
 SPAWNERS = ("anyio",)
 _spawner_dirs: tuple = ()
+_modules_seen = -1  # len(sys.modules) when _spawner_dirs was found
 
 #: Sequence numbers for tasks: small integers, like goroutine ids.
 _seq = itertools.count(1)
@@ -64,6 +68,10 @@ loop_threads: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary(
 #: Called with each loop as it is created or starts running, on the thread doing so (the
 #: probe's GIL hand-off timer must be on a loop before the loop can starve the probe).
 loop_listeners: list = []
+
+#: Per thread: the raw stack from the running loop's ``Handle._run`` outwards, cut to each
+#: depth that may be left (see _capture).
+_tails: dict = {}
 
 _active = False
 _depth = 4
@@ -90,6 +98,8 @@ _forget = records.pop
 
 
 def _record(task: asyncio.Task, parent: int | None, site: tuple | None) -> TaskInfo:
+    """A new record for ``task``, or the one it has (another thread may have made it, or its
+    own eager first step, seen from a task it made)."""
     info = TaskInfo(task, _forget)
     info.seq = next(_seq)
     info.parent = parent
@@ -98,6 +108,14 @@ def _record(task: asyncio.Task, parent: int | None, site: tuple | None) -> TaskI
     info.since = 0.0  # monotonic time since when it has waited on that future
     info.cache = None  # the task's description while the waiter is unchanged
     return records.setdefault(info, info)  # another thread may have made it meanwhile
+
+
+class _Nothing:
+    pass
+
+
+#: The record of the task that last made a task (a weak reference, dead at first).
+_last_parent: TaskInfo = TaskInfo(_Nothing())
 
 
 def record_of(task: Any) -> TaskInfo | None:
@@ -126,8 +144,12 @@ def creation_stack(task: Any) -> tuple | None:
 
 
 def _spawner_prefixes() -> tuple:
-    global _spawner_dirs
-    if len(_spawner_dirs) < len(SPAWNERS):
+    """Directories of the ``SPAWNERS`` imported so far; looked for again only when
+    ``sys.modules`` has grown (a capture must not search it every time)."""
+    global _spawner_dirs, _modules_seen
+    seen = len(sys.modules)
+    if seen != _modules_seen:
+        _modules_seen = seen
         found = []
         for name in SPAWNERS:
             module = sys.modules.get(name)
@@ -141,14 +163,21 @@ def _spawner_prefixes() -> tuple:
 def _capture(frame) -> tuple:
     """The raw creation stack from ``frame`` (the caller of ``create_task``) outwards, as a
     flat ``(code, f_lasti, ...)`` tuple: ``f_lineno`` costs a line-table scan per frame,
-    ``f_lasti`` none.
+    ``f_lasti`` none.  The last item may be a tuple of more such pairs, shared by many stacks
+    (the loop's machinery, below): ``frames.resolve`` flattens it.
 
     Leading frames of the probe and of the ``SPAWNERS`` are skipped without using up the
     depth; asyncio's frames are kept (the formatter drops them) so that a task asyncio makes
     on its own still shows where.  If nothing but library frames is found, the innermost
     skipped one is kept: it is the best answer there is.
+
+    Once the walk reaches the event loop's ``Handle._run`` after a frame of the application,
+    the rest of the stack is the loop's own machinery and whatever ran the loop: the same for
+    every callback until the thread's running loop changes, so it is walked once and kept
+    (``_tails``; ``_set_running_loop`` forgets it).  Most tasks are made from a coroutine,
+    two or three frames below ``Handle._run``: this halves the walk.
     """
-    spawners = _spawner_dirs if len(_spawner_dirs) == len(SPAWNERS) else _spawner_prefixes()
+    spawners = _spawner_dirs if len(_sys_modules) == _modules_seen else _spawner_prefixes()
     raw = []
     skipped = None
     outside = False  # met a frame that is neither asyncio's nor a spawner's
@@ -167,12 +196,31 @@ def _capture(frame) -> tuple:
                     break
                 continue
             outside = not name.startswith(_ASYNCIO_DIR)
+        elif code is _HANDLE_RUN:
+            thread = _get_ident()
+            tails = _tails.get(thread)
+            if tails is None:
+                tail = _walk(frame, _depth + 3)
+                tails = _tails[thread] = [tail[:2 * k] for k in range(_depth + 4)]
+            raw.append(tails[n])  # shared, not copied: see frames.resolve
+            break
         raw.append(code)
         raw.append(frame.f_lasti)
         frame = frame.f_back
         n -= 1
     if not outside and skipped is not None:
         raw[0:0] = skipped
+    return tuple(raw)
+
+
+def _walk(frame, n: int) -> tuple:
+    """``(code, f_lasti, ...)`` of ``frame`` and its callers, at most ``n`` frames."""
+    raw = []
+    while frame is not None and n:
+        raw.append(frame.f_code)
+        raw.append(frame.f_lasti)
+        frame = frame.f_back
+        n -= 1
     return tuple(raw)
 
 
@@ -198,38 +246,56 @@ def _trim_traceback(tb: list) -> None:
         del tb[-1]
 
 
+def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2):
+    """What our factory does: note where the task is made and by which task, have ``inner``
+    (or ``asyncio.Task``) make it, and record it.  Called by the factory, and straight from
+    ``create_task`` when our pass-through factory is the only one (see _wrap_create_task).
+    ``caller`` is how far up the caller of ``create_task`` (or of the factory) is: reaching it
+    with ``_getframe(caller)`` makes no frame objects for our own frames on the way."""
+    global _last_parent
+    if not _active:
+        if inner is None:
+            return _new_task(loop, coro, **kwargs)
+        return inner(loop, coro, **kwargs)
+    site = parent = None
+    try:
+        if _record_sites:
+            site = _capture(_getframe(caller))
+        current = _current_task(loop)
+        if current is not None:
+            last = _last_parent  # a task that makes one task often makes many
+            if last() is not current:
+                last = _last_parent = records.get(_ref(current)) or _record(current, None, None)
+            parent = last.seq
+    except Exception:
+        pass
+    if inner is not None:
+        task = inner(loop, coro, **kwargs)
+    else:
+        task = _Task(coro, loop=loop, **kwargs)
+        if task._source_traceback:  # asyncio debug mode only
+            _trim_traceback(task._source_traceback)
+    try:  # _record, inlined: this is the hot path of every task creation
+        info = TaskInfo(task, _forget)
+        info.seq = next(_seq)
+        info.parent = parent
+        info.site = site
+        info.waiter = None
+        info.since = 0.0
+        info.cache = None
+        found = records.setdefault(info, info)
+        if found is not info and found.site is None:  # an eager task, seen during its first step
+            found.parent, found.site = parent, site
+    except Exception:
+        pass
+    return task
+
+
 def _make_factory(inner: Callable | None) -> Callable:
     inner = getattr(inner, "_tasktop_inner", inner)  # never wrap ourselves twice
 
     def factory(loop, coro, **kwargs):
-        if not _active:
-            if inner is None:
-                return _new_task(loop, coro, **kwargs)
-            return inner(loop, coro, **kwargs)
-        site = parent = None
-        try:
-            if _record_sites:
-                site = _capture(_getframe(1))
-            current = _current_task(loop)
-            if current is not None:
-                parent = (records.get(_ref(current)) or _record(current, None, None)).seq
-        except Exception:
-            pass
-        if inner is not None:
-            task = inner(loop, coro, **kwargs)
-        else:
-            task = _Task(coro, loop=loop, **kwargs)
-            if task._source_traceback:  # asyncio debug mode only
-                _trim_traceback(task._source_traceback)
-        try:
-            info = records.get(_ref(task))
-            if info is None:
-                _record(task, parent, site)
-            elif info.site is None:  # an eager task that was seen while it ran its first step
-                info.parent, info.site = parent, site
-        except Exception:
-            pass
-        return task
+        return _create(loop, coro, inner, kwargs)
 
     factory._tasktop_inner = inner  # type: ignore[attr-defined]
     return factory
@@ -321,7 +387,7 @@ def _wrap_create_task() -> None:
             # Only our pass-through factory is set: create the task the way create_task does
             # without a factory, with its name from the start.
             self._check_closed()
-            return factory(self, coro, **kwargs)
+            return _create(self, coro, None, kwargs)
         return orig(self, coro, **kwargs)
 
     create_task.__name__, create_task.__qualname__, create_task.__doc__ = \
@@ -345,6 +411,7 @@ def note_loop(loop, thread_ident: int | None) -> None:
 
 
 def _set_running_loop(loop):
+    _tails.pop(_get_ident(), None)  # the loop machinery below callbacks is about to change
     _orig_set_running_loop(loop)
     if loop is not None and _active:
         try:
@@ -366,6 +433,7 @@ def install(depth: int = 4, record_sites: bool = True) -> None:
     """Install the hooks (once per process) and switch them on."""
     global _installed, _active, _depth, _record_sites, _orig_set_running_loop, _orig_init
     _depth, _record_sites = depth, record_sites
+    _tails.clear()
     if not _installed:
         _orig_set_running_loop = events._set_running_loop
         events._set_running_loop = _set_running_loop

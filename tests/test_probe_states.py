@@ -363,3 +363,44 @@ def test_tasks_no_factory_saw_are_counted_from_the_first_summary_on(spawn):
     os.kill(target.pid, signal.SIGUSR2)
     wait_until(lambda: counts()["direct"] == 7, message="two of them cancelled")
     assert counts()["hooked"] == 3
+
+
+TWO_RUNS_TARGET = r'''
+import asyncio
+
+kept = []
+
+async def park():
+    await asyncio.Event().wait()
+
+async def make_one():  # runs inside the loop's Handle._run, like most task creation
+    kept.append(asyncio.create_task(park()))
+    await asyncio.sleep(0)
+
+async def first():
+    await make_one()
+
+async def second():
+    await make_one()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+def run_first():
+    asyncio.run(first())
+
+def run_second():
+    asyncio.run(second())
+
+run_first()
+run_second()
+'''
+
+
+def test_creation_stack_beyond_the_loop_is_of_the_run_that_made_the_task(spawn):
+    """The frames below the loop's ``Handle._run`` are walked once per run of a loop and kept:
+    a second ``asyncio.run`` on the same thread, from another function, shows its own caller."""
+    target = spawn(TWO_RUNS_TARGET, TASKTOP_CREATION_DEPTH="10")
+    (park,) = [t for t in target.full()["tasks"] if t["stack"][-1]["func"] == "park"]
+    funcs = [frame["func"] for frame in park["created_by"]]
+    assert funcs[:3] == ["make_one", "second", "run_second"], funcs
+    assert "run_first" not in funcs
