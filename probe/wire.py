@@ -99,40 +99,46 @@ BLOCK = 256 * 1024  # bytes: what encode_blocks() coalesces packed pieces into
 def encode_blocks(obj: Any) -> list[bytes]:
     """One complete frame for ``obj`` as a list of blocks of about ``BLOCK`` bytes, packed
     piece by piece (the top levels of maps and lists, and every ``Stream`` item) so that no
-    single call holds the GIL for long.  Same bytes as ``encode``."""
+    single call holds the GIL for long.  Same bytes as ``encode``.
+
+    Pieces are joined into blocks as they come: a list of 200,000 small pieces, freed in one
+    C call at the end, held the event loop up for 5 ms."""
     packer = msgpack.Packer(use_bin_type=True, default=_fallback, autoreset=True)
-    pieces: list = []
+    blocks: list = []
+    run: list = []
+    size = total = 0
 
-    def walk(value: Any, depth: int) -> None:
-        if isinstance(value, Stream):
-            pieces.append(packer.pack_array_header(value.length))
-            count = 0
-            for item in value.items:
-                pieces.append(packer.pack(item))
-                count += 1
-            if count != value.length:
-                raise ValueError(f"stream gave {count} items, not {value.length}")
-        elif depth < 3 and type(value) is dict:
-            pieces.append(packer.pack_map_header(len(value)))
-            for key, item in value.items():
-                pieces.append(packer.pack(key))
-                walk(item, depth + 1)
-        elif depth < 3 and type(value) is list and len(value) > 64:
-            pieces.append(packer.pack_array_header(len(value)))
-            for item in value:
-                walk(item, depth + 1)
-        else:
-            pieces.append(packer.pack(value))
-
-    walk(obj, 0)
-    blocks, run, size, total = [], [], 0, 0
-    for piece in pieces:
+    def emit(piece: bytes) -> None:
+        nonlocal run, size, total
         run.append(piece)
         size += len(piece)
         if size >= BLOCK:
             blocks.append(b"".join(run))
             total += size
             run, size = [], 0
+
+    def walk(value: Any, depth: int) -> None:
+        if isinstance(value, Stream):
+            emit(packer.pack_array_header(value.length))
+            count = 0
+            for item in value.items:
+                emit(packer.pack(item))
+                count += 1
+            if count != value.length:
+                raise ValueError(f"stream gave {count} items, not {value.length}")
+        elif depth < 3 and type(value) is dict:
+            emit(packer.pack_map_header(len(value)))
+            for key, item in value.items():
+                emit(packer.pack(key))
+                walk(item, depth + 1)
+        elif depth < 3 and type(value) is list and len(value) > 64:
+            emit(packer.pack_array_header(len(value)))
+            for item in value:
+                walk(item, depth + 1)
+        else:
+            emit(packer.pack(value))
+
+    walk(obj, 0)
     if run:
         blocks.append(b"".join(run))
         total += size
