@@ -118,7 +118,6 @@ class _Group:
             return
         oldest, newest = now, 0.0
         counted: collections.Counter = collections.Counter()
-        pairs: dict = {}  # (site, parent) -> None, in member order
         for start in range(0, len(members), CHUNK):
             chunk = members[start:start + CHUNK]
             sinces = list(map(_SINCE, chunk))
@@ -127,22 +126,32 @@ class _Group:
             for i in itertools.compress(itertools.count(), map(operator.is_, map(type, sites), itertools.repeat(tuple))):
                 sites[i] = site_of(chunk[i])  # made since the last pass: interned once
             counted.update(sites)
-            pairs.update(dict.fromkeys(zip(sites, map(_PARENT, chunk))))
             pace()
         self.bmin, self.bmax = max(0.0, now - newest), max(0.0, now - oldest)
         self.sites = counted
-        # The first three distinct parents per site, in member order; stops once every site
-        # has its three.
-        parents = self.parents = {site: [] for site in counted}
-        wanting = len(parents)
-        for site, parent in pairs:
-            found = parents[site]
-            if parent is not None and len(found) < 3:
-                found.append(parent)
-                if len(found) == 3:
-                    wanting -= 1
-                    if not wanting:
-                        break
+        self.parents = {site: self._parents(site, len(counted) == 1, pace)
+                        for site, _count in counted.most_common(10)}
+
+    def _parents(self, site: Any, only: bool, pace: Any) -> list:
+        """The first three distinct tasks (seqs) that made members created at ``site``.
+
+        Distinct values are gathered in ``dict.fromkeys`` of plain ints: a dict that holds
+        no container is not tracked by the collector, whereas a tuple per (site, parent) pair
+        was, and 5,000 of them per pass set off collections that each walked every young
+        container of the pass."""
+        members = self.members
+        found: dict = {}
+        for start in range(0, len(members), CHUNK):
+            chunk = members[start:start + CHUNK]
+            parents = map(_PARENT, chunk)
+            if not only:
+                parents = itertools.compress(parents, map(operator.is_, map(_SITE, chunk), itertools.repeat(site)))
+            found.update(dict.fromkeys(parents))
+            found.pop(None, None)
+            pace()
+            if len(found) >= 3:
+                break
+        return list(found)[:3]
 
     def to_wire(self, source: bool = False) -> dict:
         merged: dict = {}
@@ -172,9 +181,14 @@ class _Group:
 class _Walk:
     """One pass over task records (see ``State._task_pass``); ``visit`` may be called twice."""
 
-    def __init__(self, state: "State", now: float, watched: set, grouping: bool, pace: Pacer) -> None:
+    def __init__(self, state: "State", now: float, watched: set, grouping: bool, rows: bool,
+                 pace: Pacer) -> None:
         self.state, self.now, self.watched, self.grouping, self.pace = state, now, watched, grouping, pace
-        self.tasks: list = []
+        self.rows = rows
+        self.count = 0  # tasks found
+        # Only when rows are asked for, and records only (a record is a weak reference to
+        # its task): a list of 100,000 tasks is traversed by every collection while it is
+        # young, and reading each task's GC header held the loop up for 6 ms per collection.
         self.infos: list = []
         self.counts: dict[int, int] = {}
         self.groups: dict[GroupKey, _Group] = {}
@@ -185,10 +199,10 @@ class _Walk:
         now, watched, grouping, pace = self.now, self.watched, self.grouping, self.pace
         counts, groups = self.counts, self.groups
         several = len(watched) > 1
-        tasks, infos = self.tasks, self.infos
-        add_task, add_info = tasks.append, infos.append
+        rows = self.rows
+        add_info = self.infos.append
         ref = weakref.ref
-        alive = 0
+        alive = found = 0
         for n, info in enumerate(records):
             if not n & 511:
                 pace()
@@ -232,8 +246,10 @@ class _Walk:
                 group.members.append(info)
             if several:
                 counts[loop_id] = counts.get(loop_id, 0) + 1
-            add_task(task)
-            add_info(info)
+            found += 1
+            if rows:
+                add_info(info)
+        self.count += found
         return alive
 
     def _describe(self, task: Any, info: Any, loop_id: int) -> tuple:
@@ -269,14 +285,15 @@ def _process_started() -> float | None:
 
 
 class Pass:
-    """What one sampling pass found.  ``tasks[i]`` is the task of the record ``infos[i]``,
-    whose ``cache`` holds its description: ``(group key, awaited task seq, awaited seqs)``."""
+    """What one sampling pass found.  ``infos`` (when rows were asked for) are the records of
+    the tasks, in creation order; ``info()`` is the task (None once it has been freed), and
+    ``info.cache`` its description: ``(group key, awaited task seq, awaited seqs)``."""
 
-    __slots__ = ("now", "tasks", "infos", "loop_counts", "thread_rows", "groups")
+    __slots__ = ("now", "count", "infos", "loop_counts", "thread_rows", "groups")
 
-    def __init__(self, now: float, tasks: list, infos: list, loop_counts: dict, thread_rows: list,
-                 groups: dict) -> None:
-        self.now, self.tasks, self.infos, self.loop_counts = now, tasks, infos, loop_counts
+    def __init__(self, now: float, count: int, infos: list, loop_counts: dict,
+                 thread_rows: list, groups: dict) -> None:
+        self.now, self.count, self.infos, self.loop_counts = now, count, infos, loop_counts
         self.thread_rows, self.groups = thread_rows, groups
 
     def blocked(self, info: Any) -> float:
@@ -352,10 +369,10 @@ class State:
                 self.watches.pop(id(watch.loop), None)
 
     # -- sampling ----------------------------------------------------------------------
-    def _task_pass(self, grouping: bool) -> Pass:
+    def _task_pass(self, grouping: bool, rows: bool = False) -> Pass:
         """Every live task of every running loop with its record, the waiter it is blocked on
         brought up to date; with ``grouping``, described (cached while the waiter is the same)
-        and grouped.
+        and grouped; with ``rows``, listed (``Pass.tasks``, ``Pass.infos``).
 
         The walk goes through the probe's own records, not asyncio's registry: records sit in
         creation order, so a pass reads them nearly in memory order and needs no lookup to get
@@ -367,7 +384,7 @@ class State:
         host's whole heap, which held its event loop up for most of a second."""
         now = time.monotonic()
         watched = {id(w.loop) for w in self._refresh_watches()}
-        walk = _Walk(self, now, watched, grouping, Pacer(self.handoff))
+        walk = _Walk(self, now, watched, grouping, rows, Pacer(self.handoff))
         alive = walk.visit(list(hooks.records))  # one C-level copy, in creation order
         if alive != registry.registered():
             known = hooks.records
@@ -376,10 +393,10 @@ class State:
             walk.visit(unknown)
         counts = walk.counts
         if len(watched) == 1:  # else counted per task
-            counts[next(iter(watched))] = len(walk.infos)
+            counts[next(iter(watched))] = walk.count
         for group in walk.groups.values():
             group.tally(now, self._site, walk.pace)
-        return Pass(now, walk.tasks, walk.infos, counts, [], walk.groups)
+        return Pass(now, walk.count, walk.infos, counts, [], walk.groups)
 
     def _thread_rows(self) -> list[dict]:
         now = time.monotonic()
@@ -405,7 +422,7 @@ class State:
         t0 = time.thread_time()
         now = time.monotonic()
         if not self.history or now - self.history[-1][0] >= 5.0:
-            self._collect()
+            self._collect(rows=False)
         else:
             self._task_pass(grouping=False)
             self._thread_rows()
@@ -459,9 +476,9 @@ class State:
         info.cache = described  # kept while the waiter is the same; reset every pass if none
         return described
 
-    def _collect(self) -> Pass:
-        """One consistent pass: tasks and their records, thread rows, groups."""
-        found = self._task_pass(grouping=True)
+    def _collect(self, rows: bool = True) -> Pass:
+        """One consistent pass: groups, thread rows, and (with ``rows``) tasks and their records."""
+        found = self._task_pass(grouping=True, rows=rows)
         found.thread_rows = thread_rows = self._thread_rows()
         groups = found.groups
         for row in thread_rows:
@@ -531,7 +548,7 @@ class State:
                 "creation_stacks": self.options.creation_stacks,
                 "tracemalloc": bool(self.options.tracemalloc),
             },
-            "totals": {"tasks": len(found.infos), "threads": len(found.thread_rows),
+            "totals": {"tasks": found.count, "threads": len(found.thread_rows),
                        "loops": len(self.watches), "groups": len(ordered)},
             "memory": memory.summary(),
             "loops": self._loops(found.loop_counts),
@@ -544,13 +561,14 @@ class State:
         site = self._site(info)
         try:
             name = task.get_name()
-        except Exception:
-            name = None
+            loop = self.loop_number(task._loop)
+        except Exception:  # freed since the pass (None)
+            name = loop = None
         row = {
             "id": info.seq,
             "name": name,
             "group": key.id,
-            "loop": self.loop_number(task._loop),
+            "loop": loop,
             "state": key.state,
             "blocked_s": round(found.blocked(info), 3),
         }
@@ -570,7 +588,8 @@ class State:
         for n, i in enumerate(order):
             if not n & 127:
                 pace()
-            yield self._task_row(found.tasks[i], found.infos[i], found, awaited_by)
+            info = found.infos[i]
+            yield self._task_row(info(), info, found, awaited_by)
 
     def _by_seq(self, infos: list) -> Any:
         """Indices of ``infos`` in task-id order.  Records are walked in creation order, so
@@ -617,7 +636,7 @@ class State:
         }
 
     def summary(self) -> dict:
-        return self._summary(self._collect())
+        return self._summary(self._collect(rows=False))
 
     def full(self) -> dict:
         found = self._collect()
@@ -645,9 +664,8 @@ class State:
             members.sort(key=_SEQ)
             members.sort(key=_SINCE)
             page = members[offset:offset + limit]
-            tasks = {id(info): task for task, info in zip(found.tasks, found.infos)}
             awaited_by = self._awaited_by(found.infos)
-            items = [self._task_row(tasks[id(info)], info, found, awaited_by, with_stack=False)
+            items = [self._task_row(info(), info, found, awaited_by, with_stack=False)
                      for info in page]
         else:
             members = sorted(group.members, key=lambda r: (-r["blocked_s"], r["ident"]))[offset:offset + limit]
@@ -662,18 +680,18 @@ class State:
         found = self._collect()
         by_seq = {info.seq: i for i, info in enumerate(found.infos)}
         index = by_seq.get(int(seq))
-        if index is None:
+        if index is None or found.infos[index]() is None:
             raise LookupError(f"no task {seq} (it may have finished)")
         info = found.infos[index]
         awaited_by = self._awaited_by(found.infos)
-        row = self._task_row(found.tasks[index], info, found, awaited_by, source=True)
+        row = self._task_row(info(), info, found, awaited_by, source=True)
 
         def brief(seq: int) -> dict:
             other = by_seq.get(seq)
             if other is None:
                 return {"id": seq, "name": None, "state": "finished", "group": None}
             try:
-                name = found.tasks[other].get_name()
+                name = found.infos[other]().get_name()
             except Exception:
                 name = None
             key = found.infos[other].cache[0]
@@ -722,8 +740,10 @@ class State:
         now = time.monotonic()
         members: dict[str, list] = {}
         dependents: dict[str, list] = {}
-        by_seq = {info.seq: task for task, info in zip(found.tasks, found.infos)}
-        for task, info in zip(found.tasks, found.infos):
+        pairs = [(task, info) for task, info in zip(map(weakref.ref.__call__, found.infos), found.infos)
+                 if task is not None]
+        by_seq = {info.seq: task for task, info in pairs}
+        for task, info in pairs:
             key, awaiting, children = info.cache
             if key.state in verdicts_mod._SELF_WAKING:
                 continue
@@ -755,6 +775,7 @@ class State:
         members.clear()
         dependents.clear()
         by_seq.clear()
+        pairs.clear()
         out = []
         history = list(self.history)
         for group in sorted(groups.values(), key=lambda g: -g.count):
