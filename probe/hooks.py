@@ -47,6 +47,8 @@ _getframe = sys._getframe
 _CREATE_TASK_CODE = base_events.BaseEventLoop.create_task.__code__
 _HANDLE_RUN = events.Handle._run.__code__
 _get_ident = threading.get_ident
+#: The module of a caller's frame without making a frame object for it (3.12+).
+_frame_module = getattr(sys, "_getframemodulename", None)
 _sys_modules = sys.modules
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 #: Packages whose frames only hand a coroutine on to ``create_task``: skipped when they sit
@@ -260,6 +262,8 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2):
     site = parent = None
     try:
         if _record_sites:
+            if inner is not None and _frame_module is not None and _frame_module(caller) == "asyncio.base_events":
+                caller += 1  # loop.create_task, which called the factory: asyncio's frame, dropped anyway
             site = _capture(_getframe(caller))
         current = _current_task(loop)
         if current is not None:
