@@ -24,8 +24,10 @@ already taken a default "Task-N" number, so later tasks are numbered differently
 goes straight to the task, exactly as without a factory.  (uvloop names its tasks the same
 way with or without one.)
 
-A task's record (``TaskInfo``) lives in a ``WeakKeyDictionary`` keyed by the task, so the probe
-never keeps a task alive.
+A task's record (``TaskInfo``) is a weak reference to the task, kept in a plain dict whose C
+``pop`` is the reference's callback: the probe never keeps a task alive, and no Python code runs
+when a task goes away.  The dict keeps records in creation order, which is the order a pass
+walks them in (``snapshot._Walk``).
 """
 from __future__ import annotations
 
