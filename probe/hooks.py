@@ -48,6 +48,7 @@ _current_task = asyncio.current_task
 _getframe = sys._getframe
 _CREATE_TASK_CODE = base_events.BaseEventLoop.create_task.__code__
 _HANDLE_RUN = events.Handle._run.__code__
+_RUN_ONCE = base_events.BaseEventLoop._run_once.__code__
 _get_ident = threading.get_ident
 #: The module of a caller's frame without making a frame object for it (3.12+).
 _frame_module = getattr(sys, "_getframemodulename", None)
@@ -176,9 +177,9 @@ def _capture(frame) -> tuple:
     skipped one is kept: it is the best answer there is.
 
     Once the walk reaches the event loop's ``Handle._run`` after a frame of the application,
-    the rest of the stack is the loop's own machinery and whatever ran the loop: the same for
-    every callback until the thread's running loop changes, so it is walked once and kept
-    (``_tails``; ``_set_running_loop`` forgets it).  Most tasks are made from a coroutine,
+    the rest of the stack is the loop's own machinery and whatever ran the loop: when that is
+    asyncio's ``_run_once``, the same for every callback until the thread's running loop
+    changes, so it is walked once and kept (``_tails``; ``_set_running_loop`` forgets it).  Most tasks are made from a coroutine,
     two or three frames below ``Handle._run``: this halves the walk.
     """
     spawners = _spawner_dirs if len(_sys_modules) == _modules_seen else _spawner_prefixes()
@@ -200,7 +201,9 @@ def _capture(frame) -> tuple:
                     break
                 continue
             outside = not name.startswith(_ASYNCIO_DIR)
-        elif code is _HANDLE_RUN:
+        elif code is _HANDLE_RUN and getattr(frame.f_back, "f_code", None) is _RUN_ONCE:
+            # Run by asyncio's own loop: a loop that runs handles from elsewhere too (a GUI
+            # toolkit's timers) has other frames below, and is walked every time.
             thread = _get_ident()
             tails = _tails.get(thread)
             if tails is None:

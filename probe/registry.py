@@ -16,9 +16,10 @@ but the lists themselves, so a pass over 100,000 tasks does not wake the garbage
 """
 from __future__ import annotations
 
+import itertools
 import weakref
 from asyncio import tasks as _tasks
-from typing import Any
+from typing import Any, Callable
 
 
 def _sources() -> tuple[list, list]:
@@ -66,8 +67,38 @@ def live_tasks() -> list:
     return out
 
 
-def registered() -> int:
-    """How many tasks asyncio's registries hold (done ones too, while they live), without
-    touching them: the records of a pass that found as many live tasks found them all."""
+CHUNK = 8192  # references per C-level call: about a millisecond at most
+
+
+def unrecorded(records: Any, pace: Callable[[], None]) -> list:
+    """Live, not-done tasks in asyncio's registries that ``records`` (a dict keyed by weak
+    references to tasks) does not hold: tasks no factory of ours saw.
+
+    Done in C, a slice at a time: a weak reference to a task is equal to any other one to the
+    same task, so ``records.__contains__`` takes asyncio's own references as they are, with
+    no reference made and no task touched (``filterfalse`` over 100,000 took ~10 ms in all,
+    with ``pace`` called between slices so that the loops get the GIL)."""
     weak, strong = _sources()
-    return sum(map(len, weak)) + sum(map(len, strong))
+    missing: list = []
+    for refs in weak:
+        refs = list(refs)  # one C call, atomic
+        for start in range(0, len(refs), CHUNK):
+            missing.extend(itertools.filterfalse(records.__contains__, refs[start:start + CHUNK]))
+            pace()
+    found = []
+    for ref in missing:
+        task = ref()
+        if task is not None:
+            found.append(task)
+    for items in strong:  # eager tasks in their first step: a handful at most
+        found.extend(task for task in list(items) if weakref.ref(task) not in records)
+    out = []
+    seen = set()
+    for task in found:  # an eager task can be in both sets for a moment
+        try:
+            if id(task) not in seen and not task.done():
+                seen.add(id(task))
+                out.append(task)
+        except Exception:
+            continue
+    return out

@@ -82,7 +82,7 @@ class SiteKey(_WireStack):
 
 
 class _Group:
-    __slots__ = ("key", "count", "bmin", "bmax", "sites", "parents", "members")
+    __slots__ = ("key", "count", "bmin", "bmax", "sites", "created", "members")
 
     def __init__(self, key: GroupKey) -> None:
         self.key = key
@@ -90,7 +90,7 @@ class _Group:
         self.bmin = float("inf")
         self.bmax = 0.0
         self.sites: dict = {}  # SiteKey | None -> count
-        self.parents: dict = {}  # SiteKey | None -> up to 3 ids of tasks that made such tasks
+        self.created: list = []  # (stack shown, count, up to 3 ids of tasks that made them)
         self.members: list = []
 
     def add(self, blocked: float, site: Any, member: Any) -> None:
@@ -129,11 +129,20 @@ class _Group:
             pace()
         self.bmin, self.bmax = max(0.0, now - newest), max(0.0, now - oldest)
         self.sites = counted
-        self.parents = {site: self._parents(site, len(counted) == 1, pace)
-                        for site, _count in counted.most_common(10)}
+        # Sites that differ only in frames beyond the depth shown (or the instruction) show as
+        # one: merged by the stack shown, the ten largest with the tasks that made them.
+        shown: dict = {}
+        for site, count in counted.items():
+            entry = shown.setdefault(site.stack if site is not None else None, [0, set()])
+            entry[0] += count
+            entry[1].add(site)
+        top = sorted(shown.items(), key=lambda kv: -kv[1][0])[:10]
+        self.created = [(stack, count, self._parents(sites, len(shown) == 1, pace))
+                        for stack, (count, sites) in top]
 
-    def _parents(self, site: Any, only: bool, pace: Any) -> list:
-        """The first three distinct tasks (seqs) that made members created at ``site``.
+    def _parents(self, sites: set, every: bool, pace: Any) -> list:
+        """The first three distinct tasks (seqs) that made members created at one of ``sites``
+        (``every``: all the group's sites).
 
         Distinct values are gathered in ``dict.fromkeys`` of plain ints: a dict that holds
         no container is not tracked by the collector, whereas a tuple per (site, parent) pair
@@ -144,8 +153,8 @@ class _Group:
         for start in range(0, len(members), CHUNK):
             chunk = members[start:start + CHUNK]
             parents = map(_PARENT, chunk)
-            if not only:
-                parents = itertools.compress(parents, map(operator.is_, map(_SITE, chunk), itertools.repeat(site)))
+            if not every:
+                parents = itertools.compress(parents, map(sites.__contains__, map(_SITE, chunk)))
             found.update(dict.fromkeys(parents))
             found.pop(None, None)
             pace()
@@ -154,15 +163,6 @@ class _Group:
         return list(found)[:3]
 
     def to_wire(self, source: bool = False) -> dict:
-        merged: dict = {}
-        for site, count in self.sites.items():
-            if site is _NO_SITE:
-                continue
-            stack = site.stack if site is not None else None
-            entry = merged.setdefault(stack, [0, []])
-            entry[0] += count
-            entry[1].extend(p for p in self.parents.get(site, ()) if p not in entry[1])
-        created = sorted(merged.items(), key=lambda kv: -kv[1][0])[:10]
         return {
             "id": self.key.id,
             "kind": self.key.kind,
@@ -173,7 +173,7 @@ class _Group:
             "stack": self.key.wire_source() if source else self.key.wire(),
             "created_by": [
                 {"count": count, "stack": to_wire(stack, source) if stack else None, "in_tasks": parents[:3]}
-                for stack, (count, parents) in created
+                for stack, count, parents in self.created
             ],
         }
 
@@ -194,22 +194,21 @@ class _Walk:
         self.groups: dict[GroupKey, _Group] = {}
         self._currents: dict[int, Any] = {}
 
-    def visit(self, records: list) -> int:
-        """Bring ``records`` up to date (and group them); returns how many are of live tasks."""
+    def visit(self, records: list) -> None:
+        """Bring ``records`` up to date (and group them, and list them)."""
         now, watched, grouping, pace = self.now, self.watched, self.grouping, self.pace
         counts, groups = self.counts, self.groups
         several = len(watched) > 1
         rows = self.rows
         add_info = self.infos.append
         ref = weakref.ref
-        alive = found = 0
+        found = 0
         for n, info in enumerate(records):
             if not n & 511:
                 pace()
             task = info()
             if task is None:
                 continue
-            alive += 1
             try:
                 if task.done():
                     continue
@@ -250,7 +249,6 @@ class _Walk:
             if rows:
                 add_info(info)
         self.count += found
-        return alive
 
     def _describe(self, task: Any, info: Any, loop_id: int) -> tuple:
         current = self._currents.get(loop_id, _NO_SITE)
@@ -313,6 +311,7 @@ class State:
         self.thread_seen: dict[int, tuple] = {}  # ident -> (signature, since)
         self._keys: dict = {}
         self._sites: dict = {}
+        self.fresh: list = []  # records made during a pass (see _seq_of)
         self.sample_ms = 0.0
         self.interval = options.interval
         self.other_share = 0.0  # of a core, spent by the probe thread on other than samples
@@ -377,20 +376,26 @@ class State:
         The walk goes through the probe's own records, not asyncio's registry: records sit in
         creation order, so a pass reads them nearly in memory order and needs no lookup to get
         from a task to its record (at 100,000 tasks the lookups alone cost more than the rest).
-        The registry is read only when it holds more tasks than the records found (tasks made
-        by a loop without our factory, or before the probe started): those are recorded, and
-        later passes find them in the records.  Nothing allocated per task outlives the pass:
+        The registry is then only checked, in C, for tasks the records miss (made by
+        ``asyncio.Task(...)``, or before the probe started): those are recorded and visited,
+        and later passes find them in the records.  Nothing allocated per task outlives the pass:
         100,000 surviving container objects make the collector run a full collection of the
         host's whole heap, which held its event loop up for most of a second."""
         now = time.monotonic()
         watched = {id(w.loop) for w in self._refresh_watches()}
         walk = _Walk(self, now, watched, grouping, rows, Pacer(self.handoff))
-        alive = walk.visit(list(hooks.records))  # one C-level copy, in creation order
-        if alive != registry.registered():
-            known = hooks.records
-            unknown = [hooks.info_for(task) for task in registry.live_tasks()
-                       if known.get(weakref.ref(task)) is None]
-            walk.visit(unknown)
+        self.fresh = []
+        walk.visit(list(hooks.records))  # one C-level copy, in creation order
+        # Then what that copy could not hold: tasks no factory of ours saw, and records made
+        # meanwhile for tasks first met as awaited by another (each visited once).
+        batch = self.fresh + [hooks.info_for(task) for task in registry.unrecorded(hooks.records, walk.pace)]
+        for _round in range(100):  # each round describes tasks awaited by the last one's
+            if not batch:
+                break
+            self.fresh = []
+            walk.visit(batch)
+            batch = self.fresh
+        self.fresh = []
         counts = walk.counts
         if len(watched) == 1:  # else counted per task
             counts[next(iter(watched))] = walk.count
@@ -462,16 +467,25 @@ class State:
         info.site = found
         return found
 
+    def _seq_of(self, task: Any) -> int:
+        """The id of a task another one awaits; a record made for it here (a task no factory
+        of ours saw) goes to ``fresh``, for the pass to visit too."""
+        info = hooks.record_of(task)
+        if info is None:
+            info = hooks.info_for(task)
+            self.fresh.append(info)
+        return info.seq
+
     def _describe(self, task: Any, info: hooks.TaskInfo, current: Any) -> tuple:
         cached = info.cache
         if cached is not None:
             return cached
         stack, state, awaiting, children = tasks_mod.describe(task, current)
-        info_for = hooks.info_for
+        seq_of = self._seq_of
         described = (
             self._intern("task", state, stack),
-            info_for(awaiting).seq if awaiting is not None else None,
-            tuple(info_for(c).seq for c in children),
+            seq_of(awaiting) if awaiting is not None else None,
+            tuple(seq_of(c) for c in children),
         )
         info.cache = described  # kept while the waiter is the same; reset every pass if none
         return described

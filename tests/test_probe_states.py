@@ -325,13 +325,16 @@ import asyncio, signal
 async def direct():  # made by asyncio.Task(...), which no task factory sees
     await asyncio.Event().wait()
 
-async def hooked():
-    await asyncio.Event().wait()
+async def hooked(awaited=None):
+    await (awaited if awaited is not None else asyncio.Event().wait())
 
 async def main():
     loop = asyncio.get_running_loop()
-    made = [asyncio.Task(direct()) for _ in range(5)]
-    kept = [asyncio.create_task(hooked()) for _ in range(3)]  # only weakly held by asyncio
+    made = [asyncio.Task(direct()) for _ in range(4)]
+    # One more such task, first met by the probe as the task a recorded task awaits.
+    made.append(asyncio.Task(direct()))
+    kept = [asyncio.create_task(hooked()) for _ in range(2)]  # only weakly held by asyncio
+    kept.append(asyncio.create_task(hooked(made[-1])))
     loop.add_signal_handler(signal.SIGUSR1, lambda: made.extend(asyncio.Task(direct()) for _ in range(4)))
     loop.add_signal_handler(signal.SIGUSR2, lambda: [made.pop().cancel() for _ in range(2)])
     print("ready", flush=True)
@@ -342,9 +345,10 @@ asyncio.run(main())
 
 
 def test_tasks_no_factory_saw_are_counted_from_the_first_summary_on(spawn):
-    """A pass walks the probe's own records and reads asyncio's registry only when it holds
-    more tasks: tasks made without the loop's factory are found on the pass they appear in,
-    and tasks that end are gone from the next."""
+    """A pass walks the probe's own records, then looks in asyncio's registry for tasks they
+    miss: tasks made without the loop's factory are found on the pass they appear in (also
+    one that a recorded task awaits, whose record the pass itself makes), and tasks that end
+    are gone from the next."""
     import os
     import signal
 
@@ -353,10 +357,15 @@ def test_tasks_no_factory_saw_are_counted_from_the_first_summary_on(spawn):
     def counts() -> dict:
         data = target.summary()
         assert data["totals"]["tasks"] == sum(g["count"] for g in data["groups"] if g["kind"] == "task")
-        return {g["stack"][-1]["func"].split(".")[-1]: g["count"] for g in data["groups"] if g["kind"] == "task"}
+        out: dict = {}
+        for g in data["groups"]:
+            if g["kind"] == "task":
+                func = g["stack"][-1]["func"].split(".")[-1]
+                out[func] = out.get(func, 0) + g["count"]
+        return out
 
     first = counts()
-    assert (first["direct"], first["hooked"], first["main"]) == (5, 3, 1)
+    assert (first["direct"], first["hooked"], first["main"]) == (5, 3, 1), first
     assert counts() == first  # the next pass finds them in its records
     os.kill(target.pid, signal.SIGUSR1)
     wait_until(lambda: counts()["direct"] == 9, message="four more tasks made without the factory")
@@ -404,3 +413,89 @@ def test_creation_stack_beyond_the_loop_is_of_the_run_that_made_the_task(spawn):
     funcs = [frame["func"] for frame in park["created_by"]]
     assert funcs[:3] == ["make_one", "second", "run_second"], funcs
     assert "run_first" not in funcs
+
+
+MERGED_SITES_TARGET = r"""
+import asyncio
+
+kept = []
+
+async def park():
+    await asyncio.Event().wait()
+
+def spawn():  # shown as one creation site: the depth is 1
+    kept.append(asyncio.create_task(park()))
+
+def spawn_many(n):
+    for _ in range(n):
+        kept.append(asyncio.create_task(park()))
+
+async def main():
+{calls}
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def test_creators_of_a_site_made_from_many_lines(spawn):
+    """``spawn()`` called from twelve lines is one site shown (creation depth 1) but twelve
+    recorded, each smaller than the ten sites of ``spawn_many``: its creating task is still
+    named."""
+    calls = "\n".join(["    spawn(); spawn()"] * 12 + [f"    spawn_many(20)  # {i}" for i in range(10)])
+    target = spawn(MERGED_SITES_TARGET.replace("{calls}", calls), TASKTOP_CREATION_DEPTH="1")
+    data = target.full()
+    main_id = next(t["id"] for t in data["tasks"] if t["stack"][-1]["func"] == "main")
+    (group,) = [g for g in data["groups"] if g["kind"] == "task" and g["stack"][-1]["func"] == "park"]
+    created = {c["stack"][0]["func"]: c for c in group["created_by"]}
+    assert created["spawn"]["count"] == 24 and created["spawn"]["in_tasks"] == [main_id]
+    assert created["spawn_many"]["count"] == 200 and created["spawn_many"]["in_tasks"] == [main_id]
+
+
+TWO_DISPATCHERS_TARGET = r"""
+import asyncio
+
+class TwoPathLoop(asyncio.SelectorEventLoop):
+    # Runs some handles from another place, as loops built on a GUI toolkit's timers do.
+    def _run_once(self):
+        if self._ready and getattr(self._ready[0]._callback, "__name__", "") == "via_b":
+            return self.dispatch_b(self._ready.popleft())
+        return super()._run_once()
+
+    def dispatch_b(self, handle):
+        handle._run()
+
+async def park():
+    await asyncio.Event().wait()
+
+kept = []
+
+def via_a():
+    kept.append(asyncio.get_running_loop().create_task(park(), name="a"))
+
+def via_b():
+    kept.append(asyncio.get_running_loop().create_task(park(), name="b"))
+
+async def main():
+    loop = asyncio.get_running_loop()
+    for callback in (via_a, via_b, via_a):
+        loop.call_soon(callback)
+        await asyncio.sleep(0.01)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+TwoPathLoop().run_until_complete(main())
+"""
+
+
+def test_creation_stacks_of_a_loop_that_runs_callbacks_from_two_places(spawn):
+    """The frames below ``Handle._run`` are kept only for asyncio's own ``_run_once``: a loop
+    that runs handles from elsewhere too gets each task's own stack."""
+    target = spawn(TWO_DISPATCHERS_TARGET, TASKTOP_CREATION_DEPTH="8")
+    below = {}
+    for task in target.full()["tasks"]:
+        if task["name"] in ("a", "b"):
+            funcs = [frame["func"] for frame in task["created_by"]]
+            below.setdefault(task["name"], set()).add("TwoPathLoop.dispatch_b" in funcs or "dispatch_b" in funcs)
+    assert below == {"a": {False}, "b": {True}}
