@@ -70,28 +70,52 @@ def live_tasks() -> list:
 CHUNK = 8192  # references per C-level call: about a millisecond at most
 
 
-def unrecorded(records: Any, pace: Callable[[], None]) -> list:
-    """Live, not-done tasks in asyncio's registries that ``records`` (a dict keyed by weak
-    references to tasks) does not hold: tasks no factory of ours saw.
+def copy() -> tuple[list, list]:
+    """(weak references to every registered task, eager tasks in their first step), each set
+    copied in one C call."""
+    weak, strong = _sources()
+    refs: list = []
+    for items in weak:
+        refs.extend(list(items))  # list(set): one C call, atomic
+    eager: list = []
+    for items in strong:
+        eager.extend(list(items))
+    return refs, eager
+
+
+def hash_sum(refs: list, pace: Callable[[], None]) -> int | None:
+    """The sum of the hashes of weak references, in slices: a fingerprint of which objects
+    they were made for that stays the same after those die (a weak reference keeps the hash
+    it was first asked for, and every one in a set or dict was).  None if one was never
+    hashed and is dead."""
+    total = 0
+    try:
+        for start in range(0, len(refs), CHUNK):
+            total += sum(map(hash, refs[start:start + CHUNK]))
+            pace()
+    except TypeError:
+        return None
+    return total
+
+
+def unrecorded(records: Any, refs: list, eager: list, pace: Callable[[], None]) -> list:
+    """Live, not-done tasks among ``refs`` and ``eager`` (see ``copy``) that ``records`` (a
+    dict keyed by weak references to tasks) does not hold: tasks no factory of ours saw.
 
     Done in C, a slice at a time: a weak reference to a task is equal to any other one to the
     same task, so ``records.__contains__`` takes asyncio's own references as they are, with
-    no reference made and no task touched (``filterfalse`` over 100,000 took ~10 ms in all,
-    with ``pace`` called between slices so that the loops get the GIL)."""
-    weak, strong = _sources()
+    no reference made and no task touched (``filterfalse`` over 100,000 took 20-25 ms in
+    all, with ``pace`` called between slices so that the loops get the GIL)."""
     missing: list = []
-    for refs in weak:
-        refs = list(refs)  # one C call, atomic
-        for start in range(0, len(refs), CHUNK):
-            missing.extend(itertools.filterfalse(records.__contains__, refs[start:start + CHUNK]))
-            pace()
+    for start in range(0, len(refs), CHUNK):
+        missing.extend(itertools.filterfalse(records.__contains__, refs[start:start + CHUNK]))
+        pace()
     found = []
     for ref in missing:
         task = ref()
         if task is not None:
             found.append(task)
-    for items in strong:  # eager tasks in their first step: a handful at most
-        found.extend(task for task in list(items) if weakref.ref(task) not in records)
+    found.extend(task for task in eager if weakref.ref(task) not in records)  # a handful at most
     out = []
     seen = set()
     for task in found:  # an eager task can be in both sets for a moment

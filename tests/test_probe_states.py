@@ -325,6 +325,9 @@ import asyncio, signal
 async def direct():  # made by asyncio.Task(...), which no task factory sees
     await asyncio.Event().wait()
 
+async def done_at_once():
+    return 1
+
 async def hooked(awaited=None):
     await (awaited if awaited is not None else asyncio.Event().wait())
 
@@ -335,7 +338,18 @@ async def main():
     made.append(asyncio.Task(direct()))
     kept = [asyncio.create_task(hooked()) for _ in range(2)]  # only weakly held by asyncio
     kept.append(asyncio.create_task(hooked(made[-1])))
-    loop.add_signal_handler(signal.SIGUSR1, lambda: made.extend(asyncio.Task(direct()) for _ in range(4)))
+    held = []
+
+    def more():
+        made.extend(asyncio.Task(direct()) for _ in range(4))
+        if hasattr(asyncio, "eager_task_factory"):
+            # As many tasks recorded by us that asyncio no longer holds (they finished in
+            # their eager first step): the two sets change size alike.
+            loop.set_task_factory(asyncio.eager_task_factory)
+            held.extend(loop.create_task(done_at_once()) for _ in range(4))
+            loop.set_task_factory(None)
+
+    loop.add_signal_handler(signal.SIGUSR1, more)
     loop.add_signal_handler(signal.SIGUSR2, lambda: [made.pop().cancel() for _ in range(2)])
     print("ready", flush=True)
     await asyncio.Event().wait()
