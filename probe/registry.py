@@ -67,16 +67,16 @@ def live_tasks() -> list:
     return out
 
 
-CHUNK = 8192  # references per C-level call: about a millisecond at most
+CHUNK = 4096  # references per C-level call: well under a millisecond
 
 
 def copy() -> tuple[list, list]:
     """(weak references to every registered task, eager tasks in their first step), each set
     copied in one C call."""
     weak, strong = _sources()
-    refs: list = []
-    for items in weak:
-        refs.extend(list(items))  # list(set): one C call, atomic
+    refs: list = list(weak[0]) if len(weak) == 1 else []  # list(set): one C call, atomic
+    for items in weak if len(weak) > 1 else ():
+        refs.extend(list(items))
     eager: list = []
     for items in strong:
         eager.extend(list(items))

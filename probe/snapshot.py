@@ -39,7 +39,7 @@ _NO_SITE = object()  # threads have no creation site
 _SEQ = operator.attrgetter("seq")
 _SINCE = operator.attrgetter("since")
 _SITE = operator.attrgetter("site")
-CHUNK = 8192  # members per C-level call in a tally: about a millisecond at most
+CHUNK = 4096  # items per C-level call over a pass: well under a millisecond
 _PARENT = operator.attrgetter("parent")
 
 
@@ -85,14 +85,14 @@ class SiteKey(_WireStack):
 class _Group:
     __slots__ = ("key", "count", "bmin", "bmax", "sites", "created", "members")
 
-    def __init__(self, key: GroupKey) -> None:
+    def __init__(self, key: GroupKey, members: list | None = None) -> None:
         self.key = key
         self.count = 0
         self.bmin = float("inf")
         self.bmax = 0.0
         self.sites: dict = {}  # SiteKey | None -> count
         self.created: list = []  # (stack shown, count, up to 3 ids of tasks that made them)
-        self.members: list = []
+        self.members: list = [] if members is None else members
 
     def add(self, blocked: float, site: Any, member: Any) -> None:
         """Count one member (a thread row) into the group."""
@@ -179,6 +179,43 @@ class _Group:
         }
 
 
+class _Lists:
+    """The long lists of a pass (its copy of the records, each group's members), kept from
+    one pass to the next and refilled.
+
+    A list the collector has seen survive is in its oldest generation and is not walked by
+    young collections; a new list of 100,000 records is, on every young collection while the
+    pass lasts, and reading 100,000 records' GC headers held the event loop up for 7 ms each
+    time.  A pass's lists are only used until the next pass starts (the probe thread answers
+    one request at a time)."""
+
+    def __init__(self) -> None:
+        self._kept: dict = {}  # name or group key -> list
+        self._used: dict = {}
+
+    def take(self, name: Any) -> list:
+        """An empty list for ``name`` in this pass: the one it had in the last pass, if any."""
+        found = self._kept.pop(name, None)
+        if found is None:
+            found = []
+        self._used[name] = found
+        return found
+
+    def recycle(self, pace: Pacer) -> None:
+        """A pass starts: the last pass's lists are emptied and kept; others are let go."""
+        for items in self._used.values():
+            empty(items, pace)
+        self._kept, self._used = self._used, {}
+
+
+def empty(items: list, pace: Pacer) -> None:
+    """``items.clear()`` a slice at a time: dropping 100,000 references touches 100,000
+    objects, one C call that held the event loop up for 5 ms."""
+    while items:
+        del items[-CHUNK:]
+        pace()
+
+
 class _Walk:
     """One pass over task records (see ``State._task_pass``); ``visit`` may be called twice."""
 
@@ -190,7 +227,7 @@ class _Walk:
         # Only when rows are asked for, and records only (a record is a weak reference to
         # its task): a list of 100,000 tasks is traversed by every collection while it is
         # young, and reading each task's GC header held the loop up for 6 ms per collection.
-        self.infos: list = []
+        self.infos: list = state.lists.take("rows")
         self.counts: dict[int, int] = {}
         self.groups: dict[GroupKey, _Group] = {}
         self._currents: dict[int, Any] = {}
@@ -242,7 +279,7 @@ class _Walk:
                 key = described[0]
                 group = groups.get(key)
                 if group is None:
-                    group = groups[key] = _Group(key)
+                    group = groups[key] = _Group(key, self.state.lists.take(key))
                 group.members.append(info)
             if several:
                 counts[loop_id] = counts.get(loop_id, 0) + 1
@@ -313,6 +350,7 @@ class State:
         self._keys: dict = {}
         self._sites: dict = {}
         self.fresh: list = []  # records made during a pass (see _seq_of)
+        self.lists = _Lists()
         self._difference: tuple | None = None  # see _unrecorded
         self._checked = 0.0
         self.sample_ms = 0.0
@@ -386,14 +424,19 @@ class State:
         host's whole heap, which held its event loop up for most of a second."""
         now = time.monotonic()
         watched = {id(w.loop) for w in self._refresh_watches()}
-        walk = _Walk(self, now, watched, grouping, rows, Pacer(self.handoff))
+        pace = Pacer(self.handoff)
+        self.lists.recycle(pace)
+        walk = _Walk(self, now, watched, grouping, rows, pace)
         self.fresh = []
-        records = list(hooks.records)  # one C-level copy, in creation order
-        refs, eager = registry.copy()  # at the same moment
+        records = self.lists.take("records")
+        records[:] = hooks.records  # one C-level copy, in creation order
+        walk.pace()
+        difference = self._difference_of(records, walk.pace)
         walk.visit(records)
+        empty(records, walk.pace)
         # Then what that copy could not hold: tasks no factory of ours saw, and records made
         # meanwhile for tasks first met as awaited by another (each visited once).
-        unknown = self._unrecorded(records, refs, eager, walk.pace, now)
+        unknown = self._unrecorded(difference, walk.pace, now)
         batch = self.fresh + [hooks.info_for(task) for task in unknown]
         for _round in range(100):  # each round describes tasks awaited by the last one's
             if not batch:
@@ -409,7 +452,21 @@ class State:
             group.tally(now, self._site, walk.pace)
         return Pass(now, walk.count, walk.infos, counts, [], walk.groups)
 
-    def _unrecorded(self, records: list, refs: list, eager: list, pace: Pacer, now: float) -> list:
+    @staticmethod
+    def _difference_of(records: list, pace: Pacer) -> tuple | None:
+        """How asyncio's registry, copied now, differs from ``records`` (just copied): the
+        difference in size and in the sum of the weak references' hashes (see _unrecorded).
+        None while eager tasks are in their first step."""
+        refs, eager = registry.copy()
+        pace()
+        if eager:
+            return None
+        mine, theirs = registry.hash_sum(records, pace), registry.hash_sum(refs, pace)
+        if mine is None or theirs is None:
+            return None
+        return len(records) - len(refs), mine - theirs
+
+    def _unrecorded(self, difference: tuple | None, pace: Pacer, now: float) -> list:
         """Tasks in asyncio's registry that the records miss.
 
         Looking each of 100,000 references up costs 20-25 ms, so it is skipped while the two
@@ -419,15 +476,11 @@ class State:
         (finished ones) and the records tasks it does not hold (a task that finished in its
         eager first step); a task made without our factory changes the difference.  The full
         look-up is still done every ``RECHECK`` seconds."""
-        key = None
-        if not eager:
-            mine, theirs = registry.hash_sum(records, pace), registry.hash_sum(refs, pace)
-            if mine is not None and theirs is not None:
-                key = (len(records) - len(refs), mine - theirs)
-                if key == self._difference and now - self._checked < RECHECK:
-                    return []
+        if difference is not None and difference == self._difference and now - self._checked < RECHECK:
+            return []
+        refs, eager = registry.copy()
         missing = registry.unrecorded(hooks.records, refs, eager, pace)
-        self._difference = None if missing else key
+        self._difference = None if missing else difference
         self._checked = now
         return missing
 
