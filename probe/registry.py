@@ -17,6 +17,7 @@ but the lists themselves, so a pass over 100,000 tasks does not wake the garbage
 from __future__ import annotations
 
 import itertools
+import operator
 import weakref
 from asyncio import tasks as _tasks
 from typing import Any, Callable
@@ -70,17 +71,20 @@ def live_tasks() -> list:
 CHUNK = 4096  # references per C-level call: well under a millisecond
 
 
-def copy() -> tuple[list, list]:
-    """(weak references to every registered task, eager tasks in their first step), each set
-    copied in one C call."""
+def copy(refs: list) -> list:
+    """Fill ``refs`` with weak references to every registered task (each set copied in one C
+    call) and return the eager tasks in their first step."""
     weak, strong = _sources()
-    refs: list = list(weak[0]) if len(weak) == 1 else []  # list(set): one C call, atomic
-    for items in weak if len(weak) > 1 else ():
-        refs.extend(list(items))
+    if len(weak) == 1:
+        refs[:] = weak[0]  # list(set) into the list: one C call, atomic
+    else:
+        refs.clear()
+        for items in weak:
+            refs.extend(list(items))
     eager: list = []
     for items in strong:
         eager.extend(list(items))
-    return refs, eager
+    return eager
 
 
 def hash_sum(refs: list, pace: Callable[[], None]) -> int | None:
@@ -98,31 +102,41 @@ def hash_sum(refs: list, pace: Callable[[], None]) -> int | None:
     return total
 
 
-def unrecorded(records: Any, refs: list, eager: list, pace: Callable[[], None]) -> list:
-    """Live, not-done tasks among ``refs`` and ``eager`` (see ``copy``) that ``records`` (a
-    dict keyed by weak references to tasks) does not hold: tasks no factory of ours saw.
+_SEQ = operator.attrgetter("seq")
+
+
+def unrecorded(records: Any, refs: list, eager: list, since: int, pace: Callable[[], None]) -> tuple[list, bool]:
+    """``(tasks, complete)``: the live, not-done tasks among ``refs`` and ``eager`` (see
+    ``copy``) that ``records`` (a dict keyed by weak references to tasks, valued by the same
+    records) does not hold: tasks no factory of ours saw.  ``complete``: none was missing, and
+    none had a record made after ``since`` (a record's ``seq``): every task of the copy had a
+    record when it was taken.
 
     Done in C, a slice at a time: a weak reference to a task is equal to any other one to the
-    same task, so ``records.__contains__`` takes asyncio's own references as they are, with
-    no reference made and no task touched (``filterfalse`` over 100,000 took 20-25 ms in
-    all, with ``pace`` called between slices so that the loops get the GIL)."""
+    same task, so ``records.get`` takes asyncio's own references as they are, with no
+    reference made and no task touched (20-25 ms over 100,000, with ``pace`` called between
+    slices so that the loops get the GIL)."""
     missing: list = []
+    latest = since
     for start in range(0, len(refs), CHUNK):
-        missing.extend(itertools.filterfalse(records.__contains__, refs[start:start + CHUNK]))
+        part = refs[start:start + CHUNK]
+        found = list(map(records.get, part))
+        missing.extend(itertools.compress(part, map(operator.is_, found, itertools.repeat(None))))
+        latest = max(latest, max(map(_SEQ, filter(None, found)), default=since))
         pace()
-    found = []
+    tasks = []
     for ref in missing:
         task = ref()
         if task is not None:
-            found.append(task)
-    found.extend(task for task in eager if weakref.ref(task) not in records)  # a handful at most
+            tasks.append(task)
+    tasks.extend(task for task in eager if weakref.ref(task) not in records)  # a handful at most
     out = []
     seen = set()
-    for task in found:  # an eager task can be in both sets for a moment
+    for task in tasks:  # an eager task can be in both sets for a moment
         try:
             if id(task) not in seen and not task.done():
                 seen.add(id(task))
                 out.append(task)
         except Exception:
             continue
-    return out
+    return out, not missing and not eager and latest <= since

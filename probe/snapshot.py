@@ -428,15 +428,18 @@ class State:
         self.lists.recycle(pace)
         walk = _Walk(self, now, watched, grouping, rows, pace)
         self.fresh = []
-        records = self.lists.take("records")
-        records[:] = hooks.records  # one C-level copy, in creation order
-        walk.pace()
-        difference = self._difference_of(records, walk.pace)
+        # The records and asyncio's registry, copied at one moment (two C calls in a row).
+        records, refs = self.lists.take("records"), self.lists.take("refs")
+        records[:] = hooks.records  # in creation order
+        eager = registry.copy(refs)
+        since = records[-1].seq if records else 0
+        difference = self._difference_of(records, refs, eager, walk.pace)
         walk.visit(records)
         empty(records, walk.pace)
         # Then what that copy could not hold: tasks no factory of ours saw, and records made
         # meanwhile for tasks first met as awaited by another (each visited once).
-        unknown = self._unrecorded(difference, walk.pace, now)
+        unknown = self._unrecorded(difference, refs, eager, since, walk.pace, now)
+        empty(refs, walk.pace)
         batch = self.fresh + [hooks.info_for(task) for task in unknown]
         for _round in range(100):  # each round describes tasks awaited by the last one's
             if not batch:
@@ -453,12 +456,10 @@ class State:
         return Pass(now, walk.count, walk.infos, counts, [], walk.groups)
 
     @staticmethod
-    def _difference_of(records: list, pace: Pacer) -> tuple | None:
-        """How asyncio's registry, copied now, differs from ``records`` (just copied): the
-        difference in size and in the sum of the weak references' hashes (see _unrecorded).
-        None while eager tasks are in their first step."""
-        refs, eager = registry.copy()
-        pace()
+    def _difference_of(records: list, refs: list, eager: list, pace: Pacer) -> tuple | None:
+        """How the copy of asyncio's registry differs from the copy of the records, taken at
+        the same moment: in size and in the sum of the weak references' hashes (see
+        _unrecorded).  None while eager tasks are in their first step."""
         if eager:
             return None
         mine, theirs = registry.hash_sum(records, pace), registry.hash_sum(refs, pace)
@@ -466,21 +467,25 @@ class State:
             return None
         return len(records) - len(refs), mine - theirs
 
-    def _unrecorded(self, difference: tuple | None, pace: Pacer, now: float) -> list:
-        """Tasks in asyncio's registry that the records miss.
+    def _unrecorded(self, difference: tuple | None, refs: list, eager: list, since: int, pace: Pacer,
+                    now: float) -> list:
+        """Tasks of the registry's copy ``refs`` that the records miss.
 
         Looking each of 100,000 references up costs 20-25 ms, so it is skipped while the two
-        copies differ exactly as they did when it last found nothing: same difference in
-        size, and in the sum of the references' hashes (which are the tasks' addresses,
-        distinct among live tasks).  The registry may hold tasks the records do not need
-        (finished ones) and the records tasks it does not hold (a task that finished in its
-        eager first step); a task made without our factory changes the difference.  The full
-        look-up is still done every ``RECHECK`` seconds."""
+        copies differ exactly as they did at a moment when every registered task had a record:
+        same difference in size, and in the sum of the references' hashes (the tasks'
+        addresses, distinct among live tasks).  The registry may hold tasks the records do not
+        need (finished ones) and the records tasks it does not hold (a task that finished in
+        its eager first step), but a task made without our factory changes the difference.
+        A difference is kept only when the look-up saw its very copies complete: no task
+        missing, and none recorded since the copies were taken (``since``), or a task that
+        was unrecorded then, and whose address a new such task took, would go unseen.  The
+        copies are two C calls in a row; only a switch of threads between them can make them
+        disagree, and the full look-up is done every ``RECHECK`` seconds anyway."""
         if difference is not None and difference == self._difference and now - self._checked < RECHECK:
             return []
-        refs, eager = registry.copy()
-        missing = registry.unrecorded(hooks.records, refs, eager, pace)
-        self._difference = None if missing else difference
+        missing, complete = registry.unrecorded(hooks.records, refs, eager, since, pace)
+        self._difference = difference if complete else None
         self._checked = now
         return missing
 
