@@ -139,5 +139,9 @@ class Pacer:
         if self.handoff is not None:
             self.handoff.progress += 1
         if time.perf_counter() >= self.next:
-            time.sleep(YIELD)
-            self.next = time.perf_counter() + PACE
+            self.now()
+
+    def now(self) -> None:
+        """Give the GIL away now (before a few milliseconds of work that cannot pause)."""
+        time.sleep(YIELD)
+        self.next = time.perf_counter() + PACE

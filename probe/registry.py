@@ -75,12 +75,9 @@ def copy(refs: list) -> list:
     """Fill ``refs`` with weak references to every registered task (each set copied in one C
     call) and return the eager tasks in their first step."""
     weak, strong = _sources()
-    if len(weak) == 1:
-        refs[:] = weak[0]  # list(set) into the list: one C call, atomic
-    else:
-        refs.clear()
-        for items in weak:
-            refs.extend(list(items))
+    refs.clear()
+    for items in weak:
+        refs.extend(items)  # one C call, atomic: no Python code runs while a set is read
     eager: list = []
     for items in strong:
         eager.extend(list(items))
