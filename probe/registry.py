@@ -16,6 +16,7 @@ but the lists themselves, so a pass over 100,000 tasks does not wake the garbage
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import operator
 import weakref
@@ -84,19 +85,22 @@ def copy(refs: list) -> list:
     return eager
 
 
-def hash_sum(refs: list, pace: Callable[[], None]) -> int | None:
-    """The sum of the hashes of weak references, in slices: a fingerprint of which objects
-    they were made for that stays the same after those die (a weak reference keeps the hash
-    it was first asked for, and every one in a set or dict was).  None if one was never
-    hashed and is dead."""
-    total = 0
+def fingerprint(refs: list, pace: Callable[[], None]) -> tuple | None:
+    """The sum and the exclusive or of the hashes of weak references, in slices: a fingerprint
+    of which objects they were made for (a task's hash is its address) that stays the same
+    after those die (a weak reference keeps the hash it was first asked for, and every one in
+    a set or dict was).  Two, so that one set of addresses cannot make up for another by
+    adding up alike.  None if one was never hashed and is dead."""
+    total = mixed = 0
     try:
         for start in range(0, len(refs), CHUNK):
-            total += sum(map(hash, refs[start:start + CHUNK]))
+            hashes = list(map(hash, refs[start:start + CHUNK]))
+            total += sum(hashes)
+            mixed = functools.reduce(operator.xor, hashes, mixed)
             pace()
     except TypeError:
         return None
-    return total
+    return total, mixed
 
 
 _SEQ = operator.attrgetter("seq")

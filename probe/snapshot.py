@@ -351,7 +351,8 @@ class State:
         self._sites: dict = {}
         self.fresh: list = []  # records made during a pass (see _seq_of)
         self.lists = _Lists()
-        self._difference: tuple | None = None  # see _unrecorded
+        self._candidate: tuple | None = None  # see _unrecorded
+        self._trusted: tuple | None = None
         self._checked = 0.0
         self.sample_ms = 0.0
         self.interval = options.interval
@@ -460,34 +461,43 @@ class State:
     @staticmethod
     def _difference_of(records: list, refs: list, eager: list, pace: Pacer) -> tuple | None:
         """How the copy of asyncio's registry differs from the copy of the records, taken at
-        the same moment: in size and in the sum of the weak references' hashes (see
-        _unrecorded).  None while eager tasks are in their first step."""
+        the same moment: in size, and in the sum and the exclusive or of the weak references'
+        hashes (see _unrecorded).  None while eager tasks are in their first step."""
         if eager:
             return None
-        mine, theirs = registry.hash_sum(records, pace), registry.hash_sum(refs, pace)
+        mine, theirs = registry.fingerprint(records, pace), registry.fingerprint(refs, pace)
         if mine is None or theirs is None:
             return None
-        return len(records) - len(refs), mine - theirs
+        return len(records) - len(refs), mine[0] - theirs[0], mine[1] ^ theirs[1]
 
     def _unrecorded(self, difference: tuple | None, refs: list, eager: list, since: int, pace: Pacer,
                     now: float) -> list:
         """Tasks of the registry's copy ``refs`` that the records miss.
 
         Looking each of 100,000 references up costs 20-25 ms, so it is skipped while the two
-        copies differ exactly as they did at a moment when every registered task had a record:
-        same difference in size, and in the sum of the references' hashes (the tasks'
-        addresses, distinct among live tasks).  The registry may hold tasks the records do not
-        need (finished ones) and the records tasks it does not hold (a task that finished in
-        its eager first step), but a task made without our factory changes the difference.
-        A difference is kept only when the look-up saw its very copies complete: no task
-        missing, and none recorded since the copies were taken (``since``), or a task that
-        was unrecorded then, and whose address a new such task took, would go unseen.  The
-        copies are two C calls in a row; only a switch of threads between them can make them
-        disagree, and the full look-up is done every ``RECHECK`` seconds anyway."""
-        if difference is not None and difference == self._difference and now - self._checked < RECHECK:
+        copies differ exactly as they did when every registered task had a record: same
+        difference in size, and in the sum and the exclusive or of the references' hashes (a
+        task's hash is its address, distinct among live tasks).  The registry may hold
+        tasks the records do not need (finished ones) and the records tasks it does not hold
+        (a task that finished in its eager first step), but a task made without our factory
+        changes the difference.
+
+        A difference is trusted only after two look-ups in a row found it complete: no task
+        missing, and none recorded since its copies were taken (``since``).  A task that was
+        unrecorded when the copies were taken but recorded before the look-up (by a loop's
+        factory on another thread, whose record can come after a later one's) would
+        otherwise be counted as a registry-only task, and a new task at its address would go
+        unseen; the second look-up sees the first task on both sides.  The copies are two C
+        calls in a row; only a switch of threads between them can make them disagree, and a
+        full look-up is done every ``RECHECK`` seconds anyway."""
+        if difference is not None and difference == self._trusted and now - self._checked < RECHECK:
             return []
         missing, complete = registry.unrecorded(hooks.records, refs, eager, since, pace)
-        self._difference = difference if complete else None
+        if complete and difference is not None:
+            self._trusted = difference if difference == self._candidate else None
+            self._candidate = difference
+        else:
+            self._trusted = self._candidate = None
         self._checked = now
         return missing
 
