@@ -179,8 +179,9 @@ def _capture(frame) -> tuple:
     Once the walk reaches the event loop's ``Handle._run`` after a frame of the application,
     the rest of the stack is the loop's own machinery and whatever ran the loop: when that is
     asyncio's ``_run_once``, the same for every callback until the thread's running loop
-    changes, so it is walked once and kept (``_tails``; ``_set_running_loop`` forgets it).  Most tasks are made from a coroutine,
-    two or three frames below ``Handle._run``: this halves the walk.
+    changes, so it is walked once and kept (``_tails``; ``_set_running_loop`` forgets it).
+    Most tasks are made from a coroutine, two or three frames below ``Handle._run``: this
+    halves the walk.
     """
     spawners = _spawner_dirs if len(_sys_modules) == _modules_seen else _spawner_prefixes()
     raw = []
@@ -284,17 +285,10 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2):
         task = _Task(coro, loop=loop, **kwargs)
         if task._source_traceback:  # asyncio debug mode only
             _trim_traceback(task._source_traceback)
-    try:  # _record, inlined: this is the hot path of every task creation
-        info = TaskInfo(task, _forget)
-        info.seq = next(_seq)
-        info.parent = parent
-        info.site = site
-        info.waiter = None
-        info.since = 0.0
-        info.cache = None
-        found = records.setdefault(info, info)
-        if found is not info and found.site is None:  # an eager task, seen during its first step
-            found.parent, found.site = parent, site
+    try:
+        info = _record(task, parent, site)
+        if info.site is None:  # an eager task, seen during its first step
+            info.parent, info.site = parent, site
     except Exception:
         pass
     return task
