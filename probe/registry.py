@@ -1,4 +1,4 @@
-"""Every live asyncio task of the process, read from another thread without retries.
+"""asyncio's task registries, read from another thread without retries.
 
 ``asyncio.all_tasks()`` copies a ``WeakSet`` by iterating it in Python code, so the GIL can
 pass to the loop mid-copy; a loop that adds tasks meanwhile makes the copy fail with "Set
@@ -10,9 +10,9 @@ Here the WeakSet's underlying ``set`` of weak references is copied instead: ``li
 in C without releasing the GIL, so it is atomic with respect to every other Python thread.
 The registries are the ones asyncio itself uses: ``_all_tasks`` before 3.12,
 ``_scheduled_tasks`` and ``_eager_tasks`` since (the C accelerator's objects, re-exported by
-``asyncio.tasks``).  Tasks of every loop come back in one pass, so that a
-process with many loops pays for one copy, not one per loop.  Nothing is allocated per task
-but the lists themselves, so a pass over 100,000 tasks does not wake the garbage collector.
+``asyncio.tasks``).  Tasks of every loop come back in one copy, so that a process with many
+loops pays for one copy, not one per loop.  Nothing is allocated per task but the lists
+themselves, so a pass over 100,000 tasks does not wake the garbage collector.
 """
 from __future__ import annotations
 
@@ -44,29 +44,6 @@ def copy_set(items: Any) -> list:
     if isinstance(items, weakref.WeakSet):
         return [obj for obj in (ref() for ref in list(items.data)) if obj is not None]
     return list(items)
-
-
-def live_tasks() -> list:
-    """Every task of every loop that is not done (tasks of all loops, in no order)."""
-    weak, strong = _sources()
-    found: list = []
-    for refs in weak:
-        found.extend([ref() for ref in list(refs)])  # list(set): one C call, atomic
-    eager: list = []
-    for items in strong:
-        eager.extend(list(items))
-    if eager:  # an eager task moves from the eager set to the other: count it once
-        ids = {id(task) for task in eager}
-        found = [task for task in found if id(task) not in ids]
-        found.extend(eager)
-    out = []
-    for task in found:
-        try:
-            if task is not None and not task.done():
-                out.append(task)
-        except Exception:
-            continue
-    return out
 
 
 CHUNK = 4096  # references per C-level call: well under a millisecond

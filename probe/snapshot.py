@@ -27,6 +27,7 @@ from .config import Options
 from .handoff import Handoff, Pacer
 from .frames import creation_site, group_id, resolve, to_wire
 from .loops import LoopWatch
+from .registry import CHUNK
 from .wire import MAX_GROUPS, MAX_PAGE, SCHEMA
 
 PROBE_VERSION = "0.1.0"
@@ -35,11 +36,10 @@ RECHECK = 30.0  # seconds: how long asyncio's registry may go without a full loo
 _STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
 
 
-_NO_SITE = object()  # threads have no creation site
+_UNSET = object()  # not looked up yet
 _SEQ = operator.attrgetter("seq")
 _SINCE = operator.attrgetter("since")
 _SITE = operator.attrgetter("site")
-CHUNK = 4096  # items per C-level call over a pass: well under a millisecond
 _PARENT = operator.attrgetter("parent")
 
 
@@ -83,25 +83,23 @@ class SiteKey(_WireStack):
 
 
 class _Group:
-    __slots__ = ("key", "count", "bmin", "bmax", "sites", "created", "members")
+    __slots__ = ("key", "count", "bmin", "bmax", "created", "members")
 
     def __init__(self, key: GroupKey, members: list | None = None) -> None:
         self.key = key
         self.count = 0
         self.bmin = float("inf")
         self.bmax = 0.0
-        self.sites: dict = {}  # SiteKey | None -> count
         self.created: list = []  # (stack shown, count, up to 3 ids of tasks that made them)
         self.members: list = [] if members is None else members
 
-    def add(self, blocked: float, site: Any, member: Any) -> None:
-        """Count one member (a thread row) into the group."""
+    def add(self, blocked: float, member: Any) -> None:
+        """Count one member (a thread row: threads have no creation site) into the group."""
         self.count += 1
         if blocked < self.bmin:
             self.bmin = blocked
         if blocked > self.bmax:
             self.bmax = blocked
-        self.sites[site] = self.sites.get(site, 0) + 1
         self.members.append(member)
 
     def tally(self, now: float, site_of: Any, pace: Any) -> None:
@@ -129,7 +127,6 @@ class _Group:
             counted.update(sites)
             pace()
         self.bmin, self.bmax = max(0.0, now - newest), max(0.0, now - oldest)
-        self.sites = counted
         # Sites that differ only in frames beyond the depth shown (or the instruction) show as
         # one: merged by the stack shown, the ten largest with the tasks that made them.
         shown: dict = {}
@@ -217,7 +214,8 @@ def empty(items: list, pace: Pacer) -> None:
 
 
 class _Walk:
-    """One pass over task records (see ``State._task_pass``); ``visit`` may be called twice."""
+    """One pass over task records (see ``State._task_pass``); ``visit`` is called again for
+    records the pass could not see in its first copy."""
 
     def __init__(self, state: "State", now: float, watched: set, grouping: bool, rows: bool,
                  pace: Pacer) -> None:
@@ -289,8 +287,8 @@ class _Walk:
         self.count += found
 
     def _describe(self, task: Any, info: Any, loop_id: int) -> tuple:
-        current = self._currents.get(loop_id, _NO_SITE)
-        if current is _NO_SITE:
+        current = self._currents.get(loop_id, _UNSET)
+        if current is _UNSET:
             try:
                 current = asyncio.current_task(task._loop)
             except Exception:
@@ -413,7 +411,7 @@ class State:
     def _task_pass(self, grouping: bool, rows: bool = False) -> Pass:
         """Every live task of every running loop with its record, the waiter it is blocked on
         brought up to date; with ``grouping``, described (cached while the waiter is the same)
-        and grouped; with ``rows``, listed (``Pass.tasks``, ``Pass.infos``).
+        and grouped; with ``rows``, listed (``Pass.infos``).
 
         The walk goes through the probe's own records, not asyncio's registry: records sit in
         creation order, so a pass reads them nearly in memory order and needs no lookup to get
@@ -436,13 +434,13 @@ class State:
         records.extend(hooks.records)  # in creation order
         eager = registry.copy(refs)
         since = records[-1].seq if records else 0
-        difference = self._difference_of(records, refs, eager, walk.pace)
+        difference = self._difference_of(records, refs, eager, pace)
         walk.visit(records)
-        empty(records, walk.pace)
+        empty(records, pace)
         # Then what that copy could not hold: tasks no factory of ours saw, and records made
         # meanwhile for tasks first met as awaited by another (each visited once).
-        unknown = self._unrecorded(difference, refs, eager, since, walk.pace, now)
-        empty(refs, walk.pace)
+        unknown = self._unrecorded(difference, refs, eager, since, pace, now)
+        empty(refs, pace)
         batch = self.fresh + [hooks.info_for(task) for task in unknown]
         for _round in range(100):  # each round describes tasks awaited by the last one's
             if not batch:
@@ -455,7 +453,7 @@ class State:
         if len(watched) == 1:  # else counted per task
             counts[next(iter(watched))] = walk.count
         for group in walk.groups.values():
-            group.tally(now, self._site, walk.pace)
+            group.tally(now, self._site, pace)
         return Pass(now, walk.count, walk.infos, counts, [], walk.groups)
 
     @staticmethod
@@ -520,8 +518,9 @@ class State:
 
         What the thread spends besides samples and answering clients (heartbeats, wake-ups)
         is measured over windows of 10 s and taken off the budget first; samples get what is
-        left, but never less than a fifth of it.  Clients are not counted: they asked.  When a group pass is due (every 5 s) the
-        sample groups, so that the growth verdicts have a history even when no client asks."""
+        left, but never less than a fifth of it.  Clients are not counted: they asked.  When a
+        group pass is due (every 5 s) the sample groups, so that the growth verdicts have a
+        history even when no client asks."""
         t0 = time.thread_time()
         now = time.monotonic()
         if not self.history or now - self.history[-1][0] >= 5.0:
@@ -599,7 +598,7 @@ class State:
             group = groups.get(key)
             if group is None:
                 group = groups[key] = _Group(key)
-            group.add(row["blocked_s"], _NO_SITE, row)
+            group.add(row["blocked_s"], row)
         self._remember(groups)
         return found
 
