@@ -45,10 +45,12 @@ class Handoff:
         self._seen = -1  # the progress counter at the last check
 
     # -- the probe thread ---------------------------------------------------------------
-    def blocking(self, timeout: float) -> None:
-        """The probe is about to wait up to ``timeout`` seconds in its selector."""
-        self.wake_at = time.monotonic() + timeout
+    def blocking(self, timeout: float) -> float:
+        """The probe is about to wait up to ``timeout`` seconds in its selector; returns when
+        that wait ends (monotonic)."""
+        self.wake_at = wake_at = time.monotonic() + timeout
         self.working = False
+        return wake_at
 
     def resumed(self) -> None:
         self.working = True

@@ -179,8 +179,7 @@ class Server:
                 selector = self.selector
                 if selector is None:
                     return
-                self.handoff.blocking(timeout)
-                wake_at = time.monotonic() + timeout
+                wake_at = self.handoff.blocking(timeout)
                 try:
                     ready = selector.select(timeout)
                 finally:
@@ -283,8 +282,6 @@ class Server:
             self.state.answering += time.thread_time() - cpu
             self.handoff.progress += 1
         client.frame_started = now if client.inbuf else None
-        if client.frame_started is None:
-            pass
 
     def _fail(self, client: _Client, message: str) -> None:
         self._queue(client, {"ok": False, "error": message})
