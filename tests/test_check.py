@@ -56,8 +56,6 @@ asyncio.run(main())
 '''
 
 
-
-
 def where(target, marker: str) -> str:
     line = next(n for n, l in enumerate(open(target.script), 1) if l.rstrip().endswith(marker))
     return f"({os.path.basename(target.script)}:{line})"

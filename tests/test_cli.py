@@ -34,8 +34,6 @@ asyncio.run(main())
 '''
 
 
-
-
 def test_dump_text(spawn, sockdir):
     target = spawn(LEAKY)
     out = tasktop("dump", str(target.pid), sockdir=sockdir)

@@ -43,8 +43,6 @@ asyncio.run(main())
 '''
 
 
-
-
 def settled(target) -> dict:
     """A summary once the main task is asleep (just after ``ready`` it may still be running)."""
     def asleep():

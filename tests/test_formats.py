@@ -39,8 +39,6 @@ asyncio.run(main())
 '''
 
 
-
-
 def line_of(path: str, marker: str) -> int:
     return next(n for n, line in enumerate(open(path), 1) if line.rstrip().endswith(marker))
 

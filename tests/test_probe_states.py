@@ -2,6 +2,8 @@
 where each was created and for how long it has been blocked."""
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import pytest
@@ -363,9 +365,6 @@ def test_tasks_no_factory_saw_are_counted_from_the_first_summary_on(spawn):
     miss: tasks made without the loop's factory are found on the pass they appear in (also
     one that a recorded task awaits, whose record the pass itself makes), and tasks that end
     are gone from the next."""
-    import os
-    import signal
-
     target = spawn(UNHOOKED_TARGET)
 
     def counts() -> dict:
