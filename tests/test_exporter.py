@@ -180,13 +180,13 @@ def test_metrics_match_what_the_targets_do(spawn, start_exporter):
     # the largest group of target 0, labelled with its stable id and the user's frame
     group = queue_group(before_a)
     labels = dict(pid=pa, group=group["id"], kind="task", state="Queue.get")
-    (count,) = m.select("tasktop_group_count", **labels)
-    assert count.value == 5
+    (members,) = m.select("tasktop_group_members", **labels)
+    assert members.value == 5
     line = next(n for n, text in enumerate(open(a.script), 1) if "await q.get()" in text)
-    assert count.labels["where"] == f"consume (target0.py:{line})"
+    assert members.labels["where"] == f"consume (target0.py:{line})"
     blocked = m.value("tasktop_group_blocked_seconds_max", **labels)
     assert group["blocked_max_s"] <= blocked <= queue_group(after_a)["blocked_max_s"]
-    assert len(m.select("tasktop_group_count", pid=pa)) == len(before_a["groups"])  # fewer than --top
+    assert len(m.select("tasktop_group_members", pid=pa)) == len(before_a["groups"])  # fewer than --top
 
     # memory and event loops
     assert m.value("tasktop_rss_bytes", pid=pa) > 1 << 20
@@ -289,7 +289,7 @@ def test_top_limits_group_series(spawn, sockdir):
 
     def groups(top: int) -> list:
         families = {f.name: f for f in exporter.FleetCollector([sockdir], top=top).collect()}
-        return families["tasktop_group_count"].samples
+        return families["tasktop_group_members"].samples
 
     (largest,) = groups(1)
     assert largest.labels["state"] == "Queue.get" and largest.value == 5

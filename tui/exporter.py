@@ -10,6 +10,10 @@ a probe that does not answer costs the scrape at most ``--timeout``, never the w
 Label cardinality is bounded on purpose: ``state`` takes the probe's fixed set of state names;
 only the ``--top`` largest groups of each process get a series of their own; ``command`` is cut
 to ``COMMAND_WIDTH`` characters and ``where`` to ``WHERE_WIDTH``.
+
+Metric names follow Prometheus' naming rules as ``promtool check metrics`` enforces them (base
+units, ``_total`` on counters, no ``_count``/``_sum``/``_bucket`` outside summaries and
+histograms); the tests run promtool on a real scrape.
 """
 from __future__ import annotations
 
@@ -188,9 +192,11 @@ class _Families:
                          labels=PROCESS_LABELS + ("state",))
         self.groups = g("tasktop_groups", "Distinct groups (kind, state and stack) of tasks and threads.",
                         labels=PROCESS_LABELS)
-        self.group_count = g("tasktop_group_count",
-                             "Members of one of the largest groups of tasks or threads with an identical stack.",
-                             labels=GROUP_LABELS)
+        # Formerly tasktop_group_count: "_count" is the suffix of a summary's or histogram's
+        # sample count, so `promtool check metrics` rejects it on a gauge.
+        self.group_members = g("tasktop_group_members",
+                               "Members of one of the largest groups of tasks or threads with an identical stack.",
+                               labels=GROUP_LABELS)
         self.group_blocked = g("tasktop_group_blocked_seconds_max",
                                "Longest time any member of the group has been blocked on the same thing.",
                                labels=GROUP_LABELS)
@@ -204,7 +210,7 @@ class _Families:
         self.duration = g("tasktop_scrape_duration_seconds", "How long asking every probe took.")
 
     def all(self) -> list[Metric]:
-        return [self.up, self.start_time, self.tasks, self.threads, self.groups, self.group_count,
+        return [self.up, self.start_time, self.tasks, self.threads, self.groups, self.group_members,
                 self.group_blocked, self.rss, self.rss_peak, self.lag, self.stalls, self.errors,
                 self.duration]
 
@@ -237,7 +243,7 @@ class _Families:
         for group in groups[:top]:  # the probe sends them largest first
             labels = proc + [str(group.get("id")), str(group.get("kind")), str(group.get("state")),
                              fit_label(where(group.get("stack")), WHERE_WIDTH)]
-            self.group_count.add_metric(labels, int(group.get("count") or 0))
+            self.group_members.add_metric(labels, int(group.get("count") or 0))
             self.group_blocked.add_metric(labels, float(group.get("blocked_max_s") or 0.0))
 
         memory = data.get("memory") or {}
