@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -207,6 +208,23 @@ def test_metrics_match_what_the_targets_do(spawn, start_exporter):
     assert m.value("tasktop_scrape_errors_total") == 0
 
     assert exp.stop(signal.SIGTERM) == 0
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None,
+                    reason="promtool is not installed (Debian: apt-get install prometheus; .ci/run installs it)")
+def test_metric_names_pass_promtool(spawn, start_exporter):
+    """A real scrape passes Prometheus' own linter (``promtool check metrics``): no ``_count``
+    suffix on a gauge, ``_total`` on every counter, base units."""
+    b = spawn(EVENT_AND_STALL, TASKTOP_STALL_MS="200")
+    wait_until(lambda: b.summary()["loops"][0]["stall_count"] >= 1, message="the stall of the target")
+    text = start_exporter("--timeout", "10").scrape().text
+    # promtool drops families without samples unseen, so every family must have some here.
+    m = Scrape(text)
+    assert [name for name, family in m.families.items() if not family.samples] == []
+    lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                          text=True, timeout=60)
+    said = (lint.stdout + lint.stderr).strip()
+    assert lint.returncode == 0 and not said, f"promtool check metrics (exit {lint.returncode}):\n{said}\n\n{text}"
 
 
 def test_unreachable_sockets_do_not_break_the_scrape(spawn, sockdir, start_exporter):
