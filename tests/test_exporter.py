@@ -185,7 +185,7 @@ def test_metrics_match_what_the_targets_do(spawn, start_exporter):
     assert members.value == 5
     line = next(n for n, text in enumerate(open(a.script), 1) if "await q.get()" in text)
     assert members.labels["where"] == f"consume (target0.py:{line})"
-    blocked = m.value("tasktop_group_blocked_seconds_max", **labels)
+    blocked = m.value("tasktop_group_blocked_max_seconds", **labels)
     assert group["blocked_max_s"] <= blocked <= queue_group(after_a)["blocked_max_s"]
     assert len(m.select("tasktop_group_members", pid=pa)) == len(before_a["groups"])  # fewer than --top
 

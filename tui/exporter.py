@@ -197,7 +197,7 @@ class _Families:
         self.group_members = g("tasktop_group_members",
                                "Members of one of the largest groups of tasks or threads with an identical stack.",
                                labels=GROUP_LABELS)
-        self.group_blocked = g("tasktop_group_blocked_seconds_max",
+        self.group_blocked = g("tasktop_group_blocked_max_seconds",
                                "Longest time any member of the group has been blocked on the same thing.",
                                labels=GROUP_LABELS)
         self.rss = g("tasktop_rss_bytes", "Resident set size.", labels=PROCESS_LABELS)
