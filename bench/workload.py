@@ -96,6 +96,46 @@ async def supervise(q):  # awaits a child consumer task: "await task", a cross-t
     await child
 
 
+async def _orphan(q):
+    await q.get()
+
+
+async def orphan(q):  # orphan -> _orphan -> Queue.get, on a queue only its 3 waiters hold
+    await _orphan(q)
+
+
+def spawn_orphans(loop, n: int) -> list:
+    """``n`` queues, each referenced only by the 3 tasks waiting on it: provable leaks."""
+    out = []
+    for _ in range(n):
+        q = asyncio.Queue()
+        out += [loop.create_task(orphan(q)) for _ in range(3)]
+    return out
+
+
+async def crowd_event(ev):
+    await ev.wait()
+
+
+async def crowd_queue(q):
+    await q.get()
+
+
+def spawn_crowd(loop, n: int, shared: list) -> list:
+    """``n`` tasks waiting on one Event and one Queue that the process still holds (``shared``):
+    reachable, so never a proven leak, and each shared object has a crowd of waiters."""
+    ev, q = asyncio.Event(), asyncio.Queue()
+    shared += [ev, q]
+    return ([loop.create_task(crowd_event(ev)) for _ in range(n // 2)]
+            + [loop.create_task(crowd_queue(q)) for _ in range(n - n // 2)])
+
+
+def fill_heap(n: int) -> list:
+    """About ``n`` more objects the garbage collector tracks (small lists and dicts), as a big
+    service's heap has: what a scan of the whole heap would pay for."""
+    return [[i] if i & 1 else {"i": i} for i in range(n)]
+
+
 # Share of N per shape; supervisors create one child each (counted in their share).
 SHAPES = (("consumer", 0.30), ("client", 0.20), ("poller", 0.20), ("pipeline", 0.20),
           ("supervise", 0.10))
@@ -121,10 +161,16 @@ def _spawn_supervisors(loop, n, queues):
     return [loop.create_task(supervise(queues[i % len(queues)])) for i in range(n)]
 
 
+#: The queues and events the parked tasks wait on, reachable from this module: whoever can
+#: reach them could still wake the tasks, so none of them is a provable leak.
+SHARED: list = []
+
+
 def spawn(loop, total: int) -> list:
     """About ``total`` parked tasks (``supervise`` adds its child on its first step)."""
     queues = [asyncio.Queue() for _ in range(8)]
     events = [asyncio.Event() for _ in range(8)]
+    SHARED.extend(queues + events)
     counts = {name: int(total * share) for name, share in SHAPES}
     counts["supervise"] //= 2  # each supervisor brings a child
     counts["consumer"] += total - sum(counts.values()) - counts["supervise"]
@@ -239,6 +285,9 @@ async def main(args) -> None:
     t0 = time.perf_counter()
     keep = spawn(loop, args.tasks)
     created = time.perf_counter() - t0
+    keep += spawn_crowd(loop, args.crowd, SHARED) if args.crowd else []
+    keep_orphans = spawn_orphans(loop, args.orphans)  # noqa: F841 - the tasks are held, not their queues
+    heap = fill_heap(args.heap)  # noqa: F841 - kept alive on purpose
     await asyncio.sleep(0.2)  # let every task take its first step and park
     for _ in range(50):
         if _probe_thread_tid() is not None or not os.environ.get("TASKTOP"):
@@ -271,6 +320,9 @@ async def main(args) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--orphans", type=int, default=0, help="queues held only by their 3 waiters (provable leaks)")
+    parser.add_argument("--crowd", type=int, default=0, help="tasks waiting on one shared Event and Queue")
+    parser.add_argument("--heap", type=int, default=0, help="extra gc-tracked objects in the heap")
     parser.add_argument("--aiomonitor", action="store_true", help="run aiomonitor (its task factory on)")
     parser.add_argument("--port", type=int, default=20201, help="aiomonitor's telnet port (web UI: +1)")
     parser.add_argument("--control-fd", type=int, help="read commands from this fd (default: stdin)")
