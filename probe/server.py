@@ -373,7 +373,7 @@ class Server:
         if op == "stalls":
             return state.stalls()
         if op == "verdicts":
-            return state.verdicts(min(10.0, max(0.1, float(request.get("budget_s", 2.0)))))
+            return state.verdicts(min(60.0, max(0.0, float(request.get("budget_s", 2.0)))))
         if op == "hello":
             return {"version": wire.VERSION, "pid": self.pid, "probe": PROBE_VERSION}
         raise ValueError(f"unknown request {op!r}")

@@ -845,78 +845,178 @@ class State:
         return [dict(loop=item["id"], **s) for item in self._loops({}) for s in item["stalls"]]
 
     def verdicts(self, budget_s: float = 2.0) -> dict:
-        """Leak verdicts for the current groups: proven (unreachable), growing, stuck."""
+        """Leak verdicts for the current groups: proven (unreachable), growing, stuck.
+
+        The proof (see verdicts.Proof) is paced like every pass and bounded by ``budget_s``;
+        what it could not settle in time is reported under ``unsettled``."""
         found = self._collect()
-        thread_rows, groups = found.thread_rows, found.groups
         now = time.monotonic()
-        members: dict[str, list] = {}
-        dependents: dict[str, list] = {}
-        pairs = [(task, info) for task, info in zip(map(weakref.ref.__call__, found.infos), found.infos)
-                 if task is not None]
-        by_seq = {info.seq: task for task, info in pairs}
-        for task, info in pairs:
+        pace = Pacer(self.handoff)
+        infos = found.infos
+        proof = verdicts_mod.Proof(pace, budget_s, lambda n: infos[n]())
+        group_ids: list[str] = []
+        number: dict[str, int] = {}
+        by_seq: dict[int, int] = {}  # task seq -> waiter
+        dependents: list = []  # (source number, group number, awaited seqs)
+
+        def group_number(key: GroupKey) -> int:
+            n = number.get(key.id)
+            if n is None:
+                n = number[key.id] = len(group_ids)
+                group_ids.append(key.id)
+            return n
+
+        threads = self._thread_waiters(found, proof, group_number)
+        for n, info in enumerate(infos):
+            if not n & 255:
+                pace()
             key, awaiting, children = info.cache
-            if key.state in verdicts_mod._SELF_WAKING:
+            if key.state in verdicts_mod.SELF_WAKING:
                 continue
-            frames = tasks_mod.walk(task.get_coro())
-            obj = verdicts_mod.wake_object(key.state, frames, getattr(task, "_fut_waiter", None))
-            if obj is not None:
-                members.setdefault(key.id, []).append((task, frames, obj))
+            task = info()
+            if task is None:
+                continue
+            w = proof.task(group_number(key), key.state, task, n)
+            if w is not None:
+                by_seq[info.seq] = w
             elif awaiting is not None or children:
-                awaited = {id(by_seq[s]) for s in ((awaiting,) if awaiting is not None else ()) + children
-                           if s in by_seq}
-                dependents.setdefault(key.id, []).append((task, frames, awaited))
-        thread_objects = {t.ident: t for t in threading.enumerate()}
-        current_frames = sys._current_frames()
-        for row in thread_rows:
-            key = row["key"]
-            if key.state in verdicts_mod._SELF_WAKING or row["ident"] not in thread_objects:
-                continue
-            frames, frame = [], current_frames.get(row["ident"])
-            while frame is not None:
-                frames.append(frame)
-                frame = frame.f_back
-            frames.reverse()
-            obj = verdicts_mod.wake_object(key.state, frames, None)
-            members.setdefault(key.id, []).append((thread_objects[row["ident"]], frames, obj))
-        del current_frames
-        by_id = {g.key.id: g for g in groups.values()}
-        states = {gid: by_id[gid].key.state for gid in list(members) + list(dependents)}
-        proven = verdicts_mod.unreachable(members, states, dependents, budget_s)
-        members.clear()
-        dependents.clear()
+                dependents.append((n, group_number(key), ((awaiting,) if awaiting is not None else ()) + children))
+        task = None
+        # A dependent can be dead only if everything it awaits is a waiter of the proof.
+        while True:
+            others = {infos[n].seq: None for n, _g, _a in dependents}
+            kept = []
+            for k, d in enumerate(dependents):
+                if not k & 255:
+                    pace()
+                if all(s in by_seq or s in others for s in d[2]):
+                    kept.append(d)
+            if len(kept) == len(dependents):
+                break
+            dependents = kept
+        base = len(proof.group_of)
+        for k, (n, _g, _a) in enumerate(dependents):
+            by_seq[infos[n].seq] = base + k
+        for k, (n, group, awaited) in enumerate(dependents):
+            if not k & 255:
+                pace()
+            proof.dependent(group, n, tuple(map(by_seq.__getitem__, awaited)))
         by_seq.clear()
-        pairs.clear()
+        try:
+            verdict = proof.run()
+            # A verdict stands only if its waiter did not move while the proof ran.
+            for w in itertools.compress(range(len(verdict)), verdict):
+                source = proof.source[w]
+                if not (_thread_unchanged(*threads[w]) if source < 0 else _task_unchanged(infos[source])):
+                    verdict[w] = None
+            tally = self._tally(proof, verdict, group_ids, pace)
+        finally:
+            proof.close()
+        unsettled = self._unsettled(tally, proof, budget_s)
+        return {"verdicts": self._verdict_rows(found, tally), "time": time.time(),
+                "history_s": round(now - self.history[0][0], 1) if self.history else 0.0,
+                "unsettled": unsettled}
+
+    @staticmethod
+    def _tally(proof: Any, verdict: list, group_ids: list, pace: Pacer) -> dict:
+        """Per group id: waiters proven, open, unknown, and the distinct objects proven."""
+        out: dict[str, dict] = {}
+        counts = collections.Counter()
+        for start in range(0, len(verdict), CHUNK):  # (group, verdict) pairs counted in C
+            counts.update(zip(proof.group_of[start:start + CHUNK], verdict[start:start + CHUNK]))
+            pace()
+        for (group, v), n in counts.items():
+            e = out.setdefault(group_ids[group], {"proven": 0, "open": 0, "unknown": 0, "objects": set()})
+            e["proven" if v else "unknown" if v is None else "open"] += n
+        for w in itertools.compress(range(len(verdict)), verdict):
+            if proof.owner_of[w] < proof.targets:
+                out[group_ids[proof.group_of[w]]]["objects"].add(proof.owner_of[w])
+        return out
+
+    def _thread_waiters(self, found: Pass, proof: Any, group_number: Any) -> dict:
+        """Add blocked threads to ``proof``; ``{waiter: (ident, signature)}``.  Their frames
+        are held only here, and let go of before the proof runs (see threads.current)."""
+        thread_objects = {t.ident: t for t in threading.enumerate()}
+        frames_of = sys._current_frames()
+        out = {}
+        try:
+            for row in found.thread_rows:
+                key = row["key"]
+                thread = thread_objects.get(row["ident"])
+                if key.state in verdicts_mod.SELF_WAKING or thread is None:
+                    continue
+                frames, frame = [], frames_of.get(row["ident"])
+                while frame is not None:
+                    frames.append(frame)
+                    frame = frame.f_back
+                frames.reverse()
+                signature = (id(frames[-1]), frames[-1].f_lasti) if frames else None
+                w = proof.thread(group_number(key), key.state, thread, frames)
+                if w is not None:
+                    out[w] = (row["ident"], signature)
+                frames.clear()
+        finally:
+            frames_of.clear()
+            frame = None
+        return out
+
+    @staticmethod
+    def _unsettled(proven: dict, proof: Any, budget_s: float) -> dict | None:
+        """What the proof could not judge, and why (null when it judged everything)."""
+        unknown = sum(e["unknown"] for e in proven.values())
+        if not unknown:
+            return None
+        if proof.out_of_time:
+            why = f"the proof ran out of its {budget_s:g}s budget (ask with a bigger budget: tasktop dump --budget)"
+        else:
+            why = "they moved while the proof ran"
+        return {"waiters": unknown, "groups": sum(1 for e in proven.values() if e["unknown"]), "reason": why}
+
+    def _verdict_rows(self, found: Pass, proven: dict) -> list[dict]:
         out = []
         history = list(self.history)
-        for group in sorted(groups.values(), key=lambda g: -g.count):
+        for group in sorted(found.groups.values(), key=lambda g: -g.count):
             gid, state = group.key.id, group.key.state
             base = {"group": gid, "kind": group.key.kind, "count": group.count, "state": state,
                     "blocked_min_s": round(group.bmin if group.count else 0.0, 3),
                     "frame": _own_frame(group.key.stack)}
-            found = proven.get(gid)
-            if found and found["proven"]:
-                proven_count = found["proven"]
-                if found["object"] == "tasks":
-                    reason = (f"blocked {verdicts_mod._duration(group.bmin)} on {state}; it awaits only "
-                              f"tasks that are proven leaks, so it can never resume")
+            judged = proven.get(gid)
+            if judged and judged["proven"]:
+                count = judged["proven"]
+                if not judged["objects"]:
+                    reason = verdicts_mod.reason_dependent(state, group.bmin)
                 else:
-                    reason = verdicts_mod.reason_unreachable(proven_count, group.key.kind, state, group.bmin,
-                                                             found["object"], found["objects"])
-                if proven_count < group.count:
-                    reason = f"{proven_count} of the {group.count}: " + reason
-                out.append(dict(base, verdict="unreachable", count=proven_count, reason=reason))
+                    reason = verdicts_mod.reason_unreachable(count, group.key.kind, state, group.bmin,
+                                                             verdicts_mod.noun_of(state), len(judged["objects"]))
+                if count < group.count:
+                    reason = f"{count} of the {group.count}: " + reason
+                out.append(dict(base, verdict="unreachable", count=count, reason=reason))
             grew = verdicts_mod.growth(history, gid)
             if grew is not None:
-                out.append(dict(base, verdict="growing", growth=grew, reason=(
-                    f"grew from {grew['first']} to {grew['last']} in {verdicts_mod._duration(grew['span_s'])} "
-                    f"({grew['rate_per_min']:g}/min), rising in {grew['rises']} of {grew['steps']} samples")))
-            if found and found["proven"] or grew is not None:
+                out.append(dict(base, verdict="growing", growth=grew, reason=verdicts_mod.reason_growing(grew)))
+            if judged and judged["proven"] or grew is not None:
                 continue
-            if state not in verdicts_mod._SELF_WAKING and group.bmin >= 60.0:
-                out.append(dict(base, verdict="stuck", reason=(
-                    f"all {group.count} blocked on {state} for at least {verdicts_mod._duration(group.bmin)}")))
-        return {"verdicts": out, "time": time.time(), "history_s": round(now - history[0][0], 1) if history else 0.0}
+            if state not in verdicts_mod.SELF_WAKING and group.bmin >= 60.0:
+                out.append(dict(base, verdict="stuck", reason=verdicts_mod.reason_stuck(group.count, state, group.bmin)))
+        return out
+
+
+def _thread_unchanged(ident: int, signature: tuple | None) -> bool:
+    """Whether a thread is still at the frame and instruction it was blocked at."""
+    frame = sys._current_frames().get(ident)
+    try:
+        return signature is not None and frame is not None and (id(frame), frame.f_lasti) == signature
+    finally:
+        frame = None
+
+
+def _task_unchanged(info: Any) -> bool:
+    """Whether a task still waits on the future the pass saw it wait on (its record's ``waiter``)."""
+    task = info()
+    if task is None:
+        return False
+    waiter = info.waiter
+    return waiter is not None and waiter() is getattr(task, "_fut_waiter", None) and not task.done()
 
 
 def _own_frame(stack: tuple) -> dict | None:

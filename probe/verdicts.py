@@ -2,176 +2,561 @@
 
 A task (or thread) blocked on a queue, event, lock, condition, semaphore or bare future can only
 be woken by code that can reach that object.  If nothing references the object but the waiters
-themselves — no module, no running frame, no other task, no scheduled callback, no loop — then
-nothing can ever wake them: the leak is proven, not suspected.  The probe checks this by walking
-``gc.get_referrers`` backwards from the object, through plain containers, and failing as soon as
-it meets anything alive.  Each step is one scan of the gc heap, so the walk is bounded in steps
-and time, done on demand only, and yields between steps so the event loop keeps running; an
-object it could not settle within the budget gets no verdict rather than a wrong one.
+themselves, nothing can ever wake them: the leak is proven, not suspected.
+
+The proof is done with reference counts, the way the garbage collector finds garbage, but on a
+small graph instead of the whole heap: the waiters' own objects (task, coroutine chain, frames;
+thread, frames) are the *holders*; the objects they wait on are the *targets*; containers the
+holders reach (an instance whose attribute is the queue, a bound method, a closure's cell, a
+frame's locals dict) are *nodes*, found by following references forward from the holders a few
+steps.  Every reference to a target or node that does not come from a holder or a node is
+counted as outside (``sys.getrefcount`` minus the references found), and whatever an outside-held
+node reaches is reachable from outside too.  A target left unreached is held only by its
+waiters.  References held by C code or untracked objects count as outside, so the proof never
+rests on what the collector cannot see; and no step scans the heap, so the cost grows with the
+waiters, not with the heap, and the pass gives the GIL away every 2 ms like every other.
+
+A waiter's own references only count as harmless if that waiter is itself dead (a task holding
+a lock while it waits on a future may release it if the future completes): every waiter starts
+assumed dead, waiters whose target turns out reachable are dropped from the assumption, and this
+repeats until nothing changes (the greatest consistent set, so cycles of waiters are found).
+Waiters that only await other tasks (a ``gather``) are dead when everything they await is.
 """
 from __future__ import annotations
 
+import array
 import asyncio
+import collections
+import contextvars
 import gc
-import os
+import itertools
+import operator
+import queue as queue_mod
+import sys
 import threading
 import time
 import types
-from typing import Any
+import weakref
+from typing import Any, Callable
 
+from .registry import CHUNK
 from .tasks import STATES
 
-_PROBE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # States whose waiters wake on their own or through the OS: never a proven leak.
-_SELF_WAKING = {"sleep", "running", "ready", "socket read", "socket write", "socket accept",
-                "socket connect", "stream read", "stream write", "subprocess wait", "executor",
-                "idle loop", "I/O wait", "executor idle", "wait_for", "unknown", "waiting"}
-_WAKE_STATES = {"Queue.get", "Queue.put", "Queue.join", "Event.wait", "Lock.acquire",
-                "Condition.wait", "Semaphore.acquire", "Barrier.wait"}
+SELF_WAKING = {"sleep", "running", "ready", "socket read", "socket write", "socket accept",
+               "socket connect", "stream read", "stream write", "subprocess wait", "executor",
+               "idle loop", "I/O wait", "executor idle", "wait_for", "unknown", "waiting"}
 _NOUN = {"Queue.get": "queue", "Queue.put": "queue", "Queue.join": "queue", "Event.wait": "event",
          "Lock.acquire": "lock", "Condition.wait": "condition", "Semaphore.acquire": "semaphore",
          "Barrier.wait": "barrier", "future": "future"}
 _WHAT = {"queue": "put to it or read from it", "event": "set it", "lock": "release it",
          "condition": "notify it", "semaphore": "release it", "barrier": "reach it",
          "future": "complete it"}
+# The primitive a waiter in each state waits on: ``self`` of the primitive's frame.
+_PRIMITIVES = {
+    "Queue.get": (asyncio.Queue, queue_mod.Queue), "Queue.put": (asyncio.Queue, queue_mod.Queue),
+    "Queue.join": (asyncio.Queue, queue_mod.Queue), "Event.wait": (asyncio.Event, threading.Event),
+    "Lock.acquire": (asyncio.Lock,), "Condition.wait": (asyncio.Condition, threading.Condition),
+    "Semaphore.acquire": (asyncio.Semaphore, threading.Semaphore),
+    "Barrier.wait": tuple(t for t in (getattr(asyncio, "Barrier", None), threading.Barrier) if t),
+}
+
+_LOCALS_IN_COROUTINE = sys.version_info >= (3, 11)  # else in the frame object
+# A running thread's references are counted from its frames' locals.  Up to 3.10 a caller
+# keeps a callee's arguments on its evaluation stack, which nothing can see, for the whole
+# call (``q.get()`` keeps ``q``): such a thread is never proven anyway.  From 3.14 a local may
+# hold a borrowed reference (``LOAD_FAST_BORROW`` passed on to a callee), which is not in the
+# count: counting it would take a reference from outside for the thread's own.
+THREAD_PROOFS = (3, 11) <= sys.version_info < (3, 14)
+_LOCALS_SNAPSHOT = sys.version_info < (3, 13)  # f_locals is a dict the frame keeps (PEP 667)
+_Coro, _Gen, _AGen = types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType
+_WRAPPERS = ("async_generator_asend", "async_generator_athrow", "coroutine_wrapper")
+# Objects that are alive in their own right, or lead nowhere a waiter's target could hide:
+# never followed (a reference from one of them counts as from outside).
+_OPAQUE = (types.ModuleType, type, types.CodeType, types.FrameType, _Coro, _Gen, _AGen,
+           asyncio.Future, threading.Thread, asyncio.AbstractEventLoop, weakref.ref, contextvars.Context,
+           types.BuiltinFunctionType, types.FunctionType, str, bytes, int, float, complex, bool,
+           type(None))
+_SIZED = (dict, list, tuple, set, frozenset, collections.deque)
+# Types (by name: C types asyncio does not export) whose objects are a waiter's own when they
+# are met (holders), and lead nowhere else: the object a coroutine awaits a future through,
+# and async generators' wrappers.
+_OPAQUE_NAMES = frozenset(("FutureIter", "_PyFutureIter") + _WRAPPERS)
+MAX_DEPTH = 3  # steps followed from a holder
+MAX_CONTAINER = 10_000  # a bigger container is not followed (one C call would hold the GIL)
+MAX_NODES = 200_000
+SAMPLE = 32  # waiters counted of a crowd on one object before judging it from them (see count)
+_MISSING = (-1).__ne__
 
 
-def wake_object(state: str, frames: list, waiter: Any) -> Any:
-    """The object whose change would wake a waiter in ``state`` (``frames`` innermost last)."""
-    if state == "future":
-        return waiter
-    if state not in _WAKE_STATES:
-        return None
-    for frame in reversed(frames):
-        if STATES.get(frame.f_code) == state:
+class Proof:
+    """One proof over a set of waiters: add them (``task``, ``thread``, ``dependent``), then
+    ``run``.  Only this object holds the targets and nodes, once each, so that their
+    reference counts can be accounted for exactly.
+
+    Nothing is kept per waiter but numbers in arrays: a task's chain is walked again when its
+    references are counted (a list per waiter kept until then would be 100,000 containers for
+    the collector, and their promotion set off full collections of the host's heap)."""
+
+    def __init__(self, pace: Callable[[], None], budget_s: float, task_of: Callable[[int], Any]) -> None:
+        self.pace = pace
+        self.deadline = time.monotonic() + budget_s
+        self.task_of = task_of  # source number -> the task (None once it is gone)
+        self.objs: list = []  # targets, then nodes as they are found; held once each, here
+        self.index: dict[int, int] = {}  # id -> position in objs
+        self.depth: list[int] = []  # 0 for targets
+        self.edges: list = []  # per object: positions it references (nodes only)
+        self.targets = 0
+        self._followed = 0
+        # Per waiter: its group, what owns its fate (a target's position, or for a waiter that
+        # only awaits other tasks a number past the targets), its state, where it comes from.
+        self.group_of = array.array("q")
+        self.owner_of = array.array("q")
+        self.source = array.array("q")  # task: source number; thread: -1 - its entry in threads
+        self.states: list[str] = []
+        self.state_of = array.array("q")
+        self.awaits: list[tuple] = []  # per dependent: waiter numbers it awaits
+        self.dependents: list[int] = []  # their waiter numbers
+        self.threads: list = []  # (holders, extra references) per thread waiter: few
+        # Holders' references into objs, flattened: (waiter, object) pairs.
+        self.ref_waiter = array.array("q")
+        self.ref_obj = array.array("q")
+        self.counted = bytearray()  # per waiter: its references were counted
+        self.to_obj: collections.Counter = collections.Counter()  # references found, per object
+        self.open: set[int] = set()  # owners judged held from outside from a sample
+        self.out_of_time = False
+        self.rc: list = []  # reference counts the solution used
+        self._modules = {id(m.__dict__) for m in list(sys.modules.values()) if hasattr(m, "__dict__")}
+        self._holders: set[int] = set()  # ids of holders that could otherwise be taken for nodes
+        self._expandable: dict[type, bool] = {}
+
+    # -- waiters -------------------------------------------------------------------------
+    def _target(self, obj: Any) -> int:
+        i = self.index.get(id(obj))
+        if i is None:
+            i = self.index[id(obj)] = len(self.objs)
+            self.objs.append(obj)
+            self.depth.append(0)
+            self.edges.append(None)
+            self.targets += 1
+        return i
+
+    def _state(self, state: str) -> int:
+        try:
+            return self.states.index(state)
+        except ValueError:
+            self.states.append(state)
+            return len(self.states) - 1
+
+    def _waiter(self, group: int, owner: int, state: str | None, source: int) -> int:
+        w = len(self.group_of)
+        self.group_of.append(group)
+        self.owner_of.append(owner)
+        self.state_of.append(self._state(state) if state else -1)
+        self.source.append(source)
+        self.counted.append(0)
+        return w
+
+    def task(self, group: int, state: str, task: Any, source: int) -> int | None:
+        """A task blocked in ``state``, found again later as ``task_of(source)``.  None when
+        it is not waiting on anything a proof can settle."""
+        target = _task_target(task, state)
+        if target is None:
+            return None
+        owner = self._target(target)
+        target = None
+        return self._waiter(group, owner, state, source)
+
+    def dependent(self, group: int, source: int, awaited: tuple) -> int:
+        """A task that only awaits other tasks (``awaited``: their waiter numbers)."""
+        self.awaits.append(tuple(awaited))
+        w = self._waiter(group, -len(self.awaits), None, source)  # past the targets, once known
+        self.dependents.append(w)
+        return w
+
+    def thread(self, group: int, state: str, thread: threading.Thread, frames: list) -> int | None:
+        """A thread blocked in ``state`` (``frames`` innermost last).  Only where every reference
+        its frames hold can be counted: 3.11 to 3.13 (see ``THREAD_PROOFS``)."""
+        if not THREAD_PROOFS:
+            return None
+        owner = self._thread_target(state, frames)
+        if owner is None:
+            return None
+        holders: list = [thread]
+        extra: list = []
+        for frame in frames:
+            # A running thread's frame is not traversed by the collector: its plain locals
+            # are counted from f_locals, and on 3.11/3.12 the snapshot dict it keeps holds
+            # them once more.  Cells are left out: another function may share them.
+            code = frame.f_code
+            plain = set(code.co_varnames) - set(code.co_cellvars) - set(code.co_freevars)
             try:
-                return frame.f_locals.get("self")
+                values = frame.f_locals
+                extra.extend(value for name, value in values.items() if name in plain)
+                if _LOCALS_SNAPSHOT:
+                    holders.append(values)
+                    self._holders.add(id(values))
             except Exception:
-                return None
+                pass
+            values = None
+        self.threads.append((holders, extra))
+        return self._waiter(group, owner, state, -len(self.threads))
+
+    def _thread_target(self, state: str, frames: list) -> int | None:
+        types_ = _PRIMITIVES.get(state)
+        if not types_:
+            return None
+        for frame in reversed(frames):
+            if STATES.get(frame.f_code) == state:
+                try:
+                    found = frame.f_locals.get("self")
+                except Exception:
+                    return None
+                return self._target(found) if isinstance(found, types_) else None
+        return None
+
+    # -- counting --------------------------------------------------------------------------
+    def _refs(self, refs: list, depth: int) -> list:
+        """Positions in objs of ``refs`` (one per reference); new nodes for followable ones.
+        The look-ups are C-level maps: most references (code, names, futures) lead nowhere."""
+        index, objs = self.index, self.objs
+        found = list(filter(_MISSING, map(index.get, map(id, refs), itertools.repeat(-1))))
+        if depth > MAX_DEPTH or len(objs) >= MAX_NODES:
+            return found
+        expandable = self._expandable
+        kinds = set(map(type, refs))
+        for kind in kinds.difference(expandable):
+            expandable[kind] = not issubclass(kind, _OPAQUE) and kind.__name__ not in _OPAQUE_NAMES
+        if not any(map(expandable.__getitem__, kinds)):
+            return found
+        new: set[int] = set()
+        for r in refs:
+            if not expandable[type(r)]:
+                continue
+            i = index.get(id(r))
+            if i is None:
+                if len(objs) >= MAX_NODES or not self._followable(r):
+                    continue
+                i = index[id(r)] = len(objs)
+                objs.append(r)
+                self.depth.append(depth)
+                self.edges.append(None)
+                new.add(i)
+            elif i in new:
+                found.append(i)  # a second reference to a node made in this call
+                continue
+            else:
+                continue  # counted above
+            found.append(i)
+        return found
+
+    def _followable(self, obj: Any) -> bool:
+        if id(obj) in self._modules or id(obj) in self._holders or not gc.is_tracked(obj):
+            return False
+        try:
+            return not (isinstance(obj, _SIZED) and len(obj) > MAX_CONTAINER)
+        except Exception:
+            return False
+
+    def _holders_of(self, w: int) -> tuple[list, list]:
+        source = self.source[w]
+        if source < 0:
+            return self.threads[-1 - source]
+        task = self.task_of(source)
+        if task is None:
+            return [], []
+        state = self.state_of[w]
+        holders = _task_chain(task, self.states[state] if state >= 0 else None)
+        return holders, []
+
+    def count(self) -> None:
+        """Count every holder's references into targets and nodes, following nodes as they are
+        found.  A node is found at its first reference, so no holder counted earlier can have
+        referenced it.  Owners with the fewest waiters go first, so that when the deadline
+        stops the count, the small sets (the likely leaks) are settled.
+
+        A crowd on one object (more than ``2 * SAMPLE`` waiters) is first judged from a
+        sample, its groups taken in turn: when every sampled waiter of each group gave the same
+        count of references to the object (directly or through nodes it led to), and the object
+        has more references than all its waiters would then account for with everything else
+        counted so far, something else holds it: its waiters are left open (never proven)
+        without counting the rest.  Otherwise the whole crowd is counted, so a proof always
+        rests on a full count."""
+        pace, objs, owner_of, group_of = self.pace, self.objs, self.owner_of, self.group_of
+        members: dict[int, dict] = {}  # owner -> group -> waiters
+        for w, owner in enumerate(owner_of):
+            members.setdefault(owner, {}).setdefault(group_of[w], array.array("q")).append(w)
+            if not w & 4095:
+                pace()
+        self.open = set()
+        n = 0
+        for owner, groups in sorted(members.items(), key=lambda item: sum(map(len, item[1].values()))):
+            total = sum(map(len, groups.values()))
+            crowd = owner >= 0 and total > 2 * SAMPLE
+            counts: dict[int, set] = {g: set() for g in groups}
+            mine_total = 0
+            order = (w for ws in itertools.zip_longest(*groups.values()) for w in ws if w is not None)
+            for k, w in enumerate(order):
+                if not n & 63:
+                    pace()
+                    if time.monotonic() > self.deadline:
+                        self.out_of_time = True
+                        self._finish()
+                        return
+                n += 1
+                holders, extra = self._holders_of(w)
+                before = len(objs)
+                found = self._refs(gc.get_referents(*holders) + extra if extra else gc.get_referents(*holders), 1)
+                holders = extra = None
+                if found:
+                    self.ref_waiter.extend(itertools.repeat(w, len(found)))
+                    self.ref_obj.extend(found)
+                    self.to_obj.update(found)
+                self.counted[w] = 1
+                if self._followed < len(objs):
+                    self._follow()
+                if not crowd:
+                    continue
+                mine = found.count(owner) + sum(self.edges[i].count(owner) for i in range(before, len(objs)))
+                mine_total += mine
+                counts[group_of[w]].add(mine)
+                if k + 1 >= SAMPLE and (k + 1) % SAMPLE == 0 and self._held_outside(owner, groups, counts, mine_total):
+                    self.open.add(owner)
+                    break
+        self._finish()
+
+    def _held_outside(self, owner: int, groups: dict, counts: dict, mine_total: int) -> bool:
+        """Whether the sample says a crowd's object is held from outside (see count)."""
+        if any(len(c) != 1 for c in counts.values()):
+            return False  # a group not sampled yet, or waiters of one group that differ
+        expected = sum(next(iter(counts[g])) * len(ws) for g, ws in groups.items())
+        others = self.to_obj[owner] - mine_total  # holders of other owners, and nodes
+        return sys.getrefcount(self.objs[owner]) - 2 > expected + others
+
+    def _finish(self) -> None:
+        self.threads.clear()
+        self._holders.clear()
+
+    def _follow(self) -> None:
+        """Reference lists of the nodes found so far (a node's own references may be new nodes)."""
+        edges, objs, depth = self.edges, self.objs, self.depth
+        i = max(self._followed, self.targets)
+        while i < len(objs):
+            if edges[i] is None:
+                edges[i] = self._refs(gc.get_referents(objs[i]), depth[i] + 1)
+                self.to_obj.update(edges[i])
+            i += 1
+            if not i & 255:
+                self.pace()
+        self._followed = i
+
+    # -- solving ---------------------------------------------------------------------------
+    def run(self) -> list:
+        """Count, then solve: per waiter True (proven dead), False (may be woken), None (not
+        settled: out of time, or what it depends on changed while the proof ran)."""
+        self.count()
+        pace, targets = self.pace, self.targets
+        owners = targets + len(self.awaits)
+        for w in self.dependents:
+            self.owner_of[w] = targets - self.owner_of[w] - 1
+        # Each owner's references into objs, counted a slice at a time.
+        stride = len(self.objs) + 1
+        pairs: collections.Counter = collections.Counter()
+        for start in range(0, len(self.ref_obj), 8192):
+            owner_keys = map(self.owner_of.__getitem__, self.ref_waiter[start:start + 8192])
+            pairs.update(map(operator.add, map(operator.mul, owner_keys, itertools.repeat(stride)),
+                             self.ref_obj[start:start + 8192]))
+            pace()
+        by_owner: dict[int, list] = {}
+        for key, n in pairs.items():
+            by_owner.setdefault(key // stride, []).append((key % stride, n))
+        pairs.clear()
+        # Owners some of whose waiters were not counted (out of time) cannot be judged, and
+        # their counted waiters are not harmless holders either.
+        judged = bytearray(b"\x01" * owners)
+        uncounted: set = set()
+        for start in range(0, len(self.counted), CHUNK):
+            uncounted.update(itertools.compress(self.owner_of[start:start + CHUNK],
+                                                map(operator.not_, self.counted[start:start + CHUNK])))
+            pace()
+        for owner in uncounted - self.open:
+            judged[owner] = 0
+        for owner in self.open:  # judged held from outside: never dead
+            judged[owner] = 1
+        self.open_owners = bytearray(owners)
+        for owner in self.open:
+            self.open_owners[owner] = 1
+        unsure = bytearray(len(self.objs))  # objects whose counts changed during the proof
+        for _round in range(8):
+            dead = self._solve(judged, by_owner, unsure)
+            if not self._recheck(dead, unsure):
+                break
+        else:
+            dead = bytearray(owners)
+        # Per waiter, from its owner: True (dead), False (judged, alive), None (not judged).
+        outcome = [True if d else (False if j else None) for d, j in zip(dead, judged)]
+        verdict: list = []
+        for start in range(0, len(self.owner_of), CHUNK):
+            verdict.extend(map(outcome.__getitem__, self.owner_of[start:start + CHUNK]))
+            pace()
+        return verdict
+
+    def _solve(self, judged: bytearray, by_owner: dict, unsure: bytearray) -> bytearray:
+        """The greatest set of dead owners consistent with the counts."""
+        targets = self.targets
+        # Every reference into objs the proof knows of but the holders': objs itself,
+        # getrefcount's argument, and the nodes' own references.
+        known = [2] * len(self.objs)
+        for refs in self.edges:
+            for i in refs or ():
+                known[i] += 1
+        self.rc = list(map(sys.getrefcount, self.objs))
+        outside = [rc - k for rc, k in zip(self.rc, known)]
+        held = [0] * len(self.objs)
+        live = {owner: refs for owner, refs in by_owner.items()}
+        for owner, refs in live.items():
+            for i, n in refs:
+                held[i] += n
+        dead = bytearray(judged)
+        for owner in self.open:
+            dead[owner] = 0
+        while True:
+            # An object with more references found than it has changed meanwhile: from outside.
+            reached = self._reached([1 if unsure[i] or o < h else o - h
+                                     for i, (o, h) in enumerate(zip(outside, held))])
+            for t in range(targets):
+                if dead[t] and reached[t]:
+                    dead[t] = 0
+            changed = True
+            while changed:  # dependents are dead when everything they await is dead
+                changed = False
+                for d, awaited in enumerate(self.awaits):
+                    owner = targets + d
+                    if dead[owner] and not all(dead[self.owner_of[a]] for a in awaited):
+                        dead[owner] = 0
+                        changed = True
+            dropped = [owner for owner in live if not dead[owner]]
+            if not dropped:
+                return dead
+            for owner in dropped:  # no longer harmless: their references count as outside
+                for i, n in live.pop(owner):
+                    held[i] -= n
+
+    def _recheck(self, dead: bytearray, unsure: bytearray) -> bool:
+        """Whether anything a proof rests on changed since it was counted: the targets of dead
+        owners and the nodes that reach them must have the same references and counts now.
+        Changed ones are marked ``unsure`` (held from outside) for another round."""
+        support = {t for t in range(self.targets) if dead[t]}
+        if not support:
+            return False
+        changed = False
+        for i in range(self.targets, len(self.objs)):  # nodes whose references lead into support
+            refs = self.edges[i]
+            if refs and not unsure[i] and support.intersection(refs):
+                support.add(i)
+        rc = list(map(sys.getrefcount, self.objs))
+        for i in support:
+            same = rc[i] == self.rc[i]
+            if same and i >= self.targets:
+                same = self._refs(gc.get_referents(self.objs[i]), MAX_DEPTH + 1) == self.edges[i]
+            if not same:
+                unsure[i] = 1
+                changed = True
+        return changed
+
+    def _reached(self, outside: list) -> bytearray:
+        """Objects reachable from an object held from outside, through nodes' references."""
+        reached = bytearray(len(self.objs))
+        stack = [i for i, o in enumerate(outside) if o > 0]
+        for i in stack:
+            reached[i] = 1
+        edges = self.edges
+        while stack:
+            i = stack.pop()
+            for j in edges[i] or ():
+                if not reached[j]:
+                    reached[j] = 1
+                    stack.append(j)
+        return reached
+
+    def close(self) -> None:
+        """Let go of everything the proof holds (targets, nodes, holders)."""
+        self.objs.clear()
+        self.edges.clear()
+        self.threads.clear()
+        self.index.clear()
+
+
+def _task_target(task: Any, state: str) -> Any:
+    """What a task blocked in ``state`` waits on: its future, or the primitive (``self`` of
+    the primitive's frame, its first local).  No frame object is made on 3.11+."""
+    if state == "future":
+        return getattr(task, "_fut_waiter", None)
+    types_ = _PRIMITIVES.get(state)
+    if not types_:
+        return None
+    try:
+        obj = task.get_coro()
+    except Exception:
+        return None
+    for _ in range(512):
+        kind = type(obj)
+        if kind is _Coro:
+            code, nxt = obj.cr_code, obj.cr_await
+        elif kind is _Gen:
+            code, nxt = obj.gi_code, obj.gi_yieldfrom
+        elif kind is _AGen:
+            code, nxt = obj.ag_code, obj.ag_await
+        elif obj is not None and kind.__name__ in _WRAPPERS:
+            obj = next((r for r in gc.get_referents(obj) if type(r) in (_Coro, _Gen, _AGen)), None)
+            continue
+        else:
+            return None
+        if STATES.get(code) == state:
+            where = obj if _LOCALS_IN_COROUTINE else (obj.cr_frame if kind is _Coro else
+                                                     obj.gi_frame if kind is _Gen else obj.ag_frame)
+            for r in gc.get_referents(where):
+                if isinstance(r, types_):
+                    return r
+            return None
+        obj = nxt
     return None
 
 
-class _Walk:
-    """One bounded backwards walk from an object to see whether anything alive holds it."""
-
-    def __init__(self, allowed: set, deadline: float, max_steps: int) -> None:
-        self.allowed = allowed
-        self.deadline = deadline
-        self.max_steps = max_steps  # per object: the time budget is the global bound
-
-    def only_waiters_hold(self, target: Any) -> bool | None:
-        frontier = [target]
-        seen = {id(target), id(frontier)}
-        steps = self.max_steps
-        while frontier:
-            if steps <= 0 or time.monotonic() > self.deadline:
-                return None
-            steps -= 1
-            obj = frontier.pop()
-            referrers = gc.get_referrers(obj)
-            seen.add(id(referrers))
-            for ref in referrers:
-                if id(ref) in seen or id(ref) in self.allowed:
-                    continue
-                if isinstance(ref, types.FrameType):
-                    if ref.f_code.co_filename.startswith(_PROBE_DIR):
-                        continue  # our own frames, looking at it right now
-                    return False  # a frame that is not a waiter's: live code holds it
-                if isinstance(ref, (types.ModuleType, type, asyncio.Task, threading.Thread,
-                                    types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType,
-                                    asyncio.AbstractEventLoop)):
-                    return False
-                seen.add(id(ref))
-                frontier.append(ref)  # a container (dict, list, deque, cell, future, method...)
-            del referrers
-            time.sleep(0)  # let the host's threads (and its event loop) run between heap scans
-        return True
-
-
-def _chain_ids(owner: Any, frames: list) -> set[int]:
-    """Ids of what a waiter is made of: itself, its frames, its coroutine chain, its Thread."""
-    ids = {id(owner)}
-    ids.update(id(f) for f in frames)
-    coro = getattr(owner, "get_coro", None)
-    node = coro() if coro is not None else None
-    for _ in range(64):
-        if node is None:
-            break
-        ids.add(id(node))
-        node = getattr(node, "cr_await", None) or getattr(node, "gi_yieldfrom", None)
-    if isinstance(owner, threading.Thread):
-        for attr in ("_target", "_args", "__dict__"):
-            value = getattr(owner, attr, None)
-            if value is not None:
-                ids.add(id(value))
-    return ids
-
-
-def unreachable(members: dict[str, list], states: dict[str, str], dependents: dict[str, list] | None = None,
-                budget_s: float = 2.0, max_steps: int = 100) -> dict[str, dict]:
-    """``{group id: {"proven", "open", "unknown", "objects", "object"}}``.
-
-    ``members`` maps a group to its waiters ``(owner, frames, wake object)`` (tasks or threads);
-    ``dependents`` maps a group to tasks that wait only on other tasks, ``(task, frames, ids of
-    the awaited tasks)`` — a ``gather`` over the consumers of an orphaned queue, say.
-
-    A waiter's own references to an object only do not count if that waiter is itself dead: a
-    task holding a lock while it waits for a future may still release it if the future can be
-    completed.  So every waiter starts assumed dead; the walks run with the assumed-dead
-    waiters allowed as holders; the waiters not proven dead by those walks (and the dependents
-    awaiting a live task) are dropped from the assumption; and this repeats until nothing
-    changes: the greatest consistent set of dead waiters (cycles of waiters included).
-    """
-    deadline = time.monotonic() + budget_s
-    objects: dict[int, Any] = {}
-    waiters: list[tuple] = []  # (gid, owner, chain ids, object key | None, awaited ids | None)
-    for gid, items in members.items():
-        if states[gid] in _SELF_WAKING:
-            continue
-        for owner, frames, obj in items:
-            if obj is not None:
-                objects[id(obj)] = obj
-                waiters.append((gid, owner, _chain_ids(owner, frames), id(obj), None))
-    for gid, items in (dependents or {}).items():
-        for owner, frames, awaited in items:
-            if awaited:
-                waiters.append((gid, owner, _chain_ids(owner, frames), None, awaited))
-    assumed = set(range(len(waiters)))
-    verdicts: dict[int, bool | None] = {}
-    while True:
-        allowed: set[int] = set()
-        for i in assumed:
-            allowed |= waiters[i][2]
-        walker = _Walk(allowed, deadline, max_steps)
-        wanted = {waiters[i][3] for i in assumed if waiters[i][3] is not None}
-        verdicts = {key: walker.only_waiters_hold(objects[key]) for key in wanted}
-        dead = {i for i in assumed if waiters[i][3] is not None and verdicts.get(waiters[i][3])}
-        dependents_left = {i for i in assumed if waiters[i][4] is not None}
-        while True:  # dependents are dead when everything they await is dead
-            owners = {id(waiters[i][1]) for i in dead | dependents_left}
-            keep = {i for i in dependents_left if waiters[i][4] <= owners}
-            if keep == dependents_left:
-                break
-            dependents_left = keep
-        dead |= dependents_left
-        if dead == assumed:
-            break
-        assumed = dead
-    out: dict[str, dict] = {}
-    for i, (gid, _owner, _ids, key, _awaited) in enumerate(waiters):
-        noun = "tasks" if key is None else _NOUN.get(states[gid], "object")
-        e = out.setdefault(gid, {"proven": 0, "open": 0, "unknown": 0, "objects": set(), "object": noun})
-        if i in assumed:
-            e["proven"] += 1
-            if key is not None:
-                e["objects"].add(key)
-        elif key is not None and verdicts.get(key, False) is None:
-            e["unknown"] += 1
+def _task_chain(task: Any, state: str | None) -> list:
+    """The task's own objects: the task, its coroutine chain (with their frames up to 3.10, which
+    hold the locals there), and for a task blocked on a bare future the object awaiting it at
+    the bottom (a ``FutureIter``, which references the future)."""
+    holders = [task]
+    try:
+        obj = task.get_coro()
+    except Exception:
+        obj = None
+    for _ in range(512):
+        kind = type(obj)
+        if kind is _Coro:
+            holders.append(obj)
+            if not _LOCALS_IN_COROUTINE:
+                holders.append(obj.cr_frame)
+            obj = obj.cr_await
+        elif kind is _Gen:
+            holders.append(obj)
+            if not _LOCALS_IN_COROUTINE:
+                holders.append(obj.gi_frame)
+            obj = obj.gi_yieldfrom
+        elif kind is _AGen:
+            holders.append(obj)
+            if not _LOCALS_IN_COROUTINE:
+                holders.append(obj.ag_frame)
+            obj = obj.ag_await
+        elif obj is not None and kind.__name__ in _WRAPPERS:
+            holders.append(obj)  # followed as a holder, never as a node (see _OPAQUE_TYPES)
+            obj = next((r for r in gc.get_referents(obj) if type(r) in (_Coro, _Gen, _AGen)), None)
         else:
-            e["open"] += 1
-    for e in out.values():
-        e["objects"] = len(e["objects"])
-    return out
+            if state == "future" and obj is not None:
+                holders.append(obj)
+            break
+    return [h for h in holders if h is not None]
 
 
 def reason_unreachable(count: int, kind: str, state: str, blocked: float, noun: str, objects: int) -> str:
@@ -182,7 +567,24 @@ def reason_unreachable(count: int, kind: str, state: str, blocked: float, noun: 
                 else f"the {noun} is referenced only by the {kind} waiting on it")
     else:
         held = f"each of the {objects} {noun}s is referenced only by the {kinds} waiting on it"
-    return f"blocked {_duration(blocked)} on {state}; {held}: nothing else can ever {_WHAT.get(noun, 'wake it')}"
+    return f"blocked {duration(blocked)} on {state}; {held}: nothing else can ever {_WHAT.get(noun, 'wake it')}"
+
+
+def reason_dependent(state: str, blocked: float) -> str:
+    return f"blocked {duration(blocked)} on {state}; it awaits only tasks that are proven leaks, so it can never resume"
+
+
+def reason_growing(grew: dict) -> str:
+    return (f"grew from {grew['first']} to {grew['last']} in {duration(grew['span_s'])} "
+            f"({grew['rate_per_min']:g}/min), rising in {grew['rises']} of {grew['steps']} samples")
+
+
+def reason_stuck(count: int, state: str, blocked: float) -> str:
+    return f"all {count} blocked on {state} for at least {duration(blocked)}"
+
+
+def noun_of(state: str) -> str:
+    return _NOUN.get(state, "object")
 
 
 def growth(history: list[tuple[float, dict]], gid: str, min_span: float = 20.0) -> dict | None:
@@ -201,7 +603,7 @@ def growth(history: list[tuple[float, dict]], gid: str, min_span: float = 20.0) 
             "span_s": round(span, 1), "rises": rises, "steps": steps}
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.0f}s"
     minutes, sec = divmod(int(seconds), 60)

@@ -30,9 +30,10 @@ Requests (``op``) and their arguments:
     every event-loop stall still in the ring.
 ``full``
     ``summary`` plus every task and every thread, all from one snapshot (``dump --full``).
-``verdicts``  ``budget_s`` (2.0)
+``verdicts``  ``budget_s`` (2.0, 0 to 60)
     leak verdicts per group: ``unreachable`` (proven: nothing but the waiters references what
-    they wait on), ``growing`` (from the probe's 10-minute history), ``stuck`` (blocked > 60 s).
+    they wait on), ``growing`` (from the probe's 10-minute history), ``stuck`` (blocked > 60 s);
+    ``unsettled``: what the proof could not judge within the budget, and why (or null).
 
 A frame of a stack is ``{"func": str, "file": str, "line": int}`` (plus ``"source"``
 in ``group``/``task``/``thread`` replies); stacks are lists of frames, innermost first.

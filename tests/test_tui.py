@@ -476,9 +476,9 @@ async def test_leak_verdicts_prove_a_leak_and_open_its_group(spawn):
         screen = await until(pilot, lambda: isinstance(pilot.app.screen, VerdictsScreen) and pilot.app.screen,
                              "the verdicts screen")
         caption = screen.query_one("#verdicts-caption", Static)
-        assert plain(caption) == "checking… (walks the heap, up to 2 s)"
+        assert plain(caption) == "checking… (proving leaks, up to 2 s)"
         await until(pilot, lambda: connection.calls == 1, "the request on its worker")
-        # The probe is still working: the keys answer, and r does not pile a second walk on it.
+        # The probe is still working: the keys answer, and r does not pile a second proof on it.
         await pilot.press("question_mark")
         assert isinstance(pilot.app.screen, HelpScreen)
         await pilot.press("escape", "r")

@@ -50,6 +50,7 @@ _pid = checked(int, "not a process id", lambda v: v > 0)
 _interval = seconds("interval", 0.1, 3600)
 _window = seconds("window", 0.1, 3600)
 _count = checked(int, "not a whole number", lambda v: v >= 0, "must not be negative: {text!r}")
+_budget = checked(float, "not a number", lambda v: 0 <= v <= 60, "must be from 0 to 60 seconds: {text!r}")
 # Not negative, and finite (NaN fails the first test).
 _amount = checked(float, "not a number", lambda v: v >= 0 and v != float("inf"),
                   "must be a finite number, not negative: {text!r}")
@@ -132,7 +133,9 @@ def cmd_dump(args: argparse.Namespace) -> int:
         # blocked sums need each member's time.
         data = client.full() if args.full or fmt in ("folded", "pprof") else client.summary()
         if args.verdicts and fmt in ("text", "json"):
-            data["verdicts"] = client.verdicts(args.budget)["verdicts"]
+            judged = client.verdicts(args.budget)
+            data["verdicts"] = judged["verdicts"]
+            data["verdicts_unsettled"] = judged.get("unsettled")
     except (ProbeUnavailable, ProbeError) as exc:
         raise CliError(str(exc)) from None
     finally:
@@ -423,9 +426,10 @@ def _subparser(name: str) -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="the same as --format json")
         p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
         p.add_argument("--no-verdicts", dest="verdicts", action="store_false",
-                       help="skip the leak verdicts (they walk the target's heap, up to --budget seconds)")
-        p.add_argument("--budget", type=_amount, default=2.0, metavar="SECONDS",
-                       help="time the probe may spend proving leaks (default 2)")
+                       help="skip the leak verdicts")
+        p.add_argument("--budget", type=_budget, default=2.0, metavar="SECONDS",
+                       help="time the probe may spend proving leaks, 0 to 60 (default 2; 0: growing and "
+                            "stuck verdicts only)")
         p.add_argument("--native", action="store_true",
                        help="without a probe: thread stacks with native frames (py-spy --native)")
         p.add_argument("--inject", action="store_true",

@@ -57,6 +57,14 @@ class Requests:
 
 
 class ProbeClient(Requests):
+    def verdicts(self, budget_s: float = 2.0) -> dict:
+        """The proof may take its whole budget, after a pass over every task: wait for both."""
+        timeout, self.timeout = self.timeout, max(self.timeout, budget_s + 30.0)
+        try:
+            return self.request("verdicts", budget_s=budget_s)
+        finally:
+            self.timeout = timeout
+
     def __init__(self, path: str, timeout: float = 10.0) -> None:
         self.path = path
         self.timeout = timeout

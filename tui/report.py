@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from tasktop.probe.wire import SCHEMA
 
-DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "loops", "verdicts",
+DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "loops", "verdicts", "verdicts_unsettled",
                  "groups", "tasks", "threads", "source")
 _VERDICT_LABELS = {"unreachable": "PROVEN LEAK", "growing": "GROWING", "stuck": "STUCK"}
 
@@ -158,7 +158,7 @@ def _created_lines(created: list[dict], kind: str) -> list[str]:
 def render_text(data: dict, full: bool = False) -> str:
     """The text report of a ``summary`` (or, with ``full``, a ``full``) reply."""
     lines = _header(data)
-    lines.extend(verdict_lines(data.get("verdicts")))
+    lines.extend(verdict_lines(data.get("verdicts"), data.get("verdicts_unsettled")))
     groups = data.get("groups", [])
     total_groups = data.get("totals", {}).get("groups", len(groups))
     lines.append("")
@@ -177,12 +177,19 @@ def render_text(data: dict, full: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def verdict_lines(verdicts: list[dict] | None) -> list[str]:
-    """The leak verdicts section: one line per verdict, then its reasoning."""
+def verdict_lines(verdicts: list[dict] | None, unsettled: dict | None = None) -> list[str]:
+    """The leak verdicts section: one line per verdict, then its reasoning; then what the
+    proof could not settle, and why."""
     if verdicts is None:
         return []
+    missing = []
+    if unsettled:
+        waiters = unsettled["waiters"]
+        missing = [f"  {'NOT SETTLED':<12} {waiters} waiter{'s' if waiters != 1 else ''} in "
+                   f"{unsettled['groups']} group{'s' if unsettled['groups'] != 1 else ''}: "
+                   f"no proof either way, because {unsettled['reason']}"]
     if not verdicts:
-        return ["", "Leak verdicts: none (no group is growing, stuck, or proven unreachable)"]
+        return ["", "Leak verdicts: none (no group is growing, stuck, or proven unreachable)"] + missing
     lines = ["", "Leak verdicts:"]
     for v in verdicts:
         noun = v["kind"] + ("s" if v["count"] != 1 else "")
@@ -190,7 +197,7 @@ def verdict_lines(verdicts: list[dict] | None) -> list[str]:
         lines.append(f"  {_VERDICT_LABELS.get(v['verdict'], v['verdict'].upper()):<12} {v['count']} {noun}: "
                      f"{v['state']} in {where}  [group {v['group']}]")
         lines.append(f"      {v['reason']}")
-    return lines
+    return lines + missing
 
 
 def _full_lines(data: dict) -> list[str]:

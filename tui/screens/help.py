@@ -44,7 +44,7 @@ KEYS = [
     ]),
     ("Leak verdicts", [
         ("Enter", "open the group of the selected verdict"),
-        ("r", "check again (the probe walks its heap: up to 2 s; also v)"),
+        ("r", "check again (the probe proves leaks: up to 2 s; also v)"),
     ]),
     ("Task view", [
         ("Enter", "open the selected related task (along the awaiter chain)"),

@@ -1,6 +1,6 @@
 """Leak verdicts (``v``): the probe's own judgement of which groups are leaks, and why.
 
-``verdicts()`` walks the target's gc heap (bounded by ``BUDGET_S``), so it is asked for only when
+``verdicts()`` counts references around every waiter (bounded by ``BUDGET_S``), so it is asked for only when
 the screen opens and when the user presses ``r`` (or ``v`` again), never with the watcher's
 rhythm nor on coming back from a group; like every request it runs on a worker thread, and the
 screen says "checking…" meanwhile.  The last reply is kept in the model: reopening the screen
@@ -22,13 +22,13 @@ from .attached import AttachedScreen, session_bindings
 from .detail import fetch_in_worker
 
 BUDGET_S = 2.0
-CHECKING = f"checking… (walks the heap, up to {BUDGET_S:g} s)"
+CHECKING = f"checking… (proving leaks, up to {BUDGET_S:g} s)"
 
 #: verdict -> (label, style, what it means).  The label carries the meaning; colour only helps.
 VERDICTS = {
     "unreachable": ("PROVEN LEAK", "bold white on red",
-                    "Only the waiters reference what they wait on (the probe walked the gc referrers "
-                    "back from it): nothing can ever wake them."),
+                    "Only the waiters reference what they wait on (the probe counted every reference "
+                    "to it): nothing can ever wake them."),
     "growing": ("GROWING", "bold black on yellow",
                 "The count rose steadily across the probe's own history (a point every 5 s, up to "
                 "10 minutes, kept even when nobody is attached)."),
@@ -70,7 +70,7 @@ def ordered(verdicts: list) -> list:
 
 class VerdictsScreen(AttachedScreen):
     """Not a :class:`DetailScreen`: those ask again with every snapshot and on coming back into
-    view, which a heap walk must not do.  The request and its messages are the same."""
+    view, which a proof (up to ``BUDGET_S``) must not do.  The request and its messages are the same."""
 
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -192,6 +192,9 @@ class VerdictsScreen(AttachedScreen):
         parts = [f"{n} {words[n != 1]}" for n, words in counts if n]
         text = Text.assemble((f"{len(found)} verdict{'s' if len(found) != 1 else ''}", "bold"),
                              (f": {', '.join(parts)}", ""))
+        unsettled = reply.get("unsettled")
+        if unsettled:  # what the proof could not judge in its budget: no verdict either way
+            text.append(f" · {unsettled['waiters']} not settled", style="bold yellow")
         room = caption.size.width or self.app.size.width - 2
         for hint in (" · Enter opens the group", " · r checks again"):
             if text.cell_len + len(hint) <= room:
