@@ -74,8 +74,13 @@ loop_threads: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary(
 #: probe's GIL hand-off timer must be on a loop before the loop can starve the probe).
 loop_listeners: list = []
 
+#: Interned creation stacks (see _intern); ``interned_generation`` changes when it is cleared.
+_interned: dict = {}
+interned_generation = 0
+MAX_SITES = 50_000
+
 #: Per thread: the raw stack from the running loop's ``Handle._run`` outwards, cut to each
-#: depth that may be left (see _capture).
+#: depth that may be left (see _stack_of).
 _tails: dict = {}
 
 _active = False
@@ -109,9 +114,8 @@ def _record(task: asyncio.Task, parent: int | None, site: tuple | None) -> TaskI
     info.seq = next(_seq)
     info.parent = parent
     info.site = site
-    info.waiter = None  # weakref to the future the task was last seen waiting on
-    info.since = 0.0  # monotonic time since when it has waited on that future
-    info.cache = None  # the task's description while the waiter is unchanged
+    info.waiter = None  # weakref to the future the task was last seen waiting on (``since``
+    # and ``cache`` are set by the pass that first sees it: fewer stores here)
     return records.setdefault(info, info)  # another thread may have made it meanwhile
 
 
@@ -165,10 +169,12 @@ def _spawner_prefixes() -> tuple:
     return _spawner_dirs
 
 
-def _capture(frame) -> tuple:
+def _stack_of(frame, as_key: bool) -> tuple:
     """The raw creation stack from ``frame`` (the caller of ``create_task``) outwards, as a
-    flat ``(code, f_lasti, ...)`` tuple: ``f_lineno`` costs a line-table scan per frame,
-    ``f_lasti`` none.  The last item may be a tuple of more such pairs, shared by many stacks
+    flat ``(code, f_lasti, ...)`` tuple, or with ``as_key`` the same with each code (and the
+    shared tail) as its id, the key it is interned by (see _intern).  ``f_lineno`` costs a
+    line-table scan per frame, ``f_lasti`` none.  The last item may be a tuple of more such
+    pairs, shared by many stacks
     (the loop's machinery, below): ``frames.resolve`` flattens it.
 
     Leading frames of the probe and of the ``SPAWNERS`` are skipped without using up the
@@ -185,6 +191,7 @@ def _capture(frame) -> tuple:
     """
     spawners = _spawner_dirs if len(_sys_modules) == _modules_seen else _spawner_prefixes()
     raw = []
+    append = raw.append
     skipped = None
     outside = False  # met a frame that is neither asyncio's nor a spawner's
     n = _depth + 3  # room for asyncio's own frames, dropped when formatted
@@ -195,7 +202,7 @@ def _capture(frame) -> tuple:
             name = code.co_filename
             if name == _HOOKS_FILE or (spawners and name.startswith(spawners)):
                 if skipped is None and name != _HOOKS_FILE:
-                    skipped = [code, frame.f_lasti]
+                    skipped = [id(code) if as_key else code, frame.f_lasti]
                 frame = frame.f_back
                 hops += 1
                 if hops > 64:
@@ -210,15 +217,28 @@ def _capture(frame) -> tuple:
             if tails is None:
                 tail = _walk(frame, _depth + 3)
                 tails = _tails[thread] = [tail[:2 * k] for k in range(_depth + 4)]
-            raw.append(tails[n])  # shared, not copied: see frames.resolve
+            append(id(tails[n]) if as_key else tails[n])  # shared, not copied: see frames.resolve
             break
-        raw.append(code)
-        raw.append(frame.f_lasti)
+        append(id(code) if as_key else code)
+        append(frame.f_lasti)
         frame = frame.f_back
         n -= 1
     if not outside and skipped is not None:
         raw[0:0] = skipped
     return tuple(raw)
+
+
+def _intern(key: tuple, raw: tuple) -> tuple:
+    """One tuple per distinct creation stack, shared by every task made there: a tuple per
+    task, kept as long as the task, cost the collector about 0.5 us a task.  Keyed by the ids
+    of its codes (hashing a code object costs 130-360 ns); the interned tuple holds the codes,
+    so their ids cannot be reused while it is kept."""
+    global interned_generation
+    if len(_interned) >= MAX_SITES:
+        _interned.clear()
+        interned_generation += 1
+    _interned[key] = raw
+    return raw
 
 
 def _walk(frame, n: int) -> tuple:
@@ -233,7 +253,7 @@ def _walk(frame, n: int) -> tuple:
 
 
 # As the interpreter names this file in frames and tracebacks.
-_HOOKS_FILE = _capture.__code__.co_filename
+_HOOKS_FILE = _stack_of.__code__.co_filename
 
 
 def _new_task(loop, coro, **kwargs):
@@ -270,7 +290,22 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2):
         if _record_sites:
             if inner is not None and _frame_module is not None and _frame_module(caller) == "asyncio.base_events":
                 caller += 1  # loop.create_task, which called the factory: asyncio's frame, dropped anyway
-            site = _capture(_getframe(caller))
+            frame = _getframe(caller)
+            # The common case of _stack_of, inlined (the same key, a third of the time): made
+            # by a task's own coroutine, which asyncio's loop runs from Handle._run.
+            code, back = frame.f_code, frame.f_back
+            tails = _tails.get(_get_ident())
+            name = code.co_filename
+            if (back is not None and back.f_code is _HANDLE_RUN and tails is not None
+                    and not name.startswith(_ASYNCIO_DIR) and name != _HOOKS_FILE
+                    and not (_spawner_dirs and name.startswith(_spawner_dirs))
+                    and len(_sys_modules) == _modules_seen
+                    and getattr(back.f_back, "f_code", None) is _RUN_ONCE):
+                key = (id(code), frame.f_lasti, id(tails[_depth + 2]))
+            else:
+                key = _stack_of(frame, True)
+            site = _interned.get(key) or _intern(key, _stack_of(frame, False))
+            frame = back = code = None
         current = _current_task(loop)
         if current is not None:
             last = _last_parent  # a task that makes one task often makes many
@@ -282,11 +317,16 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2):
     if inner is not None:
         task = inner(loop, coro, **kwargs)
     else:
-        task = _Task(coro, loop=loop, **kwargs)
+        task = _Task(coro, loop=loop, **kwargs) if kwargs else _Task(coro, loop=loop)
         if task._source_traceback:  # asyncio debug mode only
             _trim_traceback(task._source_traceback)
-    try:
-        info = _record(task, parent, site)
+    try:  # _record, inlined: this is the one call per task that has to be cheap
+        info = TaskInfo(task, _forget)
+        info.seq = next(_seq)
+        info.parent = parent
+        info.site = site
+        info.waiter = None
+        info = records.setdefault(info, info)
         if info.site is None:  # an eager task, seen during its first step
             info.parent, info.site = parent, site
     except Exception:
@@ -296,12 +336,23 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2):
 
 def _make_factory(inner: Callable | None) -> Callable:
     inner = getattr(inner, "_tasktop_inner", inner)  # never wrap ourselves twice
+    if inner is None:
+        return _pass_through
 
     def factory(loop, coro, **kwargs):
         return _create(loop, coro, inner, kwargs)
 
     factory._tasktop_inner = inner  # type: ignore[attr-defined]
     return factory
+
+
+def _pass_through(loop, coro, **kwargs):
+    """Our factory on a loop that has no factory of its own (one object: create_task's
+    wrapper knows it by identity)."""
+    return _create(loop, coro, None, kwargs)
+
+
+_pass_through._tasktop_inner = None  # type: ignore[attr-defined]
 
 
 def _raw_methods(loop) -> tuple[Callable, Callable]:
@@ -385,8 +436,7 @@ def _wrap_create_task() -> None:
     orig = base_events.BaseEventLoop.create_task
 
     def create_task(self, coro, **kwargs):
-        factory = getattr(self, "_task_factory", None)
-        if factory is not None and getattr(factory, "_tasktop_inner", True) is None:
+        if self._task_factory is _pass_through:
             # Only our pass-through factory is set: create the task the way create_task does
             # without a factory, with its name from the start.
             self._check_closed()

@@ -74,9 +74,10 @@ class GroupKey(_WireStack):
 class SiteKey(_WireStack):
     """A creation stack, interned like ``GroupKey``."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("raw", "source")
 
     def __init__(self, raw: tuple, depth: int) -> None:
+        self.source = raw  # the hook's interned tuple (kept: its id is the key)
         self.raw = resolve(raw)  # (code, line) pairs
         self.stack = creation_site(self.raw, depth)
         self._wire = self._wire_source = None
@@ -346,7 +347,8 @@ class State:
         self._next_loop = 1
         self.thread_seen: dict[int, tuple] = {}  # ident -> (signature, since)
         self._keys: dict = {}
-        self._sites: dict = {}
+        self._sites: dict = {}  # id of an interned creation stack -> SiteKey
+        self._sites_generation = hooks.interned_generation
         self.fresh: list = []  # records made during a pass (see _seq_of)
         self.lists = _Lists()
         self._candidate: tuple | None = None  # see _unrecorded
@@ -553,14 +555,19 @@ class State:
         return found
 
     def _site(self, info: hooks.TaskInfo) -> Any:
+        """The record's creation stack as a ``SiteKey``, made once per interned stack (looked
+        up by identity: the hook shares one tuple per distinct stack)."""
         site = info.site
         if site is None or type(site) is SiteKey:
             return site
-        found = self._sites.get(site)
-        if found is None:
+        if self._sites_generation != hooks.interned_generation:
+            self._sites.clear()  # the hook let go of its tuples: their ids may be reused
+            self._sites_generation = hooks.interned_generation
+        found = self._sites.get(id(site))
+        if found is None or found.source is not site:
             if len(self._sites) > 50000:
                 self._sites.clear()
-            found = self._sites[site] = SiteKey(site, self.options.creation_depth)
+            found = self._sites[id(site)] = SiteKey(site, self.options.creation_depth)
         info.site = found
         return found
 
