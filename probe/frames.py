@@ -39,15 +39,14 @@ def frame_stack(frame, limit: int = 128) -> RawStack:
     return tuple(out)
 
 
-_lines: dict = {}  # (code, f_lasti) -> line
+_lines: dict = {}  # (id(code), f_lasti) -> (code, line): hashing a code object is slow
 
 
 def line_of(code, lasti: int) -> int:
     """The line of the instruction at byte offset ``lasti``: what ``frame.f_lineno`` says."""
-    key = (code, lasti)
-    line = _lines.get(key)
-    if line is not None:
-        return line
+    found = _lines.get((id(code), lasti))
+    if found is not None and found[0] is code:
+        return found[1]
     line = None
     if lasti >= 0:
         if hasattr(code, "co_lines"):  # 3.10+
@@ -64,7 +63,7 @@ def line_of(code, lasti: int) -> int:
         line = code.co_firstlineno
     if len(_lines) > 100000:
         _lines.clear()
-    _lines[key] = line
+    _lines[(id(code), lasti)] = (code, line)
     return line
 
 

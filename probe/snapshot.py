@@ -269,13 +269,13 @@ class _Walk:
                     info.since = now
                     info.cache = None
             if grouping:
-                described = info.cache
-                if described is None:
+                cached = info.cache
+                if cached is None:
                     try:
-                        described = self._describe(task, info, loop_id)
+                        cached = self._describe(task, info, loop_id)
                     except Exception:
                         continue
-                key = described[0]
+                key = cached if type(cached) is GroupKey else cached[0]
                 group = groups.get(key)
                 if group is None:
                     group = groups[key] = _Group(key, self.state.lists.take(key))
@@ -322,7 +322,7 @@ def _process_started() -> float | None:
 class Pass:
     """What one sampling pass found.  ``infos`` (when rows were asked for) are the records of
     the tasks, in creation order; ``info()`` is the task (None once it has been freed), and
-    ``info.cache`` its description: ``(group key, awaited task seq, awaited seqs)``."""
+    ``described(info)`` its description: ``(group key, awaited task seq, awaited seqs)``."""
 
     __slots__ = ("now", "count", "infos", "loop_counts", "thread_rows", "groups")
 
@@ -546,12 +546,22 @@ class State:
 
     # -- describing ----------------------------------------------------------------------
     def _intern(self, kind: str, state: str, stack: tuple) -> GroupKey:
-        key = (kind, state, stack)
-        found = self._keys.get(key)
+        """The one key of a (kind, state, stack of ``(code, line)`` pairs)."""
+        flat = [item for pair in stack for item in pair]
+        return self._intern_flat(kind, state, flat)
+
+    def _intern_flat(self, kind: str, state: str, flat: list) -> GroupKey:
+        """The one key of a (kind, state, ``[code, line, ...]``), looked up by the ids of the
+        codes (hashing a code object costs 130-360 ns); the key holds the codes, so their ids
+        are not reused while it is kept."""
+        ids = list(flat)
+        ids[0::2] = map(id, flat[0::2])
+        lookup = (kind, state, *ids)
+        found = self._keys.get(lookup)
         if found is None:
             if len(self._keys) > 50000:
                 self._keys.clear()
-            found = self._keys[key] = GroupKey(kind, state, stack)
+            found = self._keys[lookup] = GroupKey(kind, state, tuple(zip(flat[0::2], flat[1::2])))
         return found
 
     def _site(self, info: hooks.TaskInfo) -> Any:
@@ -580,19 +590,23 @@ class State:
             self.fresh.append(info)
         return info.seq
 
-    def _describe(self, task: Any, info: hooks.TaskInfo, current: Any) -> tuple:
+    def _describe(self, task: Any, info: hooks.TaskInfo, current: Any) -> Any:
+        """The task's group key, or ``(key, awaited task seq, awaited seqs)`` when it awaits
+        other tasks (see ``described``): kept in ``info.cache`` while the waiter is the same,
+        reset every pass if none.  Most tasks await no task: no tuple is kept for them."""
         cached = info.cache
         if cached is not None:
             return cached
-        stack, state, awaiting, children = tasks_mod.describe(task, current)
-        seq_of = self._seq_of
-        described = (
-            self._intern("task", state, stack),
-            seq_of(awaiting) if awaiting is not None else None,
-            tuple(seq_of(c) for c in children),
-        )
-        info.cache = described  # kept while the waiter is the same; reset every pass if none
-        return described
+        flat, state, awaiting, children = tasks_mod.describe_flat(task, current)
+        key = self._intern_flat("task", state, flat)
+        if awaiting is None and not children:
+            result: Any = key
+        else:
+            seq_of = self._seq_of
+            result = (key, seq_of(awaiting) if awaiting is not None else None,
+                      tuple(seq_of(c) for c in children))
+        info.cache = result
+        return result
 
     def _collect(self, rows: bool = True) -> Pass:
         """One consistent pass: groups, thread rows, and (with ``rows``) tasks and their records."""
@@ -675,7 +689,7 @@ class State:
 
     def _task_row(self, task: Any, info: Any, found: Pass, awaited_by: dict, source: bool = False,
                   with_stack: bool = True) -> dict:
-        key, awaiting, children = info.cache
+        key, awaiting, children = described(info)
         site = self._site(info)
         try:
             name = task.get_name()
@@ -731,7 +745,7 @@ class State:
         for n, info in enumerate(infos):
             if not n & 1023:
                 pace()
-            _key, awaiting, children = info.cache
+            _key, awaiting, children = described(info)
             if awaiting is not None:
                 out.setdefault(awaiting, []).append(info.seq)
             for child in children:
@@ -812,17 +826,17 @@ class State:
                 name = found.infos[other]().get_name()
             except Exception:
                 name = None
-            key = found.infos[other].cache[0]
+            key = described(found.infos[other])[0]
             own = [item for item in key.stack if not item[0].co_filename.startswith(_STDLIB)]
             top = to_wire((own or key.stack)[:1])
             return {"id": seq, "name": name, "state": key.state, "group": key.id,
                     "frame": top[0] if top else None}
 
-        chain, seen, nxt = [], {info.seq}, info.cache[1]
+        chain, seen, nxt = [], {info.seq}, described(info)[1]
         while nxt is not None and nxt not in seen and len(chain) < 50:
             seen.add(nxt)
             chain.append(brief(nxt))
-            nxt = found.infos[by_seq[nxt]].cache[1] if nxt in by_seq else None
+            nxt = described(found.infos[by_seq[nxt]])[1] if nxt in by_seq else None
         row["awaiting_chain"] = chain
         row["awaited_by_tasks"] = [brief(s) for s in row["awaited_by"]]
         row["awaiting_all_tasks"] = [brief(s) for s in row["awaiting_all"][:100]]
@@ -877,7 +891,7 @@ class State:
         for n, info in enumerate(infos):
             if not n & 255:
                 pace()
-            key, awaiting, children = info.cache
+            key, awaiting, children = described(info)
             if key.state in verdicts_mod.SELF_WAKING:
                 continue
             task = info()
@@ -1006,6 +1020,12 @@ class State:
             if state not in verdicts_mod.SELF_WAKING and group.bmin >= 60.0:
                 out.append(dict(base, verdict="stuck", reason=verdicts_mod.reason_stuck(group.count, state, group.bmin)))
         return out
+
+
+def described(info: Any) -> tuple:
+    """``(group key, awaited task seq or None, awaited seqs)`` of a record a pass described."""
+    cached = info.cache
+    return (cached, None, ()) if type(cached) is GroupKey else cached
 
 
 def _thread_unchanged(ident: int, signature: tuple | None) -> bool:

@@ -18,6 +18,7 @@ import types
 from asyncio import base_events, locks, queues, selector_events, streams, tasks as _tasks
 from typing import Any
 
+from . import positions
 from .frames import RawStack
 
 _Coro, _Gen, _AGen = types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType
@@ -89,11 +90,29 @@ _BY_NAME = {(_tasks.__file__, "_wait_for_one"): "as_completed",
             (_tasks.__file__, "as_completed"): "as_completed"}
 
 
+_state_of: dict[int, tuple] = {}  # id(code) -> (code, state or None): codes hash slowly
+
+
+def state_of(code: Any) -> str | None:
+    """The state a frame of ``code`` names (a known primitive), or None; cached by identity."""
+    found = _state_of.get(id(code))
+    if found is None or found[0] is not code:
+        if len(_state_of) > 50_000:
+            _state_of.clear()
+        found = _state_of[id(code)] = (code, STATES.get(code) or _BY_NAME.get((code.co_filename, code.co_name)))
+    return found[1]
+
+
 def classify(stack: RawStack) -> str | None:
     """The state named by the stack (innermost first), or None when no primitive is on it."""
+    return classify_codes([code for code, _line in stack])
+
+
+def classify_codes(codes: list) -> str | None:
+    """``classify`` over codes, innermost first."""
     state = None
-    for code, _line in stack:
-        found = STATES.get(code) or _BY_NAME.get((code.co_filename, code.co_name))
+    for code in codes:
+        found = state_of(code)
         if state is None:
             if found is not None:
                 state = found
@@ -105,32 +124,51 @@ def classify(stack: RawStack) -> str | None:
     return state
 
 
-def walk(coro: Any) -> list:
-    """The frames of the whole await chain of ``coro``, outermost first."""
-    frames = []
+_FRAME_ATTR = {_Coro: "cr_frame", _Gen: "gi_frame", _AGen: "ag_frame"}
+
+
+def _chain(coro: Any) -> tuple[list, list]:
+    """(the coroutines, generators and async generators of the await chain of ``coro``,
+    outermost first; their ``[code, line, code, line, ...]``), without frame objects where
+    ``positions`` can help it."""
+    objs: list = []
+    flat: list = []
     obj = coro
     for _ in range(512):
         if obj is None:
             break
         kind = type(obj)
         if kind is _Coro:
-            frame, obj = obj.cr_frame, obj.cr_await
+            code, nxt = obj.cr_code, obj.cr_await
         elif kind is _Gen:
-            frame, obj = obj.gi_frame, obj.gi_yieldfrom
+            code, nxt = obj.gi_code, obj.gi_yieldfrom
         elif kind is _AGen:
-            frame, obj = obj.ag_frame, obj.ag_await
+            code, nxt = obj.ag_code, obj.ag_await
         elif kind.__name__ in _REFERENT_WRAPPERS:
-            frame = None
             obj = next((r for r in gc.get_referents(obj) if type(r) in (_Coro, _Gen, _AGen)), None)
-        else:
-            frame = getattr(obj, "cr_frame", None)  # coroutine-like objects (Cython, ...)
-            obj = getattr(obj, "cr_await", None)
-        if frame is None:
-            if kind in (_Coro, _Gen, _AGen):
-                break  # finished
             continue
-        frames.append(frame)
-    return frames
+        else:
+            if getattr(obj, "cr_frame", None) is not None:  # coroutine-like objects (Cython, ...)
+                frame = obj.cr_frame
+                objs.append(obj)
+                flat.append(frame.f_code)
+                flat.append(frame.f_lineno)
+            obj = getattr(obj, "cr_await", None)
+            continue
+        attr = _FRAME_ATTR[kind]
+        if getattr(obj, attr) is None:
+            break  # finished
+        objs.append(obj)
+        flat.append(code)
+        flat.append(positions.where(obj, code, attr))
+        obj = nxt
+    return objs, flat
+
+
+def walk(coro: Any) -> list:
+    """The frames of the whole await chain of ``coro``, outermost first (frame objects: for
+    callers that need locals; the probe's passes use ``describe_flat``)."""
+    return [getattr(obj, _FRAME_ATTR.get(type(obj), "cr_frame")) for obj in _chain(coro)[0]]
 
 
 def _is_executor(fut: Any) -> bool:
@@ -154,12 +192,22 @@ def _locals(frame: Any) -> dict:
 
 def describe(task: asyncio.Task, current: asyncio.Task | None) -> tuple[RawStack, str, Any, tuple]:
     """``(stack innermost first, state, awaited task or None, awaited children)``."""
+    flat, state, awaiting, children = describe_flat(task, current)
+    return tuple(zip(flat[0::2], flat[1::2])), state, awaiting, children
+
+
+def describe_flat(task: asyncio.Task, current: asyncio.Task | None) -> tuple[list, str, Any, tuple]:
+    """``describe`` with the stack as ``[code, line, code, line, ...]`` innermost first: what a
+    pass needs to find the task's group without making a tuple per frame."""
     try:
         coro = task.get_coro()
     except Exception:
         coro = None
-    frames = walk(coro)
-    stack = tuple((f.f_code, f.f_lineno) for f in reversed(frames))
+    objs, outer_first = _chain(coro)
+    flat = []
+    for i in range(len(outer_first) - 2, -1, -2):
+        flat.append(outer_first[i])
+        flat.append(outer_first[i + 1])
     waiter = getattr(task, "_fut_waiter", None)
     awaiting = None
     children: tuple = ()
@@ -167,7 +215,7 @@ def describe(task: asyncio.Task, current: asyncio.Task | None) -> tuple[RawStack
         awaiting = waiter
     elif waiter is not None and type(waiter).__name__ == "_GatheringFuture":
         children = tuple(c for c in getattr(waiter, "_children", ()) if isinstance(c, asyncio.Task))
-    state = classify(stack)
+    state = classify_codes(flat[0::2])
     if task is current:
         state = "running"
     elif waiter is None:
@@ -183,11 +231,12 @@ def describe(task: asyncio.Task, current: asyncio.Task | None) -> tuple[RawStack
             state = "future"
     elif awaiting is None and not children and state in ("wait_for", "wait", "TaskGroup"):
         # The awaited tasks sit in the primitive's frame: wait_for's inner task (3.9-3.11),
-        # wait's set, the TaskGroup's tasks.
-        for frame in reversed(frames):
-            if STATES.get(frame.f_code) != state:
+        # wait's set, the TaskGroup's tasks (the one frame object made here).
+        for obj in reversed(objs):
+            code = getattr(obj, "cr_code", None) or getattr(obj, "gi_code", None) or getattr(obj, "ag_code", None)
+            if state_of(code) != state:
                 continue
-            loc = _locals(frame)
+            loc = _locals(getattr(obj, _FRAME_ATTR.get(type(obj), "cr_frame")))
             if state == "wait_for" and isinstance(loc.get("fut"), asyncio.Task):
                 awaiting = loc["fut"]
             elif state == "wait":
@@ -196,4 +245,4 @@ def describe(task: asyncio.Task, current: asyncio.Task | None) -> tuple[RawStack
                 group = loc.get("self")
                 children = tuple(t for t in getattr(group, "_tasks", ()) if isinstance(t, asyncio.Task))
             break
-    return stack, state, awaiting, children
+    return flat, state, awaiting, children
