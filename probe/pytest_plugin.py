@@ -221,7 +221,7 @@ def _timeout(config: pytest.Config) -> float:
     return max(0.0, value)
 
 
-def _allowances(config: pytest.Config) -> list:
+def _configured_allowances(config: pytest.Config) -> list:
     """The known services and the ini file's ``tasktop_leaks_allow`` and ``tasktop_leaks_ignore``."""
     from .pytest_services import SERVICES, from_ignore, parse_allow
 
@@ -563,11 +563,14 @@ class LeakCheck:
         ``live`` (a task may refuse to be cancelled)."""
         with self._lock:
             found = list(self._cancelled)
+        from .pytest_services import let_through
+
         live = {id(task) for task in live}
+        allowances = self._allowances()
         passed: dict = {}
         out = []
         for task, row in found:
-            if id(task) in live or self._let_through(task, "task", row["name"], row["codes"], passed):
+            if id(task) in live or let_through(allowances, task, "task", row["name"], row["codes"], passed):
                 continue
             out.append(dict(row, final=True))
         self._passed_cancelled = passed
@@ -589,26 +592,22 @@ class LeakCheck:
             self._cancelled.clear()
 
     # -- finding leftovers --------------------------------------------------------------
-    def _let_through(self, obj: Any, kind: str, name: str | None, codes: list, passed: dict) -> bool:
-        """Whether a known service or an ``ignore`` pattern lets ``obj`` through (noted in
-        ``passed``)."""
-        from .pytest_services import first_match, from_ignore
+    def _allowances(self) -> list:
+        """What lets a leftover through: the known services and ini lines, then ``ignore``
+        (which the test may have changed)."""
+        from .pytest_services import from_ignore
 
-        found = first_match(self.allow, obj, kind, name, codes)
-        if found is None and self.ignore:
-            found = first_match(from_ignore(self.ignore, "the test's ignore"), obj, kind, name, codes)
-        if found is None:
-            return False
-        passed.setdefault((kind, found), {})[id(obj)] = name if name is not None else repr(obj)
-        return True
+        return self.allow + from_ignore(self.ignore, "the test's ignore")
 
     def leftovers(self) -> tuple[list, list]:
         """``([(ident, Thread or None)], [task])`` left now, those let through left out."""
         from .pytest_harness import is_harness_task
+        from .pytest_services import let_through
 
         baseline = self.baseline
         if baseline is None:
             return [], []
+        allowances = self._allowances()
         passed: dict = {}
         threads = []
         if self.threads:
@@ -623,8 +622,8 @@ class LeakCheck:
             if threads:
                 codes = _thread_codes([ident for ident, _ in threads])
                 threads = [(ident, thread) for ident, thread in threads
-                           if not self._let_through(thread, "thread", getattr(thread, "name", None),
-                                                    codes.get(ident, []), passed)]
+                           if not let_through(allowances, thread, "thread", getattr(thread, "name", None),
+                                               codes.get(ident, []), passed)]
         tasks = []
         if self.tasks:
             from . import tasks as tasks_mod
@@ -640,7 +639,7 @@ class LeakCheck:
                     codes = [f.f_code for f in tasks_mod.walk(task.get_coro())]
                 except Exception:
                     name, codes = None, []
-                if not self._let_through(task, "task", name, codes, passed):
+                if not let_through(allowances, task, "task", name, codes, passed):
                     tasks.append(task)
         self._passed = passed
         return threads, tasks
@@ -852,7 +851,7 @@ class _Checker:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.timeout = _timeout(config)
-        self.allow = _allowances(config)
+        self.allow = _configured_allowances(config)
         self.runner_cancelled = bool(config.getini(INI_RUNNER))
         self.root = str(getattr(config, "rootpath", None) or config.rootdir)
         self.checks: dict = {}  # item -> LeakCheck

@@ -163,12 +163,15 @@ def _call_with_obj(function: Callable) -> Callable:
     return test
 
 
-def first_match(allowances: Iterable, obj: Any, kind: str, name: str | None, codes: list) -> Any:
-    """The first allowance that lets ``obj`` through, or None."""
+def let_through(allowances: Iterable, obj: Any, kind: str, name: str | None, codes: list,
+                passed: dict) -> bool:
+    """Whether one of ``allowances`` lets ``obj`` (a ``kind``, "task" or "thread") through; if
+    so, noted in ``passed``: ``{(kind, allowance): {id(obj): name}}``."""
     for allowance in allowances:
         if allowance.matches(obj, kind, name, codes):
-            return allowance
-    return None
+            passed.setdefault((kind, allowance), {})[id(obj)] = name if name is not None else repr(obj)
+            return True
+    return False
 
 
 def note(count_by_entry: dict) -> list:
