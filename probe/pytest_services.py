@@ -150,17 +150,20 @@ def from_ignore(patterns: Iterable, origin: str) -> list:
     for pattern in patterns:
         if callable(pattern):
             label = getattr(pattern, "__qualname__", None) or repr(pattern)
-            out.append(Allowance(label, "", origin, _call_with_obj(pattern)))
+            out.append(Allowance(label, "", origin, _CalledWithObj(pattern)))
         else:
             out.append(Allowance(str(pattern), "", origin, str(pattern)))
     return out
 
 
-def _call_with_obj(function: Callable) -> Callable:
-    def test(obj: Any, kind: str, name: str | None, codes: Iterable) -> bool:
-        return function(obj)
+class _CalledWithObj(NamedTuple):
+    """An ``ignore`` callable, given only the Thread or Task; equal for the same callable, so
+    that one callable makes one note however often it is wrapped."""
 
-    return test
+    function: Callable
+
+    def __call__(self, obj: Any, kind: str, name: str | None, codes: Iterable) -> bool:
+        return self.function(obj)
 
 
 def let_through(allowances: Iterable, obj: Any, kind: str, name: str | None, codes: list,
