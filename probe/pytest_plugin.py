@@ -34,13 +34,24 @@ it is about to cancel that the test created and did not itself ask to cancel are
 there, while they still have a stack, and reported as "cancelled when its runner shut the
 loop down".  ``runner_cancelled=False`` (or the ini option) lets them through.
 
+What runs the tests is never a leftover: the tasks of the test harness (anyio's test runner
+task, of this session or of a nested one) are known by identity, by the runner coroutine they
+run, so the rule holds on uvloop, with eager tasks and with an application's task factory
+(:mod:`pytest_harness`).  Known library services (anyio's process-pool shutdown task, a loop's
+idle default-executor workers...) are let through with a reason, and so is whatever the
+``tasktop_leaks_allow`` lines and ``ignore`` patterns match (:mod:`pytest_services`); the
+teardown report notes what was, and ``pytest -v`` lists the notes at the end.
+
+A test may run a pytest session of its own in this process (``pytester``).  While a test of
+that inner session is checked, what happens is that test's: the outer check does not record
+it, and when the inner check ends, what its test left joins the outer check's baseline.
+
 A test whose setup or call already failed (or was skipped or xfailed) is not checked: its
 failure is the news, and what it left behind is ignored by the next test like anything else
 that existed before it.
 """
 from __future__ import annotations
 
-import fnmatch
 import functools
 import os
 import re
@@ -58,6 +69,9 @@ OPTION = "--tasktop-leaks"
 INI_TIMEOUT = "tasktop_leaks_timeout"
 INI_IGNORE = "tasktop_leaks_ignore"
 INI_RUNNER = "tasktop_leaks_runner_cancelled"
+INI_ALLOW = "tasktop_leaks_allow"
+#: The title of the teardown report's section saying what was let through.
+NOTES_SECTION = "tasktop_leaks: let through"
 DEFAULT_TIMEOUT = 1.0
 #: Frames shown of each creation stack.
 CREATION_DEPTH = 6
@@ -83,6 +97,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(INI_IGNORE, type="linelist", default=[],
                   help="leftovers never reported: globs matched against thread and task names "
                        "and the function names on their stacks")
+    parser.addini(INI_ALLOW, type="linelist", default=[],
+                  help="known services never reported, one 'pattern = reason' a line: the "
+                       "pattern is a glob matched like tasktop_leaks_ignore's; what they let "
+                       "through is listed by pytest -v")
     parser.addini(INI_RUNNER, type="bool", default=True,
                   help="whether tasks still pending when asyncio.run or asyncio.Runner (as "
                        "pytest-asyncio uses) shuts the loop down, and so cancels them, count as "
@@ -108,6 +126,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
         asked = asked or _asked(item)
     if asked and _checker(config) is None:
         _activate(config)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: Any, config: pytest.Config) -> None:
+    """What the checks let through: each test's notes with ``-v``, else how many there were.
+    Read from the teardown reports, so that it works under pytest-xdist too."""
+    noted = []
+    for reports in list(terminalreporter.stats.values()):
+        for report in reports:
+            if getattr(report, "when", None) != "teardown":
+                continue
+            for title, text in getattr(report, "sections", ()):
+                if title == NOTES_SECTION:
+                    noted.append((report.nodeid, text.splitlines()))
+    if not noted:
+        return
+    if config.getoption("verbose", 0) < 1:
+        count = sum(len(lines) for _nodeid, lines in noted)
+        terminalreporter.write_line(f"{NOTES_SECTION}: {count} known service(s) or ignored "
+                                    f"leftover(s) in {len(noted)} test(s); -v lists them")
+        return
+    terminalreporter.write_sep("=", NOTES_SECTION)
+    for nodeid, lines in sorted(noted):
+        for line in lines:
+            terminalreporter.write_line(f"{nodeid}: {line}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -179,6 +221,14 @@ def _timeout(config: pytest.Config) -> float:
     return max(0.0, value)
 
 
+def _configured_allowances(config: pytest.Config) -> list:
+    """The known services and the ini file's ``tasktop_leaks_allow`` and ``tasktop_leaks_ignore``."""
+    from .pytest_services import SERVICES, from_ignore, parse_allow
+
+    return (list(SERVICES) + parse_allow(config.getini(INI_ALLOW), INI_ALLOW)
+            + from_ignore(config.getini(INI_IGNORE), INI_IGNORE))
+
+
 def _checker(config: pytest.Config) -> "_Checker | None":
     return config.pluginmanager.get_plugin(_PLUGIN_NAME)
 
@@ -205,6 +255,7 @@ class _Patches:
         self._start: Callable | None = None
         self._orig_set_running: Callable | None = None
         self._set_running: Callable | None = None
+        self._uvloop_init: tuple | None = None  # (uvloop.Loop, our __init__)
 
     def install(self) -> None:
         from . import hooks
@@ -214,6 +265,7 @@ class _Patches:
         if not hooks._active:  # the probe may be running already, with its own settings
             hooks.install(depth=CREATION_DEPTH)
             self._installed_hooks = True
+        self._hook_uvloop()
 
         orig_start = threading.Thread.start
         sites = self.thread_sites
@@ -250,6 +302,31 @@ class _Patches:
 
         self.patch_runners()
 
+    def _hook_uvloop(self) -> None:
+        """Give uvloop loops made from now on the probe's task factory, so that their tasks have
+        creation stacks: uvloop calls neither ``BaseEventLoop.__init__`` nor, when it was
+        imported before the hooks were in place (by a conftest), their ``_set_running_loop``."""
+        from . import hooks
+
+        cls = getattr(sys.modules.get("uvloop"), "Loop", None)
+        if not isinstance(cls, type) or "__init__" in vars(cls):
+            return  # no uvloop yet (the hooks will see it run), or hooked already
+        base_init = cls.__init__
+
+        def __init__(loop, *args, **kwargs):
+            base_init(loop, *args, **kwargs)
+            if hooks._active:
+                try:
+                    hooks.note_loop(loop, None)
+                except Exception:
+                    pass
+
+        try:
+            cls.__init__ = __init__
+        except (TypeError, AttributeError):
+            return
+        self._uvloop_init = (cls, __init__)
+
     def patch_runners(self) -> None:
         """Wrap ``_cancel_all_tasks`` of the runner modules imported by now (idempotent: a
         runner module may be imported late, as anyio imports its backend on first use)."""
@@ -281,6 +358,11 @@ class _Patches:
             if getattr(module, "_cancel_all_tasks", None) is ours:
                 module._cancel_all_tasks = orig_cancel
         self._runners.clear()
+        if self._uvloop_init is not None:
+            cls, ours = self._uvloop_init
+            if vars(cls).get("__init__") is ours:
+                del cls.__init__
+            self._uvloop_init = None
         if self._start is not None and threading.Thread.start is self._start:
             threading.Thread.start = self._orig_start  # type: ignore[method-assign]
         if self._set_running is not None:
@@ -388,21 +470,29 @@ class _Baseline:
 
 
 # -- one test's check ------------------------------------------------------------------------------
+#: The checks under way in this process, outermost first.  A test that runs a pytest session of
+#: its own in the same process (``pytester``) has the inner session's checks above its own:
+#: what an inner test leaves is that test's, reported (or let through) by the inner session.
+_under_way: list = []
+
+
 class LeakCheck:
     """The leak check of one test.  ``ignore`` and ``timeout`` may be changed during the test.
 
     ``ignore`` holds globs (matched against thread and task names and against the function
     names on their stacks, ``Class.method`` or bare) and callables (given the
-    ``threading.Thread`` or ``asyncio.Task``, true to ignore it).
+    ``threading.Thread`` or ``asyncio.Task``, true to ignore it).  ``allow`` holds the known
+    services and the ``tasktop_leaks_allow`` entries (:mod:`pytest_services`).
     """
 
     def __init__(self, item: pytest.Item, timeout: float, ignore: list, tasks: bool = True,
                  threads: bool = True, runner_cancelled: bool = True, root: str = "",
-                 thread_sites: Any = None) -> None:
+                 thread_sites: Any = None, allow: Iterable = ()) -> None:
         self.nodeid = item.nodeid
         self.thread_sites = thread_sites if thread_sites is not None else {}
         self.timeout = timeout
         self.ignore = list(ignore)
+        self.allow = list(allow)
         self.tasks = tasks
         self.threads = threads
         self.runner_cancelled = runner_cancelled
@@ -411,11 +501,29 @@ class LeakCheck:
         self.baseline: _Baseline | None = None
         self._held: set = set()  # pending tasks of loops that stopped during the test
         self._cancelled: list = []  # (task, row) of tasks a runner cancelled at shutdown
+        self._passed: dict = {}  # (kind, allowance) -> {id: name}, found by the last look
+        self._passed_cancelled: dict = {}  # the same, of the tasks a runner cancelled
         self._lock = threading.Lock()
 
     def begin(self) -> None:
         if self.baseline is None:
             self.baseline = _Baseline(self.threads, self.tasks)
+            _under_way.append(self)
+
+    def innermost(self) -> bool:
+        """Whether no check of a nested session's test is under way inside this one."""
+        return bool(_under_way) and _under_way[-1] is self
+
+    def end(self) -> None:
+        """The check is over: what appeared since it began was its test's, not that of the
+        checks it ran inside of (the outer test that ran this test's session)."""
+        if self in _under_way:
+            _under_way.remove(self)
+            for outer in _under_way:
+                if outer.baseline is not None and self.baseline is not None:
+                    outer.baseline.adopt(self.baseline, outer.threads and self.threads,
+                                         outer.tasks and self.tasks)
+        self.release()
 
     def _new_pending(self, loop: Any) -> list:
         """The pending tasks of ``loop`` that are not in the baseline."""
@@ -433,7 +541,7 @@ class LeakCheck:
 
     def hold_pending(self, loop: Any) -> None:
         """``loop`` stops running: keep its pending tasks alive until the check looks at them."""
-        if self.tasks:
+        if self.tasks and self.innermost():
             pending = self._new_pending(loop)
             with self._lock:
                 self._held.update(pending)
@@ -441,25 +549,42 @@ class LeakCheck:
     def runner_cancels(self, loop: Any) -> None:
         """A runner is about to cancel what is left on ``loop``: what the test created and did
         not cancel itself was left behind.  Described now, while it still has a stack."""
-        if self.tasks and self.runner_cancelled:
+        from .pytest_harness import is_harness_task
+
+        if self.tasks and self.runner_cancelled and self.innermost():
             left = [t for t in self._new_pending(loop)
-                    if not _cancel_requested(t) and not _harness_task(t)]
+                    if not _cancel_requested(t) and not is_harness_task(t)]
             rows = [(task, _describe_task(task, self.root, _SHUTDOWN)) for task in left]
             with self._lock:
                 self._cancelled.extend(rows)
 
     def cancelled_rows(self, live: Iterable = ()) -> list:
-        """The rows of tasks a runner had to cancel, but for the ignored ones and those still
+        """The rows of tasks a runner had to cancel, but for those let through and those still
         ``live`` (a task may refuse to be cancelled)."""
         with self._lock:
             found = list(self._cancelled)
+        from .pytest_services import let_through
+
         live = {id(task) for task in live}
+        allowances = self._allowances()
+        passed: dict = {}
         out = []
         for task, row in found:
-            if id(task) in live or (self.ignore and self._ignored(task, row["name"], row["codes"])):
+            if id(task) in live or let_through(allowances, task, "task", row["name"], row["codes"], passed):
                 continue
             out.append(dict(row, final=True))
+        self._passed_cancelled = passed
         return out
+
+    def notes(self) -> list:
+        """What was let through, and by what: lines for ``pytest -v``."""
+        from .pytest_services import note
+
+        merged: dict = {}
+        for passed in (self._passed, self._passed_cancelled):
+            for key, names in passed.items():
+                merged.setdefault(key, {}).update(names)
+        return note({key: list(names.values()) for key, names in merged.items()})
 
     def release(self) -> None:
         with self._lock:
@@ -467,52 +592,38 @@ class LeakCheck:
             self._cancelled.clear()
 
     # -- finding leftovers --------------------------------------------------------------
-    def _ignored(self, obj: Any, name: str | None, codes: Iterable) -> bool:
-        if not self.ignore:
-            return False
-        functions = None
-        for pattern in self.ignore:
-            if callable(pattern):
-                try:
-                    if pattern(obj):
-                        return True
-                except Exception:
-                    pass
-                continue
-            if name is not None and fnmatch.fnmatchcase(name, pattern):
-                return True
-            if functions is None:
-                functions = set()
-                for code in codes:
-                    functions.add(code.co_name)
-                    functions.add(getattr(code, "co_qualname", code.co_name))
-            if any(fnmatch.fnmatchcase(f, pattern) for f in functions):
-                return True
-        return False
+    def _allowances(self) -> list:
+        """What lets a leftover through: the known services and ini lines, then ``ignore``
+        (which the test may have changed)."""
+        from .pytest_services import from_ignore
+
+        return self.allow + from_ignore(self.ignore, "the test's ignore")
 
     def leftovers(self) -> tuple[list, list]:
-        """``([(ident, Thread or None)], [task])`` left now, the ignored ones left out."""
+        """``([(ident, Thread or None)], [task])`` left now, those let through left out."""
+        from .pytest_harness import is_harness_task
+        from .pytest_services import let_through
+
         baseline = self.baseline
         if baseline is None:
             return [], []
+        allowances = self._allowances()
+        passed: dict = {}
         threads = []
         if self.threads:
             me = threading.get_ident()
-            frames = None
             for ident, thread in _live_threads().items():
                 if ident == me or baseline.knows_thread(ident, thread):
                     continue
                 name = thread.name if thread is not None else None
                 if name == PROBE_THREAD or (thread is not None and _harness_thread(thread, self.thread_sites)):
                     continue
-                if self.ignore:
-                    if frames is None:
-                        frames = sys._current_frames()
-                    codes = [code for code, _ in _raw_stack(frames.get(ident), 128)]
-                    if self._ignored(thread, name, codes):
-                        continue
                 threads.append((ident, thread))
-            frames = None
+            if threads:
+                codes = _thread_codes([ident for ident, _ in threads])
+                threads = [(ident, thread) for ident, thread in threads
+                           if not let_through(allowances, thread, "thread", getattr(thread, "name", None),
+                                               codes.get(ident, []), passed)]
         tasks = []
         if self.tasks:
             from . import tasks as tasks_mod
@@ -521,17 +632,16 @@ class LeakCheck:
             with self._lock:
                 candidates |= self._held
             for task in _pending(candidates):
-                if task in baseline.tasks or _harness_task(task):
+                if task in baseline.tasks or is_harness_task(task):
                     continue
-                if self.ignore:
-                    try:
-                        name = task.get_name()
-                        codes = [f.f_code for f in tasks_mod.walk(task.get_coro())]
-                    except Exception:
-                        name, codes = None, []
-                    if self._ignored(task, name, codes):
-                        continue
-                tasks.append(task)
+                try:
+                    name = task.get_name()
+                    codes = [f.f_code for f in tasks_mod.walk(task.get_coro())]
+                except Exception:
+                    name, codes = None, []
+                if not let_through(allowances, task, "task", name, codes, passed):
+                    tasks.append(task)
+        self._passed = passed
         return threads, tasks
 
     def wait(self) -> tuple[list, list]:
@@ -551,6 +661,22 @@ class LeakCheck:
             else:
                 time.sleep(step)
             pause = min(pause * 2, 0.05)
+
+
+def _thread_codes(idents: Iterable) -> dict:
+    """``{ident: [code, ...]}``, innermost first, of the threads' stacks now.  The frames are
+    let go of at once (see ``threads.current``)."""
+    frames = sys._current_frames()
+    out = {}
+    for ident in idents:
+        frame, codes = frames.get(ident), []
+        while frame is not None and len(codes) < 128:
+            codes.append(frame.f_code)
+            frame = frame.f_back
+        out[ident] = codes
+    frame = None
+    frames.clear()
+    return out
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -585,49 +711,10 @@ def _thread_internal(code) -> bool:
             or os.sep + os.path.join("concurrent", "futures") + os.sep in name)
 
 
-#: Where the test harness's frames come from: a creation stack is cut at the first of them.
-HARNESS = ("_pytest", "pluggy", "pytest_asyncio", "anyio.pytest_plugin")
-
-
-def _harness_dirs() -> tuple:
-    """Path prefixes of the ``HARNESS`` modules that are loaded (a package: its directory)."""
-    found = []
-    for name in HARNESS:
-        path = getattr(sys.modules.get(name), "__file__", None)
-        if path:
-            path = os.path.abspath(path)
-            found.append(os.path.dirname(path) + os.sep if path.endswith("__init__.py") else path)
-    return tuple(found)
-
-
-def _until_harness(site: tuple | None) -> tuple | None:
-    """A creation stack cut where pytest's own machinery begins: the test function (or the
-    fixture) is the last frame worth showing."""
-    if not site:
-        return site
-    harness = _harness_dirs()
-    for index, (code, _line) in enumerate(site):
-        if code.co_filename.startswith(harness):
-            return site[:index] or site[:1]
-    return site
-
-
-def _starts_in_harness(site: tuple | None) -> bool:
-    """Whether a creation stack (internal frames dropped) begins in the test harness: what
-    pytest or a plugin's runner creates for itself (anyio's test runner task) is not the test's."""
-    return bool(site) and site[0][0].co_filename.startswith(_harness_dirs())
-
-
-def _harness_task(task: Any) -> bool:
-    from . import hooks
-    from .frames import creation_site
-
-    raw = hooks.creation_stack(task)
-    return bool(raw) and _starts_in_harness(creation_site(raw, len(raw)))
-
-
 def _harness_thread(thread: Any, sites: Any) -> bool:
-    return _starts_in_harness(_thread_own_frames(sites.get(thread)))
+    from .pytest_harness import starts_in_harness
+
+    return starts_in_harness(_thread_own_frames(sites.get(thread)))
 
 
 def _thread_own_frames(raw: tuple | None) -> tuple:
@@ -640,8 +727,10 @@ def _thread_own_frames(raw: tuple | None) -> tuple:
 
 def _thread_site(raw: tuple | None) -> tuple | None:
     """The creation stack shown for a thread."""
+    from .pytest_harness import until_harness
+
     own = _thread_own_frames(raw)
-    return _until_harness(own)[:CREATION_DEPTH] if own else None
+    return until_harness(own)[:CREATION_DEPTH] if own else None
 
 
 def _describe_thread(ident: int, thread: Any, sites: Any, root: str) -> dict:
@@ -667,6 +756,7 @@ def _describe_task(task: Any, root: str, where: str = "") -> dict:
     import asyncio
     from . import hooks, tasks as tasks_mod
     from .frames import creation_site
+    from .pytest_harness import until_harness
 
     try:
         loop = task.get_loop()
@@ -691,7 +781,7 @@ def _describe_task(task: Any, root: str, where: str = "") -> dict:
     except Exception:
         stack, state = (), "unknown"
     raw = hooks.creation_stack(task)
-    site = _until_harness(creation_site(raw, CREATION_DEPTH)) if raw else None
+    site = until_harness(creation_site(raw, CREATION_DEPTH)) if raw else None
     try:
         name = task.get_name()
     except Exception:
@@ -745,8 +835,8 @@ def render(rows: list, timeout: float) -> str:
             lines.extend("      " + frame for frame in site[1:])
     lines.append("")
     lines.append("Threads and tasks that existed before the test are not counted.")
-    lines.append(f"To let some through: @pytest.mark.{MARKER}(ignore=[\"name or function glob\"]) "
-                 f"or the {INI_IGNORE} ini option;")
+    lines.append(f"To let some through: @pytest.mark.{MARKER}(ignore=[\"name or function glob\"]), "
+                 f"or in every test a line \"glob = reason\" of the {INI_ALLOW} ini option;")
     lines.append(f"to wait longer for them: @pytest.mark.{MARKER}(timeout=seconds) or {INI_TIMEOUT}.")
     if any(r.get("final") for r in rows):
         lines.append(f"Tasks a runner had to cancel count unless runner_cancelled=False "
@@ -761,11 +851,12 @@ class _Checker:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.timeout = _timeout(config)
-        self.ignore = list(config.getini(INI_IGNORE))
+        self.allow = _configured_allowances(config)
         self.runner_cancelled = bool(config.getini(INI_RUNNER))
         self.root = str(getattr(config, "rootpath", None) or config.rootdir)
         self.checks: dict = {}  # item -> LeakCheck
         self.errors: dict = {}  # item -> what went wrong taking its baseline
+        self.notes: dict = {}  # item -> what its check let through, for its teardown report
         self.current: LeakCheck | None = None
         self.patches = _Patches()
         self.patches.install()
@@ -773,8 +864,7 @@ class _Checker:
         self.patches.on_runner_cancel = self._runner_cancels
 
     def close(self) -> None:
-        self.current = None
-        self.checks.clear()
+        self._forget()
         self.patches.uninstall()
 
     def _loop_stopped(self, loop: Any) -> None:
@@ -797,12 +887,13 @@ class _Checker:
             check = LeakCheck(
                 item,
                 timeout=self.timeout if timeout is None else max(0.0, float(timeout)),
-                ignore=self.ignore + options["ignore"],
+                ignore=options["ignore"],
                 tasks=bool(options.get("tasks", True)),
                 threads=bool(options.get("threads", True)),
                 runner_cancelled=bool(options.get("runner_cancelled", self.runner_cancelled)),
                 root=self.root,
                 thread_sites=self.patches.thread_sites,
+                allow=self.allow,
             )
             self.checks[item] = check
             self.current = check
@@ -812,7 +903,7 @@ class _Checker:
 
     def _forget(self) -> None:
         for check in self.checks.values():
-            check.release()
+            check.end()
         self.checks.clear()
         self.errors.clear()
         self.current = None
@@ -822,6 +913,7 @@ class _Checker:
         # Nothing may raise here, before the other plugins' set-up: a failure is kept and
         # reported by this test's teardown instead.
         self._forget()  # a check whose teardown never came (an error in pytest's own teardown)
+        self.notes.clear()
         try:
             if _wanted(item):
                 self.check_for(item)
@@ -848,8 +940,13 @@ class _Checker:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: Any):
         outcome = yield
+        if call.when == "teardown":
+            notes = self.notes.pop(item, None)
+            if notes:  # shown under a failure, and listed by the terminal summary with -v
+                outcome.get_result().sections.append((NOTES_SECTION, "\n".join(notes)))
+            return
         check = self.checks.get(item)
-        if check is None or call.when == "teardown":
+        if check is None:
             return
         if not outcome.get_result().passed:
             check.skipped = True
@@ -870,6 +967,7 @@ class _Checker:
             rows += [_describe_task(task, self.root) for task in tasks]
             rows += check.cancelled_rows(tasks)
             del threads, tasks
+            self.notes[item] = check.notes()
             if not rows:
                 return
         finally:

@@ -7,6 +7,7 @@ on timing, except the one that is about a slow shutdown finishing within the ret
 """
 from __future__ import annotations
 
+import sys
 import textwrap
 
 import pytest
@@ -90,11 +91,12 @@ def line(source: str, fragment: str) -> int:
 
 
 def outcomes(result: pytest.RunResult) -> dict:
-    """``{test name: [outcomes]}`` from the ``-rA`` summary (a test can pass *and* error)."""
+    """``{test name: [outcomes]}`` of ``test_target.py`` from the ``-rA`` summary (a test can
+    pass *and* error; a nested session's summary, in captured output, is left out)."""
     found: dict = {}
     for line in result.outlines:
         word, _, rest = line.partition(" ")
-        if word in ("PASSED", "FAILED", "ERROR", "SKIPPED", "XFAIL", "XPASS") and "::" in rest:
+        if word in ("PASSED", "FAILED", "ERROR", "SKIPPED", "XFAIL", "XPASS") and rest.startswith("test_target.py::"):
             name = rest.split(" ", 1)[0].rsplit("::", 1)[1]
             found.setdefault(name, []).append(word)
     return found
@@ -630,36 +632,276 @@ def test_registered_through_its_entry_point_and_idle(pytester, monkeypatch):
     result.assert_outcomes(passed=1, errors=1, deselected=1)
 
 
-def test_anyio_tests_and_what_their_runner_owns(pytester):
+# Loops an anyio test may run on.  uvloop is imported by the conftest, before the plugin starts
+# (as anyio's own conftest does), so uvloop binds asyncio's _set_running_loop unhooked.
+LOOPS = '''
+import asyncio
+
+import uvloop
+
+
+def app_factory(loop, coro, **kwargs):
+    """An application's task factory that wraps every coroutine, as tracing libraries do."""
+    async def traced():
+        return await coro
+    return asyncio.Task(traced(), loop=loop, **kwargs)
+
+
+def app_factory_loop():
+    loop = asyncio.new_event_loop()
+    loop.set_task_factory(app_factory)
+    return loop
+
+
+def eager_loop():
+    loop = asyncio.new_event_loop()
+    loop.set_task_factory(asyncio.eager_task_factory)
+    return loop
+
+
+FACTORIES = {"asyncio": None, "uvloop": uvloop.new_event_loop, "app-factory": app_factory_loop,
+             "eager": eager_loop}
+'''
+
+ANYIO_CONFTEST = '''
+import pytest
+from loops import FACTORIES
+
+
+@pytest.fixture
+def anyio_backend():
+    factory = FACTORIES[{kind!r}]
+    return ("asyncio", {{"loop_factory": factory}} if factory else {{}})
+'''
+
+
+ANYIO_TESTS = """
+    import asyncio
+    import pytest
+    from helpers import start_worker, ticker
+
+    pytestmark = pytest.mark.anyio
+
+    @pytest.fixture
+    async def resource():
+        await asyncio.sleep(0)
+        yield "resource"
+        await asyncio.sleep(0)
+
+    async def test_clean(resource):
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        task.cancel()
+
+    async def test_clean_without_fixtures():
+        await asyncio.sleep(0)
+
+    async def test_leaks_a_task():
+        asyncio.get_running_loop().create_task(ticker(), name="left")
+        await asyncio.sleep(0)
+"""
+
+
+@pytest.mark.parametrize("kind", [
+    "asyncio", "uvloop", "app-factory",
+    pytest.param("eager", marks=pytest.mark.skipif(sys.version_info < (3, 12), reason="3.12+")),
+])
+def test_anyio_s_runner_task_is_the_harness_s_on_every_kind_of_loop(pytester, kind):
     pytest.importorskip("anyio")
-    source = """
-        import asyncio
-        import pytest
-        from helpers import ticker
-
-        @pytest.fixture
-        def anyio_backend():
-            return "asyncio"
-
-        @pytest.mark.anyio
-        async def test_clean():
-            await asyncio.sleep(0)
-
-        @pytest.mark.anyio
-        async def test_leaks_a_task():
-            asyncio.get_running_loop().create_task(ticker(), name="left")
-            await asyncio.sleep(0)
-    """
+    pytest.importorskip("uvloop")
+    pytester.makepyfile(loops=LOOPS)
+    pytester.makeconftest(ANYIO_CONFTEST.format(kind=kind))
+    source = ANYIO_TESTS
     result = run(pytester, source, "--tasktop-leaks", "-p", "anyio.pytest_plugin")
-    # anyio's runner task lives on the test's loop until the runner closes: it is the
-    # harness's, not the test's, and is not reported.
-    assert outcomes(result) == {"test_clean": ["PASSED"], "test_leaks_a_task": ["PASSED", "ERROR"]}
     created = line(source, 'name="left"')
+    # The runner's own task, parked between tests on its stream, is never reported.
+    assert "TestRunner" not in result.stdout.str()
+    assert outcomes(result) == {"test_clean": ["PASSED"], "test_clean_without_fixtures": ["PASSED"],
+                                "test_leaks_a_task": ["PASSED", "ERROR"]}
     result.stdout.fnmatch_lines([
         "tasktop_leaks: the test left 1 asyncio task behind",
         "",
         "1 task: sleep, cancelled when its runner shut the loop down * ?left?",
         "*ticker (helpers.py:*)",
+        # uvloop loops get the probe's task factory too, so the site is known on every loop.
         f"  created by test_leaks_a_task (test_target.py:{created})  ×1",
-        "",
     ])
+
+
+NESTED_INNER = '''
+import asyncio
+import pytest
+from hypothesis import given, settings, strategies as st
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+async def ticker():
+    while True:
+        await asyncio.sleep(3600)
+
+
+@given(x=st.integers())
+@settings(max_examples=5, database=None)
+async def test_property(x):  # each example opens and closes a runner of its own
+    await asyncio.sleep(0)
+
+
+async def test_plain():
+    await asyncio.sleep(0)
+'''
+
+
+def test_a_nested_session_s_runner_tasks_and_leaks_are_its_own(pytester):
+    pytest.importorskip("anyio")
+    pytest.importorskip("hypothesis")
+    inner = NESTED_INNER.replace("\n", "\\n").replace('"', '\\"')
+    source = f"""
+        INNER = "{inner}"
+        INNER_ARGS = ["-p", "anyio.pytest_plugin", "-p", "tasktop.probe.pytest_plugin",
+                      "-p", "no:cacheprovider", "-o", "tasktop_leaks_timeout=0.2"]
+        LEAK = '''
+        async def test_inner_leak():
+            asyncio.get_running_loop().create_task(ticker(), name="inner-left")
+            await asyncio.sleep(0)
+        '''
+
+        def test_runs_a_session_unchecked(pytester):
+            pytester.makepyfile(test_inner=INNER)
+            result = pytester.runpytest(*INNER_ARGS)  # in this process, inside this test
+            result.assert_outcomes(passed=2)
+
+        def test_runs_a_checked_session_with_a_leak(pytester):
+            pytester.makepyfile(test_inner=INNER + LEAK)
+            result = pytester.runpytest(*INNER_ARGS, "--tasktop-leaks")
+            result.assert_outcomes(passed=3, errors=1)
+            result.stdout.fnmatch_lines(["*ERROR at teardown of test_inner_leak*",
+                                         "tasktop_leaks: the test left 1 asyncio task behind",
+                                         "1 task: sleep, cancelled when its runner shut * ?inner-left?"])
+    """
+    result = run(pytester, source, "--tasktop-leaks", "-p", "pytester")
+    # Neither the inner runners' tasks (hypothesis opens one per example) nor the inner test's
+    # leak, which the inner session reported itself, count against the outer tests.
+    assert outcomes(result) == {"test_runs_a_session_unchecked": ["PASSED"],
+                                "test_runs_a_checked_session_with_a_leak": ["PASSED"]}
+
+
+SERVICES_TESTS = """
+    import asyncio
+    import threading
+    import anyio.to_process
+    import pytest
+    from helpers import forever, start_worker
+
+    @pytest.mark.asyncio(loop_scope="module")  # the module's loop stays open after the test
+    async def test_default_executor_idle_on_an_open_loop():
+        assert await asyncio.get_running_loop().run_in_executor(None, abs, -2) == 2
+
+    @pytest.mark.anyio
+    @pytest.mark.tasktop_leaks(timeout=10)  # the pool's waitpid thread ends with its worker
+    async def test_process_pool(anyio_backend):
+        assert await anyio.to_process.run_sync(abs, -1) == 1
+
+    def test_default_executor_busy():
+        loop = asyncio.new_event_loop()
+        loop.run_in_executor(None, forever.wait)  # left running: a leak, even in a service's pool
+        loop.run_until_complete(asyncio.sleep(0))
+
+    def test_allowed_by_the_ini_file():
+        start_worker(name="keep-1")
+
+    def heartbeat():
+        forever.wait()
+
+    def test_allowed_without_a_reason():
+        threading.Thread(target=heartbeat, name="hb", daemon=True).start()
+
+    def test_not_allowed():
+        start_worker(name="other")
+"""
+
+SERVICES_CONFTEST = """
+    import helpers
+    import pytest
+
+    @pytest.fixture
+    def anyio_backend():
+        return "asyncio"
+
+    def pytest_sessionfinish():
+        helpers.forever.set()  # the busy executor worker, so that the process can exit
+"""
+
+
+def test_known_services_and_ini_allowances_are_let_through_and_listed_with_v(pytester):
+    pytest.importorskip("anyio")
+    pytest.importorskip("pytest_asyncio")
+    pytester.makeini(textwrap.dedent("""
+        [pytest]
+        asyncio_default_fixture_loop_scope = function
+        tasktop_leaks_allow =
+            keep-* = the session's pool, shut down at exit
+            heartbeat
+    """))
+    pytester.makeconftest(textwrap.dedent(SERVICES_CONFTEST))
+    args = ("--tasktop-leaks", "-p", "anyio.pytest_plugin", "-p", "pytest_asyncio.plugin")
+    result = run(pytester, SERVICES_TESTS, *args, "-v")
+    assert outcomes(result) == {"test_default_executor_idle_on_an_open_loop": ["PASSED"],
+                                "test_process_pool": ["PASSED"],
+                                "test_default_executor_busy": ["PASSED", "ERROR"],
+                                "test_allowed_by_the_ini_file": ["PASSED"],
+                                "test_allowed_without_a_reason": ["PASSED"],
+                                "test_not_allowed": ["PASSED", "ERROR"]}
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_default_executor_busy*",
+                                 "tasktop_leaks: the test left 1 thread behind*",
+                                 "1 thread: Event.wait  ?asyncio_0?"])
+    result.stdout.fnmatch_lines([
+        "*= tasktop_leaks: let through =*",
+        "test_target.py::test_allowed_by_the_ini_file: let through 1 thread [keep-1]: keep-* "
+        "(tasktop_leaks_allow): the session's pool, shut down at exit",
+        "test_target.py::test_allowed_without_a_reason: let through 1 thread [hb]: heartbeat "
+        "(tasktop_leaks_allow)",
+        "test_target.py::test_default_executor_idle_on_an_open_loop: let through 1 thread "
+        "?asyncio_0?: idle worker of an open loop's default executor (built in): *",
+        "test_target.py::test_process_pool: let through 1 asyncio task "
+        "?AnyIO process pool shutdown task?: anyio process pool shutdown task (built in): *",
+    ])
+    # Without -v, one line says how many were let through.
+    result = run(pytester, SERVICES_TESTS, *args)
+    result.stdout.fnmatch_lines(["tasktop_leaks: let through: 4 known service(s) or ignored "
+                                 "leftover(s) in 4 test(s); -v lists them"])
+    assert "test_allowed_by_the_ini_file: let through" not in result.stdout.str()
+
+
+def test_under_xdist_workers_check_and_the_controller_lists_what_they_let_through(pytester):
+    pytest.importorskip("xdist")
+    pytest.importorskip("anyio")
+    pytest.importorskip("uvloop")
+    pytester.makepyfile(loops=LOOPS)
+    pytester.makeconftest(ANYIO_CONFTEST.format(kind="uvloop"))
+    pytester.makeini("[pytest]\ntasktop_leaks_allow =\n    keep-* = kept for the session\n")
+    source = ANYIO_TESTS + """
+    def test_allowed():
+        start_worker(name="keep-1")
+
+    def test_leaks_a_thread():
+        start_worker(name="left-thread")
+    """
+    result = run(pytester, source, "--tasktop-leaks", "-p", "anyio.pytest_plugin", "-p", "xdist",
+                 "-n", "2", "-v")
+    assert outcomes(result) == {"test_clean": ["PASSED"], "test_clean_without_fixtures": ["PASSED"],
+                                "test_leaks_a_task": ["PASSED", "ERROR"], "test_allowed": ["PASSED"],
+                                "test_leaks_a_thread": ["PASSED", "ERROR"]}
+    assert "TestRunner" not in result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "*= tasktop_leaks: let through =*",
+        "test_target.py::test_allowed: let through 1 thread ?keep-1?: keep-* (tasktop_leaks_allow): "
+        "kept for the session",
+    ])
+    result.stdout.fnmatch_lines(["1 task: sleep, cancelled when its runner shut the loop down * ?left?"])
+    result.stdout.fnmatch_lines(["1 thread: Event.wait, daemon  ?left-thread?"])
