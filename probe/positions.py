@@ -131,6 +131,37 @@ def calibrated() -> bool:
     return not _FRAMELESS or _readers.get(types.CoroutineType) is not None
 
 
+def suspended_run(obj: Any, objs: list, flat: list) -> Any:
+    """Walk a run of suspended coroutines down their ``cr_await`` (3.11+), appending each to
+    ``objs`` and its code and line to ``flat``; return the object the run stops at.  The hot
+    loop of a task pass: most of a parked task's chain is such a run."""
+    codes = _codes
+    reader = _readers.get(types.CoroutineType)
+    while type(obj) is types.CoroutineType and obj.cr_suspended:
+        code = obj.cr_code
+        info = codes.get(id(code))
+        if info is None or info.code is not code:
+            info = code_info(code)
+        line = info.single_line
+        if line is None:
+            lasti = reader.lasti(obj, code) if reader is not None else None
+            line = line_of(code, lasti if lasti is not None else obj.cr_frame.f_lasti)
+        objs.append(obj)
+        flat.append(code)
+        flat.append(line)
+        obj = obj.cr_await
+    return obj
+
+
+def alive(obj: Any, frame_attr: str) -> bool:
+    """Whether ``obj`` has not finished, asked without making a frame object where possible
+    (only one that is neither suspended nor running has its frame looked at)."""
+    prefix = frame_attr[:3]
+    if getattr(obj, prefix + "suspended", False) or getattr(obj, prefix + "running", False):
+        return True
+    return getattr(obj, frame_attr) is not None
+
+
 def where(obj: Any, code: types.CodeType, frame_attr: str) -> int:
     """The line ``obj`` (a coroutine, generator or async generator with ``code``) stands at."""
     if _FRAMELESS:

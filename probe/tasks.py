@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import types
 from asyncio import base_events, locks, queues, selector_events, streams, tasks as _tasks
 from typing import Any
@@ -125,6 +126,7 @@ def classify_codes(codes: list) -> str | None:
 
 
 _FRAME_ATTR = {_Coro: "cr_frame", _Gen: "gi_frame", _AGen: "ag_frame"}
+_FRAMELESS = sys.version_info >= (3, 11)  # see positions
 
 
 def _chain(coro: Any) -> tuple[list, list]:
@@ -138,6 +140,11 @@ def _chain(coro: Any) -> tuple[list, list]:
         if obj is None:
             break
         kind = type(obj)
+        if kind is _Coro and _FRAMELESS:
+            nxt = positions.suspended_run(obj, objs, flat)
+            if nxt is not obj:
+                obj = nxt
+                continue
         if kind is _Coro:
             code, nxt = obj.cr_code, obj.cr_await
         elif kind is _Gen:
@@ -156,7 +163,7 @@ def _chain(coro: Any) -> tuple[list, list]:
             obj = getattr(obj, "cr_await", None)
             continue
         attr = _FRAME_ATTR[kind]
-        if getattr(obj, attr) is None:
+        if not positions.alive(obj, attr):
             break  # finished
         objs.append(obj)
         flat.append(code)
@@ -204,10 +211,8 @@ def describe_flat(task: asyncio.Task, current: asyncio.Task | None) -> tuple[lis
     except Exception:
         coro = None
     objs, outer_first = _chain(coro)
-    flat = []
-    for i in range(len(outer_first) - 2, -1, -2):
-        flat.append(outer_first[i])
-        flat.append(outer_first[i + 1])
+    flat = outer_first[::-1]  # [line, code, ...] innermost first: swap each pair, in C
+    flat[0::2], flat[1::2] = flat[1::2], flat[0::2]
     waiter = getattr(task, "_fut_waiter", None)
     awaiting = None
     children: tuple = ()
