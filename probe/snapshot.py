@@ -9,6 +9,7 @@ future has not moved, so a pile of 100,000 leaked tasks is walked once, not ever
 """
 from __future__ import annotations
 
+import array
 import asyncio
 import collections
 import itertools
@@ -873,12 +874,15 @@ class State:
         found = self._collect()
         now = time.monotonic()
         pace = Pacer(self.handoff)
-        infos = found.infos
-        proof = verdicts_mod.Proof(pace, budget_s, lambda n: infos[n]())
+        # Groups smallest first: when the budget runs out, the small ones (the likely leaks)
+        # have been looked at; waiters of the groups not reached stay unsettled.
+        lists: list = []  # members lists of the task groups looked at; a source is (list, index)
+        proof = verdicts_mod.Proof(pace, budget_s, lambda s: lists[s >> 32][s & 0xFFFFFFFF]())
         group_ids: list[str] = []
         number: dict[str, int] = {}
         by_seq: dict[int, int] = {}  # task seq -> waiter
         dependents: list = []  # (source number, group number, awaited seqs)
+        unexamined: dict[str, int] = {}  # group id -> waiters the budget left unlooked at
 
         def group_number(key: GroupKey) -> int:
             n = number.get(key.id)
@@ -887,25 +891,56 @@ class State:
                 group_ids.append(key.id)
             return n
 
+        def record(source: int) -> Any:
+            return lists[source >> 32][source & 0xFFFFFFFF]
+
         threads = self._thread_waiters(found, proof, group_number)
-        for n, info in enumerate(infos):
-            if not n & 255:
-                pace()
-            key, awaiting, children = described(info)
-            if key.state in verdicts_mod.SELF_WAKING:
+        self_waking = verdicts_mod.SELF_WAKING
+        waiter_seqs = array.array("q")  # per task waiter: its seq (for dependents, below)
+        task_groups = sorted((g for g in found.groups.values()
+                              if g.key.kind == "task" and g.key.state not in self_waking), key=lambda g: g.count)
+        # Finding what each waiter waits on may take half the budget: counting needs the rest.
+        looking = time.monotonic() + budget_s / 2
+        partial: set[str] = set()  # groups only some of whose waiters were looked at
+        for group in task_groups:
+            if time.monotonic() > looking:
+                unexamined[group.key.id] = group.count
+                proof.out_of_time = True
                 continue
-            task = info()
-            if task is None:
-                continue
-            w = proof.task(group_number(key), key.state, task, n)
-            if w is not None:
-                by_seq[info.seq] = w
-            elif awaiting is not None or children:
-                dependents.append((n, group_number(key), ((awaiting,) if awaiting is not None else ()) + children))
+            members, key, state = group.members, group.key, group.key.state
+            g = group_number(key)
+            base = len(lists) << 32
+            lists.append(members)
+            for i, info in enumerate(members):
+                if not i & 255:
+                    pace()
+                    if i and time.monotonic() > looking:
+                        unexamined[key.id] = len(members) - i
+                        partial.add(key.id)
+                        proof.out_of_time = True
+                        break
+                task = info()
+                if task is None:
+                    continue
+                w = proof.task(g, state, task, base | i)
+                if w is not None:
+                    waiter_seqs.append(info.seq)
+                    waiter_seqs.append(w)
+                elif type(info.cache) is not GroupKey:
+                    _key, awaiting, children = info.cache
+                    dependents.append((base | i, g, ((awaiting,) if awaiting is not None else ()) + children))
         task = None
+        # Waiter numbers of the tasks dependents await (only those: a dict of every waiter
+        # would be a million entries).
+        needed = {s for _n, _g, awaited in dependents for s in awaited}
+        for start in range(0, len(waiter_seqs), 2 * CHUNK):
+            pairs = waiter_seqs[start:start + 2 * CHUNK]
+            by_seq.update(itertools.compress(zip(pairs[0::2], pairs[1::2]), map(needed.__contains__, pairs[0::2])))
+            pace()
+        del waiter_seqs
         # A dependent can be dead only if everything it awaits is a waiter of the proof.
         while True:
-            others = {infos[n].seq: None for n, _g, _a in dependents}
+            others = {record(n).seq: None for n, _g, _a in dependents}
             kept = []
             for k, d in enumerate(dependents):
                 if not k & 255:
@@ -917,7 +952,7 @@ class State:
             dependents = kept
         base = len(proof.group_of)
         for k, (n, _g, _a) in enumerate(dependents):
-            by_seq[infos[n].seq] = base + k
+            by_seq[record(n).seq] = base + k
         for k, (n, group, awaited) in enumerate(dependents):
             if not k & 255:
                 pace()
@@ -928,9 +963,16 @@ class State:
             # A verdict stands only if its waiter did not move while the proof ran.
             for w in itertools.compress(range(len(verdict)), verdict):
                 source = proof.source[w]
-                if not (_thread_unchanged(*threads[w]) if source < 0 else _task_unchanged(infos[source])):
+                if not (_thread_unchanged(*threads[w]) if source < 0 else _task_unchanged(record(source))):
                     verdict[w] = None
             tally = self._tally(proof, verdict, group_ids, pace)
+            for gid in partial:  # the waiters left out may hold what the others wait on
+                e = tally.get(gid)
+                if e is not None:
+                    e["unknown"] += e["open"]
+                    e["open"] = 0
+            for gid, count in unexamined.items():
+                tally.setdefault(gid, {"proven": 0, "open": 0, "unknown": 0, "objects": set()})["unknown"] += count
         finally:
             proof.close()
         unsettled = self._unsettled(tally, proof, budget_s)

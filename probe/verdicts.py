@@ -40,7 +40,7 @@ import weakref
 from typing import Any, Callable
 
 from .registry import CHUNK
-from .tasks import STATES
+from .tasks import state_of
 
 # States whose waiters wake on their own or through the OS: never a proven leak.
 SELF_WAKING = {"sleep", "running", "ready", "socket read", "socket write", "socket accept",
@@ -207,7 +207,7 @@ class Proof:
         if not types_:
             return None
         for frame in reversed(frames):
-            if STATES.get(frame.f_code) == state:
+            if state_of(frame.f_code) == state:
                 try:
                     found = frame.f_locals.get("self")
                 except Exception:
@@ -512,7 +512,7 @@ def _task_target(task: Any, state: str) -> Any:
             continue
         else:
             return None
-        if STATES.get(code) == state:
+        if state_of(code) == state:
             where = obj if _LOCALS_IN_COROUTINE else (obj.cr_frame if kind is _Coro else
                                                      obj.gi_frame if kind is _Gen else obj.ag_frame)
             for r in gc.get_referents(where):
