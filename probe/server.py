@@ -34,7 +34,7 @@ _PEERCRED = struct.Struct("3i")
 
 
 class _Client:
-    __slots__ = ("sock", "inbuf", "outbuf", "last", "frame_started", "hello", "closing")
+    __slots__ = ("sock", "inbuf", "outbuf", "last", "frame_started", "hello", "closing", "chunked")
 
     def __init__(self, sock: socket.socket, now: float) -> None:
         self.sock = sock
@@ -44,6 +44,7 @@ class _Client:
         self.frame_started: float | None = None
         self.hello = False
         self.closing = False  # close once the output is flushed
+        self.chunked = False  # the request being answered asked for a chunked reply
 
 
 class Server:
@@ -278,7 +279,13 @@ class Server:
             payload = bytes(client.inbuf[wire.HEADER.size:end])
             del client.inbuf[:end]
             cpu = time.thread_time()
-            self._queue(client, self._answer(client, payload))
+            client.chunked = False
+            reply = self._answer(client, payload)
+            if client.chunked and reply.get("ok"):
+                self._stream(client, reply)
+            else:
+                self._queue(client, reply)
+            reply = None
             self.state.answering += time.thread_time() - cpu
             self.handoff.progress += 1
         client.frame_started = now if client.inbuf else None
@@ -297,6 +304,30 @@ class Server:
             blocks = [wire.encode({"ok": False, "error": "reply too large"})]
         client.outbuf.extend(blocks)
         self._writable(client)
+
+    def _stream(self, client: _Client, reply: dict) -> None:
+        """Send a chunked reply as it is packed, each block as soon as it is made: a full
+        reply of a million tasks (700 MB) is never whole in the host's memory.  The rows are
+        made from the pass's lists, which the next request recycles, so nothing else is
+        answered meanwhile; a client that stops reading for ``FRAME_TIMEOUT`` is dropped."""
+        sock = client.sock
+        try:
+            self._flush(client)
+            sock.settimeout(wire.FRAME_TIMEOUT)
+            sock.sendall(wire.HEADER.pack(wire.CHUNKED))
+            for block in wire.iter_blocks(reply):  # a bug while packing drops the client
+                sock.sendall(wire.HEADER.pack(len(block)) + block)
+            sock.sendall(wire.HEADER.pack(0))
+            sock.setblocking(False)
+            client.last = time.monotonic()
+        except Exception:
+            self._drop(client)
+
+    def _flush(self, client: _Client) -> None:
+        """Send what is queued for ``client``, waiting for it (before a chunked reply)."""
+        client.sock.settimeout(wire.FRAME_TIMEOUT)
+        while client.outbuf:
+            client.sock.sendall(client.outbuf.popleft())
 
     def _writable(self, client: _Client) -> None:
         outbuf = client.outbuf
@@ -346,6 +377,7 @@ class Server:
                                               f"supported (probe speaks {wire.VERSION})"}
             client.hello = True
             return {"ok": True, "version": wire.VERSION, "pid": self.pid, "probe": PROBE_VERSION}
+        client.chunked = bool(request.get("chunked")) and op in wire.CHUNKABLE
         try:
             return {"ok": True, "data": self._dispatch(op, request)}
         except (LookupError, ValueError, TypeError) as exc:

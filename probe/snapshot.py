@@ -712,7 +712,7 @@ class State:
             "created_in": info.parent,
             "awaiting": awaiting,
             "awaiting_all": list(children),
-            "awaited_by": sorted(awaited_by.get(info.seq, ())),
+            "awaited_by": awaiters(awaited_by, info.seq),
         })
         return row
 
@@ -740,17 +740,26 @@ class State:
         return range(len(seqs))
 
     def _awaited_by(self, infos: list) -> dict:
-        """Task seq -> seqs of the tasks awaiting it."""
-        out: dict[int, list] = {}
+        """Task seq -> the seq of the task awaiting it, or a list of them when several do
+        (see ``awaiters``).  An int for the usual one: a list per awaited task was 100,000
+        containers at a million tasks, and set off a full collection of the host's heap."""
+        out: dict[int, Any] = {}
         pace = Pacer(self.handoff)
         for n, info in enumerate(infos):
             if not n & 1023:
                 pace()
-            _key, awaiting, children = described(info)
-            if awaiting is not None:
-                out.setdefault(awaiting, []).append(info.seq)
-            for child in children:
-                out.setdefault(child, []).append(info.seq)
+            cached = info.cache
+            if type(cached) is GroupKey:
+                continue
+            _key, awaiting, children = cached
+            for awaited in ((awaiting,) if awaiting is not None else ()) + children:
+                found = out.get(awaited)
+                if found is None:
+                    out[awaited] = info.seq
+                elif type(found) is int:
+                    out[awaited] = [found, info.seq]
+                else:
+                    found.append(info.seq)
         return out
 
     @staticmethod
@@ -1062,6 +1071,12 @@ class State:
             if state not in verdicts_mod.SELF_WAKING and group.bmin >= 60.0:
                 out.append(dict(base, verdict="stuck", reason=verdicts_mod.reason_stuck(group.count, state, group.bmin)))
         return out
+
+
+def awaiters(awaited_by: dict, seq: int) -> list:
+    """The sorted seqs of the tasks awaiting task ``seq`` (see ``State._awaited_by``)."""
+    found = awaited_by.get(seq)
+    return [] if found is None else [found] if type(found) is int else sorted(found)
 
 
 def described(info: Any) -> tuple:

@@ -28,8 +28,11 @@ Requests (``op``) and their arguments:
     RSS, gc, and tracemalloc's top allocation sites when tracemalloc is on.
 ``stalls``
     every event-loop stall still in the ring.
-``full``
+``full``  ``chunked`` (false)
     ``summary`` plus every task and every thread, all from one snapshot (``dump --full``).
+    With ``chunked``, the reply comes as it is packed: a header of length ``CHUNKED``, then
+    chunks (``HEADER`` + bytes) ending with one of length 0, whose bytes together are the
+    payload, with no size limit but ``MAX_STREAM``: the host never holds it whole.
 ``verdicts``  ``budget_s`` (2.0, 0 to 60)
     leak verdicts per group: ``unreachable`` (proven: nothing but the waiters references what
     they wait on), ``growing`` (from the probe's 10-minute history), ``stuck`` (blocked > 60 s);
@@ -48,7 +51,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import msgpack
 
@@ -60,6 +63,11 @@ SCHEMA = 1
 HEADER = struct.Struct(">I")
 MAX_REQUEST = 64 * 1024
 MAX_REPLY = 256 * 1024 * 1024
+#: A reply header with this length announces a chunked reply (asked for with ``chunked``):
+#: chunks of ``HEADER`` + bytes, the last of length 0, whose bytes together are the payload.
+CHUNKED = 0xFFFFFFFF
+MAX_STREAM = 16 * 1024 * 1024 * 1024  # bytes a client takes in one chunked reply
+CHUNKABLE = frozenset({"full"})  # requests that may be answered in chunks
 MAX_CLIENTS = 16
 IDLE_TIMEOUT = 60.0
 FRAME_TIMEOUT = 10.0
@@ -98,53 +106,63 @@ BLOCK = 256 * 1024  # bytes: what encode_blocks() coalesces packed pieces into
 
 
 def encode_blocks(obj: Any) -> list[bytes]:
-    """One complete frame for ``obj`` as a list of blocks of about ``BLOCK`` bytes, packed
-    piece by piece (the top levels of maps and lists, and every ``Stream`` item) so that no
-    single call holds the GIL for long.  Same bytes as ``encode``.
+    """One complete frame for ``obj`` as a list of blocks of about ``BLOCK`` bytes (see
+    ``iter_blocks``).  Same bytes as ``encode``."""
+    blocks = list(iter_blocks(obj))
+    blocks.insert(0, HEADER.pack(sum(map(len, blocks))))
+    return blocks
+
+
+def iter_blocks(obj: Any) -> Iterator[bytes]:
+    """The payload of ``obj`` in blocks of about ``BLOCK`` bytes, packed piece by piece (the
+    top levels of maps and lists, and every ``Stream`` item) so that no single call holds the
+    GIL for long, and made as they are taken: a chunked reply of a million tasks (700 MB) is
+    never whole in the host's memory.
 
     Pieces are joined into blocks as they come: a list of 200,000 small pieces, freed in one
     C call at the end, held the event loop up for 5 ms."""
     packer = msgpack.Packer(use_bin_type=True, default=_fallback, autoreset=True)
-    blocks: list = []
     run: list = []
-    size = total = 0
+    size = 0
 
-    def emit(piece: bytes) -> None:
-        nonlocal run, size, total
-        run.append(piece)
-        size += len(piece)
-        if size >= BLOCK:
-            blocks.append(b"".join(run))
-            total += size
-            run, size = [], 0
-
-    def walk(value: Any, depth: int) -> None:
+    def walk(value: Any, depth: int) -> Iterator[list]:
+        # Yields the run of pieces each time it reaches BLOCK bytes.
         if isinstance(value, Stream):
-            emit(packer.pack_array_header(value.length))
+            pieces = [packer.pack_array_header(value.length)]
             count = 0
             for item in value.items:
-                emit(packer.pack(item))
+                pieces.append(packer.pack(item))
                 count += 1
+                if len(pieces) >= 64:
+                    yield from emit(pieces)
+                    pieces = []
+            yield from emit(pieces)
             if count != value.length:
                 raise ValueError(f"stream gave {count} items, not {value.length}")
         elif depth < 3 and type(value) is dict:
-            emit(packer.pack_map_header(len(value)))
+            yield from emit([packer.pack_map_header(len(value))])
             for key, item in value.items():
-                emit(packer.pack(key))
-                walk(item, depth + 1)
+                yield from emit([packer.pack(key)])
+                yield from walk(item, depth + 1)
         elif depth < 3 and type(value) is list and len(value) > 64:
-            emit(packer.pack_array_header(len(value)))
+            yield from emit([packer.pack_array_header(len(value))])
             for item in value:
-                walk(item, depth + 1)
+                yield from walk(item, depth + 1)
         else:
-            emit(packer.pack(value))
+            yield from emit([packer.pack(value)])
 
-    walk(obj, 0)
+    def emit(pieces: list) -> Iterator[bytes]:
+        nonlocal run, size
+        run.extend(pieces)
+        size += sum(map(len, pieces))
+        if size >= BLOCK:
+            block = b"".join(run)
+            run, size = [], 0
+            yield block
+
+    yield from walk(obj, 0)
     if run:
-        blocks.append(b"".join(run))
-        total += size
-    blocks.insert(0, HEADER.pack(total))
-    return blocks
+        yield b"".join(run)
 
 
 def decode(payload: bytes) -> dict:
@@ -181,9 +199,21 @@ def _recv_exact(sock: socket.socket, n: int, deadline: float) -> bytes:
 
 
 def read_frame(sock: socket.socket, timeout: float, limit: int = MAX_REPLY) -> dict:
-    """Read one frame from a blocking socket (the client side)."""
+    """Read one frame from a blocking socket (the client side).  A chunked reply may be as
+    big as ``MAX_STREAM``, and ``timeout`` is then per chunk."""
     deadline = time.monotonic() + timeout
     (length,) = HEADER.unpack(_recv_exact(sock, HEADER.size, deadline))
+    if length == CHUNKED:
+        chunks, total = [], 0
+        while True:
+            deadline = time.monotonic() + timeout
+            (length,) = HEADER.unpack(_recv_exact(sock, HEADER.size, deadline))
+            if not length:
+                return decode(b"".join(chunks))
+            total += length
+            if total > MAX_STREAM:
+                raise ProtocolError(f"chunked reply over the limit of {MAX_STREAM} bytes")
+            chunks.append(_recv_exact(sock, length, deadline))
     if length > limit:
         raise ProtocolError(f"frame of {length} bytes is over the limit of {limit}")
     return decode(_recv_exact(sock, length, deadline))

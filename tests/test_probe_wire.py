@@ -210,3 +210,40 @@ def test_replies_packed_in_blocks_are_the_same_bytes_as_one_pack():
     assert b"".join(blocks) == wire.encode(reply)
     with pytest.raises(ValueError):
         wire.encode_blocks({"tasks": wire.Stream(5, iter(rows[:4]))})
+
+
+MANY = r'''
+import asyncio
+async def main():
+    ev = asyncio.Event()
+    keep = [asyncio.create_task(ev.wait(), name=f"waiter-{i}") for i in range(20000)]
+    print("ready", flush=True)
+    await asyncio.sleep(1000)
+asyncio.run(main())
+'''
+
+
+def test_a_chunked_full_reply_comes_in_blocks_and_is_the_same_document(spawn):
+    """``full`` with ``chunked``: a CHUNKED header, chunks no bigger than a block (the probe
+    sends each as it is packed), a last chunk of 0; together the same rows as unchunked."""
+    target = spawn(MANY)
+    with _raw(target) as sock:
+        wire.write_frame(sock, {"op": "hello", "version": wire.VERSION}, 10)
+        wire.read_frame(sock, 10)
+        wire.write_frame(sock, {"op": "full", "chunked": True}, 10)
+        deadline = __import__("time").monotonic() + 30
+        (length,) = wire.HEADER.unpack(wire._recv_exact(sock, wire.HEADER.size, deadline))
+        assert length == wire.CHUNKED
+        sizes, chunks = [], []
+        while True:
+            (length,) = wire.HEADER.unpack(wire._recv_exact(sock, wire.HEADER.size, deadline))
+            if not length:
+                break
+            sizes.append(length)
+            chunks.append(wire._recv_exact(sock, length, deadline))
+        chunked = wire.decode(b"".join(chunks))["data"]
+    assert len(sizes) > 4 and max(sizes) < 2 * wire.BLOCK
+    plain = target.request("full")  # the client asks for chunks too: read_frame joins them
+    names = sorted(t["name"] for t in chunked["tasks"])
+    assert names == sorted(t["name"] for t in plain["tasks"])
+    assert sum(1 for n in names if n.startswith("waiter-")) == 20000

@@ -32,7 +32,7 @@ class Requests:
         return self.request("summary")
 
     def full(self) -> dict:
-        return self.request("full")
+        return self.request("full", chunked=True)
 
     def group(self, group_id: str, offset: int = 0, limit: int = 100) -> dict:
         return self.request("group", id=group_id, offset=offset, limit=limit)
