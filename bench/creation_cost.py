@@ -14,6 +14,7 @@ Without ``--inner`` it is the driver: it runs the inner part in a new process pe
     python bench/creation_cost.py --n 100000
     python bench/creation_cost.py --n 100000 --python /tmp/venv312/bin/python --eager
     python bench/creation_cost.py --n 100000 --aiomonitor-python /tmp/venv-bench/bin/python
+    python bench/creation_cost.py --n 20000 --runs 7 --compare 3.11=/tmp/old/bin/python,/tmp/new/bin/python
 """
 from __future__ import annotations
 
@@ -86,6 +87,29 @@ def _run(python: str, env_extra: dict, args, monitor: bool, eager: bool, gc_off:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def compare(pairs: list, args) -> None:
+    """``--compare``: for each ``LABEL=PYTHON_A,PYTHON_B`` (two environments of one Python,
+    say the probe before and after a change), ``--runs`` fresh processes of each of: no
+    probe, A's probe, B's probe, in turn; one round of ``--n`` tasks each (a fresh process,
+    as a program meets it), the collector on.  Prints the medians and what each probe adds."""
+    args.repeat = 1
+    lines = ["| Python | no probe | A: probe | A: added | B: probe | B: added |", "|---|---|---|---|---|---|"]
+    for item in pairs:
+        label, pythons = item.split("=", 1)
+        first, second = pythons.split(",")
+        runs: dict = {"none": [], "a": [], "b": []}
+        for _ in range(args.runs):
+            runs["none"].append(_run(first, {}, args, False, args.eager, args.gc_off)["median_us"])
+            runs["a"].append(_run(first, {"TASKTOP": "1"}, args, False, args.eager, args.gc_off)["median_us"])
+            runs["b"].append(_run(second, {"TASKTOP": "1"}, args, False, args.eager, args.gc_off)["median_us"])
+        none, a, b = (statistics.median(runs[k]) for k in ("none", "a", "b"))
+        lines.append(f"| {label} | {none:.2f} µs | {a:.2f} µs | {a - none:+.2f} | {b:.2f} µs | {b - none:+.2f} |")
+        print(lines[-1], file=sys.stderr, flush=True)
+    print(f"{args.n:,} create_task in a fresh process, median of {args.runs} alternated runs"
+          + (", gc off while creating" if args.gc_off else ""))
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100000)
@@ -94,11 +118,17 @@ def main() -> None:
     parser.add_argument("--gc-off", action="store_true", help="no garbage collection while creating")
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--aiomonitor-python", help="an interpreter with aiomonitor installed")
+    parser.add_argument("--compare", nargs="+", metavar="LABEL=PYTHON_A,PYTHON_B",
+                        help="the probe of two environments against no probe, per Python (see compare)")
+    parser.add_argument("--runs", type=int, default=5, help="fresh processes of each, for --compare")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--monitor", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner:
         print(json.dumps(asyncio.run(_inner(args.n, args.repeat, args.eager, args.monitor, args.gc_off))))
+        return
+    if args.compare:
+        compare(args.compare, args)
         return
     rows = [(name, _run(args.python, env, args, False, args.eager, args.gc_off)) for name, env, _ in CONFIGS]
     if args.aiomonitor_python:

@@ -274,7 +274,7 @@ def _trim_traceback(tb: list) -> None:
         del tb[-1]
 
 
-def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2):
+def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2, factory: bool = True):
     """What our factory does: note where the task is made and by which task, have ``inner``
     (or ``asyncio.Task``) make it, and record it.  Called by the factory, and straight from
     ``create_task`` when our pass-through factory is the only one (see _wrap_create_task).
@@ -288,7 +288,7 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2):
     site = parent = None
     try:
         if _record_sites:
-            if inner is not None and _frame_module is not None and _frame_module(caller) == "asyncio.base_events":
+            if factory and _frame_module is not None and _frame_module(caller) == "asyncio.base_events":
                 caller += 1  # loop.create_task, which called the factory: asyncio's frame, dropped anyway
             frame = _getframe(caller)
             # The common case of _stack_of, inlined (the same key, a third of the time): made
@@ -440,7 +440,7 @@ def _wrap_create_task() -> None:
             # Only our pass-through factory is set: create the task the way create_task does
             # without a factory, with its name from the start.
             self._check_closed()
-            return _create(self, coro, None, kwargs)
+            return _create(self, coro, None, kwargs, 2, False)
         return orig(self, coro, **kwargs)
 
     create_task.__name__, create_task.__qualname__, create_task.__doc__ = \
