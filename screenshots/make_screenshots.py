@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -164,8 +163,10 @@ def main() -> None:
         if unknown:
             parser.error(f"unknown screen {', '.join(sorted(unknown))} (known: {', '.join(SCREENS)})")
     size = tuple(int(x) for x in args.size.lower().split("x"))
-    directory = tempfile.mkdtemp(prefix="tt-shots-", dir="/tmp")
-    os.chmod(directory, 0o700)
+    # A fixed directory: the picker shows it, and a random name would change every picture.
+    directory = "/tmp/tasktop"
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, mode=0o700)
     demo = start_demo(directory)
     try:
         path = os.path.join(directory, f"{demo.pid}.sock")
