@@ -31,8 +31,9 @@ import time
 
 from harness import Target, log, process_cpu_ns, run_sizes, stats_ms, thread_cpu_ns, wait_for
 
-from tasktop.probe import paths, wire
-from tasktop.tui.client import ProbeClient
+from tasktop.wire import paths
+from tasktop import wire
+from tasktop.client.probe_client import ProbeClient
 
 
 def exchange(client: ProbeClient, op: str, **args) -> tuple[float, int, dict]:

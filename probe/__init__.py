@@ -2,7 +2,7 @@
 
 Enable it with ``TASKTOP=1`` in the environment (no code change: ``tasktop.pth`` starts it at
 interpreter start-up), with ``tasktop run -- CMD``, or by calling :func:`start`.  It runs in
-one daemon thread and serves snapshots over a Unix socket (see :mod:`tasktop.probe.wire`).
+one daemon thread and serves snapshots over a Unix socket (see :mod:`tasktop.wire`).
 
 The probe depends on the standard library and msgpack only, and nothing it does may raise
 into the host: :func:`start` and :func:`stop` swallow their own failures and report them as

@@ -5,7 +5,7 @@ into the host's stderr.  Why the probe did not start is available from
 ``tasktop.probe.last_error()``.
 """
 try:
-    from tasktop.probe import start as _start
+    from . import start as _start
 
     _start()
 except Exception:  # pragma: no cover - defensive

@@ -16,7 +16,6 @@ RawStack = tuple  # tuple of (code, line), innermost first
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 _PROBE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_DEMO = _PROBE_DIR + "demo.py"  # the demo target is user code, not the probe
 
 
 def func_name(code) -> str:
@@ -27,7 +26,7 @@ def func_name(code) -> str:
 def is_internal(code) -> bool:
     """Frames of asyncio itself and of the probe: hidden from creation sites."""
     name = code.co_filename
-    return name.startswith(_ASYNCIO_DIR) or (name.startswith(_PROBE_DIR) and name != _DEMO)
+    return name.startswith(_ASYNCIO_DIR) or name.startswith(_PROBE_DIR)
 
 
 def frame_stack(frame, limit: int = 128) -> RawStack:

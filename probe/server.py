@@ -16,7 +16,9 @@ import threading
 import time
 from typing import Any
 
-from . import hooks, paths, wire
+from . import hooks
+from tasktop.wire import paths
+from tasktop import wire
 from .handoff import Handoff
 from .config import Options
 from .snapshot import PROBE_VERSION, State

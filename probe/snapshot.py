@@ -23,13 +23,14 @@ import time
 import weakref
 from typing import Any
 
-from . import hooks, memory, registry, wire, tasks as tasks_mod, threads as threads_mod, verdicts as verdicts_mod
+from . import hooks, memory, registry, tasks as tasks_mod, threads as threads_mod, verdicts as verdicts_mod
+from tasktop import wire
 from .config import Options
 from .handoff import Handoff, Pacer
 from .frames import creation_site, group_id, resolve, to_wire
 from .loops import LoopWatch
 from .registry import CHUNK
-from .wire import MAX_GROUPS, MAX_PAGE, SCHEMA
+from tasktop.wire import MAX_GROUPS, MAX_PAGE, SCHEMA
 
 PROBE_VERSION = "0.1.0"
 BUDGET = 0.009  # of a core: what the probe thread may spend in the background

@@ -4,7 +4,7 @@ Run from anywhere with the dev environment's Python::
 
     python screenshots/make_screenshots.py [--size 100x30] [--wait 15] [--only verdicts,help]
 
-It starts ``python -m tasktop.probe.demo`` with the probe (and tracemalloc) on, attaches the
+It starts ``python -m tasktop.demo`` with the probe (and tracemalloc) on, attaches the
 app in a headless terminal, lets it watch for ``--wait`` seconds so the history and the leak
 marker have something to show, then visits every screen and writes ``NAME.svg`` and
 ``NAME.png`` next to this script (with ``--only``, just the named ones: main, group, task,
@@ -28,7 +28,7 @@ ONLY: set = set(SCREENS)
 
 def start_demo(directory: str) -> subprocess.Popen:
     env = dict(os.environ, TASKTOP="1", TASKTOP_DIR=directory, TASKTOP_TRACEMALLOC="1", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "tasktop.probe.demo", "--ready"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "tasktop.demo", "--ready"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline() if proc.stdout else ""
     if "ready" not in line:

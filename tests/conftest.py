@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 import pytest
 
-from tasktop.probe import paths
-from tasktop.tui.client import ProbeClient, ProbeError, ProbeUnavailable
+from tasktop.wire import paths
+from tasktop.client.probe_client import ProbeClient, ProbeError, ProbeUnavailable
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05,

@@ -249,7 +249,7 @@ def test_usage_errors_are_status_2(args, message):
 def test_growth_against_a_truncated_summary():
     """The summary lists only the largest groups: a group missing from the first one had at most
     as many members as the smallest listed, so its growth is not overstated."""
-    from tasktop.tui import check
+    from tasktop.render import check
 
     frame = [{"func": "f", "file": "/app/a.py", "line": 1}]
     first = {"time": 100.0, "totals": {"tasks": 30, "groups": 3},

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from conftest import target_env, tasktop, wait_until
-from tasktop.probe import paths
+from tasktop.wire import paths
 
 LEAKY = r'''
 import asyncio, threading

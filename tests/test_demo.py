@@ -14,14 +14,14 @@ import pytest
 
 from conftest import Target, target_env, wait_until
 
-DEMO = ("-m", "tasktop.probe.demo")
+DEMO = ("-m", "tasktop.demo")
 
 
 def start_demo(directory: str, *args: str) -> Target:
-    """``python -m tasktop.probe.demo --ready ARGS`` with the probe on, as ``tasktop demo`` runs it."""
+    """``python -m tasktop.demo --ready ARGS`` with the probe on, as ``tasktop demo`` runs it."""
     proc = subprocess.Popen([sys.executable, *DEMO, "--ready", *args], env=target_env(directory),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    target = Target(proc, directory, "tasktop.probe.demo")
+    target = Target(proc, directory, "tasktop.demo")
     try:
         target.wait_ready()
         # The probe watches a loop from its first heartbeat on: until then it reports no tasks.
@@ -205,7 +205,7 @@ def test_signal_exits_cleanly(demo, signum):
 def test_runs_from_the_standard_library_alone(tmp_path):
     # -S: no site-packages, so neither tasktop nor msgpack is importable; -X dev shows any
     # unclosed socket or transport and any un-awaited coroutine.
-    from tasktop.probe import demo as module
+    from tasktop.demo import target as module
 
     proc = subprocess.run([sys.executable, "-S", "-X", "dev", module.__file__, "--ready",
                            "--duration", "1", "--stall-every", "0", "--rate", "50"],

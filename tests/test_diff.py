@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from conftest import tasktop, wait_until
-from tasktop.tui import export
+from tasktop.render import export
 
 TARGET = r'''
 import asyncio, signal

@@ -17,8 +17,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import wait_until
-from tasktop.probe import wire
-from tasktop.tui import exporter
+from tasktop import wire
+from tasktop.exporter import metrics as exporter
 
 # 5 tasks on asyncio.Queue.get, 2 threads on a threading.Lock.
 QUEUE_AND_LOCK = r'''
@@ -70,13 +70,13 @@ asyncio.run(main())
 
 # -- helpers ------------------------------------------------------------------------------------------------
 class Exporter:
-    """``python -m tasktop.tui.exporter`` on a free loopback port, reading ``sockdir``."""
+    """``python -m tasktop.exporter`` on a free loopback port, reading ``sockdir``."""
 
     def __init__(self, sockdir: str, *args: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTOP")}
         env["PYTHONUNBUFFERED"] = "1"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tasktop.tui.exporter", "--port", "0", "--directory", sockdir, *args],
+            [sys.executable, "-m", "tasktop.exporter", "--port", "0", "--directory", sockdir, *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         line = self.proc.stdout.readline()
         if "serving http://" not in line:

@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from conftest import tasktop, tasktop_cmd, wait_until
-from tasktop.tui import formats
+from tasktop.render import profiles as formats
 
 TARGET = r'''
 import asyncio, threading

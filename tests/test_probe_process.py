@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from conftest import target_env, wait_until
-from tasktop.probe import paths
-from tasktop.tui.client import ProbeClient
+from tasktop.wire import paths
+from tasktop.client.probe_client import ProbeClient
 
 HOST = r'''
 import asyncio, sys, threading, queue, warnings

@@ -12,8 +12,8 @@ import textwrap
 import pytest
 
 from conftest import wait_until
-from tasktop.probe import wire
-from tasktop.tui.client import ProbeClient, ProbeError
+from tasktop import wire
+from tasktop.client.probe_client import ProbeClient, ProbeError
 
 IDLE = r'''
 import asyncio
@@ -155,7 +155,7 @@ def test_a_second_uid_is_refused(spawn):
     code = textwrap.dedent(f"""
         import os, socket, sys
         sys.path[:0] = {sys.path!r}
-        from tasktop.probe import wire
+        from tasktop import wire
         os.setgid(65534); os.setuid(65534)
         s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect({target.path!r})
         try:
@@ -175,7 +175,7 @@ def test_a_second_uid_is_refused(spawn):
 
 def test_client_timeouts_are_one_line_errors(tmp_path):
     # A socket nobody answers on: connect fails with ProbeUnavailable, one line.
-    from tasktop.tui.client import ProbeUnavailable
+    from tasktop.client.probe_client import ProbeUnavailable
 
     path = str(tmp_path / "dead.sock")
     listener = socket.socket(socket.AF_UNIX)

@@ -14,7 +14,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-PLUGIN = "tasktop.probe.pytest_plugin"
+PLUGIN = "tasktop.pytest_plugin.plugin"
 
 
 @pytest.fixture(autouse=True)
@@ -402,7 +402,7 @@ def test_nothing_is_checked_or_hooked_unless_asked(pytester):
 
         def test_nothing_was_hooked():
             assert "tasktop.probe.hooks" not in sys.modules
-            assert "tasktop.probe.pytest_plugin" in sys.modules  # loaded, idle
+            assert "tasktop.pytest_plugin.plugin" in sys.modules  # loaded, idle
             assert threading.Thread.start.__code__.co_filename == threading.__file__
     """)
     result.assert_outcomes(passed=2)
@@ -622,7 +622,7 @@ def test_registered_through_its_entry_point_and_idle(pytester, monkeypatch):
             start_worker()
 
         def test_idle():
-            assert "tasktop.probe.pytest_plugin" in sys.modules
+            assert "tasktop.pytest_plugin.plugin" in sys.modules
             assert "tasktop.probe.hooks" not in sys.modules
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
@@ -763,7 +763,7 @@ def test_a_nested_session_s_runner_tasks_and_leaks_are_its_own(pytester):
     inner = NESTED_INNER.replace("\n", "\\n").replace('"', '\\"')
     source = f"""
         INNER = "{inner}"
-        INNER_ARGS = ["-p", "anyio.pytest_plugin", "-p", "tasktop.probe.pytest_plugin",
+        INNER_ARGS = ["-p", "anyio.pytest_plugin", "-p", "tasktop.pytest_plugin.plugin",
                       "-p", "no:cacheprovider", "-o", "tasktop_leaks_timeout=0.2"]
         LEAK = '''
         async def test_inner_leak():

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from conftest import target_env, wait_until
-from tasktop.probe import paths
-from tasktop.tui.client import ProbeClient
+from tasktop.wire import paths
+from tasktop.client.probe_client import ProbeClient
 
 psutil = pytest.importorskip("psutil")
 

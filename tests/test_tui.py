@@ -21,8 +21,8 @@ from textual.widgets import DataTable, Static
 
 from conftest import Target, target_env, wait_until
 from tasktop.tui.app import TasktopApp
-from tasktop.tui.client import ProbeError, ProbeUnavailable
-from tasktop.tui.connection import Connection
+from tasktop.client.probe_client import ProbeError, ProbeUnavailable
+from tasktop.client.connection import Connection
 from tasktop.tui.screens.group_detail import GroupScreen
 from tasktop.tui.screens.help import HelpScreen, KEYS
 from tasktop.tui.screens.main import MainScreen

@@ -9,8 +9,10 @@ import time
 
 import pytest
 
-from tasktop.tui import export, stacks, units
-from tasktop.tui.client import ProbeUnavailable
+from tasktop.render import export
+from tasktop.render import stacks
+from tasktop.render import units
+from tasktop.client.probe_client import ProbeUnavailable
 from tasktop.tui.messages import ConnectionChanged, SnapshotReceived
 from tasktop.tui.model import Model
 from tasktop.tui.session import Session

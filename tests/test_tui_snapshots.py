@@ -16,8 +16,8 @@ import time
 import pytest
 
 from tasktop.tui.app import TasktopApp
-from tasktop.tui.client import ProbeError
-from tasktop.tui.discovery import ProbeInfo
+from tasktop.client.probe_client import ProbeError
+from tasktop.client.discovery import ProbeInfo
 from tasktop.tui.messages import ConnectionChanged, SnapshotReceived
 from tasktop.tui.screens.main import MainScreen
 

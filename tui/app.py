@@ -15,8 +15,8 @@ from typing import Callable
 from textual.app import App
 from textual.binding import Binding
 
-from .client import ProbeError, ProbeUnavailable
-from .connection import Connection
+from tasktop.client.probe_client import ProbeError, ProbeUnavailable
+from tasktop.client.connection import Connection
 from .session import Session
 from .watcher import Watcher
 
@@ -77,7 +77,7 @@ class TasktopApp(App):
 
     def export(self, session: Session) -> None:
         """Fetch ``full()`` on a worker thread and write the dump files (``e``)."""
-        from . import export
+        from tasktop.render import export
 
         connection = session.connection
         last = session.model.summary

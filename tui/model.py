@@ -16,7 +16,7 @@ import collections
 from dataclasses import dataclass, field
 from typing import Deque, Iterable
 
-from . import stacks
+from tasktop.render import stacks
 
 SORTS = ("count", "growth", "blocked")
 KINDS = ("both", "task", "thread")

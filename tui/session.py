@@ -6,7 +6,7 @@ screen.  Holds no widgets and does no I/O itself.
 """
 from __future__ import annotations
 
-from .connection import Connection
+from tasktop.client.connection import Connection
 from .model import KINDS, SORTS, Model
 from .watcher import BACKOFF
 

@@ -12,8 +12,8 @@ import time
 
 from textual.message_pump import MessagePump
 
-from .client import ProbeError, ProbeUnavailable
-from .connection import Connection
+from tasktop.client.probe_client import ProbeError, ProbeUnavailable
+from tasktop.client.connection import Connection
 from .messages import ConnectionChanged, SnapshotReceived
 
 #: Longest wait between attempts while the probe is away.

@@ -45,7 +45,7 @@ def rewrite_paths(obj, replacements):
 def main() -> None:
     directory = tempfile.mkdtemp(prefix="tt-rec-", dir="/tmp")
     env = target_env(directory, TASKTOP_TRACEMALLOC="1", TASKTOP_INTERVAL="0.5")
-    proc = subprocess.Popen([sys.executable, "-m", "tasktop.probe.demo", "--ready", "--rate", "5"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "tasktop.demo", "--ready", "--rate", "5"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     target = Target(proc, directory, "demo")
     try:

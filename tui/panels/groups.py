@@ -9,7 +9,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.binding import Binding
 
-from .. import stacks, units
+from tasktop.render import stacks
+from tasktop.render import units
 from ..model import GroupRow
 from .table import OpenTable
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from .. import stacks, units
-from ..discovery import command_line
+from tasktop.render import stacks
+from tasktop.render import units
+from tasktop.client.discovery import command_line
 from ..session import Session
 
 _STATE_STYLE = {

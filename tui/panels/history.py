@@ -11,7 +11,7 @@ from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
-from .. import units
+from tasktop.render import units
 from ..model import Model
 
 ROWS = (("tasks", "tasks"), ("threads", "threads"), ("rss", "RSS"))

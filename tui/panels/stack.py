@@ -1,6 +1,6 @@
 """A stack as text: innermost first, each frame with its source line.
 
-The user's own innermost frame (see :mod:`tasktop.tui.stacks`) is marked with ``▶`` and gets a
+The user's own innermost frame (see :mod:`tasktop.render.stacks`) is marked with ``▶`` and gets a
 few lines of context when its file is readable here; standard-library frames are dimmed, but
 shown, because "stuck in ``Queue.get``" is half of the story.
 """
@@ -10,7 +10,8 @@ import os
 
 from rich.text import Text
 
-from .. import source, stacks
+from tasktop.render import source
+from tasktop.render import stacks
 
 
 def render_stack(stack: list | None, context: int = 2, indent: str = "  ") -> Text:

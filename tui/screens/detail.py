@@ -14,8 +14,8 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import Static
 
-from ..client import ProbeError, ProbeUnavailable
-from ..connection import Connection
+from tasktop.client.probe_client import ProbeError, ProbeUnavailable
+from tasktop.client.connection import Connection
 from ..messages import DetailFailed, DetailLoaded
 from ..panels.header import state_badge
 from .attached import AttachedScreen, session_bindings

@@ -14,8 +14,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Sparkline, Static
 
-from .. import source, stacks, units
-from ..connection import Connection
+from tasktop.render import source
+from tasktop.render import stacks
+from tasktop.render import units
+from tasktop.client.connection import Connection
 from ..panels.history import change_label
 from .detail import DetailScreen
 

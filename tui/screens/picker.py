@@ -13,10 +13,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tasktop.probe import paths
+from tasktop.wire import paths
 
-from .. import units
-from ..discovery import scan
+from tasktop.render import units
+from tasktop.client.discovery import scan
 from ..messages import ProbesListed
 from ..panels.table import OpenTable
 

@@ -12,7 +12,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
-from .. import stacks, units
+from tasktop.render import stacks
+from tasktop.render import units
 from ..panels.header import state_badge
 from ..panels.stack import render_stack
 from .attached import AttachedScreen, session_bindings

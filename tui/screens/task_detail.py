@@ -12,8 +12,9 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
-from .. import stacks, units
-from ..connection import Connection
+from tasktop.render import stacks
+from tasktop.render import units
+from tasktop.client.connection import Connection
 from ..panels.stack import render_stack
 from ..panels.table import OpenTable
 from .detail import DetailScreen

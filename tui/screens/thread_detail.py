@@ -8,8 +8,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
-from .. import units
-from ..connection import Connection
+from tasktop.render import units
+from tasktop.client.connection import Connection
 from ..panels.stack import render_stack
 from .detail import DetailScreen
 

@@ -14,7 +14,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
-from .. import stacks, units
+from tasktop.render import stacks
+from tasktop.render import units
 from ..messages import DetailFailed, DetailLoaded
 from ..panels.header import state_badge
 from ..panels.table import OpenTable

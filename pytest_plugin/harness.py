@@ -91,7 +91,7 @@ def is_harness_task(task: Any) -> bool:
     codes = runner_codes()
     if not codes:
         return False
-    from .tasks import walk
+    from tasktop.probe.tasks import walk
 
     try:
         return any(frame.f_code in codes for frame in walk(task.get_coro()))

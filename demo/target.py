@@ -1,6 +1,6 @@
 """The built-in demo target: a small order service that leaks in the classic ways.
 
-``python -m tasktop.probe.demo`` (what ``tasktop demo`` starts with ``TASKTOP=1``) runs an
+``python -m tasktop.demo`` (what ``tasktop demo`` starts with ``TASKTOP=1``) runs an
 asyncio service plus a few threads, each stuck the way real services get stuck, so that every
 view of tasktop has something true to show.  It needs nothing but the standard library: it
 runs from a bare ``python probe/demo.py`` too.
@@ -83,7 +83,7 @@ ROUTES = ("/orders", "/orders/{id}", "/cart", "/checkout")
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m tasktop.probe.demo",
+        prog="python -m tasktop.demo",
         description="A small asyncio + threads service that leaks in the classic ways "
                     "(a target for tasktop).")
     parser.add_argument("--rate", type=float, default=5.0,

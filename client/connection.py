@@ -11,9 +11,9 @@ import os
 import threading
 from typing import Any, Iterator
 
-from tasktop.probe import paths
+from tasktop.wire import paths
 
-from .client import ProbeClient, Requests
+from .probe_client import ProbeClient, Requests
 
 POOL = 4
 

@@ -11,7 +11,7 @@ import re
 import time
 from typing import Any, Iterable
 
-from tasktop.probe.wire import SCHEMA
+from tasktop.wire import SCHEMA
 
 DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "loops", "verdicts", "verdicts_unsettled",
                  "groups", "tasks", "threads", "source")

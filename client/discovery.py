@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from tasktop.probe import paths
+from tasktop.wire import paths
 
-from .client import ProbeClient, ProbeError, ProbeUnavailable
+from .probe_client import ProbeClient, ProbeError, ProbeUnavailable
 
 
 def command_line(process: dict) -> str:

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-from tasktop.probe import paths
+from tasktop.wire import paths
 
 
 class InjectError(Exception):

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from . import stacks
-from .report import duration
+from .text import duration
 
 #: Exit statuses of a verdict (the command adds 2 for usage errors and 3 for no verdict).
 EXIT_OK = 0

@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Sequence
 
-from tasktop.probe import paths
+from tasktop.wire import paths
 
 from .arguments import checked, seconds
 
@@ -30,7 +30,7 @@ SUBCOMMANDS = ("dump", "check", "diff", "ls", "run", "demo", "exporter")
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNCHECKED = 3  # tasktop check: no verdict (the probe cannot be reached)
-FORMATS = ("text", "json", "folded", "pprof")  # of tasktop dump (tasktop.tui.formats)
+FORMATS = ("text", "json", "folded", "pprof")  # of tasktop dump (tasktop.render.profiles)
 
 
 class CliError(Exception):
@@ -88,7 +88,7 @@ class NoProbe(CliError):
 
 
 def _connect(path: str):
-    from tasktop.tui.client import ProbeClient, ProbeError, ProbeUnavailable
+    from tasktop.client.probe_client import ProbeClient, ProbeError, ProbeUnavailable
 
     client = ProbeClient(path)
     try:
@@ -111,7 +111,7 @@ def _dump_format(args: argparse.Namespace) -> str:
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
-    from tasktop.tui.client import ProbeError, ProbeUnavailable
+    from tasktop.client.probe_client import ProbeError, ProbeUnavailable
 
     if args.pid is None and not args.socket:
         raise CliError("dump needs a PID or --socket PATH", EXIT_USAGE)
@@ -121,7 +121,7 @@ def cmd_dump(args: argparse.Namespace) -> int:
     except NoProbe as exc:
         if not args.inject:
             return _dump_without_probe(exc.pid, args, fmt)
-        from tasktop.tui import inject
+        from tasktop.client import inject
 
         try:
             path = inject.inject(exc.pid)
@@ -145,7 +145,7 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
 
 def _dump_without_probe(pid: int, args: argparse.Namespace, fmt: str) -> int:
-    from tasktop.tui import pyspy
+    from tasktop.client import pyspy
 
     try:
         data = pyspy.thread_dump(pid, native=args.native)
@@ -159,11 +159,11 @@ def _dump_without_probe(pid: int, args: argparse.Namespace, fmt: str) -> int:
 
 def _write_dump(data: dict, fmt: str, args: argparse.Namespace) -> None:
     """Render ``data`` in ``fmt`` to ``-o FILE`` or standard output."""
-    from tasktop.tui import report
+    from tasktop.render import text as report
 
     out: str | bytes
     if fmt in ("folded", "pprof"):
-        from tasktop.tui import formats
+        from tasktop.render import profiles as formats
 
         out = formats.folded(data) if fmt == "folded" else formats.pprof(data)
         missing = formats.missing_groups(data, formats.groups_of(data))
@@ -197,7 +197,7 @@ def _write_output(out: str | bytes, output: str | None) -> None:
 
 # -- check ----------------------------------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace) -> int:
-    from tasktop.tui import check
+    from tasktop.render import check
 
     limits = check.Limits(tasks=args.max_tasks, growth=args.max_growth, blocked=args.max_blocked,
                           lag=args.max_lag, window=args.window)
@@ -209,7 +209,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         path = _resolve_socket(args.pid, args.socket)
     except NoProbe as exc:
-        from tasktop.tui.pyspy import ENABLE_HINT
+        from tasktop.client.pyspy import ENABLE_HINT
 
         raise CliError(f"process {exc.pid} has no tasktop probe; {ENABLE_HINT}",
                        EXIT_UNCHECKED) from None
@@ -232,7 +232,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _fetch_summary(path: str) -> dict:
     """One summary on a connection of its own (a window may outlast the probe's idle timeout)."""
-    from tasktop.tui.client import ProbeClient, ProbeError, ProbeUnavailable
+    from tasktop.client.probe_client import ProbeClient, ProbeError, ProbeUnavailable
 
     client = ProbeClient(path)
     try:
@@ -246,7 +246,7 @@ def _fetch_summary(path: str) -> dict:
 
 # -- diff -------------------------------------------------------------------------------------------------
 def cmd_diff(args: argparse.Namespace) -> int:
-    from tasktop.tui import diff
+    from tasktop.render import diff
 
     try:
         old, new = diff.load(args.old), diff.load(args.new)
@@ -264,7 +264,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 # -- ls -----------------------------------------------------------------------------------------------
 def probed_processes(directory: str | None = None, clean: bool = True) -> list[dict]:
     """Every live probe of this user, with its totals; removes sockets of dead processes."""
-    from tasktop.tui.client import ProbeClient, ProbeError, ProbeUnavailable
+    from tasktop.client.probe_client import ProbeClient, ProbeError, ProbeUnavailable
 
     rows = []
     for pid, path in paths.list_sockets(directory):
@@ -312,7 +312,7 @@ def _remove_stale(path: str) -> None:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from tasktop.tui import report
+    from tasktop.render import text as report
 
     rows = probed_processes()
     if args.json:
@@ -348,7 +348,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    cmd = [sys.executable, "-m", "tasktop.probe.demo", "--rate", str(args.rate)]
+    cmd = [sys.executable, "-m", "tasktop.demo", "--rate", str(args.rate)]
     proc = subprocess.Popen(cmd, env=probe_env(), stdin=subprocess.DEVNULL)
     try:
         path = paths.socket_path(proc.pid)
@@ -373,7 +373,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_exporter(args: argparse.Namespace) -> int:
-    from tasktop.tui import exporter
+    from tasktop.exporter import metrics as exporter
 
     try:
         return exporter.run(args)
@@ -394,7 +394,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     try:
         path = _resolve_socket(args.pid, args.socket)
     except NoProbe as exc:
-        from tasktop.tui.pyspy import ENABLE_HINT
+        from tasktop.client.pyspy import ENABLE_HINT
 
         raise CliError(f"process {exc.pid} has no tasktop probe; {ENABLE_HINT}; "
                        f"its threads alone: tasktop dump {exc.pid}") from None
@@ -435,7 +435,7 @@ def _subparser(name: str) -> argparse.ArgumentParser:
         p.add_argument("--inject", action="store_true",
                        help="without a probe: start one in the process (Python 3.14+, sys.remote_exec)")
     elif name == "exporter":
-        from tasktop.tui import exporter
+        from tasktop.exporter import metrics as exporter
 
         p = _Parser(prog=prog, description="Serve Prometheus metrics for every probed process of this user.")
         exporter.add_arguments(p)

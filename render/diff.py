@@ -13,8 +13,8 @@ import json
 import time
 
 from . import stacks
-from .formats import groups_of
-from .report import duration, size
+from .profiles import groups_of
+from .text import duration, size
 
 SCHEMA = 1
 

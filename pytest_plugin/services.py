@@ -85,7 +85,7 @@ def _executor_of(thread: Any) -> Any:
 
 def _idle(codes: Iterable) -> bool:
     """Whether a pool worker's stack (innermost first) is waiting for work."""
-    from .threads import classify
+    from tasktop.probe.threads import classify
 
     return classify(tuple((code, 0) for code in codes), {}) == "executor idle"
 
@@ -96,8 +96,8 @@ def _default_executor_worker(obj: Any, kind: str, name: str | None, codes: Itera
     executor = _executor_of(obj)
     if executor is None or not _idle(codes):
         return False
-    from . import hooks
-    from .registry import copy_set
+    from tasktop.probe import hooks
+    from tasktop.probe.registry import copy_set
 
     for loop in copy_set(hooks.loops):
         if getattr(loop, "_default_executor", None) is executor and not loop.is_closed():

@@ -32,12 +32,12 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from tasktop.probe import paths
+from tasktop.wire import paths
 
-from .arguments import checked, seconds
-from .client import ProbeClient, ProbeError, ProbeUnavailable
-from .discovery import command_line
-from .stacks import fit_label, where
+from tasktop.cli.arguments import checked, seconds
+from tasktop.client.probe_client import ProbeClient, ProbeError, ProbeUnavailable
+from tasktop.client.discovery import command_line
+from tasktop.render.stacks import fit_label, where
 
 #: Not in the 9100-9999 range, which the Prometheus default-port list has fully handed out
 #: (9464 in particular is OpenTelemetry's Prometheus exporter, often on the same hosts).
@@ -347,7 +347,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tasktop.tui.exporter``: the same as ``tasktop exporter``."""
+    """``python -m tasktop.exporter``: the same as ``tasktop exporter``."""
     import tasktop.probe
 
     tasktop.probe.stop()  # the exporter is not a target, even with TASKTOP=1 exported

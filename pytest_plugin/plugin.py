@@ -223,7 +223,7 @@ def _timeout(config: pytest.Config) -> float:
 
 def _configured_allowances(config: pytest.Config) -> list:
     """The known services and the ini file's ``tasktop_leaks_allow`` and ``tasktop_leaks_ignore``."""
-    from .pytest_services import SERVICES, from_ignore, parse_allow
+    from .services import SERVICES, from_ignore, parse_allow
 
     return (list(SERVICES) + parse_allow(config.getini(INI_ALLOW), INI_ALLOW)
             + from_ignore(config.getini(INI_IGNORE), INI_IGNORE))
@@ -258,7 +258,7 @@ class _Patches:
         self._uvloop_init: tuple | None = None  # (uvloop.Loop, our __init__)
 
     def install(self) -> None:
-        from . import hooks
+        from tasktop.probe import hooks
         from asyncio import events
         import asyncio
 
@@ -306,7 +306,7 @@ class _Patches:
         """Give uvloop loops made from now on the probe's task factory, so that their tasks have
         creation stacks: uvloop calls neither ``BaseEventLoop.__init__`` nor, when it was
         imported before the hooks were in place (by a conftest), their ``_set_running_loop``."""
-        from . import hooks
+        from tasktop.probe import hooks
 
         cls = getattr(sys.modules.get("uvloop"), "Loop", None)
         if not isinstance(cls, type) or "__init__" in vars(cls):
@@ -370,7 +370,7 @@ class _Patches:
                 if getattr(module, "_set_running_loop", None) is self._set_running:
                     module._set_running_loop = self._orig_set_running
         if self._installed_hooks:
-            from . import hooks, is_running
+            from tasktop.probe import hooks, is_running
 
             if not is_running():  # the probe, started since, keeps its hooks
                 hooks.uninstall()
@@ -396,7 +396,7 @@ def _live_threads() -> dict:
 def _all_tasks() -> set:
     """Every task the process has: those the probe recorded and asyncio's own registry."""
     import asyncio.tasks as asyncio_tasks
-    from . import hooks, registry
+    from tasktop.probe import hooks, registry
 
     found = {info() for info in list(hooks.records)}
     found.discard(None)
@@ -549,7 +549,7 @@ class LeakCheck:
     def runner_cancels(self, loop: Any) -> None:
         """A runner is about to cancel what is left on ``loop``: what the test created and did
         not cancel itself was left behind.  Described now, while it still has a stack."""
-        from .pytest_harness import is_harness_task
+        from .harness import is_harness_task
 
         if self.tasks and self.runner_cancelled and self.innermost():
             left = [t for t in self._new_pending(loop)
@@ -563,7 +563,7 @@ class LeakCheck:
         ``live`` (a task may refuse to be cancelled)."""
         with self._lock:
             found = list(self._cancelled)
-        from .pytest_services import let_through
+        from .services import let_through
 
         live = {id(task) for task in live}
         allowances = self._allowances()
@@ -578,7 +578,7 @@ class LeakCheck:
 
     def notes(self) -> list:
         """What was let through, and by what: lines for ``pytest -v``."""
-        from .pytest_services import note
+        from .services import note
 
         merged: dict = {}
         for passed in (self._passed, self._passed_cancelled):
@@ -595,14 +595,14 @@ class LeakCheck:
     def _allowances(self) -> list:
         """What lets a leftover through: the known services and ini lines, then ``ignore``
         (which the test may have changed)."""
-        from .pytest_services import from_ignore
+        from .services import from_ignore
 
         return self.allow + from_ignore(self.ignore, "the test's ignore")
 
     def leftovers(self) -> tuple[list, list]:
         """``([(ident, Thread or None)], [task])`` left now, those let through left out."""
-        from .pytest_harness import is_harness_task
-        from .pytest_services import let_through
+        from .harness import is_harness_task
+        from .services import let_through
 
         baseline = self.baseline
         if baseline is None:
@@ -626,7 +626,7 @@ class LeakCheck:
                                                codes.get(ident, []), passed)]
         tasks = []
         if self.tasks:
-            from . import tasks as tasks_mod
+            from tasktop.probe import tasks as tasks_mod
 
             candidates = _all_tasks()
             with self._lock:
@@ -697,14 +697,14 @@ def _short_path(path: str, root: str) -> str:
 
 
 def _frames_text(stack: Iterable, root: str) -> tuple:
-    from .frames import func_name
+    from tasktop.probe.frames import func_name
 
     return tuple(f"{func_name(code)} ({_short_path(code.co_filename, root)}:{line or 0})"
                  for code, line in stack)
 
 
 def _thread_internal(code) -> bool:
-    from .frames import is_internal
+    from tasktop.probe.frames import is_internal
 
     name = code.co_filename
     return (is_internal(code) or name == threading.__file__
@@ -712,7 +712,7 @@ def _thread_internal(code) -> bool:
 
 
 def _harness_thread(thread: Any, sites: Any) -> bool:
-    from .pytest_harness import starts_in_harness
+    from .harness import starts_in_harness
 
     return starts_in_harness(_thread_own_frames(sites.get(thread)))
 
@@ -727,15 +727,15 @@ def _thread_own_frames(raw: tuple | None) -> tuple:
 
 def _thread_site(raw: tuple | None) -> tuple | None:
     """The creation stack shown for a thread."""
-    from .pytest_harness import until_harness
+    from .harness import until_harness
 
     own = _thread_own_frames(raw)
     return until_harness(own)[:CREATION_DEPTH] if own else None
 
 
 def _describe_thread(ident: int, thread: Any, sites: Any, root: str) -> dict:
-    from . import threads as threads_mod
-    from .frames import frame_stack
+    from tasktop.probe import threads as threads_mod
+    from tasktop.probe.frames import frame_stack
 
     frame = sys._current_frames().get(ident)
     stack = frame_stack(frame) if frame is not None else ()
@@ -754,9 +754,9 @@ def _describe_task(task: Any, root: str, where: str = "") -> dict:
     """What the report says of a task; ``where`` says what became of its loop, found out when
     not given."""
     import asyncio
-    from . import hooks, tasks as tasks_mod
-    from .frames import creation_site
-    from .pytest_harness import until_harness
+    from tasktop.probe import hooks, tasks as tasks_mod
+    from tasktop.probe.frames import creation_site
+    from .harness import until_harness
 
     try:
         loop = task.get_loop()

@@ -16,7 +16,7 @@ import sys
 import time
 
 from tasktop.probe.threads import _SYSCALL_STATES, kernel_state
-from tasktop.probe.wire import SCHEMA
+from tasktop.wire import SCHEMA
 
 ENABLE_HINT = ("asyncio tasks need the probe inside the process: start it with TASKTOP=1 "
                "(e.g. TASKTOP=1 python app.py) or with `tasktop run -- CMD`")

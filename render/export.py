@@ -1,7 +1,7 @@
 """``e``: write the current snapshot as the files ``tasktop dump`` would print.
 
 The text is ``tasktop dump``'s and the JSON is the documented ``--json`` document (both from
-:mod:`tasktop.tui.report`), so an export is something to attach to a bug report or diff later.
+:mod:`tasktop.render.text`), so an export is something to attach to a bug report or diff later.
 Files go to ``$TASKTOP_EXPORT_DIR`` or the current directory, named by pid and local time.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ def export_dir() -> str:
 
 def write_export(data: dict, directory: str | None = None, when: float | None = None) -> tuple[str, str]:
     """Write ``tasktop-PID-YYYYmmdd-HHMMSS.txt`` and ``.json``; returns their paths."""
-    from . import report
+    from . import text as report
 
     directory = directory or export_dir()
     os.makedirs(directory, exist_ok=True)

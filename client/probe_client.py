@@ -10,7 +10,8 @@ import os
 import socket
 from typing import Any
 
-from tasktop.probe import paths, wire
+from tasktop.wire import paths
+from tasktop import wire
 
 
 class ProbeUnavailable(Exception):

@@ -1,0 +1,1 @@
+"""``tasktop exporter``: Prometheus metrics about every probed process of the user."""
