@@ -263,52 +263,27 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 # -- ls -----------------------------------------------------------------------------------------------
 def probed_processes(directory: str | None = None, clean: bool = True) -> list[dict]:
-    """Every live probe of this user, with its totals; removes sockets of dead processes."""
-    from tasktop.client.probe_client import ProbeClient, ProbeError, ProbeUnavailable
+    """Every live probe of this user, with its totals; stale sockets are removed (see
+    ``client.discovery``)."""
+    from tasktop.client.discovery import scan
 
     rows = []
-    for pid, path in paths.list_sockets(directory):
-        if not paths.pid_alive(pid):
-            if clean:
-                _remove_stale(path)
+    for info in scan([directory], timeout=5.0, clean=clean):
+        if info.summary is None:
+            rows.append({"pid": info.pid, "command": f"(not answering: {info.error})", "socket": info.path})
             continue
-        client = ProbeClient(path, timeout=5.0)
-        try:
-            client.connect()
-            data = client.summary()
-        except ConnectionRefusedError:
-            if clean:
-                _remove_stale(path)  # the pid was reused; nobody listens there any more
-            continue
-        except (ProbeUnavailable, ProbeError) as exc:
-            if "Connection refused" in str(exc) and clean:
-                _remove_stale(path)
-                continue
-            rows.append({"pid": pid, "command": f"(not answering: {exc})", "socket": path})
-            continue
-        finally:
-            client.close()
-        proc = data.get("process", {})
-        totals = data.get("totals", {})
-        started = proc.get("started_at")
+        proc = info.summary.get("process", {})
         rows.append({
-            "pid": pid,
+            "pid": info.pid,
             "command": " ".join(proc.get("argv") or []) or proc.get("executable", ""),
             "python": proc.get("python"),
-            "tasks": totals.get("tasks"),
-            "threads": totals.get("threads"),
-            "rss_bytes": data.get("memory", {}).get("rss_bytes"),
-            "uptime_s": (data.get("time", time.time()) - started) if started else None,
-            "socket": path,
+            "tasks": info.tasks,
+            "threads": info.threads,
+            "rss_bytes": info.rss,
+            "uptime_s": info.uptime,
+            "socket": info.path,
         })
     return rows
-
-
-def _remove_stale(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def cmd_ls(args: argparse.Namespace) -> int:

@@ -1,20 +1,26 @@
-"""Finding the live probes of this user, for the process picker.
+"""Finding the live probes of this user: for the picker, ``tasktop ls`` and the exporter.
 
-Runs on a worker thread: it connects to every socket in the socket directory, asks each probe
-for a summary with a short timeout, and skips stale sockets of processes that are gone, so one
-hung target costs the picker a second, not the UI.
+One scan and one rule for stale sockets: a socket is stale when its process is gone, or when
+nothing listens on it any more (its pid was reused by a process without a probe).  ``tasktop
+ls`` removes stale sockets; the picker and the exporter only skip them.  Each probe is asked
+for a summary with a short timeout, so one hung target costs a second, not the caller.
 """
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
+from typing import Iterable
+
+import psutil
 
 from tasktop.wire import paths
+from tasktop.wire.shapes import Process, Summary
 
 from .probe_client import ProbeClient, ProbeError, ProbeUnavailable
 
 
-def command_line(process: dict) -> str:
+def command_line(process: Process | dict) -> str:
     """``target.py --port 80``: argv with the script's directory dropped."""
     argv = [str(a) for a in process.get("argv") or ()]
     if not argv:
@@ -22,8 +28,18 @@ def command_line(process: dict) -> str:
     return " ".join([os.path.basename(argv[0]) or argv[0], *argv[1:]])
 
 
+def argv_of(pid: int) -> list[str]:
+    """The command line of a process as the kernel has it (empty when it is gone or hidden)."""
+    try:
+        return psutil.Process(pid).cmdline()
+    except (psutil.Error, OSError):
+        return []
+
+
 @dataclass
 class ProbeInfo:
+    """One probe found: its process, and its summary or why there is none."""
+
     pid: int
     path: str
     command: str = ""
@@ -33,25 +49,44 @@ class ProbeInfo:
     rss: int | None = None
     uptime: float | None = None
     error: str = ""
+    summary: Summary | None = None
 
 
-def scan(directory: str | None = None, timeout: float = 1.5) -> list[ProbeInfo]:
-    """Every probe socket of a live process in ``directory`` (default: the user's), described."""
+def probe_sockets(directories: Iterable[str | None] = (None,), clean: bool = False) -> list[tuple[int, str]]:
+    """``(pid, path)`` of every probe socket of a live process, one per pid; with ``clean``,
+    the sockets of processes that are gone are removed."""
+    seen: dict[int, str] = {}
+    for directory in directories:
+        for pid, path in paths.list_sockets(directory):
+            if not paths.pid_alive(pid):
+                if clean:
+                    remove_stale(path)
+            elif pid not in seen:
+                seen[pid] = path
+    return sorted(seen.items())
+
+
+def scan(directories: Iterable[str | None] = (None,), timeout: float = 1.5, clean: bool = False) -> list[ProbeInfo]:
+    """Every live probe, described from its summary; one that does not answer is listed with
+    the reason, one nobody listens on is stale (removed with ``clean``)."""
     out = []
-    for pid, path in paths.list_sockets(directory):
-        if not paths.pid_alive(pid):
-            continue
+    for pid, path in probe_sockets(directories, clean):
         info = ProbeInfo(pid=pid, path=path)
         try:
             with ProbeClient(path, timeout=timeout) as client:
                 summary = client.summary()
         except (ProbeUnavailable, ProbeError) as exc:
+            if "Connection refused" in str(exc):  # nothing listens: the pid was reused
+                if clean:
+                    remove_stale(path)
+                continue
             info.error = str(exc)
-            info.command = _cmdline(pid)
+            info.command = command_line({"argv": argv_of(pid)}) if argv_of(pid) else "?"
             out.append(info)
             continue
         process = summary.get("process") or {}
         totals = summary.get("totals") or {}
+        info.summary = summary
         info.command = command_line(process)
         info.python = str(process.get("python") or "")
         info.tasks = totals.get("tasks")
@@ -59,16 +94,13 @@ def scan(directory: str | None = None, timeout: float = 1.5) -> list[ProbeInfo]:
         info.rss = (summary.get("memory") or {}).get("rss_bytes")
         started = process.get("started_at")
         if started:
-            info.uptime = max(0.0, float(summary.get("time") or 0) - float(started))
+            info.uptime = max(0.0, float(summary.get("time") or time.time()) - float(started))
         out.append(info)
     return out
 
 
-def _cmdline(pid: int) -> str:
+def remove_stale(path: str) -> None:
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            parts = fh.read().split(b"\0")
-        return " ".join(os.path.basename(p.decode(errors="replace")) if i == 0 else p.decode(errors="replace")
-                        for i, p in enumerate(parts) if p)
+        os.unlink(path)
     except OSError:
-        return "?"
+        pass

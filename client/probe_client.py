@@ -12,6 +12,7 @@ from typing import Any
 
 from tasktop.wire import paths
 from tasktop import wire
+from tasktop.wire.shapes import Summary
 
 
 class ProbeUnavailable(Exception):
@@ -23,13 +24,13 @@ class ProbeError(Exception):
 
 
 class Requests:
-    """The typed requests of the wire protocol, over whatever ``request(op, **args)`` the
-    subclass provides (one connection, or a pool of them)."""
+    """The typed requests of the wire protocol (``wire.OPS``, the table the probe serves), over
+    whatever ``request(op, **args)`` the subclass provides (one connection, or a pool)."""
 
     def request(self, op: str, **args: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def summary(self) -> dict:
+    def summary(self) -> Summary:
         return self.request("summary")
 
     def full(self) -> dict:
@@ -133,6 +134,8 @@ class ProbeClient(Requests):
 
     def request(self, op: str, **args: Any) -> Any:
         """Send one request and return its ``data``; reconnects once if the probe went away."""
+        if op not in wire.OPS:
+            raise ValueError(f"not a request of the wire protocol: {op!r}")
         fresh = self.sock is None
         if fresh:
             self.connect()

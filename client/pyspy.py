@@ -7,7 +7,6 @@ same report code prints it.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -17,6 +16,9 @@ import time
 
 from tasktop.probe.threads import _SYSCALL_STATES, kernel_state
 from tasktop.wire import SCHEMA
+from tasktop.wire.groups import group_id, groups_of
+
+from .discovery import argv_of
 
 ENABLE_HINT = ("asyncio tasks need the probe inside the process: start it with TASKTOP=1 "
                "(e.g. TASKTOP=1 python app.py) or with `tasktop run -- CMD`")
@@ -75,14 +77,6 @@ def _error_line(pid: int, stderr: str) -> str:
     return f"py-spy could not read process {pid}: {last.removeprefix('Error: ')}"
 
 
-def _cmdline(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return [p.decode("utf-8", "replace") for p in fh.read().split(b"\0") if p]
-    except OSError:
-        return []
-
-
 def thread_dump(pid: int, timeout: float = 30.0, native: bool = False) -> dict:
     """A ``full``-shaped document of the threads of ``pid`` (no tasks), read by py-spy;
     ``native`` adds C/C++ frames (py-spy ``--native``)."""
@@ -100,22 +94,18 @@ def thread_dump(pid: int, timeout: float = 30.0, native: bool = False) -> dict:
         raw = json.loads(proc.stdout)
     except ValueError:
         raise PySpyError(f"py-spy gave unreadable output for process {pid}") from None
-    threads, groups = [], {}
+    threads = []
     for item in raw:
         frames = [{"func": f.get("name", "?"), "file": f.get("filename", "?"), "line": f.get("line", 0)}
                   for f in item.get("frames", [])]
         kernel = kernel_state(item.get("os_thread_id"), pid)
         state = _classify(frames, bool(item.get("active")), kernel)
-        key = "\n".join(["thread", state] + [f"{f['file']}:{f['func']}:{f['line']}" for f in frames])
-        gid = hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
-        group = groups.setdefault(gid, {"id": gid, "kind": "thread", "count": 0, "state": state,
-                                        "blocked_min_s": 0.0, "blocked_max_s": 0.0, "stack": frames,
-                                        "created_by": []})
-        group["count"] += 1
+        gid = group_id("thread", state, [(f["file"], f["func"], f["line"]) for f in frames])
         threads.append({"ident": item.get("thread_id"), "native_id": item.get("os_thread_id"),
                         "name": item.get("thread_name"), "daemon": None, "group": gid, "state": state,
                         "kernel": {"state": kernel["state"], "syscall": kernel["syscall"]},
                         "blocked_s": None, "stack": frames, "cpu_s": kernel["cpu_s"]})
+    groups = groups_of({"threads": threads})
     rss = None
     try:
         import psutil
@@ -127,10 +117,10 @@ def thread_dump(pid: int, timeout: float = 30.0, native: bool = False) -> dict:
         "schema": SCHEMA,
         "source": "py-spy",
         "time": time.time(),
-        "process": {"pid": pid, "argv": _cmdline(pid), "python": None},
+        "process": {"pid": pid, "argv": argv_of(pid), "python": None},
         "totals": {"tasks": None, "threads": len(threads), "loops": None, "groups": len(groups)},
         "memory": {"rss_bytes": rss},
         "loops": [],
-        "groups": sorted(groups.values(), key=lambda g: -g["count"]),
+        "groups": groups,
         "threads": threads,
     }

@@ -36,7 +36,7 @@ from tasktop.wire import paths
 
 from tasktop.cli.arguments import checked, seconds
 from tasktop.client.probe_client import ProbeClient, ProbeError, ProbeUnavailable
-from tasktop.client.discovery import command_line
+from tasktop.client.discovery import argv_of, command_line, probe_sockets
 from tasktop.render.stacks import fit_label, where
 
 #: Not in the 9100-9999 range, which the Prometheus default-port list has fully handed out
@@ -84,11 +84,7 @@ def _cut(text: str, width: int = COMMAND_WIDTH) -> str:
 
 def _proc_command(pid: int) -> str:
     """A command for a process whose probe did not answer, from ``/proc`` (argv[0] shortened)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            argv = [p.decode(errors="replace") for p in fh.read().split(b"\0") if p]
-    except OSError:
-        return "?"
+    argv = argv_of(pid)
     return command_label({"argv": argv}) if argv else "?"
 
 
@@ -127,12 +123,7 @@ class FleetCollector(Collector):
 
     def sockets(self) -> list[tuple[int, str]]:
         """(pid, path) of every probe socket of a live process, one per pid."""
-        seen: dict[int, str] = {}
-        for directory in self.directories:
-            for pid, path in paths.list_sockets(directory):
-                if pid not in seen and paths.pid_alive(pid):
-                    seen[pid] = path
-        return sorted(seen.items())
+        return probe_sockets(self.directories)
 
     def answers(self) -> list[Answer]:
         found = self.sockets()

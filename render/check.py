@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from . import stacks
-from .text import duration
+from .units import duration, ms
 
 #: Exit statuses of a verdict (the command adds 2 for usage errors and 3 for no verdict).
 EXIT_OK = 0
@@ -127,10 +127,6 @@ def _signed_rate(value: float) -> str:
     return ("+" if value > 0 else "") + _rate(value)
 
 
-def _ms(value: float) -> str:
-    return duration(value / 1000.0) if value >= 1000 else (f"{value:.0f}ms" if value >= 10 else f"{value:.1f}ms")
-
-
 def _group_name(group: dict) -> str:
     """``group 4154c4a7061e (consume (worker.py:40), Queue.get)``."""
     return f"group {group.get('id')} ({stacks.where(group.get('stack'))}, {group.get('state')})"
@@ -164,7 +160,7 @@ def _growth(limit: float, first: dict, last: dict, window: float) -> list[Verdic
     total = (t1 - t0) * per_min
     ok = total <= limit
     total_line = (f"OK growth: tasks {_signed_rate(total)}/min <= {lim}/min" if ok else
-                  f"FAIL growth: tasks grew {_rate(total)}/min > {lim}/min ({t0} -> {t1} in {elapsed:.1f}s)")
+                  f"FAIL growth: tasks grew {_rate(total)}/min > {lim}/min ({t0} -> {t1} in {duration(elapsed)})")
     verdicts = [Verdict("growth", ok, total_line, round(total, 3), limit, "tasks")]
 
     before = {g["id"]: g.get("count", 0) for g in first.get("groups") or ()}
@@ -183,7 +179,7 @@ def _growth(limit: float, first: dict, last: dict, window: float) -> list[Verdic
     if offenders:
         rate, old, group = rates[0]
         line = (f"FAIL growth: {_group_name(group)} grew {_rate(rate)}/min > {lim}/min "
-                f"({old} -> {group.get('count', 0)} in {elapsed:.1f}s){_more(len(offenders) - 1)}")
+                f"({old} -> {group.get('count', 0)} in {duration(elapsed)}){_more(len(offenders) - 1)}")
         verdicts.append(Verdict("growth", False, line, round(rate, 3), limit, "groups", offenders))
     else:
         growing = [item for item in rates if item[0] > 0]
@@ -191,7 +187,7 @@ def _growth(limit: float, first: dict, last: dict, window: float) -> list[Verdic
             rate, _old, group = growing[0]
             line = f"OK growth: fastest {_group_name(group)} {_signed_rate(rate)}/min <= {lim}/min"
         else:
-            rate, line = 0.0, f"OK growth: no group grew in {elapsed:.1f}s"
+            rate, line = 0.0, f"OK growth: no group grew in {duration(elapsed)}"
         verdicts.append(Verdict("growth", True, line, round(rate, 3), limit, "groups"))
     return verdicts
 
@@ -231,23 +227,23 @@ def _lag(limit: float, last: dict, first: dict | None, window: float) -> Verdict
         name = f"loop {loop.get('id')} ({loop.get('thread_name') or loop.get('thread')})"
         lag = loop.get("lag_ms")
         if lag is not None:
-            item = (lag, f"{name} lag {_ms(lag)}", {"loop": loop.get("id"), "lag_ms": lag})
+            item = (lag, f"{name} lag {ms(lag)}", {"loop": loop.get("id"), "lag_ms": lag})
             if worst is None or lag > worst[0]:
                 worst = item
             if lag > limit:
                 offenders.append(item[2])
         for stall in loop.get("stalls") or ():
-            ms = stall.get("duration_ms") or 0.0
-            if (stall.get("at") or 0.0) + ms / 1000.0 < start:
+            took = stall.get("duration_ms") or 0.0
+            if (stall.get("at") or 0.0) + took / 1000.0 < start:
                 continue
             stall_total += 1
             stack = stall.get("stack") or []
             where = stacks.where(stack) if stack else "(stack not captured)"
-            item = (ms, f"{name} stalled {_ms(ms)} in {where}",
-                    {"loop": loop.get("id"), "stall_ms": ms, "at": stall.get("at"), "where": where})
-            if worst is None or ms > worst[0]:
+            item = (took, f"{name} stalled {ms(took)} in {where}",
+                    {"loop": loop.get("id"), "stall_ms": took, "at": stall.get("at"), "where": where})
+            if worst is None or took > worst[0]:
                 worst = item
-            if ms > limit:
+            if took > limit:
                 offenders.append(item[2])
     stalls = f"{stall_total} stall{'s' if stall_total != 1 else ''} {span}"
     if worst is None:

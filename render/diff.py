@@ -14,7 +14,7 @@ import time
 
 from . import stacks
 from .profiles import groups_of
-from .text import duration, size
+from .units import duration, size
 
 SCHEMA = 1
 

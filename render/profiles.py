@@ -33,53 +33,12 @@ from typing import Annotated, Iterable, List, Optional
 from pure_protobuf.annotations import Field, uint
 from pure_protobuf.message import BaseMessage
 
+from tasktop.wire.groups import groups_of, missing_groups  # noqa: F401 - the CLI reads them here
+
 from . import stacks
 
 
 # -- the groups of a snapshot --------------------------------------------------------------------
-def groups_of(data: dict) -> list[dict]:
-    """Every group of a snapshot, largest first, each with ``blocked_total_s`` when known.
-
-    The listed groups are kept as they are; groups the summary left out (it carries at most the
-    largest 500) are rebuilt from the members of a ``full`` snapshot, and the members give
-    each group the sum of their blocked times.
-    """
-    groups = {g["id"]: dict(g) for g in data.get("groups") or ()}
-    members = [("task", m) for m in data.get("tasks") or ()] + \
-              [("thread", m) for m in data.get("threads") or ()]
-    if members:
-        totals: dict[str, float] = {}
-        for kind, member in members:
-            gid = member.get("group")
-            if gid is None:
-                continue
-            blocked = member.get("blocked_s") or 0.0
-            totals[gid] = totals.get(gid, 0.0) + blocked
-            if gid not in groups or groups[gid].get("_rebuilt"):
-                group = groups.setdefault(gid, {
-                    "id": gid, "kind": kind, "count": 0, "state": member.get("state", "?"),
-                    "blocked_min_s": blocked, "blocked_max_s": blocked,
-                    "stack": member.get("stack") or [], "created_by": [], "_rebuilt": True,
-                })
-                group["count"] += 1
-                group["blocked_min_s"] = min(group["blocked_min_s"], blocked)
-                group["blocked_max_s"] = max(group["blocked_max_s"], blocked)
-        for gid, total in totals.items():
-            groups[gid]["blocked_total_s"] = total
-    out = []
-    for group in groups.values():
-        group.pop("_rebuilt", None)
-        out.append(group)
-    out.sort(key=lambda g: (-g.get("count", 0), g.get("kind", ""), g.get("id", "")))
-    return out
-
-
-def missing_groups(data: dict, groups: list[dict]) -> int:
-    """How many groups of the process are in neither the group list nor the members."""
-    total = (data.get("totals") or {}).get("groups")
-    return max(0, total - len(groups)) if isinstance(total, int) else 0
-
-
 # -- folded ---------------------------------------------------------------------------------------
 def frame_file(path: str) -> str:
     """The file of a frame as exports spell it: standard-library and installed-package files by

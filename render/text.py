@@ -12,6 +12,10 @@ import time
 from typing import Any, Iterable
 
 from tasktop.wire import SCHEMA
+from tasktop.wire.stacks import user_frame
+from tasktop.wire.units import duration, size
+
+from .units import ms
 
 DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "loops", "verdicts", "verdicts_unsettled",
                  "groups", "tasks", "threads", "source")
@@ -23,34 +27,6 @@ def to_document(data: dict) -> dict:
     doc = {key: data[key] for key in DOCUMENT_KEYS if key in data}
     doc["schema"] = SCHEMA
     return doc
-
-
-def duration(seconds: float | None) -> str:
-    """A short human duration: ``850ms``, ``4.2s``, ``14m03s``, ``3h07m``, ``2d04h``."""
-    if seconds is None:
-        return "?"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, sec = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h"
-
-
-def size(n: float | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 _LIB = re.compile(r"/lib/python3\.\d+/(?:(?:site|dist)-packages/)?")
@@ -115,7 +91,7 @@ def _header(data: dict) -> list[str]:
                      f"(peak {size(traced.get('peak_bytes'))})")
     for loop in data.get("loops", []):
         lag = loop.get("lag_ms")
-        lag_text = "lag ?" if lag is None else f"lag {lag:.1f}ms"
+        lag_text = "lag ?" if lag is None else f"lag {ms(lag)}"
         line = (f"loop {loop.get('id')} in thread {loop.get('thread_name') or loop.get('thread')} "
                 f"({loop.get('type', '?').rsplit('.', 1)[-1]}): {loop.get('tasks', 0)} tasks, {lag_text}, "
                 f"{loop.get('stall_count', 0)} stalls")
@@ -123,21 +99,9 @@ def _header(data: dict) -> list[str]:
         for stall in (loop.get("stalls") or [])[-3:][::-1]:
             at = time.strftime("%H:%M:%S", time.localtime(stall.get("at", 0)))
             stack = stall.get("stack") or []
-            where = frame_text(_own_frame(stack)) if stack else "(stack not captured)"
-            lines.append(f"  stalled {stall.get('duration_ms', 0):.0f}ms at {at} in {where}")
+            where = frame_text(user_frame(stack)) if stack else "(stack not captured)"
+            lines.append(f"  stalled {ms(stall.get('duration_ms', 0))} at {at} in {where}")
     return lines
-
-
-def _own_frame(stack: list[dict]) -> dict:
-    """The innermost frame outside the standard library, else the innermost one."""
-    for frame in stack:
-        if not _is_stdlib(frame.get("file", "")):
-            return frame
-    return stack[0]
-
-
-def _is_stdlib(path: str) -> bool:
-    return ("/lib/python3" in path and "-packages/" not in path) or path.startswith("<")
 
 
 def _created_lines(created: list[dict], kind: str) -> list[str]:

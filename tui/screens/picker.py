@@ -30,7 +30,7 @@ class PickerScreen(Screen):
         Binding("r", "rescan", "Rescan"),
     ]
 
-    def __init__(self, directory: str | None = None, scanner: Callable[[str | None], list] = scan) -> None:
+    def __init__(self, directory: str | None = None, scanner: Callable[[str | None], list] = lambda d: scan([d])) -> None:
         super().__init__()
         self.directory = directory
         self.scanner = scanner
