@@ -10,12 +10,14 @@ import dis
 import hashlib
 import linecache
 import os
+import sysconfig
 from typing import Iterable
 
 RawStack = tuple  # tuple of (code, line), innermost first
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 _PROBE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
 
 
 def func_name(code) -> str:
@@ -91,6 +93,15 @@ def creation_site(raw: RawStack | None, depth: int) -> RawStack | None:
         return None
     kept = tuple(item for item in raw if not is_internal(item[0]))[:depth]
     return kept or raw[:1]
+
+
+def own_frame(stack: RawStack) -> dict | None:
+    """The frame map of the innermost frame outside the standard library (the user's own code),
+    else of the innermost frame."""
+    for item in stack:
+        if not item[0].co_filename.startswith(_STDLIB):
+            return to_wire((item,))[0]
+    return to_wire(stack[:1])[0] if stack else None
 
 
 def group_id(kind: str, state: str, stack: RawStack) -> str:

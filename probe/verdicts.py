@@ -39,7 +39,12 @@ import types
 import weakref
 from typing import Any, Callable
 
+from .frames import own_frame
+from .handoff import Pacer
+from .keys import GroupKey
 from .registry import CHUNK
+from .state import State
+from .task_pass import Pass
 from .tasks import state_of
 
 # States whose waiters wake on their own or through the OS: never a proven leak.
@@ -583,6 +588,18 @@ def reason_stuck(count: int, state: str, blocked: float) -> str:
     return f"all {count} blocked on {state} for at least {duration(blocked)}"
 
 
+def reason_some(count: int, total: int, reason: str) -> str:
+    """``reason`` for ``count`` of a group of ``total``."""
+    return f"{count} of the {total}: " + reason if count < total else reason
+
+
+def reason_unsettled(out_of_time: bool, budget_s: float) -> str:
+    """Why the proof left waiters unjudged."""
+    if out_of_time:
+        return f"the proof ran out of its {budget_s:g}s budget (ask with a bigger budget: tasktop dump --budget)"
+    return "they moved while the proof ran"
+
+
 def noun_of(state: str) -> str:
     return _NOUN.get(state, "object")
 
@@ -611,3 +628,247 @@ def duration(seconds: float) -> str:
         return f"{minutes}m{sec:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
+
+
+STUCK_S = 60.0  # seconds every member of a group must have been blocked to be called stuck
+
+
+def gather(state: State, budget_s: float = 2.0) -> dict:
+    """Leak verdicts for the current groups: proven (unreachable), growing, stuck.
+
+    The proof is paced like every pass and bounded by ``budget_s``; what it could not settle
+    in time is reported under ``unsettled``."""
+    found = state.collect()
+    now = time.monotonic()
+    pace = Pacer(state.handoff)
+    gathering = _Gathering(found, pace, budget_s)
+    proof = gathering.proof
+    try:
+        tally = gathering.judge()
+    finally:
+        proof.close()
+    unsettled = _unsettled(tally, proof, budget_s)
+    return {"verdicts": _verdict_rows(found, tally, list(state.history)), "time": time.time(),
+            "history_s": round(now - state.history[0][0], 1) if state.history else 0.0,
+            "unsettled": unsettled}
+
+
+class _Gathering:
+    """The waiters of one pass's groups, added to one proof.  A task waiter's source number is
+    ``(list number << 32) | index``: the members list of its group (``lists``) and its place
+    there, so that no per-waiter object is made."""
+
+    def __init__(self, found: Pass, pace: Pacer, budget_s: float) -> None:
+        self.found, self.pace, self.budget_s = found, pace, budget_s
+        self.lists: list = []  # members lists of the task groups looked at
+        lists = self.lists
+        self.proof = Proof(pace, budget_s, lambda s: lists[s >> 32][s & 0xFFFFFFFF]())
+        self.group_ids: list[str] = []
+        self._number: dict[str, int] = {}
+        self.unexamined: dict[str, int] = {}  # group id -> waiters the budget left unlooked at
+        self.partial: set[str] = set()  # groups only some of whose waiters were looked at
+
+    def group_number(self, key: GroupKey) -> int:
+        n = self._number.get(key.id)
+        if n is None:
+            n = self._number[key.id] = len(self.group_ids)
+            self.group_ids.append(key.id)
+        return n
+
+    def record(self, source: int) -> Any:
+        return self.lists[source >> 32][source & 0xFFFFFFFF]
+
+    def judge(self) -> dict:
+        """Add every waiter, run the proof, and tally it per group id (see ``_tally``)."""
+        proof, pace = self.proof, self.pace
+        threads = _thread_waiters(self.found, proof, self.group_number)
+        waiter_seqs, dependents = self._task_waiters()
+        self._add_dependents(waiter_seqs, dependents)
+        del waiter_seqs, dependents
+        verdict = proof.run()
+        # A verdict stands only if its waiter did not move while the proof ran.
+        record = self.record
+        for w in itertools.compress(range(len(verdict)), verdict):
+            source = proof.source[w]
+            if not (_thread_unchanged(*threads[w]) if source < 0 else _task_unchanged(record(source))):
+                verdict[w] = None
+        tally = _tally(proof, verdict, self.group_ids, pace)
+        for gid in self.partial:  # the waiters left out may hold what the others wait on
+            e = tally.get(gid)
+            if e is not None:
+                e["unknown"] += e["open"]
+                e["open"] = 0
+        for gid, count in self.unexamined.items():
+            tally.setdefault(gid, {"proven": 0, "open": 0, "unknown": 0, "objects": set()})["unknown"] += count
+        return tally
+
+    def _task_waiters(self) -> tuple[array.array, list]:
+        """Add the blocked tasks, groups smallest first: when the budget runs out, the small
+        ones (the likely leaks) have been looked at; waiters of the groups not reached stay
+        unsettled.  ``(seq, waiter) pairs flattened, dependents)``: a dependent is ``(source,
+        group number, awaited seqs)``, a task that only awaits other tasks."""
+        proof, pace, lists, unexamined, partial = self.proof, self.pace, self.lists, self.unexamined, self.partial
+        waiter_seqs = array.array("q")  # per task waiter: its seq (for dependents, below)
+        dependents: list = []
+        task_groups = sorted((g for g in self.found.groups.values()
+                              if g.key.kind == "task" and g.key.state not in SELF_WAKING), key=lambda g: g.count)
+        # Finding what each waiter waits on may take half the budget: counting needs the rest.
+        looking = time.monotonic() + self.budget_s / 2
+        for group in task_groups:
+            if time.monotonic() > looking:
+                unexamined[group.key.id] = group.count
+                proof.out_of_time = True
+                continue
+            members, key, state = group.members, group.key, group.key.state
+            g = self.group_number(key)
+            base = len(lists) << 32
+            lists.append(members)
+            for i, info in enumerate(members):
+                if not i & 255:
+                    pace()
+                    if i and time.monotonic() > looking:
+                        unexamined[key.id] = len(members) - i
+                        partial.add(key.id)
+                        proof.out_of_time = True
+                        break
+                task = info()
+                if task is None:
+                    continue
+                w = proof.task(g, state, task, base | i)
+                if w is not None:
+                    waiter_seqs.append(info.seq)
+                    waiter_seqs.append(w)
+                elif type(info.cache) is not GroupKey:
+                    _key, awaiting, children = info.cache
+                    dependents.append((base | i, g, ((awaiting,) if awaiting is not None else ()) + children))
+        return waiter_seqs, dependents
+
+    def _add_dependents(self, waiter_seqs: array.array, dependents: list) -> None:
+        """Add the dependents that can be dead: those awaiting only waiters of the proof."""
+        proof, pace, record = self.proof, self.pace, self.record
+        by_seq: dict[int, int] = {}  # task seq -> waiter
+        # Waiter numbers of the tasks dependents await (only those: a dict of every waiter
+        # would be a million entries).
+        needed = {s for _n, _g, awaited in dependents for s in awaited}
+        for start in range(0, len(waiter_seqs), 2 * CHUNK):
+            pairs = waiter_seqs[start:start + 2 * CHUNK]
+            by_seq.update(itertools.compress(zip(pairs[0::2], pairs[1::2]), map(needed.__contains__, pairs[0::2])))
+            pace()
+        # A dependent can be dead only if everything it awaits is a waiter of the proof.
+        while True:
+            others = {record(n).seq: None for n, _g, _a in dependents}
+            kept = []
+            for k, d in enumerate(dependents):
+                if not k & 255:
+                    pace()
+                if all(s in by_seq or s in others for s in d[2]):
+                    kept.append(d)
+            if len(kept) == len(dependents):
+                break
+            dependents = kept
+        base = len(proof.group_of)
+        for k, (n, _g, _a) in enumerate(dependents):
+            by_seq[record(n).seq] = base + k
+        for k, (n, group, awaited) in enumerate(dependents):
+            if not k & 255:
+                pace()
+            proof.dependent(group, n, tuple(map(by_seq.__getitem__, awaited)))
+        by_seq.clear()
+
+
+def _thread_waiters(found: Pass, proof: Proof, group_number: Any) -> dict:
+    """Add blocked threads to ``proof``; ``{waiter: (ident, signature)}``.  Their frames
+    are held only here, and let go of before the proof runs (see threads.current)."""
+    thread_objects = {t.ident: t for t in threading.enumerate()}
+    frames_of = sys._current_frames()
+    out = {}
+    try:
+        for row in found.thread_rows:
+            key = row["key"]
+            thread = thread_objects.get(row["ident"])
+            if key.state in SELF_WAKING or thread is None:
+                continue
+            frames, frame = [], frames_of.get(row["ident"])
+            while frame is not None:
+                frames.append(frame)
+                frame = frame.f_back
+            frames.reverse()
+            signature = (id(frames[-1]), frames[-1].f_lasti) if frames else None
+            w = proof.thread(group_number(key), key.state, thread, frames)
+            if w is not None:
+                out[w] = (row["ident"], signature)
+            frames.clear()
+    finally:
+        frames_of.clear()
+        frame = None
+    return out
+
+
+def _tally(proof: Proof, verdict: list, group_ids: list, pace: Pacer) -> dict:
+    """Per group id: waiters proven, open, unknown, and the distinct objects proven."""
+    out: dict[str, dict] = {}
+    counts = collections.Counter()
+    for start in range(0, len(verdict), CHUNK):  # (group, verdict) pairs counted in C
+        counts.update(zip(proof.group_of[start:start + CHUNK], verdict[start:start + CHUNK]))
+        pace()
+    for (group, v), n in counts.items():
+        e = out.setdefault(group_ids[group], {"proven": 0, "open": 0, "unknown": 0, "objects": set()})
+        e["proven" if v else "unknown" if v is None else "open"] += n
+    for w in itertools.compress(range(len(verdict)), verdict):
+        if proof.owner_of[w] < proof.targets:
+            out[group_ids[proof.group_of[w]]]["objects"].add(proof.owner_of[w])
+    return out
+
+
+def _unsettled(proven: dict, proof: Proof, budget_s: float) -> dict | None:
+    """What the proof could not judge, and why (null when it judged everything)."""
+    unknown = sum(e["unknown"] for e in proven.values())
+    if not unknown:
+        return None
+    return {"waiters": unknown, "groups": sum(1 for e in proven.values() if e["unknown"]),
+            "reason": reason_unsettled(proof.out_of_time, budget_s)}
+
+
+def _verdict_rows(found: Pass, proven: dict, history: list) -> list[dict]:
+    out = []
+    for group in sorted(found.groups.values(), key=lambda g: -g.count):
+        gid, state = group.key.id, group.key.state
+        base = {"group": gid, "kind": group.key.kind, "count": group.count, "state": state,
+                "blocked_min_s": round(group.bmin if group.count else 0.0, 3),
+                "frame": own_frame(group.key.stack)}
+        judged = proven.get(gid)
+        if judged and judged["proven"]:
+            count = judged["proven"]
+            if not judged["objects"]:
+                reason = reason_dependent(state, group.bmin)
+            else:
+                reason = reason_unreachable(count, group.key.kind, state, group.bmin,
+                                                    noun_of(state), len(judged["objects"]))
+            out.append(dict(base, verdict="unreachable", count=count,
+                            reason=reason_some(count, group.count, reason)))
+        grew = growth(history, gid)
+        if grew is not None:
+            out.append(dict(base, verdict="growing", growth=grew, reason=reason_growing(grew)))
+        if judged and judged["proven"] or grew is not None:
+            continue
+        if state not in SELF_WAKING and group.bmin >= STUCK_S:
+            out.append(dict(base, verdict="stuck", reason=reason_stuck(group.count, state, group.bmin)))
+    return out
+
+
+def _thread_unchanged(ident: int, signature: tuple | None) -> bool:
+    """Whether a thread is still at the frame and instruction it was blocked at."""
+    frame = sys._current_frames().get(ident)
+    try:
+        return signature is not None and frame is not None and (id(frame), frame.f_lasti) == signature
+    finally:
+        frame = None
+
+
+def _task_unchanged(info: Any) -> bool:
+    """Whether a task still waits on the future the pass saw it wait on (its record's ``waiter``)."""
+    task = info()
+    if task is None:
+        return False
+    waiter = info.waiter
+    return waiter is not None and waiter() is getattr(task, "_fut_waiter", None) and not task.done()
