@@ -1,4 +1,4 @@
-"""The probe's replies: one method per request of the wire protocol.
+"""The probe's replies: one method per request of ``wire.OPS``, called with its arguments.
 
 Each reply is built from one consistent pass (``State.collect``), on the probe thread.  Rows of
 tasks are made from the pass's records when the reply is packed, one at a time, and no
@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from tasktop import wire
-from tasktop.wire import MAX_GROUPS, MAX_PAGE, SCHEMA
+from tasktop.wire import MAX_GROUPS, SCHEMA
 
 from . import memory, verdicts
 from .frames import own_frame, to_wire
@@ -73,15 +73,14 @@ class Replies:
         return out
 
     def group(self, gid: str, offset: int = 0, limit: int = 100) -> dict:
-        """One group with source lines, and one page of its members."""
+        """One group with source lines, and one page of its members (``limit`` within
+        ``wire.OPS``' limits)."""
         found = self.state.collect()
         for group in found.groups.values():
             if group.key.id == gid:
                 break
         else:
             raise LookupError(f"no group {gid} (it may have emptied)")
-        limit = max(1, min(int(limit), MAX_PAGE))
-        offset = max(0, int(offset))
         if group.key.kind == "task":
             # Longest blocked first, then by id: two stable sorts on plain numbers, so that
             # no key tuple per task is made.
@@ -104,7 +103,7 @@ class Replies:
     def task(self, seq: int) -> dict:
         found = self.state.collect()
         by_seq = {info.seq: i for i, info in enumerate(found.infos)}
-        index = by_seq.get(int(seq))
+        index = by_seq.get(seq)
         if index is None or found.infos[index]() is None:
             raise LookupError(f"no task {seq} (it may have finished)")
         info = found.infos[index]
@@ -136,7 +135,7 @@ class Replies:
 
     def thread(self, ident: int) -> dict:
         for row in self.state.threads.rows():
-            if row["ident"] == int(ident):
+            if row["ident"] == ident:
                 row["key"] = self.state.keys.group("thread", row["state"], row["stack"])
                 return self._thread_row(row, source=True)
         raise LookupError(f"no thread {ident} (it may have exited)")
@@ -150,7 +149,7 @@ class Replies:
 
     def memory(self, top: int = 20) -> dict:
         out = memory.summary()
-        out["top"] = memory.top_sites(max(1, min(int(top), 200)))
+        out["top"] = memory.top_sites(top)
         return out
 
     def stalls(self) -> list[dict]:

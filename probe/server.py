@@ -57,6 +57,8 @@ class Server:
         self.pid = os.getpid()
         self.state = State(options, self.handoff)
         self.replies = Replies(self.state, self.pid)
+        # The handler of every request of the protocol's table (a reply's method of its name).
+        self.handlers = {op: getattr(self.replies, op) for op in wire.OPS}
         self.path: str | None = None
         self.listener: socket.socket | None = None
         self.selector: selectors.BaseSelector | None = None
@@ -391,25 +393,8 @@ class Server:
             return {"ok": False, "error": f"internal error: {exc.__class__.__name__}: {exc}"}
 
     def _dispatch(self, op: Any, request: dict) -> Any:
-        replies = self.replies
-        if op == "summary":
-            return replies.summary()
-        if op == "full":
-            return replies.full()
-        if op == "group":
-            return replies.group(str(request.get("id")), request.get("offset", 0), request.get("limit", 100))
-        if op == "task":
-            return replies.task(int(request.get("id")))
-        if op == "thread":
-            return replies.thread(int(request.get("ident")))
-        if op == "threads":
-            return replies.threads()
-        if op == "memory":
-            return replies.memory(request.get("top", 20))
-        if op == "stalls":
-            return replies.stalls()
-        if op == "verdicts":
-            return replies.verdicts(min(60.0, max(0.0, float(request.get("budget_s", 2.0)))))
-        if op == "hello":
-            return replies.hello()
-        raise ValueError(f"unknown request {op!r}")
+        """The reply's data: ``op``'s handler called with the arguments ``wire.OPS`` lists."""
+        spec = wire.OPS.get(op) if isinstance(op, str) else None
+        if spec is None:
+            raise ValueError(f"unknown request {op!r}")
+        return self.handlers[op](*spec.arguments(request))
