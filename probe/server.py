@@ -383,18 +383,19 @@ class Server:
                                               f"supported (probe speaks {wire.VERSION})"}
             client.hello = True
             return {"ok": True, **self.replies.hello()}
-        client.chunked = bool(request.get("chunked")) and op in wire.CHUNKABLE
+        spec = wire.OPS.get(op) if isinstance(op, str) else None  # an unhashable op is unknown too
+        client.chunked = bool(request.get("chunked")) and spec is not None and spec.chunkable
         try:
-            return {"ok": True, "data": self._dispatch(op, request)}
+            return {"ok": True, "data": self._dispatch(op, spec, request)}
         except (LookupError, ValueError, TypeError) as exc:
             message = exc.args[0] if isinstance(exc, LookupError) and exc.args else str(exc)
             return {"ok": False, "error": str(message)}
         except Exception as exc:  # a probe bug: report it, keep serving
             return {"ok": False, "error": f"internal error: {exc.__class__.__name__}: {exc}"}
 
-    def _dispatch(self, op: Any, request: dict) -> Any:
-        """The reply's data: ``op``'s handler called with the arguments ``wire.OPS`` lists."""
-        spec = wire.OPS.get(op) if isinstance(op, str) else None
+    def _dispatch(self, op: Any, spec: wire.Op | None, request: dict) -> Any:
+        """The reply's data: ``op``'s handler called with the arguments its ``wire.OPS`` entry
+        (``spec``) lists."""
         if spec is None:
             raise ValueError(f"unknown request {op!r}")
         return self.handlers[op](*spec.arguments(request))

@@ -63,7 +63,8 @@ def test_the_probe_answers_as_the_table_says(spawn):
         assert groups and groups[0]["count"] == 3
         page = _ask(sock, {"op": "group", "id": groups[0]["id"], "offset": -5, "limit": 2})["data"]
         assert page["offset"] == 0 and len(page["items"]) == 2 and page["total"] == 3
-        for request in ({"op": "explode"}, {"op": [1]}, {"op": None}, {"chunked": True}):
+        # Not in the table, even where the op cannot be looked up or a chunked reply is asked.
+        for request in ({"op": "explode"}, {"op": [1], "chunked": True}, {"op": None}, {"chunked": True}):
             reply = _ask(sock, request)
             assert reply["ok"] is False and reply["error"].startswith("unknown request"), (request, reply)
         bad = _ask(sock, {"op": "verdicts", "budget_s": "soon"})

@@ -119,7 +119,6 @@ OPS: dict[str, Op] = {
     "full": Op(chunkable=True),
     "verdicts": Op((Arg("budget_s", float, 2.0, 0.0, 60.0),)),
 }
-CHUNKABLE = frozenset(name for name, op in OPS.items() if op.chunkable)  # answered in chunks if asked
 
 
 class ProtocolError(Exception):
