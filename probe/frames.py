@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dis
-import hashlib
 import linecache
 import os
 import sysconfig
@@ -102,9 +101,3 @@ def own_frame(stack: RawStack) -> dict | None:
         if not item[0].co_filename.startswith(_STDLIB):
             return to_wire((item,))[0]
     return to_wire(stack[:1])[0] if stack else None
-
-
-def group_id(kind: str, state: str, stack: RawStack) -> str:
-    """A short id that is the same for the same kind, state and stack in every snapshot."""
-    text = "\n".join([kind, state] + [f"{c.co_filename}:{func_name(c)}:{line}" for c, line in stack])
-    return hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=6).hexdigest()

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from tasktop.wire.groups import group_id
+
 from . import hooks
 from .config import Options
-from .frames import creation_site, group_id, resolve, to_wire
+from .frames import creation_site, func_name, resolve, to_wire
 
 MAX_KEYS = 50000  # interned keys (and sites) kept before the table is started afresh
 
@@ -40,7 +42,7 @@ class GroupKey(_WireStack):
 
     def __init__(self, kind: str, state: str, stack: tuple) -> None:
         self.kind, self.state, self.stack = kind, state, stack
-        self.id = group_id(kind, state, stack)
+        self.id = group_id(kind, state, [(code.co_filename, func_name(code), line) for code, line in stack])
         self._wire = self._wire_source = None
 
 
