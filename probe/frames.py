@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import dis
-import hashlib
 import linecache
 import os
+import sysconfig
 from typing import Iterable
 
 RawStack = tuple  # tuple of (code, line), innermost first
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 _PROBE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
 
 
 def func_name(code) -> str:
@@ -93,7 +94,10 @@ def creation_site(raw: RawStack | None, depth: int) -> RawStack | None:
     return kept or raw[:1]
 
 
-def group_id(kind: str, state: str, stack: RawStack) -> str:
-    """A short id that is the same for the same kind, state and stack in every snapshot."""
-    text = "\n".join([kind, state] + [f"{c.co_filename}:{func_name(c)}:{line}" for c, line in stack])
-    return hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=6).hexdigest()
+def own_frame(stack: RawStack) -> dict | None:
+    """The frame map of the innermost frame outside the standard library (the user's own code),
+    else of the innermost frame."""
+    for item in stack:
+        if not item[0].co_filename.startswith(_STDLIB):
+            return to_wire((item,))[0]
+    return to_wire(stack[:1])[0] if stack else None

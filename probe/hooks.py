@@ -27,7 +27,7 @@ way with or without one.)
 A task's record (``TaskInfo``) is a weak reference to the task, kept in a plain dict whose C
 ``pop`` is the reference's callback: the probe never keeps a task alive, and no Python code runs
 when a task goes away.  The dict keeps records in creation order, which is the order a pass
-walks them in (``snapshot._Walk``).
+walks them in (``task_pass._Walk``).
 """
 from __future__ import annotations
 

@@ -6,6 +6,10 @@ threshold, the loop thread is stuck in something that does not yield, so the pro
 thread's stack from ``sys._current_frames()`` *during* the stall: the stack names the blocking
 code.  The last stalls are kept in a bounded ring.  The callback run on the loop does nothing
 but read the clock, so the heartbeat costs the loop next to nothing.
+
+Every running loop the hooks know of is watched (``LoopWatches``), and gets the probe's task
+factory and GIL hand-off timer if it lacks them: a loop may have been started before the probe,
+or had its factory replaced, or its timer stopped by a fork.
 """
 from __future__ import annotations
 
@@ -13,9 +17,13 @@ import collections
 import sys
 import threading
 import time
+import weakref
 from typing import Any
 
+from . import hooks
+from .config import Options
 from .frames import RawStack, frame_stack
+from .handoff import Handoff
 
 STALL_RING = 10
 
@@ -77,3 +85,60 @@ class LoopWatch:
     def pending_ms(self, now: float) -> float:
         """How long the outstanding heartbeat has waited (a stall in progress shows here)."""
         return 0.0 if self.sent is None or self.answered is not None else (now - self.sent) * 1000.0
+
+
+class LoopWatches:
+    """A ``LoopWatch`` for every running loop, and the loops' numbers (1, 2, ... in the order
+    the probe first met them).  Used only from the probe thread."""
+
+    def __init__(self, options: Options, handoff: Handoff | None) -> None:
+        self.options = options
+        self.handoff = handoff
+        self.watches: dict[int, LoopWatch] = {}  # id(loop) -> watch
+        self.numbers: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+        self._next = 1
+
+    def number(self, loop: Any) -> int:
+        number = self.numbers.get(loop)
+        if number is None:
+            number = self.numbers[loop] = self._next
+            self._next += 1
+        return number
+
+    def refresh(self) -> list[LoopWatch]:
+        """A watch for every running loop (new loops get our task factory installed)."""
+        watches = {}
+        # Thread idents from threading, not sys._current_frames(): that makes a frame object
+        # for every thread's current function, 20 times a second (see threads.current).
+        live = {t.ident for t in threading.enumerate()}
+        others = None
+        for loop, ident in hooks.running_loops():
+            if ident is not None and ident not in live:
+                if others is None:  # a thread threading does not know (started from C)
+                    others = set(sys._current_frames())
+                if ident not in others:
+                    continue  # "running" in a thread that is gone: a loop copied by fork()
+            key = id(loop)
+            watch = self.watches.get(key)
+            if watch is None or watch.loop is not loop:
+                watch = LoopWatch(loop, ident)
+                try:
+                    if not hooks.has_factory(loop):
+                        loop.call_soon_threadsafe(hooks.install_factory, loop)
+                except Exception:
+                    pass
+            if self.handoff is not None and not self.handoff.attached(loop):
+                # Also after a pause (fork) stopped the loop's hand-off timer.
+                try:
+                    loop.call_soon_threadsafe(self.handoff.attach, loop)
+                except Exception:
+                    pass
+            watches[key] = watch
+        self.watches = watches
+        return list(watches.values())
+
+    def heartbeat(self, now: float) -> None:
+        """Post/collect heartbeats on every running loop."""
+        for watch in self.refresh():
+            if not watch.tick(now, self.options.stall_ms):
+                self.watches.pop(id(watch.loop), None)

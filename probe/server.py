@@ -21,7 +21,8 @@ from tasktop.wire import paths
 from tasktop import wire
 from .handoff import Handoff
 from .config import Options
-from .snapshot import PROBE_VERSION, State
+from .replies import Replies
+from .state import State
 
 HEARTBEAT = 0.05  # seconds between loop heartbeats: half the default stall threshold
 # While a busy loop starves the probe thread of the GIL (its waits end on time but it gets the
@@ -53,13 +54,16 @@ class Server:
     def __init__(self, options: Options) -> None:
         self.options = options
         self.handoff = Handoff()
+        self.pid = os.getpid()
         self.state = State(options, self.handoff)
+        self.replies = Replies(self.state, self.pid)
+        # The handler of every request of the protocol's table (a reply's method of its name).
+        self.handlers = {op: getattr(self.replies, op) for op in wire.OPS}
         self.path: str | None = None
         self.listener: socket.socket | None = None
         self.selector: selectors.BaseSelector | None = None
         self.clients: dict[int, _Client] = {}
         self.thread: threading.Thread | None = None
-        self.pid = os.getpid()
         self._stop = False
         self._wake_r = self._wake_w = -1
 
@@ -159,7 +163,7 @@ class Server:
     # -- the thread ------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            self.state.exclude.add(threading.get_ident())
+            self.state.threads.exclude.add(threading.get_ident())
             hooks.discover_loops()
         except Exception:
             pass
@@ -175,9 +179,9 @@ class Server:
                     next_beat = now + (HEARTBEAT if now >= starved_until else STARVED_HEARTBEAT)
                 if now >= next_sample:
                     self.state.sample()
-                    next_sample = time.monotonic() + self.state.interval
+                    next_sample = time.monotonic() + self.state.budget.interval
                 timeout = max(0.0, min(next_beat, next_sample) - time.monotonic())
-                if not self.state.watches:
+                if not self.state.loops.watches:
                     timeout = max(0.0, min(next_sample - time.monotonic(), 0.25))
                 selector = self.selector
                 if selector is None:
@@ -288,7 +292,7 @@ class Server:
             else:
                 self._queue(client, reply)
             reply = None
-            self.state.answering += time.thread_time() - cpu
+            self.state.budget.answering += time.thread_time() - cpu
             self.handoff.progress += 1
         client.frame_started = now if client.inbuf else None
 
@@ -378,36 +382,20 @@ class Server:
                 return {"ok": False, "error": f"protocol version {request.get('version')!r} is not "
                                               f"supported (probe speaks {wire.VERSION})"}
             client.hello = True
-            return {"ok": True, "version": wire.VERSION, "pid": self.pid, "probe": PROBE_VERSION}
-        client.chunked = bool(request.get("chunked")) and op in wire.CHUNKABLE
+            return {"ok": True, **self.replies.hello()}
+        spec = wire.OPS.get(op) if isinstance(op, str) else None  # an unhashable op is unknown too
+        client.chunked = bool(request.get("chunked")) and spec is not None and spec.chunkable
         try:
-            return {"ok": True, "data": self._dispatch(op, request)}
+            return {"ok": True, "data": self._dispatch(op, spec, request)}
         except (LookupError, ValueError, TypeError) as exc:
             message = exc.args[0] if isinstance(exc, LookupError) and exc.args else str(exc)
             return {"ok": False, "error": str(message)}
         except Exception as exc:  # a probe bug: report it, keep serving
             return {"ok": False, "error": f"internal error: {exc.__class__.__name__}: {exc}"}
 
-    def _dispatch(self, op: Any, request: dict) -> Any:
-        state = self.state
-        if op == "summary":
-            return state.summary()
-        if op == "full":
-            return state.full()
-        if op == "group":
-            return state.group(str(request.get("id")), request.get("offset", 0), request.get("limit", 100))
-        if op == "task":
-            return state.task(int(request.get("id")))
-        if op == "thread":
-            return state.thread(int(request.get("ident")))
-        if op == "threads":
-            return state.threads()
-        if op == "memory":
-            return state.memory(request.get("top", 20))
-        if op == "stalls":
-            return state.stalls()
-        if op == "verdicts":
-            return state.verdicts(min(60.0, max(0.0, float(request.get("budget_s", 2.0)))))
-        if op == "hello":
-            return {"version": wire.VERSION, "pid": self.pid, "probe": PROBE_VERSION}
-        raise ValueError(f"unknown request {op!r}")
+    def _dispatch(self, op: Any, spec: wire.Op | None, request: dict) -> Any:
+        """The reply's data: ``op``'s handler called with the arguments its ``wire.OPS`` entry
+        (``spec``) lists."""
+        if spec is None:
+            raise ValueError(f"unknown request {op!r}")
+        return self.handlers[op](*spec.arguments(request))

@@ -5,6 +5,9 @@ frame that called it; the kernel says what it waits for: ``/proc/self/task/TID/s
 the system call (futex: a lock or condition, clock_nanosleep: sleep, epoll/poll/select: I/O,
 read/recv: a socket), ``/proc/self/task/TID/stat`` gives the run state and CPU time, and
 ``schedstat`` how often it was scheduled, which tells a parked thread from a busy ticker.
+
+A thread is blocked since the first sample that saw it at the same frame and instruction, not
+scheduled since (``ThreadWatch``): a thread cannot be asked what it waits on, only seen again.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import selectors
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 from . import procfs
@@ -179,3 +183,27 @@ def current(exclude: set[int]) -> list[dict]:
             "state": classify(stack, kernel),
         })
     return out
+
+
+class ThreadWatch:
+    """What the probe remembers of every thread from one sample to the next: where it was,
+    and since when.  Used only from the probe thread."""
+
+    def __init__(self) -> None:
+        self.exclude: set[int] = set()  # the probe's own thread(s)
+        self.seen: dict[int, tuple] = {}  # ident -> (signature, since)
+
+    def rows(self) -> list[dict]:
+        """``current()``'s rows, each with ``blocked_s``: how long the thread has been where
+        it is (0 while it runs)."""
+        now = time.monotonic()
+        rows = current(self.exclude)
+        seen = {}
+        for row in rows:
+            sig = (row.pop("frame_id"), row["lasti"], row["kernel"].get("switches"))
+            prev = self.seen.get(row["ident"])
+            since = prev[1] if prev is not None and prev[0] == sig and row["state"] != "running" else now
+            seen[row["ident"]] = (sig, since)
+            row["blocked_s"] = round(now - since, 3)
+        self.seen = seen
+        return rows

@@ -11,7 +11,7 @@ then any number of request/reply pairs, strictly one at a time::
     client: {"op": "summary"}
     probe:  {"ok": True, "data": {...}}      or  {"ok": False, "error": "one line"}
 
-Requests (``op``) and their arguments:
+Requests (``op``) and their arguments (``OPS`` is the same list as a table, read by both sides):
 
 ``summary``
     process, time, totals, loops, memory, groups.  Its size depends on the number of
@@ -51,7 +51,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import msgpack
 
@@ -67,14 +67,58 @@ MAX_REPLY = 256 * 1024 * 1024
 #: chunks of ``HEADER`` + bytes, the last of length 0, whose bytes together are the payload.
 CHUNKED = 0xFFFFFFFF
 MAX_STREAM = 16 * 1024 * 1024 * 1024  # bytes a client takes in one chunked reply
-CHUNKABLE = frozenset({"full"})  # requests that may be answered in chunks
 MAX_CLIENTS = 16
 IDLE_TIMEOUT = 60.0
 FRAME_TIMEOUT = 10.0
 MAX_GROUPS = 500
 MAX_PAGE = 1000
 
-OPS = ("hello", "summary", "group", "task", "thread", "threads", "memory", "stalls", "full", "verdicts")
+
+class Arg(NamedTuple):
+    """One argument of a request: the value given (or ``default``) is converted with ``kind``
+    and, for numbers, brought within ``low`` and ``high``; a value ``kind`` refuses is an error
+    reply (``TypeError``/``ValueError``)."""
+
+    name: str
+    kind: Callable[[Any], Any]
+    default: Any = None  # None: required (``kind(None)`` refuses it; ``str`` names no group)
+    low: Any = None
+    high: Any = None
+
+    def value(self, request: dict) -> Any:
+        value = self.kind(request.get(self.name, self.default))
+        if self.low is not None:
+            value = max(self.low, value)
+        if self.high is not None:
+            value = min(self.high, value)
+        return value
+
+
+class Op(NamedTuple):
+    """One request: its arguments, in the order the probe's handler takes them, and whether
+    it may be answered in chunks (asked for with ``chunked``)."""
+
+    args: tuple = ()
+    chunkable: bool = False
+
+    def arguments(self, request: dict) -> list:
+        """The request's arguments, converted and bounded (see ``Arg``)."""
+        return [arg.value(request) for arg in self.args]
+
+
+#: Every request, by ``op``: what the probe answers and the client asks (see the list above).
+OPS: dict[str, Op] = {
+    "hello": Op(),  # ``version`` is checked when the connection opens, not here
+    "summary": Op(),
+    "group": Op((Arg("id", str), Arg("offset", int, 0, low=0), Arg("limit", int, 100, 1, MAX_PAGE))),
+    "task": Op((Arg("id", int),)),
+    "thread": Op((Arg("ident", int),)),
+    "threads": Op(),
+    "memory": Op((Arg("top", int, 20, 1, 200),)),
+    "stalls": Op(),
+    "full": Op(chunkable=True),
+    "verdicts": Op((Arg("budget_s", float, 2.0, 0.0, 60.0),)),
+}
 
 
 class ProtocolError(Exception):

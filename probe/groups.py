@@ -1,0 +1,112 @@
+"""A group: the tasks (or threads) of one interned (kind, state, stack), counted after a pass.
+
+A task group is tallied once per pass from its members (the records the pass put in it) with
+C-level ``map``s, ``Counter`` and ``dict.fromkeys``: a Python loop per member cost several
+times more.  Every C call is made over a slice of ``CHUNK`` members, with the GIL given away
+between slices: one C call over a 100,000-member group held the event loop up for milliseconds.
+"""
+from __future__ import annotations
+
+import collections
+import itertools
+import operator
+from typing import Any
+
+from .frames import to_wire
+from .keys import GroupKey
+from .registry import CHUNK
+
+_SINCE = operator.attrgetter("since")
+_SITE = operator.attrgetter("site")
+_PARENT = operator.attrgetter("parent")
+
+
+class Group:
+    __slots__ = ("key", "count", "bmin", "bmax", "created", "members")
+
+    def __init__(self, key: GroupKey, members: list | None = None) -> None:
+        self.key = key
+        self.count = 0
+        self.bmin = float("inf")
+        self.bmax = 0.0
+        self.created: list = []  # (stack shown, count, up to 3 ids of tasks that made them)
+        self.members: list = [] if members is None else members
+
+    def add(self, blocked: float, member: Any) -> None:
+        """Count one member (a thread row: threads have no creation site) into the group."""
+        self.count += 1
+        if blocked < self.bmin:
+            self.bmin = blocked
+        if blocked > self.bmax:
+            self.bmax = blocked
+        self.members.append(member)
+
+    def tally(self, now: float, site_of: Any, pace: Any) -> None:
+        """Count a task group from its members (records): blocked range, creation sites and
+        the tasks that made them.
+
+        Every member was visited by this pass, so a task that is not waiting has ``since ==
+        now``: the blocked range comes from the oldest and the newest ``since``."""
+        members = self.members
+        self.count = len(members)
+        if not members:
+            return
+        oldest, newest = now, 0.0
+        counted: collections.Counter = collections.Counter()
+        for start in range(0, len(members), CHUNK):
+            chunk = members[start:start + CHUNK]
+            sinces = list(map(_SINCE, chunk))
+            oldest, newest = min(oldest, min(sinces)), max(newest, max(sinces))
+            sites = list(map(_SITE, chunk))
+            for i in itertools.compress(itertools.count(), map(operator.is_, map(type, sites), itertools.repeat(tuple))):
+                sites[i] = site_of(chunk[i])  # made since the last pass: interned once
+            counted.update(sites)
+            pace()
+        self.bmin, self.bmax = max(0.0, now - newest), max(0.0, now - oldest)
+        # Sites that differ only in frames beyond the depth shown (or the instruction) show as
+        # one: merged by the stack shown, the ten largest with the tasks that made them.
+        shown: dict = {}
+        for site, count in counted.items():
+            entry = shown.setdefault(site.stack if site is not None else None, [0, set()])
+            entry[0] += count
+            entry[1].add(site)
+        top = sorted(shown.items(), key=lambda kv: -kv[1][0])[:10]
+        self.created = [(stack, count, self._parents(sites, len(shown) == 1, pace))
+                        for stack, (count, sites) in top]
+
+    def _parents(self, sites: set, every: bool, pace: Any) -> list:
+        """The first three distinct tasks (seqs) that made members created at one of ``sites``
+        (``every``: all the group's sites).
+
+        Distinct values are gathered in ``dict.fromkeys`` of plain ints: a dict that holds
+        no container is not tracked by the collector, whereas a tuple per (site, parent) pair
+        was, and thousands of them per pass set off collections that each walked every young
+        container of the pass."""
+        members = self.members
+        found: dict = {}
+        for start in range(0, len(members), CHUNK):
+            chunk = members[start:start + CHUNK]
+            parents = map(_PARENT, chunk)
+            if not every:
+                parents = itertools.compress(parents, map(sites.__contains__, map(_SITE, chunk)))
+            found.update(dict.fromkeys(parents))
+            found.pop(None, None)
+            pace()
+            if len(found) >= 3:
+                break
+        return list(found)[:3]
+
+    def to_wire(self, source: bool = False) -> dict:
+        return {
+            "id": self.key.id,
+            "kind": self.key.kind,
+            "count": self.count,
+            "state": self.key.state,
+            "blocked_min_s": round(self.bmin if self.count else 0.0, 3),
+            "blocked_max_s": round(self.bmax, 3),
+            "stack": self.key.wire_source() if source else self.key.wire(),
+            "created_by": [
+                {"count": count, "stack": to_wire(stack, source) if stack else None, "in_tasks": parents[:3]}
+                for stack, count, parents in self.created
+            ],
+        }

@@ -1,0 +1,103 @@
+"""Group keys and creation-site keys, interned: one object per distinct stack.
+
+Grouping then hashes by identity, and a stack is turned into frame maps once and shared by every
+task (and reply) that shows it.  Stacks are looked up by the ids of their codes, not the codes:
+hashing a code object hashes its bytecode, names and constants, and a pass describes every task
+whose waiter changed.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from tasktop.wire.groups import group_id
+
+from . import hooks
+from .config import Options
+from .frames import creation_site, func_name, resolve, to_wire
+
+MAX_KEYS = 50000  # interned keys (and sites) kept before the table is started afresh
+
+
+class _WireStack:
+    """A stack kept as ``(code, line)`` pairs, turned into frame maps once and then shared by
+    every task (and reply) that shows it."""
+
+    __slots__ = ("stack", "_wire", "_wire_source")
+
+    def wire(self) -> list:
+        if self._wire is None:
+            self._wire = to_wire(self.stack)
+        return self._wire
+
+    def wire_source(self) -> list:
+        if self._wire_source is None:
+            self._wire_source = to_wire(self.stack, True)
+        return self._wire_source
+
+
+class GroupKey(_WireStack):
+    """One (kind, state, stack), interned so that grouping hashes by identity."""
+
+    __slots__ = ("kind", "state", "id", "__weakref__")
+
+    def __init__(self, kind: str, state: str, stack: tuple) -> None:
+        self.kind, self.state, self.stack = kind, state, stack
+        self.id = group_id(kind, state, [(code.co_filename, func_name(code), line) for code, line in stack])
+        self._wire = self._wire_source = None
+
+
+class SiteKey(_WireStack):
+    """A creation stack, interned like ``GroupKey``."""
+
+    __slots__ = ("raw", "source")
+
+    def __init__(self, raw: tuple, depth: int) -> None:
+        self.source = raw  # the hook's interned tuple (kept: its id is the key)
+        self.raw = resolve(raw)  # (code, line) pairs
+        self.stack = creation_site(self.raw, depth)
+        self._wire = self._wire_source = None
+
+
+class Keys:
+    """The interned group and site keys of the probe.  Used only from the probe thread."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self._keys: dict = {}
+        self._sites: dict = {}  # id of an interned creation stack -> SiteKey
+        self._sites_generation = hooks.interned_generation
+
+    def group(self, kind: str, state: str, stack: tuple) -> GroupKey:
+        """The one key of a (kind, state, stack of ``(code, line)`` pairs)."""
+        flat = [item for pair in stack for item in pair]
+        return self.group_flat(kind, state, flat)
+
+    def group_flat(self, kind: str, state: str, flat: list) -> GroupKey:
+        """The one key of a (kind, state, ``[code, line, ...]``), looked up by the ids of the
+        codes; the key holds the codes, so their ids are not reused while it is kept."""
+        ids = list(flat)
+        ids[0::2] = map(id, flat[0::2])
+        lookup = (kind, state, *ids)
+        found = self._keys.get(lookup)
+        if found is None:
+            if len(self._keys) > MAX_KEYS:
+                self._keys.clear()
+            found = self._keys[lookup] = GroupKey(kind, state, tuple(zip(flat[0::2], flat[1::2])))
+        return found
+
+    def site(self, info: hooks.TaskInfo) -> Any:
+        """The record's creation stack as a ``SiteKey``, made once per interned stack (looked
+        up by identity: the hook shares one tuple per distinct stack)."""
+        site = info.site
+        if site is None or type(site) is SiteKey:
+            return site
+        if self._sites_generation != hooks.interned_generation:
+            self._sites.clear()  # the hook let go of its tuples: their ids may be reused
+            self._sites_generation = hooks.interned_generation
+        found = self._sites.get(id(site))
+        if found is None or found.source is not site:
+            if len(self._sites) > MAX_KEYS:
+                self._sites.clear()
+            found = self._sites[id(site)] = SiteKey(site, self.options.creation_depth)
+        info.site = found
+        return found

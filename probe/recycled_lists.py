@@ -1,0 +1,44 @@
+"""The long lists of a pass (its copy of the records, each group's members), kept from one pass
+to the next and refilled rather than made anew.
+
+A list the collector has seen survive is in its oldest generation and is not walked by young
+collections; a new list of 100,000 records is, on every young collection while the pass lasts,
+and reading 100,000 records' GC headers held the event loop up each time.  A pass's lists are
+only used until the next pass starts (the probe thread answers one request at a time).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .handoff import Pacer
+from .registry import CHUNK
+
+
+class RecycledLists:
+    """Lists by name (or group key), handed out empty to each pass."""
+
+    def __init__(self) -> None:
+        self._kept: dict = {}  # name or group key -> list
+        self._used: dict = {}
+
+    def take(self, name: Any) -> list:
+        """An empty list for ``name`` in this pass: the one it had in the last pass, if any."""
+        found = self._kept.pop(name, None)
+        if found is None:
+            found = []
+        self._used[name] = found
+        return found
+
+    def recycle(self, pace: Pacer) -> None:
+        """A pass starts: the last pass's lists are emptied and kept; others are let go."""
+        for items in self._used.values():
+            empty(items, pace)
+        self._kept, self._used = self._used, {}
+
+
+def empty(items: list, pace: Pacer) -> None:
+    """``items.clear()`` a slice at a time: dropping 100,000 references touches 100,000
+    objects in one C call, which held the event loop up."""
+    while items:
+        del items[-CHUNK:]
+        pace()

@@ -1,0 +1,313 @@
+"""The probe's replies: one method per request of ``wire.OPS``, called with its arguments.
+
+Each reply is built from one consistent pass (``State.collect``), on the probe thread.  Rows of
+tasks are made from the pass's records when the reply is packed, one at a time, and no
+per-task container is kept for longer than a reply: at a million tasks, 100,000 surviving
+containers set off a full collection of the host's heap.
+"""
+from __future__ import annotations
+
+import operator
+import os
+import platform
+import sys
+import threading
+import time
+from typing import Any
+
+from tasktop import wire
+from tasktop.wire import MAX_GROUPS, SCHEMA
+
+from . import memory, verdicts
+from .frames import own_frame, to_wire
+from .handoff import Pacer
+from .keys import GroupKey
+from .registry import CHUNK
+from .state import State
+from .task_pass import Pass, described
+
+PROBE_VERSION = "0.1.0"
+
+_SEQ = operator.attrgetter("seq")
+_SINCE = operator.attrgetter("since")
+
+
+def _process_started() -> float | None:
+    try:
+        with open("/proc/self/stat") as fh:
+            stat = fh.read()
+        ticks = int(stat[stat.rfind(")") + 2:].split()[19])
+        with open("/proc/stat") as fh:
+            for line in fh:
+                if line.startswith("btime"):
+                    return int(line.split()[1]) + ticks / os.sysconf("SC_CLK_TCK")
+    except Exception:
+        return None
+    return None
+
+
+class Replies:
+    """What the probe answers, from its ``State``.  Used only from the probe thread."""
+
+    def __init__(self, state: State, pid: int) -> None:
+        self.state = state
+        self.pid = pid
+        self.started = _process_started() or time.time()
+
+    # -- requests ---------------------------------------------------------------------------
+    def hello(self) -> dict:
+        """Also the reply that opens a connection (with ``ok``)."""
+        return {"version": wire.VERSION, "pid": self.pid, "probe": PROBE_VERSION}
+
+    def summary(self) -> dict:
+        return self._summary(self.state.collect(rows=False))
+
+    def full(self) -> dict:
+        found = self.state.collect()
+        out = self._summary(found)
+        awaited_by = self._awaited_by(found.infos)
+        order = self._by_seq(found.infos)
+        # Rows are made while the reply is packed, one at a time (see wire.Stream).
+        out["tasks"] = wire.Stream(len(order), self._rows(found, order, awaited_by))
+        out["threads"] = [self._thread_row(r) for r in found.thread_rows]
+        return out
+
+    def group(self, gid: str, offset: int = 0, limit: int = 100) -> dict:
+        """One group with source lines, and one page of its members (``limit`` within
+        ``wire.OPS``' limits)."""
+        found = self.state.collect()
+        for group in found.groups.values():
+            if group.key.id == gid:
+                break
+        else:
+            raise LookupError(f"no group {gid} (it may have emptied)")
+        if group.key.kind == "task":
+            # Longest blocked first, then by id: two stable sorts on plain numbers, so that
+            # no key tuple per task is made.
+            members = group.members
+            members.sort(key=_SEQ)
+            members.sort(key=_SINCE)
+            page = members[offset:offset + limit]
+            awaited_by = self._awaited_by(found.infos)
+            items = [self._task_row(info(), info, found, awaited_by, with_stack=False)
+                     for info in page]
+        else:
+            members = sorted(group.members, key=lambda r: (-r["blocked_s"], r["ident"]))[offset:offset + limit]
+            items = []
+            for r in members:
+                row = self._thread_row(r)
+                del row["stack"]
+                items.append(row)
+        return {"group": group.to_wire(source=True), "total": group.count, "offset": offset, "items": items}
+
+    def task(self, seq: int) -> dict:
+        found = self.state.collect()
+        by_seq = {info.seq: i for i, info in enumerate(found.infos)}
+        index = by_seq.get(seq)
+        if index is None or found.infos[index]() is None:
+            raise LookupError(f"no task {seq} (it may have finished)")
+        info = found.infos[index]
+        awaited_by = self._awaited_by(found.infos)
+        row = self._task_row(info(), info, found, awaited_by, source=True)
+
+        def brief(seq: int) -> dict:
+            other = by_seq.get(seq)
+            if other is None:
+                return {"id": seq, "name": None, "state": "finished", "group": None}
+            try:
+                name = found.infos[other]().get_name()
+            except Exception:
+                name = None
+            key = described(found.infos[other])[0]
+            return {"id": seq, "name": name, "state": key.state, "group": key.id,
+                    "frame": own_frame(key.stack)}
+
+        chain, seen, nxt = [], {info.seq}, described(info)[1]
+        while nxt is not None and nxt not in seen and len(chain) < 50:
+            seen.add(nxt)
+            chain.append(brief(nxt))
+            nxt = described(found.infos[by_seq[nxt]])[1] if nxt in by_seq else None
+        row["awaiting_chain"] = chain
+        row["awaited_by_tasks"] = [brief(s) for s in row["awaited_by"]]
+        row["awaiting_all_tasks"] = [brief(s) for s in row["awaiting_all"][:100]]
+        row["created_in_task"] = brief(row["created_in"]) if row["created_in"] is not None else None
+        return row
+
+    def thread(self, ident: int) -> dict:
+        for row in self.state.threads.rows():
+            if row["ident"] == ident:
+                row["key"] = self.state.keys.group("thread", row["state"], row["stack"])
+                return self._thread_row(row, source=True)
+        raise LookupError(f"no thread {ident} (it may have exited)")
+
+    def threads(self) -> list[dict]:
+        out = []
+        for row in self.state.threads.rows():
+            row["key"] = self.state.keys.group("thread", row["state"], row["stack"])
+            out.append(self._thread_row(row))
+        return out
+
+    def memory(self, top: int = 20) -> dict:
+        out = memory.summary()
+        out["top"] = memory.top_sites(top)
+        return out
+
+    def stalls(self) -> list[dict]:
+        return [dict(loop=item["id"], **s) for item in self._loops({}) for s in item["stalls"]]
+
+    def verdicts(self, budget_s: float = 2.0) -> dict:
+        return verdicts.gather(self.state, budget_s)
+
+    # -- parts ------------------------------------------------------------------------------
+    def _process(self) -> dict:
+        return {
+            "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "argv": list(getattr(sys, "argv", []) or []),
+            "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+            "started_at": self.started,
+        }
+
+    def _loops(self, loop_counts: dict) -> list[dict]:
+        names = {t.ident: t.name for t in threading.enumerate()}
+        now = time.monotonic()
+        loops = self.state.loops
+        stall_ms = self.state.options.stall_ms
+        out = []
+        for watch in loops.watches.values():
+            pending = watch.pending_ms(now)
+            lag = watch.lag_ms
+            if pending > stall_ms:
+                lag = max(lag or 0.0, pending)
+            out.append({
+                "id": loops.number(watch.loop),
+                "thread": watch.ident,
+                "thread_name": names.get(watch.ident),
+                "type": f"{type(watch.loop).__module__}.{type(watch.loop).__qualname__}",
+                "tasks": loop_counts.get(id(watch.loop), 0),
+                "lag_ms": None if lag is None else round(lag, 3),
+                "stall_count": watch.stall_count,
+                "stalls": [
+                    {"at": s.at, "duration_ms": round(s.duration_ms, 3), "stack": to_wire(s.stack)}
+                    for s in watch.stalls
+                ],
+            })
+        return out
+
+    def _summary(self, found: Pass) -> dict:
+        state = self.state
+        ordered = sorted(found.groups.values(), key=lambda g: (-g.count, g.key.kind, g.key.id))
+        return {
+            "schema": SCHEMA,
+            "time": time.time(),
+            "process": self._process(),
+            "probe": {
+                "version": PROBE_VERSION,
+                "interval_s": round(state.budget.interval, 3),
+                "sample_ms": round(state.budget.sample_ms, 3),
+                "creation_stacks": state.options.creation_stacks,
+                "tracemalloc": bool(state.options.tracemalloc),
+            },
+            "totals": {"tasks": found.count, "threads": len(found.thread_rows),
+                       "loops": len(state.loops.watches), "groups": len(ordered)},
+            "memory": memory.summary(),
+            "loops": self._loops(found.loop_counts),
+            "groups": [g.to_wire() for g in ordered[:MAX_GROUPS]],
+        }
+
+    def _task_row(self, task: Any, info: Any, found: Pass, awaited_by: dict, source: bool = False,
+                  with_stack: bool = True) -> dict:
+        key, awaiting, children = described(info)
+        site = self.state.keys.site(info)
+        try:
+            name = task.get_name()
+            loop = self.state.loops.number(task._loop)
+        except Exception:  # freed since the pass (None)
+            name = loop = None
+        row = {
+            "id": info.seq,
+            "name": name,
+            "group": key.id,
+            "loop": loop,
+            "state": key.state,
+            "blocked_s": round(found.blocked(info), 3),
+        }
+        if with_stack:
+            row["stack"] = key.wire_source() if source else key.wire()
+        row.update({
+            "created_by": (site.wire_source() if source else site.wire()) if site is not None and site.stack else None,
+            "created_in": info.parent,
+            "awaiting": awaiting,
+            "awaiting_all": list(children),
+            "awaited_by": awaiters(awaited_by, info.seq),
+        })
+        return row
+
+    def _rows(self, found: Pass, order: Any, awaited_by: dict) -> Any:
+        pace = Pacer(self.state.handoff)
+        for n, i in enumerate(order):
+            if not n & 127:
+                pace()
+            info = found.infos[i]
+            yield self._task_row(info(), info, found, awaited_by)
+
+    def _by_seq(self, infos: list) -> Any:
+        """Indices of ``infos`` in task-id order.  Records are walked in creation order, so
+        this is ``range(n)`` but after a race between two threads making tasks; checked in
+        slices (one C call over 100,000 items held the event loop up)."""
+        pace = Pacer(self.state.handoff)
+        seqs: list = []
+        for start in range(0, len(infos), CHUNK):
+            seqs.extend(map(_SEQ, infos[start:start + CHUNK]))
+            pace()
+        for start in range(0, len(seqs), CHUNK):
+            if not all(map(operator.lt, seqs[start:start + CHUNK], seqs[start + 1:start + CHUNK + 1])):
+                return sorted(range(len(seqs)), key=seqs.__getitem__)
+            pace()
+        return range(len(seqs))
+
+    def _awaited_by(self, infos: list) -> dict:
+        """Task seq -> the seq of the task awaiting it, or a list of them when several do
+        (see ``awaiters``).  An int for the usual one: a list per awaited task was 100,000
+        containers at a million tasks, and set off a full collection of the host's heap."""
+        out: dict[int, Any] = {}
+        pace = Pacer(self.state.handoff)
+        for n, info in enumerate(infos):
+            if not n & 1023:
+                pace()
+            cached = info.cache
+            if type(cached) is GroupKey:
+                continue
+            _key, awaiting, children = cached
+            for awaited in ((awaiting,) if awaiting is not None else ()) + children:
+                found = out.get(awaited)
+                if found is None:
+                    out[awaited] = info.seq
+                elif type(found) is int:
+                    out[awaited] = [found, info.seq]
+                else:
+                    found.append(info.seq)
+        return out
+
+    @staticmethod
+    def _thread_row(row: dict, source: bool = False) -> dict:
+        return {
+            "ident": row["ident"],
+            "native_id": row["native_id"],
+            "name": row["name"],
+            "daemon": row["daemon"],
+            "group": row["key"].id,
+            "state": row["state"],
+            "kernel": {"state": row["kernel"]["state"], "syscall": row["kernel"]["syscall"]},
+            "blocked_s": row["blocked_s"],
+            "stack": to_wire(row["stack"], source),
+            "cpu_s": row["kernel"]["cpu_s"],
+        }
+
+
+def awaiters(awaited_by: dict, seq: int) -> list:
+    """The sorted seqs of the tasks awaiting task ``seq`` (see ``Replies._awaited_by``)."""
+    found = awaited_by.get(seq)
+    return [] if found is None else [found] if type(found) is int else sorted(found)

@@ -1,0 +1,77 @@
+"""What the probe knows about its process, kept on the probe thread between requests.
+
+``State`` owns the parts that outlive one pass (the watched loops, the threads seen, the
+interned keys, the task passes, the CPU budget, the history of group counts) and makes the
+one consistent pass every reply is built from (``collect``).  The replies themselves are in
+``replies`` and ``verdicts``; ``State`` answers nothing.
+"""
+from __future__ import annotations
+
+import collections
+import time
+
+from .budget import Budget
+from .config import Options
+from .groups import Group
+from .handoff import Handoff
+from .keys import Keys
+from .loops import LoopWatches
+from .task_pass import Pass, TaskPasses
+from .threads import ThreadWatch
+
+HISTORY_STEP = 5.0  # seconds between two points of the history (and two background group passes)
+HISTORY_POINTS = 120  # 10 minutes at HISTORY_STEP
+
+
+class State:
+    """What the probe knows about its process.  Used only from the probe thread."""
+
+    def __init__(self, options: Options, handoff: Handoff | None = None) -> None:
+        self.options = options
+        self.handoff = handoff
+        self.loops = LoopWatches(options, handoff)
+        self.threads = ThreadWatch()
+        self.keys = Keys(options)
+        self.passes = TaskPasses(self.loops, self.keys, handoff)
+        self.budget = Budget(options.interval)
+        #: (monotonic time, {group id: count}), for growth verdicts.
+        self.history: collections.deque = collections.deque(maxlen=HISTORY_POINTS)
+
+    def heartbeat(self, now: float) -> None:
+        """Post/collect heartbeats on every running loop."""
+        self.loops.heartbeat(now)
+
+    def sample(self) -> None:
+        """The background sample, within the budget (see budget.py).  When a group pass is due
+        (every ``HISTORY_STEP``) the sample groups, so that the growth verdicts have a history
+        even when no client asks."""
+        t0 = time.thread_time()
+        now = time.monotonic()
+        if not self.history or now - self.history[-1][0] >= HISTORY_STEP:
+            self.collect(rows=False)
+        else:
+            self.passes.run(grouping=False)
+            self.threads.rows()
+        self.budget.sampled(now, t0, time.thread_time())
+
+    def collect(self, rows: bool = True) -> Pass:
+        """One consistent pass: groups, thread rows, and (with ``rows``) tasks and their records."""
+        found = self.passes.run(grouping=True, rows=rows)
+        found.thread_rows = thread_rows = self.threads.rows()
+        groups = found.groups
+        for row in thread_rows:
+            key = self.keys.group("thread", row["state"], row["stack"])
+            row["key"] = key
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = Group(key)
+            group.add(row["blocked_s"], row)
+        self._remember(groups)
+        return found
+
+    def _remember(self, groups: dict) -> None:
+        """Keep group counts over time (at most one point per ``HISTORY_STEP``) for growth verdicts."""
+        now = time.monotonic()
+        if self.history and now - self.history[-1][0] < HISTORY_STEP:
+            return
+        self.history.append((now, {g.key.id: g.count for g in groups.values()}))

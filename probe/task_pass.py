@@ -1,0 +1,270 @@
+"""The task pass: every live task of every watched loop, brought up to date, described, grouped.
+
+The background pass is cheap on purpose: per task it only checks whether the future the task
+waits on (``_fut_waiter``) is still the same object, which is what "blocked since" means.  The
+expensive part, walking a task's await chain, is done when a client asks, and cached for as
+long as the task's waiter does not change: a task parked on the same future has not moved, so
+a pile of 100,000 leaked tasks is walked once, not every second.
+
+The walk goes through the probe's own records, not asyncio's registry: records sit in creation
+order, so a pass reads them nearly in memory order and needs no lookup to get from a task to
+its record (at 100,000 tasks the lookups alone cost more than the rest).  The registry is then
+only checked, in C, for tasks the records miss (made by ``asyncio.Task(...)``, or before the
+probe started): those are recorded and visited, and later passes find them in the records.
+
+Nothing allocated per task outlives the pass: 100,000 surviving container objects make the
+collector run a full collection of the host's whole heap, which held its event loop up for most
+of a second.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from typing import Any
+
+from . import hooks, registry, tasks as tasks_mod
+from .groups import Group
+from .handoff import Handoff, Pacer
+from .keys import GroupKey, Keys
+from .loops import LoopWatches
+from .recycled_lists import RecycledLists, empty
+
+RECHECK = 30.0  # seconds: how long asyncio's registry may go without a full look-up
+
+_UNSET = object()  # not looked up yet
+
+
+def _unknown_waiter() -> None:
+    return None
+
+
+_UNKNOWN = _unknown_waiter  # a waiter that cannot be weakly referenced: returns None, never it
+
+
+class Pass:
+    """What one sampling pass found.  ``infos`` (when rows were asked for) are the records of
+    the tasks, in creation order; ``info()`` is the task (None once it has been freed), and
+    ``described(info)`` its description: ``(group key, awaited task seq, awaited seqs)``."""
+
+    __slots__ = ("now", "count", "infos", "loop_counts", "thread_rows", "groups")
+
+    def __init__(self, now: float, count: int, infos: list, loop_counts: dict,
+                 thread_rows: list, groups: dict) -> None:
+        self.now, self.count, self.infos, self.loop_counts = now, count, infos, loop_counts
+        self.thread_rows, self.groups = thread_rows, groups
+
+    def blocked(self, info: Any) -> float:
+        return self.now - info.since if info.waiter is not None else 0.0
+
+
+def described(info: Any) -> tuple:
+    """``(group key, awaited task seq or None, awaited seqs)`` of a record a pass described."""
+    cached = info.cache
+    return (cached, None, ()) if type(cached) is GroupKey else cached
+
+
+class TaskPasses:
+    """Runs task passes, and keeps what one pass leaves the next: the recycled lists, and how
+    far asyncio's registry can be trusted to match the records.  Used only from the probe thread."""
+
+    def __init__(self, loops: LoopWatches, keys: Keys, handoff: Handoff | None) -> None:
+        self.loops, self.keys, self.handoff = loops, keys, handoff
+        self.lists = RecycledLists()
+        self.fresh: list = []  # records made during a pass (see seq_of)
+        self._candidate: tuple | None = None  # see _unrecorded
+        self._trusted: tuple | None = None
+        self._checked = 0.0
+
+    def run(self, grouping: bool, rows: bool = False) -> Pass:
+        """Every live task of every running loop with its record, the waiter it is blocked on
+        brought up to date; with ``grouping``, described (cached while the waiter is the same)
+        and grouped; with ``rows``, listed (``Pass.infos``)."""
+        now = time.monotonic()
+        watched = {id(w.loop) for w in self.loops.refresh()}
+        pace = Pacer(self.handoff)
+        self.lists.recycle(pace)
+        walk = _Walk(self, now, watched, grouping, rows, pace)
+        self.fresh = []
+        # The records and asyncio's registry, copied at one moment (two C calls in a row, of
+        # a few milliseconds at 100,000 tasks: the loops get the GIL just before).
+        records, refs = self.lists.take("records"), self.lists.take("refs")
+        pace.now()
+        records.extend(hooks.records)  # in creation order
+        eager = registry.copy(refs)
+        since = records[-1].seq if records else 0
+        difference = self._difference_of(records, refs, eager, pace)
+        walk.visit(records)
+        empty(records, pace)
+        # Then what that copy could not hold: tasks no factory of ours saw, and records made
+        # meanwhile for tasks first met as awaited by another (each visited once).
+        unknown = self._unrecorded(difference, refs, eager, since, pace, now)
+        empty(refs, pace)
+        batch = self.fresh + [hooks.info_for(task) for task in unknown]
+        for _round in range(100):  # each round describes tasks awaited by the last one's
+            if not batch:
+                break
+            self.fresh = []
+            walk.visit(batch)
+            batch = self.fresh
+        self.fresh = []
+        counts = walk.counts
+        if len(watched) == 1:  # else counted per task
+            counts[next(iter(watched))] = walk.count
+        for group in walk.groups.values():
+            group.tally(now, self.keys.site, pace)
+        return Pass(now, walk.count, walk.infos, counts, [], walk.groups)
+
+    @staticmethod
+    def _difference_of(records: list, refs: list, eager: list, pace: Pacer) -> tuple | None:
+        """How the copy of asyncio's registry differs from the copy of the records, taken at
+        the same moment: in size, and in the sum and the exclusive or of the weak references'
+        hashes (see _unrecorded).  None while eager tasks are in their first step."""
+        if eager:
+            return None
+        mine, theirs = registry.fingerprint(records, pace), registry.fingerprint(refs, pace)
+        if mine is None or theirs is None:
+            return None
+        return len(records) - len(refs), mine[0] - theirs[0], mine[1] ^ theirs[1]
+
+    def _unrecorded(self, difference: tuple | None, refs: list, eager: list, since: int, pace: Pacer,
+                    now: float) -> list:
+        """Tasks of the registry's copy ``refs`` that the records miss.
+
+        Looking each of 100,000 references up takes tens of milliseconds, so it is skipped
+        while the two copies differ exactly as they did when every registered task had a
+        record: same difference in size, and in the sum and the exclusive or of the
+        references' hashes (a task's hash is its address, distinct among live tasks).  The
+        registry may hold tasks the records do not need (finished ones) and the records tasks
+        it does not hold (a task that finished in its eager first step), but a task made
+        without our factory changes the difference.
+
+        A difference is trusted only after two look-ups in a row found it complete: no task
+        missing, and none recorded since its copies were taken (``since``).  A task that was
+        unrecorded when the copies were taken but recorded before the look-up (by a loop's
+        factory on another thread, whose record can come after a later one's) would
+        otherwise be counted as a registry-only task, and a new task at its address would go
+        unseen; the second look-up sees the first task on both sides.  The copies are two C
+        calls in a row; only a switch of threads between them can make them disagree, and a
+        full look-up is done every ``RECHECK`` seconds anyway."""
+        if difference is not None and difference == self._trusted and now - self._checked < RECHECK:
+            return []
+        missing, complete = registry.unrecorded(hooks.records, refs, eager, since, pace)
+        if complete and difference is not None:
+            self._trusted = difference if difference == self._candidate else None
+            self._candidate = difference
+        else:
+            self._trusted = self._candidate = None
+        self._checked = now
+        return missing
+
+    def seq_of(self, task: Any) -> int:
+        """The id of a task another one awaits; a record made for it here (a task no factory
+        of ours saw) goes to ``fresh``, for the pass to visit too."""
+        info = hooks.record_of(task)
+        if info is None:
+            info = hooks.info_for(task)
+            self.fresh.append(info)
+        return info.seq
+
+    def describe(self, task: Any, info: hooks.TaskInfo, current: Any) -> Any:
+        """The task's group key, or ``(key, awaited task seq, awaited seqs)`` when it awaits
+        other tasks (see ``described``): kept in ``info.cache`` while the waiter is the same,
+        reset every pass if none.  Most tasks await no task: no tuple is kept for them."""
+        cached = info.cache
+        if cached is not None:
+            return cached
+        flat, state, awaiting, children = tasks_mod.describe_flat(task, current)
+        key = self.keys.group_flat("task", state, flat)
+        if awaiting is None and not children:
+            result: Any = key
+        else:
+            seq_of = self.seq_of
+            result = (key, seq_of(awaiting) if awaiting is not None else None,
+                      tuple(seq_of(c) for c in children))
+        info.cache = result
+        return result
+
+
+class _Walk:
+    """One pass over task records (see ``TaskPasses.run``); ``visit`` is called again for
+    records the pass could not see in its first copy."""
+
+    def __init__(self, passes: TaskPasses, now: float, watched: set, grouping: bool, rows: bool,
+                 pace: Pacer) -> None:
+        self.passes, self.now, self.watched, self.grouping, self.pace = passes, now, watched, grouping, pace
+        self.rows = rows
+        self.count = 0  # tasks found
+        # Only when rows are asked for, and records only (a record is a weak reference to
+        # its task): a young list of 100,000 tasks is traversed by every collection, which
+        # reads each task's GC header while the loop waits.
+        self.infos: list = passes.lists.take("rows")
+        self.counts: dict[int, int] = {}
+        self.groups: dict[GroupKey, Group] = {}
+        self._currents: dict[int, Any] = {}
+
+    def visit(self, records: list) -> None:
+        """Bring ``records`` up to date (and group them, and list them)."""
+        now, watched, grouping, pace = self.now, self.watched, self.grouping, self.pace
+        counts, groups = self.counts, self.groups
+        several = len(watched) > 1
+        rows = self.rows
+        add_info = self.infos.append
+        ref = weakref.ref
+        found = 0
+        for n, info in enumerate(records):
+            if not n & 511:
+                pace()
+            task = info()
+            if task is None:
+                continue
+            try:
+                if task.done():
+                    continue
+                loop_id = id(task._loop)
+            except Exception:
+                continue
+            if loop_id not in watched:
+                continue
+            waiter = getattr(task, "_fut_waiter", None)
+            if waiter is None:
+                info.waiter = None
+                info.since = now
+                info.cache = None
+            else:
+                old = info.waiter
+                if old is None or old() is not waiter:
+                    try:
+                        info.waiter = ref(waiter)
+                    except TypeError:
+                        info.waiter = _UNKNOWN  # never the same again: treated as new each pass
+                    info.since = now
+                    info.cache = None
+            if grouping:
+                cached = info.cache
+                if cached is None:
+                    try:
+                        cached = self._describe(task, info, loop_id)
+                    except Exception:
+                        continue
+                key = cached if type(cached) is GroupKey else cached[0]
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = Group(key, self.passes.lists.take(key))
+                group.members.append(info)
+            if several:
+                counts[loop_id] = counts.get(loop_id, 0) + 1
+            found += 1
+            if rows:
+                add_info(info)
+        self.count += found
+
+    def _describe(self, task: Any, info: Any, loop_id: int) -> tuple:
+        current = self._currents.get(loop_id, _UNSET)
+        if current is _UNSET:
+            try:
+                current = asyncio.current_task(task._loop)
+            except Exception:
+                current = None
+            self._currents[loop_id] = current
+        return self.passes.describe(task, info, current)

@@ -1,0 +1,63 @@
+"""The verdicts' reasons, in words: what a user reads next to each verdict.
+
+Kept apart from the judging so that the wording can change without touching a rule, and the
+rules without touching a sentence.
+"""
+from __future__ import annotations
+
+_NOUN = {"Queue.get": "queue", "Queue.put": "queue", "Queue.join": "queue", "Event.wait": "event",
+         "Lock.acquire": "lock", "Condition.wait": "condition", "Semaphore.acquire": "semaphore",
+         "Barrier.wait": "barrier", "future": "future"}
+_WHAT = {"queue": "put to it or read from it", "event": "set it", "lock": "release it",
+         "condition": "notify it", "semaphore": "release it", "barrier": "reach it",
+         "future": "complete it"}
+
+
+def reason_unreachable(count: int, kind: str, state: str, blocked: float, noun: str, objects: int) -> str:
+    """The reasoning of a proven leak, in words."""
+    kinds = kind if count == 1 else kind + "s"
+    if objects == 1:
+        held = (f"the {noun} is referenced only by the {count} {kinds} waiting on it" if count > 1
+                else f"the {noun} is referenced only by the {kind} waiting on it")
+    else:
+        held = f"each of the {objects} {noun}s is referenced only by the {kinds} waiting on it"
+    return f"blocked {duration(blocked)} on {state}; {held}: nothing else can ever {_WHAT.get(noun, 'wake it')}"
+
+
+def reason_dependent(state: str, blocked: float) -> str:
+    return f"blocked {duration(blocked)} on {state}; it awaits only tasks that are proven leaks, so it can never resume"
+
+
+def reason_growing(grew: dict) -> str:
+    return (f"grew from {grew['first']} to {grew['last']} in {duration(grew['span_s'])} "
+            f"({grew['rate_per_min']:g}/min), rising in {grew['rises']} of {grew['steps']} samples")
+
+
+def reason_stuck(count: int, state: str, blocked: float) -> str:
+    return f"all {count} blocked on {state} for at least {duration(blocked)}"
+
+
+def noun_of(state: str) -> str:
+    return _NOUN.get(state, "object")
+
+
+def duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def reason_some(count: int, total: int, reason: str) -> str:
+    """``reason`` for ``count`` of a group of ``total``."""
+    return f"{count} of the {total}: " + reason if count < total else reason
+
+
+def reason_unsettled(out_of_time: bool, budget_s: float) -> str:
+    """Why the proof left waiters unjudged."""
+    if out_of_time:
+        return f"the proof ran out of its {budget_s:g}s budget (ask with a bigger budget: tasktop dump --budget)"
+    return "they moved while the proof ran"

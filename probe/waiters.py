@@ -1,0 +1,155 @@
+"""Waiters: what a blocked task or thread waits on, and which objects are its own.
+
+A waiter in a state of ``PRIMITIVES`` (``Queue.get``, ``Event.wait``...) waits on the primitive
+its innermost frame of that state runs a method of: ``self`` of that frame.  A task's own objects
+are the task and its coroutine chain; a thread's are the thread and what its frames' locals hold.
+The proof (``proof.Proof``) counts the references these hold, so nothing here makes a frame
+object for a task, and a thread's frames are only read while the gatherer holds them.
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import queue as queue_mod
+import sys
+import threading
+import types
+from typing import Any
+
+from .tasks import state_of
+
+# States whose waiters wake on their own or through the OS: never a proven leak.
+SELF_WAKING = {"sleep", "running", "ready", "socket read", "socket write", "socket accept",
+               "socket connect", "stream read", "stream write", "subprocess wait", "executor",
+               "idle loop", "I/O wait", "executor idle", "wait_for", "unknown", "waiting"}
+# The primitive a waiter in each state waits on: ``self`` of the primitive's frame.
+PRIMITIVES = {
+    "Queue.get": (asyncio.Queue, queue_mod.Queue), "Queue.put": (asyncio.Queue, queue_mod.Queue),
+    "Queue.join": (asyncio.Queue, queue_mod.Queue), "Event.wait": (asyncio.Event, threading.Event),
+    "Lock.acquire": (asyncio.Lock,), "Condition.wait": (asyncio.Condition, threading.Condition),
+    "Semaphore.acquire": (asyncio.Semaphore, threading.Semaphore),
+    "Barrier.wait": tuple(t for t in (getattr(asyncio, "Barrier", None), threading.Barrier) if t),
+}
+
+_LOCALS_IN_COROUTINE = sys.version_info >= (3, 11)  # else in the frame object
+# A running thread's references are counted from its frames' locals.  Up to 3.10 a caller
+# keeps a callee's arguments on its evaluation stack, which nothing can see, for the whole
+# call (``q.get()`` keeps ``q``): such a thread is never proven anyway.  From 3.14 a local may
+# hold a borrowed reference (``LOAD_FAST_BORROW`` passed on to a callee), which is not in the
+# count: counting it would take a reference from outside for the thread's own.
+THREAD_PROOFS = (3, 11) <= sys.version_info < (3, 14)
+_LOCALS_SNAPSHOT = sys.version_info < (3, 13)  # f_locals is a dict the frame keeps (PEP 667)
+_Coro, _Gen, _AGen = types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType
+COROUTINES = (_Coro, _Gen, _AGen)
+WRAPPERS = ("async_generator_asend", "async_generator_athrow", "coroutine_wrapper")
+
+
+def task_target(task: Any, state: str) -> Any:
+    """What a task blocked in ``state`` waits on: its future, or the primitive (``self`` of
+    the primitive's frame, its first local).  No frame object is made on 3.11+."""
+    if state == "future":
+        return getattr(task, "_fut_waiter", None)
+    types_ = PRIMITIVES.get(state)
+    if not types_:
+        return None
+    try:
+        obj = task.get_coro()
+    except Exception:
+        return None
+    for _ in range(512):
+        kind = type(obj)
+        if kind is _Coro:
+            code, nxt = obj.cr_code, obj.cr_await
+        elif kind is _Gen:
+            code, nxt = obj.gi_code, obj.gi_yieldfrom
+        elif kind is _AGen:
+            code, nxt = obj.ag_code, obj.ag_await
+        elif obj is not None and kind.__name__ in WRAPPERS:
+            obj = next((r for r in gc.get_referents(obj) if type(r) in (_Coro, _Gen, _AGen)), None)
+            continue
+        else:
+            return None
+        if state_of(code) == state:
+            where = obj if _LOCALS_IN_COROUTINE else (obj.cr_frame if kind is _Coro else
+                                                     obj.gi_frame if kind is _Gen else obj.ag_frame)
+            for r in gc.get_referents(where):
+                if isinstance(r, types_):
+                    return r
+            return None
+        obj = nxt
+    return None
+
+
+def task_chain(task: Any, state: str | None) -> list:
+    """The task's own objects: the task, its coroutine chain (with their frames up to 3.10, which
+    hold the locals there), and for a task blocked on a bare future the object awaiting it at
+    the bottom (a ``FutureIter``, which references the future)."""
+    holders = [task]
+    try:
+        obj = task.get_coro()
+    except Exception:
+        obj = None
+    for _ in range(512):
+        kind = type(obj)
+        if kind is _Coro:
+            holders.append(obj)
+            if not _LOCALS_IN_COROUTINE:
+                holders.append(obj.cr_frame)
+            obj = obj.cr_await
+        elif kind is _Gen:
+            holders.append(obj)
+            if not _LOCALS_IN_COROUTINE:
+                holders.append(obj.gi_frame)
+            obj = obj.gi_yieldfrom
+        elif kind is _AGen:
+            holders.append(obj)
+            if not _LOCALS_IN_COROUTINE:
+                holders.append(obj.ag_frame)
+            obj = obj.ag_await
+        elif obj is not None and kind.__name__ in WRAPPERS:
+            holders.append(obj)  # followed as a holder, never as a node (see proof._OPAQUE_NAMES)
+            obj = next((r for r in gc.get_referents(obj) if type(r) in (_Coro, _Gen, _AGen)), None)
+        else:
+            if state == "future" and obj is not None:
+                holders.append(obj)
+            break
+    return [h for h in holders if h is not None]
+
+
+def thread_target(state: str, frames: list) -> Any:
+    """What a thread blocked in ``state`` waits on (``frames`` innermost last): ``self`` of
+    its innermost frame of that state, if it is one of the state's primitives; else None."""
+    types_ = PRIMITIVES.get(state)
+    if not types_:
+        return None
+    for frame in reversed(frames):
+        if state_of(frame.f_code) == state:
+            try:
+                found = frame.f_locals.get("self")
+            except Exception:
+                return None
+            return found if isinstance(found, types_) else None
+    return None
+
+
+def thread_holders(thread: threading.Thread, frames: list) -> tuple[list, list]:
+    """``(holders, extra)`` of a thread: the thread and, up to 3.12, its frames' locals
+    snapshot dicts (the objects whose references are counted), and the values of its frames'
+    plain locals (references counted one by one)."""
+    holders: list = [thread]
+    extra: list = []
+    for frame in frames:
+        # A running thread's frame is not traversed by the collector: its plain locals
+        # are counted from f_locals, and on 3.11/3.12 the snapshot dict it keeps holds
+        # them once more.  Cells are left out: another function may share them.
+        code = frame.f_code
+        plain = set(code.co_varnames) - set(code.co_cellvars) - set(code.co_freevars)
+        try:
+            values = frame.f_locals
+            extra.extend(value for name, value in values.items() if name in plain)
+            if _LOCALS_SNAPSHOT:
+                holders.append(values)
+        except Exception:
+            pass
+        values = None
+    return holders, extra
