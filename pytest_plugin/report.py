@@ -1,0 +1,63 @@
+"""The failure message of a test that left something behind, grouped like ``tasktop dump``.
+
+A summary line, then one block per group (kind, state and stack), largest first, each with
+where its members were created, then how to let leftovers through or wait longer for them.
+"""
+from __future__ import annotations
+
+import re
+
+from .options import INI_ALLOW, INI_RUNNER, INI_TIMEOUT, MARKER
+
+
+def _natural(text: str) -> list:
+    """Sort key: ``Task-9`` before ``Task-10``."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)]
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def render(rows: list, timeout: float) -> str:
+    """The failure message: a summary line, then the leftovers grouped by kind, state and stack,
+    largest group first, each with where its members were created."""
+    groups: dict = {}
+    for row in rows:
+        key = (row["kind"], row["state"], row["stack"])
+        group = groups.setdefault(key, {"rows": [], "sites": {}})
+        group["rows"].append(row)
+        site = row["site"]
+        group["sites"][site] = group["sites"].get(site, 0) + 1
+    n_threads = sum(1 for r in rows if r["kind"] == "thread")
+    n_tasks = len(rows) - n_threads
+    parts = []
+    if n_threads:
+        parts.append(_plural(n_threads, "thread"))
+    if n_tasks:
+        parts.append(_plural(n_tasks, "asyncio task"))
+    still = f" (still there after {timeout:g}s)" if any(not r.get("final") for r in rows) else ""
+    lines = [f"tasktop_leaks: the test left {' and '.join(parts)} behind{still}"]
+    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]["rows"]), kv[0][0], kv[0][1]))
+    for (kind, state, stack), group in ordered:
+        members = sorted(group["rows"], key=lambda m: _natural(str(m["name"])))
+        names = [m["name"] for m in members[:3]]
+        more = f", … {len(members) - 3} more" if len(members) > 3 else ""
+        lines.append("")
+        lines.append(f"{_plural(len(members), kind)}: {state}  [{', '.join(map(str, names))}{more}]")
+        lines.extend("    " + frame for frame in stack or ("(no Python frames)",))
+        for site, count in sorted(group["sites"].items(), key=lambda kv: -kv[1]):
+            if not site:  # asyncio.Task() called directly, _thread.start_new_thread()...
+                lines.append(f"  creation site not recorded  ×{count}")
+                continue
+            lines.append(f"  created by {site[0]}  ×{count}")
+            lines.extend("      " + frame for frame in site[1:])
+    lines.append("")
+    lines.append("Threads and tasks that existed before the test are not counted.")
+    lines.append(f"To let some through: @pytest.mark.{MARKER}(ignore=[\"name or function glob\"]), "
+                 f"or in every test a line \"glob = reason\" of the {INI_ALLOW} ini option;")
+    lines.append(f"to wait longer for them: @pytest.mark.{MARKER}(timeout=seconds) or {INI_TIMEOUT}.")
+    if any(r.get("final") for r in rows):
+        lines.append(f"Tasks a runner had to cancel count unless runner_cancelled=False "
+                     f"(or {INI_RUNNER} = false).")
+    return "\n".join(lines)
