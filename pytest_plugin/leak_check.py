@@ -46,15 +46,10 @@ def _cancel_requested(task: Any) -> bool:
 def _thread_codes(idents: Iterable) -> dict:
     """``{ident: [code, ...]}``, innermost first, of the threads' stacks now.  The frames are
     let go of at once (see ``threads.current``)."""
+    from tasktop.probe.frames import frame_stack
+
     frames = sys._current_frames()
-    out = {}
-    for ident in idents:
-        frame, codes = frames.get(ident), []
-        while frame is not None and len(codes) < 128:
-            codes.append(frame.f_code)
-            frame = frame.f_back
-        out[ident] = codes
-    frame = None
+    out = {ident: [code for code, _line in frame_stack(frames.get(ident))] for ident in idents}
     frames.clear()
     return out
 

@@ -45,7 +45,7 @@ def describe_thread(ident: int, thread: Any, sites: Any, root: str) -> dict:
     from tasktop.probe.frames import frame_stack
 
     frame = sys._current_frames().get(ident)
-    stack = frame_stack(frame) if frame is not None else ()
+    stack = frame_stack(frame)
     del frame
     native_id = getattr(thread, "native_id", None)
     state = threads_mod.classify(stack, threads_mod.kernel_state(native_id)) if stack else "exited"

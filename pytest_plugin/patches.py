@@ -40,6 +40,7 @@ class Patches:
 
     def install(self) -> None:
         from tasktop.probe import hooks
+        from tasktop.probe.frames import frame_stack
         from asyncio import events
         import asyncio
 
@@ -54,7 +55,7 @@ class Patches:
         @functools.wraps(orig_start)
         def start(thread, *args, **kwargs):
             try:
-                sites[thread] = _raw_stack(sys._getframe(1), CREATION_DEPTH + 10)
+                sites[thread] = frame_stack(sys._getframe(1), CREATION_DEPTH + 10)
             except Exception:
                 pass
             return orig_start(thread, *args, **kwargs)
@@ -156,11 +157,3 @@ class Patches:
             if not is_running():  # the probe, started since, keeps its hooks
                 hooks.uninstall()
             self._installed_hooks = False
-
-
-def _raw_stack(frame, limit: int) -> tuple:
-    out = []
-    while frame is not None and len(out) < limit:
-        out.append((frame.f_code, frame.f_lineno))
-        frame = frame.f_back
-    return tuple(out)
