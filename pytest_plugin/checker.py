@@ -26,6 +26,7 @@ class Checker:
         self.timeout = timeout_of(config)
         self.allow = configured_allowances(config)
         self.runner_cancelled = bool(config.getini(INI_RUNNER))
+        # The report's paths are relative to pytest's root directory, as its node ids are.
         self.root = str(getattr(config, "rootpath", None) or config.rootdir)
         self.checks: dict = {}  # item -> LeakCheck
         self.errors: dict = {}  # item -> what went wrong taking its baseline
@@ -64,7 +65,6 @@ class Checker:
                 tasks=bool(options.get("tasks", True)),
                 threads=bool(options.get("threads", True)),
                 runner_cancelled=bool(options.get("runner_cancelled", self.runner_cancelled)),
-                root=self.root,
                 thread_sites=self.patches.thread_sites,
                 allow=self.allow,
             )
@@ -135,9 +135,9 @@ class Checker:
             if check is None or check.skipped or check.baseline is None:
                 return
             threads, tasks = check.wait()
-            rows = [describe_thread(ident, thread, self.patches.thread_sites, self.root)
+            rows = [describe_thread(ident, thread, self.patches.thread_sites)
                     for ident, thread in threads]
-            rows += [describe_task(task, self.root) for task in tasks]
+            rows += [describe_task(task) for task in tasks]
             rows += check.cancelled_rows(tasks)
             del threads, tasks
             self.notes[item] = check.notes()
@@ -145,4 +145,4 @@ class Checker:
                 return
         finally:
             self._forget()
-        pytest.fail(render(rows, check.timeout), pytrace=False)
+        pytest.fail(render(rows, check.timeout, self.root), pytrace=False)

@@ -64,7 +64,7 @@ class LeakCheck:
     """
 
     def __init__(self, item: pytest.Item, timeout: float, ignore: list, tasks: bool = True,
-                 threads: bool = True, runner_cancelled: bool = True, root: str = "",
+                 threads: bool = True, runner_cancelled: bool = True,
                  thread_sites: Any = None, allow: Iterable = ()) -> None:
         self.nodeid = item.nodeid
         self.thread_sites = thread_sites if thread_sites is not None else {}
@@ -74,7 +74,6 @@ class LeakCheck:
         self.tasks = tasks
         self.threads = threads
         self.runner_cancelled = runner_cancelled
-        self.root = root
         self.skipped = False
         self.baseline: Baseline | None = None
         self._held: set = set()  # pending tasks of loops that stopped during the test
@@ -133,7 +132,7 @@ class LeakCheck:
         if self.tasks and self.runner_cancelled and self.innermost():
             left = [t for t in self._new_pending(loop)
                     if not _cancel_requested(t) and not is_harness_task(t)]
-            rows = [(task, describe_task(task, self.root, SHUTDOWN)) for task in left]
+            rows = [(task, describe_task(task, SHUTDOWN)) for task in left]
             with self._lock:
                 self._cancelled.extend(rows)
 

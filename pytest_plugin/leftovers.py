@@ -6,40 +6,37 @@ it still has a stack): the report is rendered from rows, never from live objects
 """
 from __future__ import annotations
 
-import os
-import re
 import sys
 import threading
-from typing import Any, Iterable
+from typing import Any, List, Optional, TypedDict
+
+from tasktop.wire.shapes import Stack
 
 from .harness import until_harness
 from .options import CREATION_DEPTH
 from .thread_sites import shown_site
 
-_LIB = re.compile(r"/lib/python3\.\d+/(?:(?:site|dist)-packages/)?")
+
+class Leftover(TypedDict):
+    """One thread or task the test left behind, as its report shows it."""
+
+    kind: str  # "thread" | "task"
+    name: str
+    state: str  # as tasktop dump says it, and what became of a task's loop
+    stack: Stack  # innermost first
+    site: Optional[Stack]  # where it was created; None: not recorded
+    codes: List[Any]  # the stack's code objects, matched by ignore globs and services
+    final: bool  # a runner cancelled it: no wait could have made it go
 
 
-def _short_path(path: str, root: str) -> str:
-    """As ``tasktop dump`` shows it: the module path for the standard library and installed
-    packages, relative to the root directory under it, else as it is."""
-    found = _LIB.search(path)
-    if found:
-        return path[found.end():]
-    try:
-        rel = os.path.relpath(path, root)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else rel
+def _row(kind: str, name: str, state: str, stack: tuple, site: tuple | None) -> Leftover:
+    from tasktop.probe.frames import to_wire
+
+    return Leftover(kind=kind, name=name, state=state, stack=to_wire(stack),
+                    site=to_wire(site) if site else None, codes=[code for code, _line in stack], final=False)
 
 
-def _frames_text(stack: Iterable, root: str) -> tuple:
-    from tasktop.probe.frames import func_name
-
-    return tuple(f"{func_name(code)} ({_short_path(code.co_filename, root)}:{line or 0})"
-                 for code, line in stack)
-
-
-def describe_thread(ident: int, thread: Any, sites: Any, root: str) -> dict:
+def describe_thread(ident: int, thread: Any, sites: Any) -> Leftover:
     """The row of a leftover thread: its state as ``tasktop dump`` would say it."""
     from tasktop.probe import threads as threads_mod
     from tasktop.probe.frames import frame_stack
@@ -53,11 +50,10 @@ def describe_thread(ident: int, thread: Any, sites: Any, root: str) -> dict:
     if thread is not None and thread.daemon:
         state += ", daemon"
     site = shown_site(sites.get(thread)) if thread is not None else None
-    return {"kind": "thread", "name": name, "state": state, "stack": _frames_text(stack, root),
-            "site": _frames_text(site, root) if site else None}
+    return _row("thread", name, state, stack, site)
 
 
-def describe_task(task: Any, root: str, where: str = "") -> dict:
+def describe_task(task: Any, where: str = "") -> Leftover:
     """The row of a leftover task; ``where`` says what became of its loop, found out when
     not given."""
     import asyncio
@@ -92,6 +88,4 @@ def describe_task(task: Any, root: str, where: str = "") -> dict:
         name = task.get_name()
     except Exception:
         name = repr(task)
-    return {"kind": "task", "name": name, "state": f"{state}, {where}" if where else state,
-            "stack": _frames_text(stack, root), "site": _frames_text(site, root) if site else None,
-            "codes": [code for code, _line in stack]}
+    return _row("task", name, f"{state}, {where}" if where else state, stack, site)

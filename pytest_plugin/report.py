@@ -6,7 +6,11 @@ where its members were created, then how to let leftovers through or wait longer
 from __future__ import annotations
 
 import re
+from typing import Iterable
 
+from tasktop.render.text import frame_text
+
+from .leftovers import Leftover
 from .options import INI_ALLOW, INI_RUNNER, INI_TIMEOUT, MARKER
 
 
@@ -19,15 +23,21 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def render(rows: list, timeout: float) -> str:
+def _texts(stack: Iterable, root: str) -> tuple:
+    """``func (file:line)`` of each frame, the file as ``tasktop dump`` shows it but relative to
+    pytest's root directory."""
+    return tuple(frame_text(frame, root) for frame in stack)
+
+
+def render(rows: list[Leftover], timeout: float, root: str) -> str:
     """The failure message: a summary line, then the leftovers grouped by kind, state and stack,
     largest group first, each with where its members were created."""
     groups: dict = {}
     for row in rows:
-        key = (row["kind"], row["state"], row["stack"])
+        key = (row["kind"], row["state"], _texts(row["stack"], root))
         group = groups.setdefault(key, {"rows": [], "sites": {}})
         group["rows"].append(row)
-        site = row["site"]
+        site = _texts(row["site"], root) if row["site"] else None
         group["sites"][site] = group["sites"].get(site, 0) + 1
     n_threads = sum(1 for r in rows if r["kind"] == "thread")
     n_tasks = len(rows) - n_threads
@@ -36,7 +46,7 @@ def render(rows: list, timeout: float) -> str:
         parts.append(_plural(n_threads, "thread"))
     if n_tasks:
         parts.append(_plural(n_tasks, "asyncio task"))
-    still = f" (still there after {timeout:g}s)" if any(not r.get("final") for r in rows) else ""
+    still = f" (still there after {timeout:g}s)" if any(not r["final"] for r in rows) else ""
     lines = [f"tasktop_leaks: the test left {' and '.join(parts)} behind{still}"]
     ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]["rows"]), kv[0][0], kv[0][1]))
     for (kind, state, stack), group in ordered:
@@ -57,7 +67,7 @@ def render(rows: list, timeout: float) -> str:
     lines.append(f"To let some through: @pytest.mark.{MARKER}(ignore=[\"name or function glob\"]), "
                  f"or in every test a line \"glob = reason\" of the {INI_ALLOW} ini option;")
     lines.append(f"to wait longer for them: @pytest.mark.{MARKER}(timeout=seconds) or {INI_TIMEOUT}.")
-    if any(r.get("final") for r in rows):
+    if any(r["final"] for r in rows):
         lines.append(f"Tasks a runner had to cancel count unless runner_cancelled=False "
                      f"(or {INI_RUNNER} = false).")
     return "\n".join(lines)
