@@ -10,6 +10,7 @@ from typing import Iterable
 
 from tasktop.render.text import frame_text
 from tasktop.wire.groups import group_id
+from tasktop.wire.units import duration
 
 from .leftovers import Leftover
 from .options import INI_ALLOW, INI_RUNNER, INI_TIMEOUT, MARKER
@@ -70,7 +71,7 @@ def render(rows: list[Leftover], timeout: float, root: str) -> str:
         parts.append(_plural(n_threads, "thread"))
     if n_tasks:
         parts.append(_plural(n_tasks, "asyncio task"))
-    still = f" (still there after {timeout:g}s)" if any(not r["final"] for r in rows) else ""
+    still = f" (still there after {duration(timeout)})" if any(not r["final"] for r in rows) else ""
     lines = [f"tasktop_leaks: the test left {' and '.join(parts)} behind{still}"]
     for group in _grouped(rows, root):
         lines.extend(_group_lines(group, root))
