@@ -21,7 +21,8 @@ def _natural(text: str) -> list:
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)]
 
 
-def _plural(count: int, noun: str) -> str:
+def plural(count: int, noun: str) -> str:
+    """``1 thread``, ``2 threads``."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
@@ -50,7 +51,7 @@ def _group_lines(group: dict, root: str) -> list[str]:
     members = sorted(group["rows"], key=lambda m: _natural(str(m["name"])))
     names = [m["name"] for m in members[:3]]
     more = f", … {len(members) - 3} more" if len(members) > 3 else ""
-    lines = ["", f"{_plural(len(members), group['kind'])}: {group['state']}  [{', '.join(map(str, names))}{more}]"]
+    lines = ["", f"{plural(len(members), group['kind'])}: {group['state']}  [{', '.join(map(str, names))}{more}]"]
     lines.extend("    " + frame for frame in _texts(group["stack"], root) or ("(no Python frames)",))
     for site, count in sorted(group["sites"].items(), key=lambda kv: -kv[1]):
         if not site:  # asyncio.Task() called directly, _thread.start_new_thread()...
@@ -68,9 +69,9 @@ def render(rows: list[Leftover], timeout: float, root: str) -> str:
     n_tasks = len(rows) - n_threads
     parts = []
     if n_threads:
-        parts.append(_plural(n_threads, "thread"))
+        parts.append(plural(n_threads, "thread"))
     if n_tasks:
-        parts.append(_plural(n_tasks, "asyncio task"))
+        parts.append(plural(n_tasks, "asyncio task"))
     still = f" (still there after {duration(timeout)})" if any(not r["final"] for r in rows) else ""
     lines = [f"tasktop_leaks: the test left {' and '.join(parts)} behind{still}"]
     for group in _grouped(rows, root):
