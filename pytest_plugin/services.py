@@ -19,6 +19,8 @@ import fnmatch
 import sys
 from typing import Any, Callable, Iterable, NamedTuple
 
+from .report import plural
+
 
 class Allowance(NamedTuple):
     """One reason to let a leftover through."""
@@ -182,7 +184,7 @@ def note(count_by_entry: dict) -> list:
     lines = []
     for (kind, allowance), names in count_by_entry.items():
         shown = ", ".join(sorted(map(str, names))[:3]) + (", …" if len(names) > 3 else "")
-        noun = f"{len(names)} {'asyncio task' if kind == 'task' else 'thread'}{'' if len(names) == 1 else 's'}"
+        noun = plural(len(names), "asyncio task" if kind == "task" else "thread")
         why = f": {allowance.reason}" if allowance.reason else ""
         lines.append(f"let through {noun} [{shown}]: {allowance.label} ({allowance.origin}){why}")
     return lines

@@ -32,21 +32,23 @@ def to_document(data: dict) -> dict:
 _LIB = re.compile(r"/lib/python3\.\d+/(?:(?:site|dist)-packages/)?")
 
 
-def short_path(path: str) -> str:
+def short_path(path: str, base: str | None = None) -> str:
     """As py-spy shows it: the module path for the standard library and installed packages,
-    relative to the current directory under it, else the path as it is."""
+    relative to ``base`` (the current directory unless given) under it, else the path as it is.
+    The pytest plugin's report gives pytest's root directory, as its node ids are relative to it."""
     found = _LIB.search(path)
     if found:
         return path[found.end():]
     try:
-        rel = os.path.relpath(path)
+        rel = os.path.relpath(path, base)  # None: the current directory
     except ValueError:
         return path
     return path if rel.startswith("..") else rel
 
 
-def frame_text(frame: dict) -> str:
-    return f"{frame.get('func', '?')} ({short_path(frame.get('file', '?'))}:{frame.get('line', 0)})"
+def frame_text(frame: dict, base: str | None = None) -> str:
+    """``func (file:line)``, the file as :func:`short_path` shows it relative to ``base``."""
+    return f"{frame.get('func', '?')} ({short_path(frame.get('file', '?'), base)}:{frame.get('line', 0)})"
 
 
 def _stack_lines(stack: Iterable[dict] | None, indent: str = "    ") -> list[str]:

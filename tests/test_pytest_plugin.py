@@ -578,6 +578,31 @@ def test_many_leftovers_are_grouped(pytester):
     ])
 
 
+def test_report_paths_are_relative_to_the_root_directory(pytester, monkeypatch):
+    """Run from a subdirectory of pytest's root directory, the report still names files from
+    the root, where node ids are counted from (``tasktop dump`` names them from the current
+    directory)."""
+    source = """
+        from helpers import start_worker
+
+        def test_leaks():
+            start_worker()
+    """
+    pytester.makeini("[pytest]\n")
+    sub = pytester.mkdir("sub")
+    (sub / "helpers.py").write_text(HELPERS)
+    (sub / "test_target.py").write_text(textwrap.dedent(source).strip("\n") + "\n")
+    monkeypatch.chdir(sub)
+    result = pytester.runpytest_subprocess("-p", PLUGIN, "-p", "no:cacheprovider", "--tasktop-leaks",
+                                           "-o", "tasktop_leaks_timeout=0.2", "test_target.py", timeout=120)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines([
+        "    worker (sub/helpers.py:*)",
+        "  created by start_worker (sub/helpers.py:*)  ×1",
+        f"      test_leaks (sub/test_target.py:{line(source, '    start_worker()')})",
+    ])
+
+
 def test_pytest_asyncio_tests(pytester):
     pytest.importorskip("pytest_asyncio")
     source = """
