@@ -11,13 +11,13 @@ description = "Serve Prometheus metrics for every probed process of this user."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from tasktop.exporter import metrics as server  # prometheus_client: only for this command
+    from tasktop.exporter import server  # prometheus_client: only for this command
 
     server.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tasktop.exporter import metrics as server
+    from tasktop.exporter import server
 
     try:
         return server.run(args)
