@@ -27,3 +27,8 @@ def seconds(what: str, low: float, high: float) -> Callable[[str], float]:
     """Seconds between ``low`` and ``high``; ``what`` names the option in the message."""
     return checked(float, "not a number of seconds", lambda v: low <= v <= high,
                    f"the {what} must be between {low:g} and {high:g} seconds")
+
+
+# The values more than one command takes.
+pid = checked(int, "not a process id", lambda v: v > 0)
+interval = seconds("interval", 0.1, 3600)

@@ -1,6 +1,6 @@
 """``python -m tasktop.exporter`` is ``tasktop exporter``."""
 import sys
 
-from .metrics import main
+from .server import main
 
 sys.exit(main())

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import wait_until
 from tasktop import wire
-from tasktop.exporter import metrics as exporter
+from tasktop.exporter import collector, server
 
 # 5 tasks on asyncio.Queue.get, 2 threads on a threading.Lock.
 QUEUE_AND_LOCK = r'''
@@ -282,7 +282,7 @@ def test_a_summary_it_cannot_read_costs_that_process_only(spawn, sockdir):
     probe = threading.Thread(target=answer_once, daemon=True)
     probe.start()
     try:
-        families = {f.name: f for f in exporter.FleetCollector([sockdir], timeout=10).collect()}
+        families = {f.name: f for f in collector.FleetCollector([sockdir], timeout=10).collect()}
     finally:
         probe.join(20)
         odd.close()
@@ -306,7 +306,7 @@ def test_top_limits_group_series(spawn, sockdir):
     a = spawn(QUEUE_AND_LOCK)
 
     def groups(top: int) -> list:
-        families = {f.name: f for f in exporter.FleetCollector([sockdir], top=top).collect()}
+        families = {f.name: f for f in collector.FleetCollector([sockdir], top=top).collect()}
         return families["tasktop_group_members"].samples
 
     (largest,) = groups(1)
@@ -316,15 +316,15 @@ def test_top_limits_group_series(spawn, sockdir):
 
 
 def test_command_label_is_argv_cut_to_width():
-    assert exporter.command_label({"argv": ["/srv/app/worker.py", "--queue", "mail"]}) == "worker.py --queue mail"
-    long = exporter.command_label({"argv": ["/srv/app.py", "x" * 200]})
-    assert len(long) == exporter.COMMAND_WIDTH and long.endswith("…")
-    assert exporter.command_label({"argv": ["a.py", "two\nlines"]}) == "a.py two lines"
+    assert collector.command_label({"argv": ["/srv/app/worker.py", "--queue", "mail"]}) == "worker.py --queue mail"
+    long = collector.command_label({"argv": ["/srv/app.py", "x" * 200]})
+    assert len(long) == collector.COMMAND_WIDTH and long.endswith("…")
+    assert collector.command_label({"argv": ["a.py", "two\nlines"]}) == "a.py two lines"
 
 
 def _args(**overrides) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    exporter.add_arguments(parser)
+    server.add_arguments(parser)
     args = parser.parse_args([])
     for key, value in overrides.items():
         setattr(args, key, value)
@@ -334,7 +334,7 @@ def _args(**overrides) -> argparse.Namespace:
 def test_defaults():
     args = _args()
     assert (args.port, args.address, args.directory, args.top, args.timeout) == (
-        exporter.DEFAULT_PORT, "127.0.0.1", None, 10, 2.0)
+        server.DEFAULT_PORT, "127.0.0.1", None, 10, 2.0)
 
 
 def test_port_in_use_is_a_one_line_error(sockdir):
@@ -342,15 +342,15 @@ def test_port_in_use_is_a_one_line_error(sockdir):
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        with pytest.raises(exporter.ExporterError) as info:
-            exporter.run(_args(port=port, directory=[sockdir]))
+        with pytest.raises(server.ExporterError) as info:
+            server.run(_args(port=port, directory=[sockdir]))
     assert str(info.value) == f"cannot serve metrics on 127.0.0.1:{port}: Address already in use"
 
 
 def test_bad_address_is_a_one_line_error(sockdir):
     # 192.0.2.1 (TEST-NET-1) is no address of this machine; no name look-up is involved.
-    with pytest.raises(exporter.ExporterError) as info:
-        exporter.run(_args(port=0, address="192.0.2.1", directory=[sockdir]))
+    with pytest.raises(server.ExporterError) as info:
+        server.run(_args(port=0, address="192.0.2.1", directory=[sockdir]))
     assert str(info.value) == "cannot serve metrics on 192.0.2.1:0: Cannot assign requested address"
 
 
@@ -367,6 +367,6 @@ class _Raising(argparse.ArgumentParser):
 ])
 def test_bad_options(argv, expected):
     parser = _Raising()
-    exporter.add_arguments(parser)
+    server.add_arguments(parser)
     with pytest.raises(ValueError, match=expected):
         parser.parse_args(argv)

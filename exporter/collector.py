@@ -1,14 +1,12 @@
-"""``tasktop exporter``: Prometheus metrics for every probed process of this machine.
+"""One scrape: every probe socket listed, each live probe asked for its ``summary`` in parallel
+with a short timeout, and the answers turned into Prometheus metric families.
 
-The way a Go service exports ``go_goroutines``, but from the outside and for the whole fleet:
-one exporter per host (per user: probe sockets are private to their user) lists the probe
-sockets on every scrape, asks each live probe for its ``summary`` in parallel with a short
-timeout, and turns the answers into gauges and counters.  Nothing is cached between scrapes
-but each process's command label, so a process that exits is gone from the very next scrape and
-a probe that does not answer costs the scrape at most ``--timeout``, never the whole scrape.
+Nothing is cached between scrapes but each process's command label, so a process that exits is
+gone from the very next scrape, and a probe that does not answer costs the scrape at most the
+timeout, never the whole scrape.
 
 Label cardinality is bounded on purpose: ``state`` takes the probe's fixed set of state names;
-only the ``--top`` largest groups of each process get a series of their own; ``command`` is cut
+only the ``top`` largest groups of each process get a series of their own; ``command`` is cut
 to ``COMMAND_WIDTH`` characters and ``where`` to ``WHERE_WIDTH``.
 
 Metric names follow Prometheus' naming rules as ``promtool check metrics`` enforces them (base
@@ -17,10 +15,7 @@ histograms); the tests run promtool on a real scrape.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import signal
-import sys
 import threading
 import time
 from collections import Counter
@@ -28,21 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
-from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import Collector
 
+from tasktop.client.discovery import argv_of, command_line, probe_sockets
+from tasktop.client.probe_client import ProbeClient, ProbeError, ProbeUnavailable
+from tasktop.render.stacks import fit_label, where
 from tasktop.wire import paths
 
-from tasktop.cli.arguments import checked, seconds
-from tasktop.client.probe_client import ProbeClient, ProbeError, ProbeUnavailable
-from tasktop.client.discovery import argv_of, command_line, probe_sockets
-from tasktop.render.stacks import fit_label, where
-
-#: Not in the 9100-9999 range, which the Prometheus default-port list has fully handed out
-#: (9464 in particular is OpenTelemetry's Prometheus exporter, often on the same hosts).
-DEFAULT_PORT = 10464
-DEFAULT_ADDRESS = "127.0.0.1"
 DEFAULT_TOP = 10
 DEFAULT_TIMEOUT = 2.0
 #: Longest ``command`` and ``where`` label values; longer ones end in ``…``.
@@ -54,10 +42,6 @@ MAX_WORKERS = 16
 PROCESS_LABELS = ("pid", "command")
 GROUP_LABELS = PROCESS_LABELS + ("group", "kind", "state", "where")
 LOOP_LABELS = PROCESS_LABELS + ("loop", "thread")
-
-
-class ExporterError(Exception):
-    """The exporter cannot start; the message is one line (``tasktop: error: …``)."""
 
 
 # -- asking the probes -------------------------------------------------------------------------------
@@ -248,110 +232,3 @@ class _Families:
             if loop.get("lag_ms") is not None:  # null until the first heartbeat is measured
                 self.lag.add_metric(labels, round(loop["lag_ms"] / 1000.0, 6))
             self.stalls.add_metric(labels, int(loop.get("stall_count") or 0))
-
-
-# -- serving -------------------------------------------------------------------------------------------------
-class MetricsServer:
-    """The HTTP server of one exporter (prometheus_client's threaded WSGI server)."""
-
-    def __init__(self, collector: FleetCollector, address: str = DEFAULT_ADDRESS, port: int = DEFAULT_PORT) -> None:
-        self.collector = collector
-        self.registry = CollectorRegistry()  # ours only: not the exporter's own process_* metrics
-        self.registry.register(collector)
-        try:
-            self.httpd, self.thread = start_http_server(port, addr=address, registry=self.registry)
-        except (OSError, OverflowError, ValueError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
-            raise ExporterError(f"cannot serve metrics on {_host(address)}:{port}: "
-                                f"{reason.splitlines()[0]}") from None
-
-    @property
-    def port(self) -> int:
-        return int(self.httpd.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://{_host(str(self.httpd.server_address[0]))}:{self.port}/metrics"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
-
-
-def _host(address: str) -> str:
-    return f"[{address}]" if ":" in address else address
-
-
-class _Stop(BaseException):
-    """Raised by our SIGINT/SIGTERM handler to leave the wait in ``run``."""
-
-
-def _stop(signum: int, frame: object) -> None:
-    raise _Stop(signum)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Serve until SIGINT or SIGTERM, then return 0; raise ``ExporterError`` if it cannot listen."""
-    directories = getattr(args, "directory", None) or [None]
-    if isinstance(directories, str):
-        directories = [directories]
-    collector = FleetCollector(directories, top=args.top, timeout=args.timeout)
-    server = MetricsServer(collector, args.address, args.port)
-    where_ = ", ".join(paths.socket_dir(d) for d in directories)
-    print(f"tasktop exporter: serving {server.url} (probe sockets in {where_})", flush=True)
-    previous = {}
-    try:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, _stop)
-        server.thread.join()
-    except (_Stop, KeyboardInterrupt):
-        pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        server.close()
-    return 0
-
-
-# -- options ----------------------------------------------------------------------------------------------------
-_port = checked(int, "not a port number", lambda v: 0 <= v <= 65535,
-                "not a port number: {text!r} (0-65535; 0 picks a free one)")
-_top = checked(int, "not a number of groups", lambda v: v >= 0)
-_timeout = seconds("timeout", 0.05, 60)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``tasktop exporter``."""
-    parser.add_argument("--port", type=_port, default=DEFAULT_PORT,
-                        help=f"TCP port to serve /metrics on (default {DEFAULT_PORT}; 0 picks a free one)")
-    parser.add_argument("--address", default=DEFAULT_ADDRESS,
-                        help=f"address to listen on (default {DEFAULT_ADDRESS}; 0.0.0.0 or :: for all)")
-    parser.add_argument("--directory", action="append", metavar="DIR",
-                        help="probe socket directory (default: this user's, as for the probe); "
-                             "repeat for several")
-    parser.add_argument("--top", type=_top, default=DEFAULT_TOP, metavar="N",
-                        help=f"largest groups per process exported as series of their own (default {DEFAULT_TOP})")
-    parser.add_argument("--timeout", type=_timeout, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help=f"how long to wait for each probe during a scrape (default {DEFAULT_TIMEOUT:g})")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tasktop.exporter``: the same as ``tasktop exporter``."""
-    import tasktop.probe
-
-    tasktop.probe.stop()  # the exporter is not a target, even with TASKTOP=1 exported
-    parser = argparse.ArgumentParser(prog="tasktop exporter",
-                                     description="Serve Prometheus metrics for every probed process.")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except ExporterError as exc:
-        print(f"tasktop exporter: error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,135 @@
+"""``tasktop dump PID``: where every task and thread of a process is blocked, as text, the JSON
+document, folded stacks or pprof.  Without a probe, the threads alone, read by py-spy (or a
+probe started in the process with ``--inject``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .. import arguments
+from ..arguments import checked
+from ..errors import EXIT_USAGE, CliError
+from ..target import NoProbe, connect, resolve_socket
+
+name = "dump"
+description = "Print where every task and thread of a process is blocked."
+
+FORMATS = ("text", "json", "folded", "pprof")  # of tasktop dump (tasktop.render.profiles)
+_budget = checked(float, "not a number", lambda v: 0 <= v <= 60, "must be from 0 to 60 seconds: {text!r}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pid", nargs="?", type=arguments.pid)
+    parser.add_argument("--socket", metavar="PATH", help="probe socket instead of a pid")
+    parser.add_argument("--full", action="store_true", help="every task and thread, not only groups")
+    parser.add_argument("--format", choices=FORMATS, help="text (default), json (the versioned "
+                        "document, schema 1), folded (collapsed stacks for flame graphs) or pprof "
+                        "(gzipped profile.proto)")
+    parser.add_argument("--json", action="store_true", help="the same as --format json")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    parser.add_argument("--no-verdicts", dest="verdicts", action="store_false",
+                        help="skip the leak verdicts")
+    parser.add_argument("--budget", type=_budget, default=2.0, metavar="SECONDS",
+                        help="time the probe may spend proving leaks, 0 to 60 (default 2; 0: growing and "
+                             "stuck verdicts only)")
+    parser.add_argument("--native", action="store_true",
+                        help="without a probe: thread stacks with native frames (py-spy --native)")
+    parser.add_argument("--inject", action="store_true",
+                        help="without a probe: start one in the process (Python 3.14+, sys.remote_exec)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tasktop.client.probe_client import ProbeError, ProbeUnavailable
+
+    if args.pid is None and not args.socket:
+        raise CliError("dump needs a PID or --socket PATH", EXIT_USAGE)
+    fmt = _dump_format(args)
+    try:
+        path = resolve_socket(args.pid, args.socket)
+    except NoProbe as exc:
+        if not args.inject:
+            return _dump_without_probe(exc.pid, args, fmt)
+        from tasktop.client import inject
+
+        try:
+            path = inject.inject(exc.pid)
+        except inject.InjectError as err:
+            raise CliError(str(err)) from None
+    client = connect(path)
+    try:
+        # The profiles take every member: the summary lists only the largest groups, and
+        # blocked sums need each member's time.
+        data = client.full() if args.full or fmt in ("folded", "pprof") else client.summary()
+        if args.verdicts and fmt in ("text", "json"):
+            judged = client.verdicts(args.budget)
+            data["verdicts"] = judged["verdicts"]
+            data["verdicts_unsettled"] = judged.get("unsettled")
+    except (ProbeUnavailable, ProbeError) as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        client.close()
+    _write_dump(data, fmt, args)
+    return 0
+
+
+def _dump_format(args: argparse.Namespace) -> str:
+    """The output format; ``--json`` is ``--format json``.  Checked before any work is done."""
+    fmt = args.format or ("json" if args.json else "text")
+    if args.json and fmt != "json":
+        raise CliError(f"--json conflicts with --format {fmt}", EXIT_USAGE)
+    if fmt == "pprof" and not args.output and sys.stdout.isatty():
+        raise CliError("the pprof format is binary: write it with -o FILE or redirect the output",
+                       EXIT_USAGE)
+    return fmt
+
+
+def _dump_without_probe(pid: int, args: argparse.Namespace, fmt: str) -> int:
+    from tasktop.client import pyspy
+
+    try:
+        data = pyspy.thread_dump(pid, native=args.native)
+    except pyspy.PySpyError as exc:
+        raise CliError(f"process {pid} has no tasktop probe, and {exc}") from None
+    print(f"tasktop: process {pid} has no probe: showing its threads only, read by py-spy. "
+          f"{pyspy.ENABLE_HINT}.", file=sys.stderr)
+    _write_dump(data, fmt, args)
+    return 0
+
+
+def _write_dump(data: dict, fmt: str, args: argparse.Namespace) -> None:
+    """Render ``data`` in ``fmt`` to ``-o FILE`` or standard output."""
+    from tasktop.render import text as report
+
+    out: str | bytes
+    if fmt in ("folded", "pprof"):
+        from tasktop.render import profiles as formats
+
+        out = formats.folded(data) if fmt == "folded" else formats.pprof(data)
+        missing = formats.missing_groups(data, formats.groups_of(data))
+        if missing:
+            print(f"tasktop: note: {missing} smaller groups are not in the snapshot", file=sys.stderr)
+    elif fmt == "json":
+        out = json.dumps(report.to_document(data), indent=2) + "\n"
+    else:
+        out = report.render_text(data, full=args.full)
+    _write_output(out, args.output)
+
+
+def _write_output(out: str | bytes, output: str | None) -> None:
+    if output and output != "-":
+        try:
+            if isinstance(out, bytes):
+                with open(output, "wb") as fh:
+                    fh.write(out)
+            else:
+                with open(output, "w", encoding="utf-8") as fh:
+                    fh.write(out)
+        except OSError as exc:
+            raise CliError(f"cannot write {output}: {exc.strerror or exc}") from None
+    elif isinstance(out, bytes):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(out)
+        sys.stdout.buffer.flush()
+    else:
+        sys.stdout.write(out)

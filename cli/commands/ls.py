@@ -1,0 +1,50 @@
+"""``tasktop ls``: this user's processes with a live probe, with their totals (stale sockets
+are removed on the way, see ``client.discovery``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..output import print_json
+
+name = "ls"
+description = "List this user's processes that have a live probe."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tasktop.render import text as report
+
+    rows = probed_processes()
+    if args.json:
+        print_json(rows)
+    else:
+        sys.stdout.write(report.render_ls(rows))
+    return 0
+
+
+def probed_processes(directory: str | None = None, clean: bool = True) -> list[dict]:
+    """Every live probe of this user, with its totals; stale sockets are removed (see
+    ``client.discovery``)."""
+    from tasktop.client.discovery import scan
+
+    rows = []
+    for info in scan([directory], timeout=5.0, clean=clean):
+        if info.summary is None:
+            rows.append({"pid": info.pid, "command": f"(not answering: {info.error})", "socket": info.path})
+            continue
+        proc = info.summary.get("process", {})
+        rows.append({
+            "pid": info.pid,
+            "command": " ".join(proc.get("argv") or []) or proc.get("executable", ""),
+            "python": proc.get("python"),
+            "tasks": info.tasks,
+            "threads": info.threads,
+            "rss_bytes": info.rss,
+            "uptime_s": info.uptime,
+            "socket": info.path,
+        })
+    return rows
