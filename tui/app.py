@@ -12,11 +12,14 @@ import os
 import sys
 from typing import Callable
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding
 
 from tasktop.client.probe_client import ProbeError, ProbeUnavailable
 from tasktop.client.connection import Connection
+from tasktop.render import export
+from tasktop.wire.shapes import Summary
 from .session import Session
 from .watcher import Watcher
 
@@ -77,37 +80,35 @@ class TasktopApp(App):
 
     def export(self, session: Session) -> None:
         """Fetch ``full()`` on a worker thread and write the dump files (``e``)."""
-        from tasktop.render import export
-
-        connection = session.connection
-        last = session.model.summary
         directory = self.export_dir or export.export_dir()
-
-        def tell(message: str, **kwargs) -> None:
-            try:
-                self.call_from_thread(self.notify, message, **kwargs)
-            except RuntimeError:  # the app closed while we were writing
-                pass
-
-        def work() -> None:
-            note = ""
-            try:
-                data = connection.full()
-            except (ProbeUnavailable, ProbeError) as exc:
-                if last is None:
-                    tell(f"Nothing to export: {exc}", severity="error")
-                    return
-                data, note = last, " (the last summary: the probe did not answer)"
-            try:
-                paths = export.write_export(data, directory)
-            except Exception as exc:
-                tell(f"Export failed: {exc.__class__.__name__}: {exc}", severity="error", timeout=8)
-                return
-            self.exports.append(paths)
-            tell(f"Exported{note}:\n{paths[0]}\n{paths[1]}", title="Export", timeout=8)
-
         self.notify("Exporting…", timeout=2)
-        self.run_worker(work, thread=True, group="export", exit_on_error=False)
+        self._write_export(session.connection, session.model.summary, directory)
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _write_export(self, connection: Connection, last: Summary | None, directory: str) -> None:
+        """Write the export from ``full()``, or from ``last`` when the probe does not answer."""
+        note = ""
+        try:
+            data = connection.full()
+        except (ProbeUnavailable, ProbeError) as exc:
+            if last is None:
+                self._tell(f"Nothing to export: {exc}", severity="error")
+                return
+            data, note = last, " (the last summary: the probe did not answer)"
+        try:
+            paths = export.write_export(data, directory)
+        except Exception as exc:
+            self._tell(f"Export failed: {exc.__class__.__name__}: {exc}", severity="error", timeout=8)
+            return
+        self.exports.append(paths)
+        self._tell(f"Exported{note}:\n{paths[0]}\n{paths[1]}", title="Export", timeout=8)
+
+    def _tell(self, message: str, **kwargs) -> None:
+        """``notify`` from a worker thread."""
+        try:
+            self.call_from_thread(self.notify, message, **kwargs)
+        except RuntimeError:  # the app closed while we were writing
+            pass
 
 
 def run(socket_path: str | None = None, interval: float = 1.0) -> int:

@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from conftest import Target, target_env, wait_until  # noqa: E402
 
+import tasktop.demo.target  # noqa: E402
 import tasktop.probe  # noqa: E402
 
 EPOCH = 1767225600.0  # 2026-01-01 00:00:00 UTC
@@ -84,7 +85,7 @@ def main() -> None:
                                argv=["/srv/shop/demo.py", "--rate", "5"])
     root = os.path.dirname(os.path.dirname(os.path.abspath(tasktop.probe.__file__)))
     replacements = [
-        (os.path.join(os.path.dirname(os.path.abspath(tasktop.probe.__file__)), "demo.py"), "/srv/shop/demo.py"),
+        (os.path.abspath(tasktop.demo.target.__file__), "/srv/shop/demo.py"),
         (root + os.sep, "/srv/tasktop/"),
         (sysconfig.get_paths()["purelib"] + os.sep, "/opt/venv/lib/python3.11/site-packages/"),
         (sysconfig.get_paths()["stdlib"] + os.sep, "/opt/python3.11/lib/python3.11/"),

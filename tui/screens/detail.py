@@ -1,9 +1,10 @@
 """Detail screens: views of one thing fetched on demand (a group page, a task, a thread...).
 
-The request runs on a worker thread and its reply comes back as a message, so a slow probe
-never freezes the keys.  A screen refreshes itself when a new summary arrives (unless paused)
-and when it comes back into view.  When the thing is gone (a task finished, a group emptied)
-or the process exited, the last data stays on screen with a line saying so.
+The request runs on a worker thread (``@work``) and its reply comes back as a message, so a
+slow probe never freezes the keys; a reply to a request older than the screen's current one is
+ignored.  A screen refreshes itself when a new summary arrives (unless paused) and when it
+comes back into view.  When the thing is gone (a task finished, a group emptied) or the process
+exited, the last data stays on screen with a line saying so.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from typing import Any, Callable, Hashable
 
 from rich.text import Text
+from textual import work
 from textual.binding import Binding
 from textual.widgets import Static
 
@@ -21,25 +23,20 @@ from ..panels.header import state_badge
 from .attached import AttachedScreen, session_bindings
 
 
-def fetch_in_worker(screen: AttachedScreen, fetch: Callable[[], Any], request: Hashable, *,
-                    group: str, exclusive: bool = False, error_means_gone: bool = False) -> None:
-    """Run ``fetch`` (blocking) on a worker thread and post its reply to ``screen`` as
-    ``DetailLoaded``, or its failure as ``DetailFailed``; never raises into the UI.
-    ``error_means_gone``: the probe answered with an error (the thing is gone)."""
-    def work() -> None:
-        try:
-            data = fetch()
-        except ProbeError as exc:
-            message = DetailFailed(str(exc), request, gone=error_means_gone)
-        except ProbeUnavailable as exc:
-            message = DetailFailed(str(exc), request)
-        except Exception as exc:  # a malformed reply must not take the UI down
-            message = DetailFailed(f"{exc.__class__.__name__}: {exc}", request)
-        else:
-            message = DetailLoaded(data, request)
-        screen.post_message(message)
-
-    screen.run_worker(work, thread=True, exclusive=exclusive, group=group, exit_on_error=False)
+def ask(fetch: Callable[[], Any], request: Hashable, *,
+        error_means_gone: bool = False) -> DetailLoaded | DetailFailed:
+    """Call ``fetch`` (blocking: on a worker thread) and say how it went, as the message for the
+    screen that asked; never raises into the UI.  ``error_means_gone``: the probe answered with
+    an error (the thing is gone)."""
+    try:
+        data = fetch()
+    except ProbeError as exc:
+        return DetailFailed(str(exc), request, gone=error_means_gone)
+    except ProbeUnavailable as exc:
+        return DetailFailed(str(exc), request)
+    except Exception as exc:  # a malformed reply must not take the UI down
+        return DetailFailed(f"{exc.__class__.__name__}: {exc}", request)
+    return DetailLoaded(data, request)
 
 
 class DetailScreen(AttachedScreen):
@@ -84,12 +81,13 @@ class DetailScreen(AttachedScreen):
         self.load()
 
     def load(self) -> None:
-        request = self.request_key()
-        connection = self.session.connection
         self._loading = True
         self._loaded_at = time.monotonic()
-        fetch_in_worker(self, lambda: self.fetch(connection), request, group="detail", exclusive=True,
-                        error_means_gone=True)
+        self._load_in_worker(self.request_key(), self.session.connection)
+
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
+    def _load_in_worker(self, request: Hashable, connection: Connection) -> None:
+        self.post_message(ask(lambda: self.fetch(connection), request, error_means_gone=True))
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
         self._loading = False

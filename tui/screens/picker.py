@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Callable
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -65,12 +66,11 @@ class PickerScreen(Screen):
             self.action_rescan()
 
     def action_rescan(self) -> None:
-        directory, scanner = self.directory, self.scanner
+        self._scan_in_worker(self.directory, self.scanner)
 
-        def work() -> None:
-            self.post_message(ProbesListed(scanner(directory), paths.socket_dir(directory)))
-
-        self.run_worker(work, thread=True, exclusive=True, group="scan", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
+    def _scan_in_worker(self, directory: str | None, scanner: Callable[[str | None], list]) -> None:
+        self.post_message(ProbesListed(scanner(directory), paths.socket_dir(directory)))
 
     def on_probes_listed(self, message: ProbesListed) -> None:
         self.rows = message.rows

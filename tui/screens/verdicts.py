@@ -8,7 +8,10 @@ shows it at once, with its age, while the new check runs.
 """
 from __future__ import annotations
 
+from typing import Hashable
+
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -16,11 +19,12 @@ from textual.widgets import DataTable, Footer, Static
 
 from tasktop.render import stacks
 from tasktop.render import units
+from tasktop.client.connection import Connection
 from ..messages import DetailFailed, DetailLoaded
 from ..panels.header import state_badge
 from ..panels.table import OpenTable
 from .attached import AttachedScreen, session_bindings
-from .detail import fetch_in_worker
+from .detail import ask
 
 BUDGET_S = 2.0
 CHECKING = f"checking… (proving leaks, up to {BUDGET_S:g} s)"
@@ -115,8 +119,12 @@ class VerdictsScreen(AttachedScreen):
         connection = self.session.connection
         self._loading = True
         self.error = ""
-        fetch_in_worker(self, lambda: connection.verdicts(BUDGET_S), request, group="verdicts")
+        self._check_in_worker(request, connection)
         self.update_status()
+
+    @work(thread=True, group="verdicts", exit_on_error=False)
+    def _check_in_worker(self, request: Hashable, connection: Connection) -> None:
+        self.post_message(ask(lambda: connection.verdicts(BUDGET_S), request))
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
         if message.request != ("verdicts", self._asked):
