@@ -26,7 +26,10 @@ from tasktop.probe import paths
 
 from .arguments import checked, seconds
 
-SUBCOMMANDS = ("dump", "check", "diff", "ls", "run", "demo", "exporter")
+SUBCOMMANDS = ("dump", "check", "diff", "ls", "run", "demo", "exporter", "rules", "dashboard")
+# Commands of tasktop.fleet: a module each, with add_arguments(parser) and run(args) -> int.
+FLEET = {"rules": "Print Prometheus alerting rules for tasktop exporter's metrics.",
+         "dashboard": "Print a Grafana dashboard for tasktop exporter's metrics."}
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNCHECKED = 3  # tasktop check: no verdict (the probe cannot be reached)
@@ -372,9 +375,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 proc.kill()
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    import importlib
+
+    from tasktop.fleet import FleetError
+
+    try:
+        return importlib.import_module(f"tasktop.fleet.{args.fleet_command}").run(args)
+    except FleetError as exc:
+        raise CliError(str(exc)) from None
+
+
 def cmd_exporter(args: argparse.Namespace) -> int:
     from tasktop.tui import exporter
 
+    if args.otlp:
+        args.fleet_command = "otlp_push"
+        return cmd_fleet(args)
     try:
         return exporter.run(args)
     except exporter.ExporterError as exc:
@@ -439,6 +456,15 @@ def _subparser(name: str) -> argparse.ArgumentParser:
 
         p = _Parser(prog=prog, description="Serve Prometheus metrics for every probed process of this user.")
         exporter.add_arguments(p)
+        from tasktop.fleet import otlp_push
+
+        otlp_push.add_arguments(p)
+    elif name in FLEET:
+        import importlib
+
+        p = _Parser(prog=prog, description=FLEET[name])
+        importlib.import_module(f"tasktop.fleet.{name}").add_arguments(p)
+        p.set_defaults(fleet_command=name)
     elif name == "check":
         p = _Parser(prog=prog, description="Exit non-zero when a threshold is passed (exit status: "
                     "0 all passed, 1 a threshold passed, 2 usage error, 3 the probe cannot be reached).")
@@ -487,7 +513,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             name = argv.pop(0)
             args = _subparser(name).parse_args(argv)
             return {"dump": cmd_dump, "check": cmd_check, "diff": cmd_diff, "ls": cmd_ls,
-                    "run": cmd_run, "demo": cmd_demo, "exporter": cmd_exporter}[name](args)
+                    "run": cmd_run, "demo": cmd_demo, "exporter": cmd_exporter,
+                    "rules": cmd_fleet, "dashboard": cmd_fleet}[name](args)
         return cmd_watch(_parser().parse_args(argv))
     except CliError as exc:
         print(f"tasktop: error: {exc}", file=sys.stderr)
