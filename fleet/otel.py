@@ -11,9 +11,8 @@ once per collection however many instruments there are.  The measurements carry 
 attributes: in the application they belong on its Resource, which the SDK already fills.
 
 The probe must run (``TASKTOP=1``, ``tasktop run``, or ``start_probe=True`` here); otherwise
-``instrument()`` logs one warning and registers nothing.  That makes the entry point that
-``opentelemetry-instrument`` loads harmless where the probe is off.  This module is the only one
-that imports OpenTelemetry, and it is imported only when asked for (``pip install 'tasktop[otel]'``).
+``instrument()`` logs one warning and registers nothing.  This module is the only one that imports
+OpenTelemetry, and it is imported only when asked for (``pip install 'tasktop[otel]'``).
 """
 from __future__ import annotations
 
