@@ -8,3 +8,13 @@ them, and only when those are asked for.
 
 class FleetError(Exception):
     """A fleet command cannot do what it was asked; the message is one line (``tasktop: error: …``)."""
+
+
+def version() -> str:
+    """tasktop's installed version: the instrumentation scope's version."""
+    try:
+        from importlib.metadata import version as installed
+
+        return installed("tasktop")
+    except Exception:
+        return "0"

@@ -18,7 +18,6 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
 
 from . import FleetError
 from .rules import LOST_TASKS_METRIC

@@ -26,21 +26,13 @@ from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
 import tasktop.probe
 
+from . import version
 from .measurements import COUNTER, GAUGE, INSTRUMENTS, Instrument, Point, ProbeReader
 
 log = logging.getLogger(__name__)
 
 #: Measurements older than this are read again; the callbacks of one collection run within it.
 FRESH_S = 0.5
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("tasktop")
-    except Exception:
-        return "0"
 
 
 class _Readings:
@@ -84,7 +76,7 @@ class TasktopInstrumentor(BaseInstrumentor):
             log.warning("tasktop: the probe is not running (set TASKTOP=1, or pass start_probe=True): "
                         "no tasktop metrics%s", f" ({tasktop.probe.last_error()})" if tasktop.probe.last_error() else "")
             return
-        meter = get_meter("tasktop", _version(), kwargs.get("meter_provider"))
+        meter = get_meter("tasktop", version(), kwargs.get("meter_provider"))
         readings = _Readings(ProbeReader(top=int(kwargs.get("top", 10)), own=True))
         for spec in INSTRUMENTS:
             if spec.push_only:

@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from . import FleetError
+from . import FleetError, version
 from .measurements import COUNTER, GAUGE, Point, ProbeReader
 
 DEFAULT_INTERVAL = 15.0
@@ -72,7 +72,7 @@ def metrics_data(points: list[Point], summaries: dict[int, dict], now_ns: int | 
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
     now_ns = now_ns or time.time_ns()
-    scope = InstrumentationScope("tasktop", _version())
+    scope = InstrumentationScope("tasktop", version())
     out = []
     for pid, summary in sorted(summaries.items()):
         started = (summary.get("process") or {}).get("started_at")
@@ -95,15 +95,6 @@ def metrics_data(points: list[Point], summaries: dict[int, dict], now_ns: int | 
                                    scope_metrics=[ScopeMetrics(scope=scope, metrics=metrics, schema_url="")],
                                    schema_url=""))
     return MetricsData(resource_metrics=out)
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("tasktop")
-    except Exception:
-        return "0"
 
 
 class _LastError(logging.Handler):

@@ -169,15 +169,15 @@ def rules(t: Thresholds) -> list[dict]:
               f'tasktop_group_blocked_min_seconds{{state!~"{t.stuck_ignore}"}}'
               f" > {_num(duration_seconds(t.max_blocked))}", t.stuck_for,
               f"{_PROC}: {_GROUP} all blocked for {{{{ $value | humanizeDuration }}}}",
-              f"Every member of group {{{{ $labels.group }}}} has waited on {{{{ $labels.state }}}} for at "
-              f"least {{{{ $value | humanizeDuration }}}}, and nothing wakes that but another task or thread. "
-              f"tasktop dump {{{{ $labels.pid }}}} tells whether it is a proven leak."),
+              "Every member of group {{ $labels.group }} has waited on {{ $labels.state }} for at "
+              "least {{ $value | humanizeDuration }}, and nothing wakes that but another task or thread. "
+              "tasktop dump {{ $labels.pid }} tells whether it is a proven leak."),
         _rule("TasktopEventLoopStalls", f"increase(tasktop_loop_stalls_total[{stall_w}]) > {_num(t.max_stalls)}",
               None,
               f"{_PROC}: event loop {{{{ $labels.loop }}}} ({{{{ $labels.thread }}}}) stalled "
               f"{{{{ $value | humanize }}}} times in {stall_w}",
-              f"Code ran on the loop without yielding for longer than TASKTOP_STALL_MS. "
-              f"tasktop {{{{ $labels.pid }}}}, then l, shows the code that blocked it."),
+              "Code ran on the loop without yielding for longer than TASKTOP_STALL_MS. "
+              "tasktop {{ $labels.pid }}, then l, shows the code that blocked it."),
         _rule("TasktopEventLoopLagging", f"min_over_time(tasktop_loop_lag_seconds[{lag_w}]) > {_num(t.max_lag)}",
               None,
               f"{_PROC}: event loop {{{{ $labels.loop }}}} ({{{{ $labels.thread }}}}) lags "
@@ -186,12 +186,12 @@ def rules(t: Thresholds) -> list[dict]:
               f"ready work than it can run."),
         _rule("TasktopTasksLost", f"increase({LOST_TASKS_METRIC}[{lost_w}]) > 0", None,
               f"{_PROC}: {{{{ $value | humanize }}}} tasks made at {{{{ $labels.site }}}} were lost",
-              f"Tasks were garbage-collected while still pending (asyncio's \"Task was destroyed but "
-              f"it is pending\"): nothing kept a reference to them. Keep one until they finish."),
+              "Tasks were garbage-collected while still pending (asyncio's \"Task was destroyed but "
+              "it is pending\"): nothing kept a reference to them. Keep one until they finish."),
         _rule("TasktopProbeDown", "tasktop_process_up == 0", t.probe_down_for,
               f"the tasktop probe of {_PROC} does not answer",
-              f"The exporter finds the probe's socket but gets no summary within its --timeout: the "
-              f"process may be hung with the GIL held. Try: tasktop dump {{{{ $labels.pid }}}}"),
+              "The exporter finds the probe's socket but gets no summary within its --timeout: the "
+              "process may be hung with the GIL held. Try: tasktop dump {{ $labels.pid }}"),
     ]
 
 
@@ -270,7 +270,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         kind: Callable[[str], Any] = _number if f.type == "float" else (str if f.name == "stuck_ignore" else _duration)
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, metavar=metavar,
                             default=getattr(defaults, f.name),
-                            help=f"{text} (default {getattr(defaults, f.name)!s:.60})")
+                            help=f"{text} (default {getattr(defaults, f.name)})")
 
 
 def thresholds_of(args: argparse.Namespace) -> Thresholds:

@@ -209,14 +209,15 @@ def test_panels_and_alerts_on_a_real_prometheus(spawn, prometheus):
     assert f"tasktop dump {leak.pid}" in group_alert["annotations"]["description"]
     assert float(firing["TasktopTasksGrowing"]["value"]) > 60
 
-    # Nothing for the sawtooth, which had the same time to fire: up as long, with peaks of
-    # dozens of tasks, and a floor that never rose.
+    # Nothing for the sawtooth, which had the same time to fire: up as long, with peaks (as
+    # scraped) of dozens of tasks, four times the 5-task rise a window that would fire, and a
+    # floor that never rose.
     assert not [a for a in prometheus.alerts() if a["labels"].get("pid") == str(saw.pid)]
     saw_sel = f'{{pid="{saw.pid}"}}'
     (uptime,) = prometheus.query(f"time() - tasktop_process_start_time_seconds{saw_sel}")
     assert float(uptime["value"][1]) > rules.UPTIME_WINDOWS * WINDOW_S
     (peak,) = prometheus.query(f"max_over_time(sum(tasktop_tasks{saw_sel})[{3 * WINDOW_S}s:])")
-    assert float(peak["value"][1]) >= 40
+    assert float(peak["value"][1]) >= 20
 
     # Every query of every panel of the shipped dashboard returns data for the leaking target;
     # the lost-tasks panel waits for its metric (its query runs, and the metric is still absent).
