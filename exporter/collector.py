@@ -175,6 +175,9 @@ class _Families:
         self.group_blocked = g("tasktop_group_blocked_max_seconds",
                                "Longest time any member of the group has been blocked on the same thing.",
                                labels=GROUP_LABELS)
+        self.group_blocked_min = g("tasktop_group_blocked_min_seconds",
+                                   "Shortest time any member of the group has been blocked: all have been this long.",
+                                   labels=GROUP_LABELS)
         self.rss = g("tasktop_rss_bytes", "Resident set size.", labels=PROCESS_LABELS)
         self.rss_peak = g("tasktop_rss_peak_bytes", "Peak resident set size.", labels=PROCESS_LABELS)
         self.lag = g("tasktop_loop_lag_seconds", "Latest delay of the probe's heartbeat on the event loop.",
@@ -186,7 +189,7 @@ class _Families:
 
     def all(self) -> list[Metric]:
         return [self.up, self.start_time, self.tasks, self.threads, self.groups, self.group_members,
-                self.group_blocked, self.rss, self.rss_peak, self.lag, self.stalls, self.errors,
+                self.group_blocked, self.group_blocked_min, self.rss, self.rss_peak, self.lag, self.stalls, self.errors,
                 self.duration]
 
     def merge(self, other: "_Families") -> None:
@@ -220,6 +223,7 @@ class _Families:
                              fit_label(where(group.get("stack")), WHERE_WIDTH)]
             self.group_members.add_metric(labels, int(group.get("count") or 0))
             self.group_blocked.add_metric(labels, float(group.get("blocked_max_s") or 0.0))
+            self.group_blocked_min.add_metric(labels, float(group.get("blocked_min_s") or 0.0))
 
         memory = data.get("memory") or {}
         if memory.get("rss_bytes") is not None:

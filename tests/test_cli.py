@@ -224,7 +224,7 @@ def test_the_first_word_picks_the_command():
     from tasktop.cli import registry
 
     commands = registry.commands()
-    assert {"watch", "dump", "check", "diff", "ls", "run", "demo", "exporter"} <= set(commands)
+    assert {"watch", "dump", "check", "diff", "ls", "run", "demo", "exporter", "rules", "dashboard"} <= set(commands)
     assert registry.choose(["dump", "12", "--json"]) == (commands["dump"], ["12", "--json"])
     assert registry.choose([]) == (commands["watch"], [])
     assert registry.choose(["12"]) == (commands["watch"], ["12"])
