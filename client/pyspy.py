@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from tasktop.probe.threads import _SYSCALL_STATES, kernel_state
+from tasktop.wire.kernel import SYSCALL_STATES, kernel_state
 from tasktop.wire import SCHEMA
 from tasktop.wire.groups import group_id, groups_of
 
@@ -59,7 +59,7 @@ def _classify(frames: list[dict], active: bool, kernel: dict) -> str:
         if state is None or found in _OUTER_STATES:
             state = found
     in_loop = any(f.get("func", "").endswith(("run_forever", "_run_once")) for f in frames[:12])
-    state = state or _SYSCALL_STATES.get(kernel.get("syscall") or "") or "waiting"
+    state = state or SYSCALL_STATES.get(kernel.get("syscall") or "") or "waiting"
     return "idle loop" if state == "I/O wait" and in_loop else state
 
 
