@@ -12,6 +12,8 @@ import os
 import sysconfig
 from typing import Iterable
 
+from tasktop.wire.stacks import user_frame
+
 RawStack = tuple  # tuple of (code, line), innermost first
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
@@ -95,9 +97,6 @@ def creation_site(raw: RawStack | None, depth: int) -> RawStack | None:
 
 
 def own_frame(stack: RawStack) -> dict | None:
-    """The frame map of the innermost frame outside the standard library (the user's own code),
-    else of the innermost frame."""
-    for item in stack:
-        if not item[0].co_filename.startswith(_STDLIB):
-            return to_wire((item,))[0]
-    return to_wire(stack[:1])[0] if stack else None
+    """The frame map of the user's frame of ``stack``: the one rule the views use
+    (``wire.stacks.user_frame``), so the verdicts name the frame the dump and the TUI show."""
+    return user_frame(to_wire(stack)) if stack else None

@@ -5,6 +5,8 @@ rules without touching a sentence.
 """
 from __future__ import annotations
 
+from tasktop.wire.units import duration
+
 _NOUN = {"Queue.get": "queue", "Queue.put": "queue", "Queue.join": "queue", "Event.wait": "event",
          "Lock.acquire": "lock", "Condition.wait": "condition", "Semaphore.acquire": "semaphore",
          "Barrier.wait": "barrier", "future": "future"}
@@ -39,16 +41,6 @@ def reason_stuck(count: int, state: str, blocked: float) -> str:
 
 def noun_of(state: str) -> str:
     return _NOUN.get(state, "object")
-
-
-def duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes, sec = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 def reason_some(count: int, total: int, reason: str) -> str:
