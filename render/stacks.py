@@ -12,7 +12,7 @@ from typing import Iterable
 from tasktop.wire.stacks import _LOCAL_STDLIB, _PACKAGES, _STDLIB_RE, is_package, is_stdlib, user_frame
 
 __all__ = ["is_stdlib", "is_package", "user_frame", "func_label", "frame_label", "fit_label", "where",
-           "display_path", "short_path", "searchable"]
+           "display_path", "fit_path", "searchable"]
 
 def func_label(func: str) -> str:
     """``start.<locals>.inner`` reads as ``start.inner``: the nesting is the information."""
@@ -61,7 +61,7 @@ def display_path(path: str) -> str:
     return path
 
 
-def short_path(path: str, width: int = 48) -> str:
+def fit_path(path: str, width: int = 48) -> str:
     """A path that fits: ``…/asyncio/queues.py`` keeps the end, which is the informative part."""
     if len(path) <= width:
         return path

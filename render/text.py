@@ -7,7 +7,6 @@ innermost frame first.
 from __future__ import annotations
 
 import os
-import re
 import time
 from typing import Any, Iterable
 
@@ -15,6 +14,7 @@ from tasktop.wire import SCHEMA
 from tasktop.wire.stacks import user_frame
 from tasktop.wire.units import duration, size
 
+from . import stacks
 from .units import ms
 
 DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "loops", "verdicts", "verdicts_unsettled",
@@ -29,16 +29,16 @@ def to_document(data: dict) -> dict:
     return doc
 
 
-_LIB = re.compile(r"/lib/python3\.\d+/(?:(?:site|dist)-packages/)?")
 
 
 def short_path(path: str, base: str | None = None) -> str:
-    """As py-spy shows it: the module path for the standard library and installed packages,
-    relative to ``base`` (the current directory unless given) under it, else the path as it is.
-    The pytest plugin's report gives pytest's root directory, as its node ids are relative to it."""
-    found = _LIB.search(path)
-    if found:
-        return path[found.end():]
+    """As py-spy shows it: the module path for the standard library and installed packages
+    (``stacks.display_path``), relative to ``base`` (the current directory unless given) under
+    it, else the path as it is.  The pytest plugin's report gives pytest's root directory, as
+    its node ids are relative to it."""
+    shown = stacks.display_path(path)
+    if shown != path:
+        return shown
     try:
         rel = os.path.relpath(path, base)  # None: the current directory
     except ValueError:

@@ -32,7 +32,7 @@ def render_stack(stack: list | None, context: int = 2, indent: str = "  ") -> Te
         out.append(f"{indent}{marker}", style="bold yellow")
         out.append(stacks.func_label(frame.get("func", "?")), style=style)
         out.append("  ")
-        out.append(f"{stacks.short_path(stacks.display_path(frame.get('file', '?')))}:{frame.get('line', 0)}",
+        out.append(f"{stacks.fit_path(stacks.display_path(frame.get('file', '?')))}:{frame.get('line', 0)}",
                    style="dim" if library else "cyan")
         if is_mine and context:
             lines = source.context(frame, context, context)
