@@ -3,9 +3,7 @@ that serves until SIGINT or SIGTERM (``tasktop exporter`` and ``python -m taskto
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from typing import Sequence
 
 from prometheus_client import start_http_server
@@ -15,6 +13,7 @@ from tasktop.cli.arguments import checked, seconds
 from tasktop.wire import paths
 
 from .collector import DEFAULT_TIMEOUT, DEFAULT_TOP, FleetCollector
+from .signals import until_stopped
 
 #: Not in the 9100-9999 range, which the Prometheus default-port list has fully handed out
 #: (9464 in particular is OpenTelemetry's Prometheus exporter, often on the same hosts).
@@ -58,14 +57,6 @@ def _host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
-class _Stop(BaseException):
-    """Raised by our SIGINT/SIGTERM handler to leave the wait in ``run``."""
-
-
-def _stop(signum: int, frame: object) -> None:
-    raise _Stop(signum)
-
-
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT or SIGTERM, then return 0; raise ``ExporterError`` if it cannot listen."""
     directories = getattr(args, "directory", None) or [None]
@@ -75,17 +66,10 @@ def run(args: argparse.Namespace) -> int:
     server = MetricsServer(collector, args.address, args.port)
     where_ = ", ".join(paths.socket_dir(d) for d in directories)
     print(f"tasktop exporter: serving {server.url} (probe sockets in {where_})", flush=True)
-    previous = {}
     try:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, _stop)
-        server.thread.join()
-    except (_Stop, KeyboardInterrupt):
-        pass
+        with until_stopped():
+            server.thread.join()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         server.close()
     return 0
 

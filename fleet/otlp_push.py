@@ -19,11 +19,11 @@ import argparse
 import datetime
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 from typing import Any
+
+from tasktop.exporter.signals import until_stopped
 
 from . import FleetError, version
 from .measurements import COUNTER, GAUGE, Point, ProbeReader
@@ -112,14 +112,6 @@ class _LastError(logging.Handler):
         return message
 
 
-class _Stop(BaseException):
-    """Raised by our SIGINT/SIGTERM handler to leave the push loop."""
-
-
-def _stop(signum: int, frame: object) -> None:
-    raise _Stop(signum)
-
-
 def run(args: argparse.Namespace) -> int:
     """Push until SIGINT or SIGTERM, then return 0."""
     url = args.otlp
@@ -138,26 +130,19 @@ def run(args: argparse.Namespace) -> int:
     otlp_log.addHandler(complaints)
     otlp_log.propagate = False
     print(f"tasktop exporter: pushing OTLP/HTTP metrics to {url} every {args.otlp_interval:g} s", flush=True)
-    previous = {}
     try:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, _stop)
-        while True:
-            started = time.monotonic()
-            points = reader.read(push=True)
-            if reader.summaries():
-                result = exporter.export(metrics_data(points, reader.summaries()))
-                if result is not MetricExportResult.SUCCESS:
-                    reason = complaints.take()
-                    print(f"tasktop exporter: the push to {url} failed{f' ({reason[:200]})' if reason else ''}; "
-                          f"trying again in {args.otlp_interval:g} s", file=sys.stderr, flush=True)
-            time.sleep(max(0.0, args.otlp_interval - (time.monotonic() - started)))
-    except (_Stop, KeyboardInterrupt):
-        pass
+        with until_stopped():
+            while True:
+                started = time.monotonic()
+                points = reader.read(push=True)
+                if reader.summaries():
+                    result = exporter.export(metrics_data(points, reader.summaries()))
+                    if result is not MetricExportResult.SUCCESS:
+                        reason = complaints.take()
+                        print(f"tasktop exporter: the push to {url} failed{f' ({reason[:200]})' if reason else ''}; "
+                              f"trying again in {args.otlp_interval:g} s", file=sys.stderr, flush=True)
+                time.sleep(max(0.0, args.otlp_interval - (time.monotonic() - started)))
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         exporter.shutdown()
     return 0
 
