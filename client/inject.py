@@ -1,76 +1,181 @@
-"""Start the probe inside a process that was started without it.
+"""Two ways to have a running CPython process run a few lines of Python, from outside.
 
-Python 3.14 added ``sys.remote_exec(pid, script)``: the target interpreter runs a script file
-at its next safe point (PEP 768).  tasktop writes a two-line script that makes this
-installation of tasktop importable and calls ``tasktop.probe.start()``, then waits for the
-probe's socket.  Both interpreters must be 3.14 or newer, and the caller needs the right to
-ptrace the target (root, or the same user where ptrace is allowed) — the same rule py-spy obeys.
-Older Pythons have no safe way in, and get a one-line explanation instead.
+``remote_exec``: PEP 768's ``sys.remote_exec`` (CPython 3.14+).  The target runs the script
+itself at its next safe point, when its main thread next executes bytecode: at once in a busy
+process, never in one whose main thread waits in ``epoll_wait``.  It must be called by a
+Python of the target's own version, so it is called by the target's own executable
+(``/proc/PID/exe``) unless tasktop's Python is that version.
+
+``ptrace_run``: ptrace injection (any CPython): ``pyinjector`` stops one thread of the target
+and has it ``dlopen`` ``hypno``'s small library, whose constructor runs the code under
+``PyGILState_Ensure`` (CPython's stable ABI: one library serves 3.9 to 3.15).  That is only safe
+where the stopped thread is at a clean boundary, so a thread is used only while it is stopped
+*inside* a system call that CPython makes with the GIL released (``epoll_wait``, ``poll``,
+``select``, sleeps; never ``futex``, which is also how a thread waits for the GIL): there it
+holds no lock of the interpreter or of libc, and the interrupted call is restarted afterwards.
+A thread running Python or C code is let go untouched (detached at once) and tried again a few
+milliseconds later.  A busy loop thread is in its ``epoll_wait`` between two batches of events.
 """
 from __future__ import annotations
 
 import os
+import platform
+import re
+import subprocess
 import sys
 import tempfile
 import time
 
-from tasktop.wire import paths
+#: System calls during which a stopped thread is at a clean boundary (see the module's doc).
+SAFE_SYSCALLS = {
+    "x86_64": {7: "poll", 23: "select", 35: "nanosleep", 230: "clock_nanosleep", 232: "epoll_wait",
+               270: "pselect6", 271: "ppoll", 281: "epoll_pwait", 441: "epoll_pwait2"},
+    "aarch64": {22: "epoll_pwait", 72: "pselect6", 73: "ppoll", 101: "nanosleep",
+                115: "clock_nanosleep", 441: "epoll_pwait2"},
+}
+RETRY = 0.005  # seconds between two looks for a thread at a safe point
 
 
 class InjectError(Exception):
-    """Injection is impossible here; the message is one line for the user."""
+    """The code could not be run in the target; the message is one line for the user."""
 
 
-def supported() -> bool:
-    return hasattr(sys, "remote_exec")
+class PtraceRefused(InjectError):
+    """The kernel refused to let us trace the target (EPERM)."""
 
 
-def _target_python(pid: int) -> str | None:
+class RemoteDebugOff(InjectError):
+    """The target refuses ``sys.remote_exec`` (``-X disable-remote-debug`` or the variable)."""
+
+
+# -- PEP 768 --------------------------------------------------------------------------------------
+_SEND = "import sys; sys.remote_exec(int(sys.argv[1]), sys.argv[2])"
+
+
+def remote_exec(pid: int, script: str, version: tuple, exe: str) -> None:
+    """Ask ``pid`` (CPython ``version``, 3.14+, executable ``exe``) to run the file ``script``
+    at its next safe point.  Returns once the request is written, not once it has run."""
+    if tuple(sys.version_info[:2]) == tuple(version) and hasattr(sys, "remote_exec"):
+        try:
+            sys.remote_exec(pid, script)  # type: ignore[attr-defined]
+        except PermissionError as exc:
+            raise PtraceRefused(f"the kernel refused to let tasktop read process {pid}'s memory ({exc.strerror})") from None
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise _remote_error(pid, str(exc)) from None
+        return
+    if not re.match(r"^python\d\.\d+t?$", os.path.basename(exe)):
+        raise InjectError(f"process {pid} runs an embedded Python ({os.path.basename(exe)}): "
+                          f"sys.remote_exec needs a Python {version[0]}.{version[1]} executable")
     try:
-        return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+        done = subprocess.run([f"/proc/{pid}/exe", "-I", "-S", "-c", _SEND, str(pid), script],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise InjectError(f"cannot run process {pid}'s Python to reach it: {exc}") from None
+    if done.returncode:
+        lines = done.stderr.strip().splitlines() or ["(no message)"]
+        message = lines[-1]
+        if message.startswith("PermissionError"):
+            raise PtraceRefused(f"the kernel refused to let tasktop read process {pid}'s memory")
+        raise _remote_error(pid, message.split(": ", 1)[-1])
+
+
+def _remote_error(pid: int, message: str) -> InjectError:
+    if "not enabled" in message:
+        return RemoteDebugOff(f"process {pid} has remote debugging switched off: restart it without "
+                              f"-X disable-remote-debug and PYTHON_DISABLE_REMOTE_DEBUG, or with TASKTOP=1")
+    return InjectError(f"sys.remote_exec into process {pid} failed: {message}")
+
+
+# -- ptrace ---------------------------------------------------------------------------------------
+def safe_syscall(pid: int, tid: int) -> str | None:
+    """The name of the safe system call thread ``tid`` is in now, or None (running, in another
+    call, gone, or a machine whose calls are not in ``SAFE_SYSCALLS``)."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/syscall") as fh:
+            first = fh.read().split(" ", 1)[0]
     except OSError:
         return None
-
-
-def inject(pid: int, timeout: float = 15.0) -> str:
-    """Start the probe in ``pid``; return its socket path once it answers."""
-    if not supported():
-        raise InjectError(
-            f"starting the probe in a running process needs sys.remote_exec (Python 3.14+); "
-            f"tasktop runs on Python {sys.version_info.major}.{sys.version_info.minor}: "
-            f"restart the process with TASKTOP=1 instead")
-    if not paths.pid_alive(pid):
-        raise InjectError(f"no process with pid {pid}")
-    path = paths.socket_path(pid)
-    if os.path.exists(path):
-        return path
-    import tasktop
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(tasktop.probe.__file__)))
-    script = (f"import sys\nsys.path.append({root!r})\n"
-              f"import tasktop.probe\ntasktop.probe.start(directory={paths.socket_dir()!r})\n")
-    fd, name = tempfile.mkstemp(prefix="tasktop-inject-", suffix=".py")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(script)
-        os.chmod(name, 0o644)  # the target may run as another user (when we are root)
-        try:
-            sys.remote_exec(pid, name)  # type: ignore[attr-defined]
-        except PermissionError:
-            raise InjectError(f"permission denied attaching to process {pid}") from None
-        except (RuntimeError, OSError, ValueError) as exc:
-            raise InjectError(f"could not inject into process {pid} "
-                              f"({_target_python(pid) or 'unknown interpreter'}): {exc}") from None
+        number = int(first)
+    except ValueError:  # "running"
+        return None
+    return SAFE_SYSCALLS.get(platform.machine(), {}).get(number)
+
+
+def _threads(pid: int) -> list[int]:
+    """The target's threads, its main thread first."""
+    try:
+        tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return []
+    return [pid] + [t for t in tids if t != pid] if pid in tids else tids
+
+
+def _library(code: str) -> str:
+    """A copy of hypno's injection library with ``code`` in it, readable by the target."""
+    try:
+        from hypno.api import INJECTION_LIB_PATH, MAGIC
+    except ImportError:
+        raise InjectError(
+            f"attaching to Python 3.9-3.13, or to an idle 3.14+ process, needs ptrace injection "
+            f"(the hypno package), which is not installed for this tasktop's Python "
+            f"{sys.version_info[0]}.{sys.version_info[1]}: pip install hypno, or install tasktop "
+            f"under Python 3.9-3.13") from None
+    lib = INJECTION_LIB_PATH.read_bytes()
+    payload = code.encode()
+    magic = lib.find(MAGIC)
+    size_end = lib.find(b"\0", magic + len(MAGIC))
+    if magic < 1 or len(payload) > int(lib[magic + len(MAGIC):size_end]):
+        raise InjectError("hypno's injection library is not as tasktop expects: reinstall hypno")
+    at = magic - 1  # the code buffer starts with a NUL, then the magic
+    fd, path = tempfile.mkstemp(prefix="tasktop-inject-", suffix=".so")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(lib[:at] + payload + b"\0" + lib[at + len(payload) + 1:])
+    os.chmod(path, 0o644)  # the target may run as another user (when we are root)
+    return path
+
+
+def ptrace_run(pid: int, code: str, timeout: float = 5.0) -> str:
+    """Run ``code`` in ``pid`` on the first of its threads found stopped in a safe system call
+    (main thread first); return the call it was in.  ``code`` runs to its end before this
+    returns, on that thread, holding the GIL: it should start a thread and return."""
+    try:
+        from pyinjector.api import InjectorError, LinuxInjectorPermissionError, attach
+    except ImportError:
+        _library(code)  # says what to install
+        raise
+    path = _library(code)
+    try:
         deadline = time.monotonic() + timeout
-        while not os.path.exists(path):
+        while True:
+            threads = _threads(pid)
+            if not threads:
+                raise InjectError(f"no process with pid {pid} (it has exited)")
+            for tid in threads:
+                if safe_syscall(pid, tid) is None:
+                    continue
+                try:
+                    with attach(tid) as injector:
+                        call = safe_syscall(pid, tid)  # stopped now: where, exactly?
+                        if call is None:
+                            continue  # it moved on meanwhile: let go of it as it was
+                        injector.uninject(injector.inject(path.encode()))
+                        return call
+                except LinuxInjectorPermissionError:
+                    raise PtraceRefused(f"the kernel refused to let tasktop trace process {pid} "
+                                        f"(ptrace: operation not permitted)") from None
+                except InjectorError as exc:
+                    if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                        continue
+                    raise InjectError(f"ptrace injection into process {pid} failed: "
+                                      f"{exc.error_str or exc.ret_val}") from None
             if time.monotonic() > deadline:
-                raise InjectError(f"process {pid} did not start the probe within {timeout:.0f}s "
-                                  f"(it runs the script at its next safe point: is it stuck in C code?)")
-            time.sleep(0.05)
-        return path
+                raise InjectError(
+                    f"none of process {pid}'s threads waited in a system call where code can run "
+                    f"safely within {timeout:.0f}s (all busy in Python or C code): try again")
+            time.sleep(RETRY)
     finally:
-        # The target has read the script by the time its socket exists (or we gave up).
         try:
-            os.unlink(name)
+            os.unlink(path)
         except OSError:
             pass

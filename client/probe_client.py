@@ -57,6 +57,10 @@ class Requests:
     def verdicts(self, budget_s: float = 2.0) -> dict:
         return self.request("verdicts", budget_s=budget_s)
 
+    def detach(self) -> dict:
+        """Stop the probe (``tasktop detach``): it answers, then removes its socket."""
+        return self.request("detach")
+
 
 class ProbeClient(Requests):
     def verdicts(self, budget_s: float = 2.0) -> dict:

@@ -17,13 +17,14 @@ import threading
 
 from .config import Options
 
-__all__ = ["start", "stop", "is_running", "socket_path", "last_error"]
+__all__ = ["start", "stop", "detach", "is_running", "socket_path", "last_error"]
 
 _lock = threading.Lock()
 _server = None
 _options: Options | None = None
 _error: str | None = None
 _registered = False
+_fork_hooks = False  # os.register_at_fork has no way back: registered once, idle without a probe
 _paused_for_fork = False
 _orig_exit = os._exit
 _orig_kill = os.kill
@@ -98,6 +99,23 @@ def stop() -> None:
         pass
 
 
+def detach() -> None:
+    """Stop the probe and put back what it changed in the process: the asyncio hooks
+    (``hooks.restore``), ``os._exit``, ``os.kill``, ``signal.raise_signal`` and the atexit
+    handler.  What ``tasktop detach`` asks for; :func:`start` may start it again."""
+    stop()
+    try:
+        with _lock:
+            if _server is not None:  # started again meanwhile
+                return
+            from . import hooks
+
+            hooks.restore()
+            _unregister_process_hooks()
+    except Exception:
+        pass
+
+
 def is_running() -> bool:
     return _server is not None
 
@@ -115,20 +133,36 @@ def last_error() -> str | None:
 
 # -- process hooks ---------------------------------------------------------------------------------
 def _register_process_hooks() -> None:
-    global _registered
+    global _registered, _fork_hooks
     if _registered:
         return
     _registered = True
     atexit.register(stop)
-    if hasattr(os, "register_at_fork"):
+    if hasattr(os, "register_at_fork") and not _fork_hooks:
         os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
                             after_in_child=_after_fork_child)
+        _fork_hooks = True
     os._exit = _exit  # multiprocessing's fork children leave through os._exit, skipping atexit
     # A process that ends itself with a signal skips atexit too: uvicorn (and so gunicorn's
     # UvicornWorker) re-raises SIGTERM with the default handler once it has shut down.
     os.kill = _kill
     if _orig_raise_signal is not None:
         signal.raise_signal = _raise_signal
+
+
+def _unregister_process_hooks() -> None:
+    """Undo _register_process_hooks, except what somebody has wrapped over since."""
+    global _registered
+    if not _registered:
+        return
+    _registered = False
+    atexit.unregister(stop)
+    if os._exit is _exit:
+        os._exit = _orig_exit
+    if os.kill is _kill:
+        os.kill = _orig_kill
+    if _orig_raise_signal is not None and signal.raise_signal is _raise_signal:
+        signal.raise_signal = _orig_raise_signal
 
 
 def _exit(code):

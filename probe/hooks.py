@@ -88,8 +88,15 @@ _depth = 4
 _record_sites = True
 _installed = False
 _originals: dict = {}  # class -> (set_task_factory, get_task_factory) before we wrapped them
+_own: dict = {}  # class -> {name: what its own __dict__ held (or _MISSING)}, for restore()
+_MISSING = object()
 _orig_set_running_loop = None
 _orig_init = None
+_orig_create_task = None
+#: restore() left our ``__init__`` / ``_set_running_loop`` wrapped by somebody else's wrapper,
+#: which still calls ours: they are not wrapped again.
+_wrapped_init_kept = False
+_wrapped_running_kept = False
 
 
 class TaskInfo(weakref.ref):
@@ -398,12 +405,14 @@ def _wrap_class(cls: type) -> None:
 
     for fn, orig in ((set_task_factory, orig_set), (get_task_factory, orig_get)):
         fn.__name__, fn.__qualname__, fn.__doc__ = orig.__name__, orig.__qualname__, orig.__doc__
+    own = {name: cls.__dict__.get(name, _MISSING) for name in ("set_task_factory", "get_task_factory")}
     try:
         cls.set_task_factory = set_task_factory
         cls.get_task_factory = get_task_factory
     except (TypeError, AttributeError):
         return  # a static type: the probe thread re-installs the factory when it is replaced
     _originals[cls] = (orig_set, orig_get)
+    _own[cls] = own
 
 
 def _factory_changes_names() -> bool:
@@ -433,7 +442,8 @@ def _factory_changes_names() -> bool:
 
 
 def _wrap_create_task() -> None:
-    orig = base_events.BaseEventLoop.create_task
+    global _orig_create_task
+    orig = _orig_create_task = base_events.BaseEventLoop.create_task
 
     def create_task(self, coro, **kwargs):
         if self._task_factory is _pass_through:
@@ -488,13 +498,17 @@ def install(depth: int = 4, record_sites: bool = True) -> None:
     _depth, _record_sites = depth, record_sites
     _tails.clear()
     if not _installed:
-        _orig_set_running_loop = events._set_running_loop
-        events._set_running_loop = _set_running_loop
-        asyncio._set_running_loop = _set_running_loop
-        _orig_init = base_events.BaseEventLoop.__init__
-        base_events.BaseEventLoop.__init__ = _loop_init
+        # Once per process, unless restore() could put the original back: a wrapper that
+        # somebody laid over ours since calls ours, which must not call that wrapper again.
+        if events._set_running_loop is not _set_running_loop and not _wrapped_running_kept:
+            _orig_set_running_loop = events._set_running_loop
+            events._set_running_loop = _set_running_loop
+            asyncio._set_running_loop = _set_running_loop
+        if base_events.BaseEventLoop.__init__ is not _loop_init and not _wrapped_init_kept:
+            _orig_init = base_events.BaseEventLoop.__init__
+            base_events.BaseEventLoop.__init__ = _loop_init
         _wrap_class(base_events.BaseEventLoop)
-        if _factory_changes_names():
+        if base_events.BaseEventLoop.create_task.__module__ != __name__ and _factory_changes_names():
             _wrap_create_task()
         uvloop = sys.modules.get("uvloop")
         if uvloop is not None and isinstance(getattr(uvloop, "Loop", None), type):
@@ -510,6 +524,54 @@ def uninstall() -> None:
     """Switch the hooks off: factories already set become pass-through."""
     global _active
     _active = False
+
+
+def restore() -> None:
+    """Put back everything :func:`install` changed (``tasktop detach``): each loop's own task
+    factory (or none), the classes' methods, ``_set_running_loop``, ``BaseEventLoop``'s
+    ``__init__`` and ``create_task``.  A wrapper somebody else has wrapped since is left in
+    place: it is pass-through while the hooks are off.  Records of live tasks stay (weak
+    references, gone with their tasks); a later :func:`install` starts over."""
+    global _installed, _active, _orig_create_task, _wrapped_init_kept, _wrapped_running_kept
+    _active = False
+    if not _installed:
+        return
+    for loop in registry.copy_set(loops):
+        try:
+            set_raw, get_raw = _raw_methods(loop)
+            current = get_raw(loop)
+            if hasattr(current, "_tasktop_inner"):
+                set_raw(loop, current._tasktop_inner)
+        except Exception:
+            pass
+    for cls, own in list(_own.items()):
+        for name, value in own.items():
+            try:
+                if value is _MISSING:
+                    delattr(cls, name)
+                else:
+                    setattr(cls, name, value)
+            except Exception:
+                pass
+    _own.clear()
+    _originals.clear()
+    if events._set_running_loop is _set_running_loop:
+        events._set_running_loop = _orig_set_running_loop
+        if asyncio._set_running_loop is _set_running_loop:
+            asyncio._set_running_loop = _orig_set_running_loop
+    else:
+        _wrapped_running_kept = True
+    if base_events.BaseEventLoop.__init__ is _loop_init:
+        base_events.BaseEventLoop.__init__ = _orig_init
+    else:
+        _wrapped_init_kept = True
+    if _orig_create_task is not None and base_events.BaseEventLoop.create_task.__module__ == __name__:
+        base_events.BaseEventLoop.create_task = _orig_create_task
+    _orig_create_task = None
+    loops.clear()
+    loop_threads.clear()
+    _tails.clear()
+    _installed = False
 
 
 def discover_loops() -> None:

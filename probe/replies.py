@@ -49,10 +49,11 @@ def _process_started() -> float | None:
 class Replies:
     """What the probe answers, from its ``State``.  Used only from the probe thread."""
 
-    def __init__(self, state: State, pid: int) -> None:
+    def __init__(self, state: State, pid: int, on_detach: Any = None) -> None:
         self.state = state
         self.pid = pid
         self.started = _process_started() or time.time()
+        self.on_detach = on_detach  # the server's: stop once this reply is sent
 
     # -- requests ---------------------------------------------------------------------------
     def hello(self) -> dict:
@@ -154,6 +155,12 @@ class Replies:
 
     def stalls(self) -> list[dict]:
         return [dict(loop=item["id"], **s) for item in self._loops({}) for s in item["stalls"]]
+
+    def detach(self) -> dict:
+        """The probe stops once this reply has gone out (see ``Server``)."""
+        if self.on_detach is not None:
+            self.on_detach()
+        return {"detached": True, "pid": self.pid}
 
     def verdicts(self, budget_s: float = 2.0) -> dict:
         return verdicts.gather(self.state, budget_s)

@@ -56,7 +56,8 @@ class Server:
         self.handoff = Handoff()
         self.pid = os.getpid()
         self.state = State(options, self.handoff)
-        self.replies = Replies(self.state, self.pid)
+        self.replies = Replies(self.state, self.pid, on_detach=self._detach_requested)
+        self.detaching = False  # a client asked the probe to stop: once its reply is out
         # The handler of every request of the protocol's table (a reply's method of its name).
         self.handlers = {op: getattr(self.replies, op) for op in wire.OPS}
         self.path: str | None = None
@@ -209,12 +210,25 @@ class Server:
                             self._writable(client)
                 self._expire(time.monotonic())
                 failures = 0
+                if self.detaching and not any(c.outbuf for c in self.clients.values()):
+                    self._detach()
+                    return
             except Exception:
                 # Never let a bug take the thread down on the first try, nor spin forever.
                 failures += 1
                 if failures > 100:
                     return
                 time.sleep(0.05)
+
+    def _detach_requested(self) -> None:
+        self.detaching = True
+
+    def _detach(self) -> None:
+        """Stop the probe from its own thread (``detach`` request): the thread is not joined,
+        it returns once this does."""
+        from . import detach
+
+        detach()
 
     def _accept(self) -> None:
         try:

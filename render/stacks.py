@@ -12,7 +12,11 @@ from typing import Iterable
 from tasktop.wire.stacks import _LOCAL_STDLIB, _PACKAGES, _STDLIB_RE, is_package, is_stdlib, user_frame
 
 __all__ = ["is_stdlib", "is_package", "user_frame", "func_label", "frame_label", "fit_label", "where",
-           "display_path", "fit_path", "searchable"]
+           "display_path", "fit_path", "searchable", "BEFORE_PROBE"]
+
+#: What a task with no creation stack while stacks are recorded is: made before the probe
+#: started (``tasktop attach`` to a running process), shown as that rather than guessed.
+BEFORE_PROBE = "created before the probe started"
 
 def func_label(func: str) -> str:
     """``start.<locals>.inner`` reads as ``start.inner``: the nesting is the information."""

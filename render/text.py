@@ -15,6 +15,7 @@ from tasktop.wire.stacks import user_frame
 from tasktop.wire.units import duration, size
 
 from . import stacks
+from .stacks import BEFORE_PROBE
 from .units import ms
 
 DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "loops", "verdicts", "verdicts_unsettled",
@@ -106,11 +107,15 @@ def _header(data: dict) -> list[str]:
     return lines
 
 
-def _created_lines(created: list[dict], kind: str) -> list[str]:
+def _created_lines(created: list[dict], kind: str, recorded: bool = False) -> list[str]:
+    """The creation sites of a group; with ``recorded`` (the probe records them), members with
+    none were made before the probe started, and say so."""
     lines = []
     for site in created or ():
         stack = site.get("stack")
         if not stack:
+            if recorded and kind == "task":
+                lines.append(f"  {BEFORE_PROBE}  ×{site.get('count', 0)}")
             continue
         where = frame_text(stack[0])
         parents = site.get("in_tasks") or []
@@ -126,6 +131,7 @@ def render_text(data: dict, full: bool = False) -> str:
     lines = _header(data)
     lines.extend(verdict_lines(data.get("verdicts"), data.get("verdicts_unsettled")))
     groups = data.get("groups", [])
+    recorded = bool((data.get("probe") or {}).get("creation_stacks"))
     total_groups = data.get("totals", {}).get("groups", len(groups))
     lines.append("")
     lines.append(f"{total_groups} groups (identical kind, state and stack), largest first:")
@@ -135,11 +141,11 @@ def render_text(data: dict, full: bool = False) -> str:
         lines.append(f"{group['count']} {noun}: {group['state']}, {_blocked_range(group)}  "
                      f"[group {group['id']}]")
         lines.extend(_stack_lines(group.get("stack")))
-        lines.extend(_created_lines(group.get("created_by"), group["kind"]))
+        lines.extend(_created_lines(group.get("created_by"), group["kind"], recorded))
     if len(groups) < total_groups:
         lines.append(f"\n… {total_groups - len(groups)} more groups not shown")
     if full:
-        lines.extend(_full_lines(data))
+        lines.extend(_full_lines(data, recorded))
     return "\n".join(lines) + "\n"
 
 
@@ -166,7 +172,7 @@ def verdict_lines(verdicts: list[dict] | None, unsettled: dict | None = None) ->
     return lines + missing
 
 
-def _full_lines(data: dict) -> list[str]:
+def _full_lines(data: dict, recorded: bool = False) -> list[str]:
     lines = ["", "Every task:"]
     for task in data.get("tasks", []):
         state = task["state"]
@@ -186,6 +192,8 @@ def _full_lines(data: dict) -> list[str]:
             where = f" in task {task['created_in']}" if task.get("created_in") is not None else ""
             lines.append(f"  created by {frame_text(created[0])}{where}")
             lines.extend("      " + frame_text(f) for f in created[1:])
+        elif recorded:
+            lines.append(f"  {BEFORE_PROBE}")
     lines.extend(["", "Every thread:"])
     for thread in data.get("threads", []):
         kernel = thread.get("kernel") or {}

@@ -33,6 +33,9 @@ Requests (``op``) and their arguments (``OPS`` is the same list as a table, read
     With ``chunked``, the reply comes as it is packed: a header of length ``CHUNKED``, then
     chunks (``HEADER`` + bytes) ending with one of length 0, whose bytes together are the
     payload, with no size limit but ``MAX_STREAM``: the host never holds it whole.
+``detach``
+    stop the probe: it answers ``{"detached": True}``, then its thread ends, its socket is
+    removed and its hooks are put back as they were (``tasktop detach``).
 ``verdicts``  ``budget_s`` (2.0, 0 to 60)
     leak verdicts per group: ``unreachable`` (proven: nothing but the waiters references what
     they wait on), ``growing`` (from the probe's 10-minute history), ``stuck`` (blocked > 60 s);
@@ -118,6 +121,7 @@ OPS: dict[str, Op] = {
     "stalls": Op(),
     "full": Op(chunkable=True),
     "verdicts": Op((Arg("budget_s", float, 2.0, 0.0, 60.0),)),
+    "detach": Op(),
 }
 
 

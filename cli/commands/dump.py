@@ -1,6 +1,6 @@
 """``tasktop dump PID``: where every task and thread of a process is blocked, as text, the JSON
 document, folded stacks or pprof.  Without a probe, the threads alone, read by py-spy (or a
-probe started in the process with ``--inject``)."""
+probe started in the process first with ``--inject``, as ``tasktop attach`` does)."""
 from __future__ import annotations
 
 import argparse
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--native", action="store_true",
                         help="without a probe: thread stacks with native frames (py-spy --native)")
     parser.add_argument("--inject", action="store_true",
-                        help="without a probe: start one in the process (Python 3.14+, sys.remote_exec)")
+                        help="without a probe: start one in the process first (as tasktop attach does)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,11 +50,11 @@ def run(args: argparse.Namespace) -> int:
     except NoProbe as exc:
         if not args.inject:
             return _dump_without_probe(exc.pid, args, fmt)
-        from tasktop.client import inject
+        from tasktop.client import attach
 
         try:
-            path = inject.inject(exc.pid)
-        except inject.InjectError as err:
+            path = attach.attach(exc.pid).socket
+        except attach.AttachError as err:
             raise CliError(str(err)) from None
     client = connect(path)
     try:

@@ -63,7 +63,7 @@ def render_sites(created_by: list | None, indent: str = "  ") -> Text:
         out.append(f"{indent}{site.get('count', 0):>6,}× ", style="bold")
         stack = site.get("stack")
         if not stack:
-            out.append("(unknown: created before the probe started)", style="dim")
+            out.append(f"(unknown: {stacks.BEFORE_PROBE})", style="dim")
             continue
         out.append(" ← ".join(stacks.frame_label(f) for f in stack[:3]))
         top = stacks.user_frame(stack)

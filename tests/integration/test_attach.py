@@ -1,0 +1,270 @@
+"""``tasktop attach`` and ``tasktop detach`` on real processes started without the probe, on
+every CPython from 3.9 to 3.15 the machine has (a missing one is a skip): the probe starts in an
+event loop idle in ``epoll_wait``, finds the tasks made before it (shown as made before the
+probe) and hooks the ones made after; a second attach does nothing; detach removes the socket,
+ends the probe's thread and puts the hooks back, and a new attach works again.  Nothing is
+written to the target's stderr."""
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tasktop.client.probe_client import ProbeClient
+from tasktop.wire import paths
+
+from conftest import tasktop, wait_until
+
+VERSIONS = [(3, minor) for minor in range(9, 16)]
+
+
+def python(version: tuple) -> str | None:
+    """An interpreter of ``version``: on PATH, or installed by pyenv."""
+    name = f"python{version[0]}.{version[1]}"
+    if tuple(sys.version_info[:2]) == version:
+        return sys.executable
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    found = sorted(glob.glob(os.path.join(root, "versions", f"{version[0]}.{version[1]}.*", "bin", name)))
+    if found:
+        return found[-1]
+    path = shutil.which(name)
+    return path if path and "shims" not in path else None
+
+
+def need(version: tuple) -> str:
+    exe = python(version)
+    if exe is None:
+        pytest.skip(f"no Python {version[0]}.{version[1]} on this machine")
+    return exe
+
+
+# Idle in epoll_wait until a line comes on stdin: "more" makes two tasks at made_after,
+# "state" prints the threads and whether asyncio's hooks are the originals.
+IDLE = r'''
+import asyncio, sys, threading
+import asyncio.events as events
+
+ORIGINAL = (events._set_running_loop, asyncio.BaseEventLoop.__init__, asyncio.BaseEventLoop.create_task,
+            asyncio.BaseEventLoop.set_task_factory)
+EVENT = None
+KEEP = []
+
+def made_after():
+    for _ in range(2):
+        KEEP.append(asyncio.get_running_loop().create_task(EVENT.wait()))
+
+def state():
+    loop = asyncio.get_running_loop()
+    now = (events._set_running_loop, asyncio.BaseEventLoop.__init__, asyncio.BaseEventLoop.create_task,
+           asyncio.BaseEventLoop.set_task_factory)
+    print("threads", sorted(t.name for t in threading.enumerate()), "factory", loop.get_task_factory(),
+          "raw", loop._task_factory, "hooks", "original" if now == ORIGINAL else "changed", flush=True)
+
+def line():
+    text = sys.stdin.readline().strip()
+    if text == "more":
+        made_after()
+        print("made", flush=True)
+    elif text == "state":
+        state()
+
+async def main():
+    global EVENT
+    EVENT = asyncio.Event()
+    KEEP.extend(asyncio.create_task(EVENT.wait()) for _ in range(3))
+    asyncio.get_running_loop().add_reader(sys.stdin.fileno(), line)
+    print("ready", flush=True)
+    await EVENT.wait()
+
+asyncio.run(main())
+'''
+
+
+@pytest.fixture
+def plain(tmp_path, sockdir):
+    """``plain(source, python, *args, **env)``: a target started WITHOUT the probe."""
+    started = []
+
+    def _plain(source: str, exe: str = sys.executable, *args: str, **env: str) -> subprocess.Popen:
+        script = tmp_path / f"plain{len(started)}.py"
+        script.write_text(textwrap.dedent(source))
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("TASKTOP", "PYTHON"))}
+        environ.update(env)
+        proc = subprocess.Popen([exe, *args, str(script)], env=environ, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(tmp_path))
+        started.append(proc)
+        line = proc.stdout.readline()
+        assert "ready" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+        return proc
+
+    yield _plain
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def ask(proc: subprocess.Popen, line: str) -> str:
+    proc.stdin.write(line + "\n")
+    proc.stdin.flush()
+    return proc.stdout.readline()
+
+
+def task_groups(path: str) -> list[dict]:
+    with ProbeClient(path, timeout=15) as client:
+        return [g for g in client.summary()["groups"] if g["kind"] == "task"]
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=lambda v: f"{v[0]}.{v[1]}")
+def test_attach_then_detach_on_every_python(version, plain, sockdir):
+    proc = plain(IDLE, need(version))
+    pid = str(proc.pid)
+    path = paths.socket_path(proc.pid, sockdir)
+
+    done = tasktop("attach", pid, sockdir=sockdir)
+    assert done.returncode == 0, done.stderr
+    assert f"probe started in process {pid} (Python {version[0]}.{version[1]}" in done.stdout
+    assert os.path.exists(path)
+    again = tasktop("attach", pid, sockdir=sockdir)
+    assert (again.returncode, again.stdout.strip()) == (0, f"tasktop: process {pid} already has a probe "
+                                                           f"(nothing done): tasktop {pid}")
+
+    assert "made" in ask(proc, "more")  # two tasks made with the probe in place
+    groups = wait_until(lambda: [g for g in task_groups(path) if any(
+        s["stack"] and s["stack"][0]["func"].endswith("made_after") for s in g["created_by"])],
+        message="the tasks made after the attach, with their creation site")
+    assert sum(s["count"] for g in groups for s in g["created_by"] if s["stack"]) == 2
+    if version < (3, 14) or sum(g["count"] for g in task_groups(path)) > 3:
+        # (3.14+: tasks made before the probe are found by the probe's 3.14 task registry)
+        before = [s for g in task_groups(path) for s in g["created_by"] if s["stack"] is None]
+        assert sum(s["count"] for s in before) == 4  # three Event.wait tasks and main()
+        dump = tasktop("dump", pid, "--no-verdicts", sockdir=sockdir)
+        assert dump.returncode == 0, dump.stderr
+        assert "created before the probe started  ×3" in dump.stdout
+    assert "tasktop-probe" in ask(proc, "state")
+
+    stopped = tasktop("detach", pid, sockdir=sockdir)
+    assert (stopped.returncode, stopped.stdout.strip()) == (0, f"tasktop: probe of process {pid} stopped")
+    assert not os.path.exists(path)
+    state = wait_until(lambda: (lambda s: "tasktop-probe" not in s and s)(ask(proc, "state")),
+                       message="the probe's thread to end")
+    assert re.search(r"factory None raw None hooks original", state), state
+    nothing = tasktop("detach", pid, sockdir=sockdir)
+    assert (nothing.returncode, nothing.stdout.strip()) == (0, f"tasktop: process {pid} has no probe (nothing done)")
+
+    assert tasktop("attach", pid, sockdir=sockdir).returncode == 0  # once more, after a detach
+    assert os.path.exists(path)
+    assert "made" in ask(proc, "more")
+    wait_until(lambda: sum(s["count"] for g in task_groups(path) for s in g["created_by"]
+                           if s["stack"] and s["stack"][0]["func"].endswith("made_after")) == 4,
+               message="the tasks made after each attach")
+    assert tasktop("detach", pid, sockdir=sockdir).returncode == 0
+    proc.kill()
+    _out, err = proc.communicate(timeout=10)
+    assert err == ""
+
+
+# -- refusals: one line, a non-zero status, and the remedy ---------------------------------------
+def refused(*args: str, sockdir: str) -> str:
+    done = tasktop("attach", *args, sockdir=sockdir)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tasktop: error: "), done.stderr
+    return lines[0]
+
+
+def test_attach_refuses_a_process_that_has_exited(sockdir):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    assert f"no process with pid {gone.pid} (it has exited)" in refused(str(gone.pid), sockdir=sockdir)
+
+
+def test_attach_refuses_a_process_that_is_not_python(sockdir):
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        line = refused(str(sleeper.pid), sockdir=sockdir)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert f"process {sleeper.pid} (sleep) is not a Python process" in line
+    assert "tasktop attaches to CPython 3.9 to 3.15" in line
+
+
+@pytest.mark.parametrize("switch", ["-X", "env"])
+def test_attach_refuses_a_process_with_remote_debugging_off(switch, plain, sockdir):
+    exe = need((3, 14))
+    if switch == "-X":
+        proc = plain(IDLE, exe, "-X", "disable-remote-debug")
+        why = "-X disable-remote-debug"
+    else:
+        proc = plain(IDLE, exe, PYTHON_DISABLE_REMOTE_DEBUG="1")
+        why = "PYTHON_DISABLE_REMOTE_DEBUG"
+    line = refused(str(proc.pid), sockdir=sockdir)
+    assert f"process {proc.pid} has remote debugging switched off ({why}): restart it without {why}" in line
+    assert not os.path.exists(paths.socket_path(proc.pid, sockdir))
+
+
+NOBODY = 65534
+AS_NOBODY = r'''
+import os, sys
+from tasktop.cli import main as cli
+from tasktop.cli.commands import attach as command
+from tasktop.client import attach, inject, processes
+import pyinjector.api, hypno.api, psutil, pwd, hashlib, tempfile, json, argparse, shutil, stat
+pwd.getpwuid(0)
+os.setgid(65534)
+os.setgroups([])
+os.setuid(65534)
+sys.exit(cli.main(["attach", sys.argv[1]]))
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges to another user")
+def test_attach_refuses_another_users_process(plain, sockdir, tmp_path):
+    """tasktop run as user nobody, against a process of root."""
+    proc = plain(IDLE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTOP")}
+    env["TASKTOP_DIR"] = str(tmp_path / "nobody")
+    done = subprocess.run([sys.executable, "-c", AS_NOBODY, str(proc.pid)], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stderr.strip() == (f"tasktop: error: process {proc.pid} belongs to user root, not to you: "
+                                   f"run tasktop as that user or as root (sudo tasktop attach {proc.pid})")
+    assert "tasktop-probe" not in ask(proc, "state")
+
+
+OTHER_PROBE = r'''
+import os, socket, struct, sys, msgpack
+path = os.path.join(sys.argv[1], "%d.sock" % os.getpid())
+server = socket.socket(socket.AF_UNIX)
+server.bind(path)
+server.listen(1)
+print("ready", flush=True)
+while True:
+    conn, _ = server.accept()
+    conn.recv(1024)
+    reply = msgpack.packb({"ok": False, "error": "protocol version 1 is not supported (probe speaks 2)"})
+    conn.sendall(struct.pack(">I", len(reply)) + reply)
+    conn.close()
+'''
+
+
+def test_attach_says_when_the_process_has_a_probe_of_another_version(sockdir, tmp_path):
+    script = tmp_path / "other.py"
+    script.write_text(OTHER_PROBE)
+    proc = subprocess.Popen([sys.executable, str(script), sockdir], stdout=subprocess.PIPE, text=True)
+    try:
+        assert "ready" in proc.stdout.readline()
+        line = refused(str(proc.pid), sockdir=sockdir)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "the process already has a probe of another tasktop version" in line
+    assert "probe speaks 2" in line and "use the tasktop it was started with" in line
