@@ -222,6 +222,8 @@ def refusal(proc: PythonProcess | None, pid: int) -> str:
     """Why ``tasktop attach`` cannot start a probe in ``pid`` (one line with the remedy), or ""."""
     if proc is None:
         return f"no process with pid {pid} (it has exited)"
+    if proc.uid != os.getuid() and not _has_cap_sys_ptrace():
+        return ptrace_refusal(proc)  # its executable and maps are hidden from us anyway
     if not proc.is_python:
         what = os.path.basename(proc.exe or (proc.argv[0] if proc.argv else "")) or "?"
         return (f"process {pid} ({what}) is not a Python process as far as /proc tells: "

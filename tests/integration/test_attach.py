@@ -268,3 +268,89 @@ def test_attach_says_when_the_process_has_a_probe_of_another_version(sockdir, tm
         proc.wait()
     assert "the process already has a probe of another tasktop version" in line
     assert "probe speaks 2" in line and "use the tasktop it was started with" in line
+
+
+# -- safety: attach and detach 50 times to a server under steady load ------------------------------
+SERVER = r'''
+import asyncio, hashlib
+
+async def serve(reader, writer):
+    line = await reader.readline()
+    n = int(line.split()[1])
+    writer.write(b"pong %d %s\n" % (n, hashlib.sha256(b"%d" % n).hexdigest().encode()))
+    await writer.drain()
+    writer.close()
+
+async def main():
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    print("ready", server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+'''
+
+
+class Load:
+    """A client thread making requests one after another, each on a new connection (so the
+    server makes a task for each), checking every answer."""
+
+    def __init__(self, port: int) -> None:
+        import threading
+
+        self.port, self.done, self.wrong, self.failed = port, 0, [], []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import hashlib
+        import socket
+
+        n = 0
+        while not self.stopping.is_set():
+            n += 1
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+                    sock.sendall(b"ping %d\n" % n)
+                    answer = sock.makefile("rb").readline()
+            except OSError as exc:
+                self.failed.append(f"request {n}: {exc}")
+                continue
+            if answer != b"pong %d %s\n" % (n, hashlib.sha256(b"%d" % n).hexdigest().encode()):
+                self.wrong.append((n, answer))
+            self.done += 1
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(30)
+
+
+@pytest.mark.parametrize("version", [tuple(sys.version_info[:2]), (3, 14)], ids=lambda v: f"{v[0]}.{v[1]}")
+def test_fifty_attaches_under_load_lose_no_request(version, sockdir, tmp_path, monkeypatch):
+    from tasktop.client import attach
+
+    monkeypatch.setenv("TASKTOP_DIR", sockdir)
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKTOP", "PYTHON"))}
+    server = subprocess.Popen([need(version), str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env)
+    try:
+        port = int(server.stdout.readline().split()[1])
+        load = Load(port)
+        wait_until(lambda: load.done > 10, message="the load to start")
+        try:
+            for _ in range(50):
+                before = load.done
+                assert not attach.attach(server.pid).already
+                assert attach.detach(server.pid)
+                wait_until(lambda: load.done > before, message="a request served after this detach")
+        finally:
+            load.stop()
+        assert load.failed == [] and load.wrong == []
+        assert load.done > 50
+        assert server.poll() is None
+    finally:
+        server.kill()
+        _out, err = server.communicate(timeout=10)
+    assert err == ""
