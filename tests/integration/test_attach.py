@@ -354,3 +354,47 @@ def test_fifty_attaches_under_load_lose_no_request(version, sockdir, tmp_path, m
         server.kill()
         _out, err = server.communicate(timeout=10)
     assert err == ""
+
+
+def _drop_to_nobody() -> None:
+    os.setgid(NOBODY)
+    os.setgroups([])
+    os.setuid(NOBODY)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a process as another user")
+def test_root_attaches_to_another_users_process(sockdir, tmp_path):
+    """The probe's socket goes to that user's directory, with a link in root's."""
+    from tasktop import probe
+    from tasktop.client.attach import _readable_by
+
+    exe = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else python((3, 11))
+    if exe is None or not _readable_by(exe, NOBODY, {NOBODY}):
+        pytest.skip("no Python that user nobody can run")
+    if not _readable_by(os.path.dirname(probe.__file__), NOBODY, {NOBODY}):
+        pytest.skip("user nobody cannot read this tasktop installation")
+    import tempfile
+
+    where = tempfile.mkdtemp(prefix="tt-nobody-", dir="/tmp")  # pytest's tmp_path is root's alone
+    os.chmod(where, 0o755)
+    script = os.path.join(where, "idle.py")
+    with open(script, "w") as fh:
+        fh.write(IDLE)
+    os.chmod(script, 0o644)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKTOP", "PYTHON"))}
+    proc = subprocess.Popen([exe, script], preexec_fn=_drop_to_nobody, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/", env=env)
+    try:
+        assert "ready" in proc.stdout.readline()
+        done = tasktop("attach", str(proc.pid), sockdir=sockdir)
+        assert done.returncode == 0, done.stderr
+        link = paths.socket_path(proc.pid, sockdir)
+        assert os.path.islink(link) and os.stat(os.path.realpath(link)).st_uid == NOBODY
+        assert sum(g["count"] for g in task_groups(link)) == 4
+        assert tasktop("detach", str(proc.pid), sockdir=sockdir).returncode == 0
+        assert not os.path.lexists(link)
+    finally:
+        proc.kill()
+        _out, err = proc.communicate(timeout=10)
+        shutil.rmtree(where, ignore_errors=True)
+    assert err == ""
