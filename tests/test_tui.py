@@ -233,11 +233,11 @@ async def test_baseline_pause_and_interval(target):
         assert screen.session.model.baseline is None and column_labels(table)[1] == "Δ/MIN"
 
         await pilot.press("p")
-        assert "PAUSED" in plain(screen.query_one("#header", Static)) and screen.watcher.paused
+        assert "PAUSED" in plain(screen.query_one("#header", Static)) and pilot.app.watcher.paused
         await pilot.press("p")
-        assert "LIVE" in plain(screen.query_one("#header", Static)) and not screen.watcher.paused
+        assert "LIVE" in plain(screen.query_one("#header", Static)) and not pilot.app.watcher.paused
         await pilot.press("plus")
-        assert screen.session.interval == 2.0 and screen.watcher.interval == 2.0
+        assert screen.session.interval == 2.0 and pilot.app.watcher.interval == 2.0
         assert "every 2s" in plain(screen.query_one("#header", Static))
         await pilot.press("minus", "minus")
         assert screen.session.interval == 0.5
