@@ -2,16 +2,13 @@
 the standard library and msgpack, nothing else (a third-party import would fail in a host that
 lacks it, or change what the host's own imports find).
 
-Checked two ways: every ``import`` statement in the installed files of ``tasktop.probe`` and
-``tasktop.wire`` (also those inside functions, which run only on some paths), and, in a real
-process, every import those modules execute while they are imported, started and asked every
-request of the protocol (also what ``importlib`` might bring in behind a statement's back).
+Here: in a real process, every import those modules execute while they are imported, started
+and asked every request of the protocol (also what ``importlib`` might bring in behind a
+statement's back).  The import statements in their files are checked in
+unit/test_probe_import_statements.py.
 """
 from __future__ import annotations
 
-import ast
-import asyncio
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,112 +16,7 @@ import sys
 import sysconfig
 import textwrap
 
-import psutil
-import tasktop.probe
-import tasktop.wire
-
-OURS = ("tasktop.probe", "tasktop.wire")
-ALLOWED_THIRD_PARTY = {"msgpack"}
-
-
-def _stdlib_by_location(name: str) -> bool:
-    """Python 3.9 has no ``sys.stdlib_module_names``: a module is the standard library's when
-    it is built in or frozen, or lives under the standard library's directories but not in
-    site-packages."""
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return False
-    if spec is None:
-        return False
-    if spec.origin in ("built-in", "frozen"):
-        return True
-    return in_stdlib_dir(spec.origin or next(iter(spec.submodule_search_locations or ()), ""))
-
-
-def in_stdlib_dir(path: str) -> bool:
-    """Whether ``path`` is under the standard library's directories but not in site-packages."""
-    paths = sysconfig.get_paths()
-    stdlib = tuple(os.path.realpath(paths[k]) + os.sep for k in ("stdlib", "platstdlib"))
-    packages = tuple(os.path.realpath(paths[k]) + os.sep for k in ("purelib", "platlib"))
-    where = os.path.realpath(path)
-    return where.startswith(stdlib) and not where.startswith(packages)
-
-
-def is_stdlib(top: str) -> bool:
-    names = getattr(sys, "stdlib_module_names", None)
-    return top in names if names is not None else _stdlib_by_location(top)
-
-
-def refused(absolute: str, fromlist: tuple) -> list[str]:
-    """What an import of ``absolute`` (``from absolute import *fromlist``) brings in beyond the
-    standard library, msgpack and the probe's and protocol's own packages."""
-    top = absolute.split(".")[0]
-    if top == "tasktop":
-        if absolute == "tasktop":
-            return [f"tasktop.{name}" for name in fromlist if f"tasktop.{name}" not in OURS]
-        return [] if absolute.startswith(tuple(o + "." for o in OURS)) or absolute in OURS else [absolute]
-    if top in ALLOWED_THIRD_PARTY or is_stdlib(top):
-        return []
-    return [absolute]
-
-
-def absolute_name(name: str, level: int, package: str) -> str:
-    """The module a (possibly relative) import names, seen from ``package``."""
-    if not level:
-        return name
-    base = package.split(".")
-    base = base[:len(base) - (level - 1)]
-    return ".".join(base + ([name] if name else []))
-
-
-def imports_in(source: str, package: str) -> list[tuple[str, tuple, int]]:
-    """``(module, fromlist, line)`` of every import statement in ``source``, at any depth."""
-    out = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            out.extend((alias.name, (), node.lineno) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            module = absolute_name(node.module or "", node.level, package)
-            out.append((module, tuple(alias.name for alias in node.names), node.lineno))
-    return out
-
-
-def _package_files():
-    for package in (tasktop.probe, tasktop.wire):
-        directory = os.path.dirname(package.__file__)
-        for name in sorted(os.listdir(directory)):
-            if name.endswith(".py"):
-                yield package.__name__, os.path.join(directory, name)
-
-
-def test_the_check_refuses_what_is_not_the_standard_library():
-    # The rules themselves: a test that could not fail would prove nothing.
-    assert refused("textual.app", ()) == ["textual.app"]
-    assert refused("tasktop", ("client",)) == ["tasktop.client"]
-    assert refused("tasktop.render.text", ()) == ["tasktop.render.text"]
-    assert refused("psutil", ()) == ["psutil"]
-    assert _stdlib_by_location("psutil") is False  # installed in site-packages with the tests
-    assert _stdlib_by_location("asyncio") and _stdlib_by_location("_asyncio") and _stdlib_by_location("sys")
-    assert not in_stdlib_dir(psutil.__file__) and in_stdlib_dir(asyncio.__file__)
-    for name, fromlist in [("asyncio.base_events", ()), ("msgpack", ()), ("tasktop", ("wire",)),
-                           ("tasktop.wire", ("paths",)), ("tasktop.probe.hooks", ())]:
-        assert refused(name, fromlist) == [], name
-    found = imports_in("def f():\n    from . import x\n    import textual\n", "tasktop.probe")
-    assert found == [("tasktop.probe", ("x",), 2), ("textual", (), 3)]
-    assert absolute_name("", 2, "tasktop.probe") == "tasktop"
-
-
-def test_every_import_statement_in_the_probe_and_the_wire_is_stdlib_or_msgpack():
-    files = list(_package_files())
-    assert {os.path.basename(path) for _pkg, path in files} >= {"hooks.py", "server.py", "protocol.py"}
-    bad = []
-    for package, path in files:
-        with open(path, encoding="utf-8") as fh:
-            source = fh.read()
-        for module, fromlist, line in imports_in(source, package):
-            bad.extend(f"{os.path.basename(path)}:{line}: {name}" for name in refused(module, fromlist))
-    assert not bad, "the probe imports beyond the standard library and msgpack:\n" + "\n".join(bad)
+from support.import_rule import ALLOWED_THIRD_PARTY, OURS, absolute_name, in_stdlib_dir, is_stdlib, refused
 
 
 # Imports every module of the two packages (boot.py starts the probe, with tracemalloc), asks
@@ -211,4 +103,3 @@ def test_the_probe_at_work_imports_only_stdlib_and_msgpack(tmp_path):
         if not ok:
             bad.append(f"sys.modules: {name} ({path})")
     assert not bad, "the probe imported beyond the standard library and msgpack:\n" + "\n".join(bad)
-
