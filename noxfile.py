@@ -1,7 +1,7 @@
-"""Test sessions: the probe on every Python from 3.9 to 3.13 that the machine has, and the
+"""Test sessions: the probe on every Python from 3.9 to 3.15 that the machine has, and the
 whole suite on 3.11.
 
-``nox`` runs every test on every Python: the probe's tests on 3.9, 3.10, 3.12 and 3.13, and the
+``nox`` runs every test on every Python: the probe's tests on 3.9, 3.10, 3.12, 3.13, 3.14 and 3.15, and the
 whole suite (the probe's tests included) on 3.11, so nothing runs twice.  ``nox -s probe`` runs
 the probe's tests on every version, ``nox -s probe-3.12`` on one, ``nox -s tests`` the whole
 suite.  Arguments after ``--`` go to pytest.
@@ -20,17 +20,18 @@ import re
 
 import nox
 
-PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
+PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13", "3.14", "3.15"]
 #: The Python of the whole suite (TUI snapshots are taken on it).
 MAIN_PYTHON = "3.11"
 #: The probe's tests: what must hold on every Python.  Globs, relative to the project root.
 PROBE_TESTS = [
-    "tests/test_probe*.py",
-    "tests/test_creation_paths.py",
-    "tests/test_servers.py",
-    "tests/test_demo.py",  # the demo target, dumped and checked
-    "tests/test_verdicts.py",  # leak proofs count references: what a frame holds differs by version
-    "tests/test_pytest_plugin.py",  # eager tasks (3.12+), and the harness on every version
+    "tests/*/test_probe*.py",  # unit/ and integration/
+    "tests/unit/test_wire_*.py",  # the protocol the probe speaks (its table of ops, its encoding)
+    "tests/integration/test_creation_paths.py",
+    "tests/integration/test_servers.py",
+    "tests/integration/test_demo.py",  # the demo target, dumped and checked
+    "tests/*/test_verdict*.py",  # leak proofs count references: what a frame holds differs by version
+    "tests/integration/test_pytest_plugin.py",  # eager tasks (3.12+), and the harness on every version
 ]
 # One pytest worker per core, at most 4 (pytest-xdist): the tests mostly wait on the target
 # processes they start, and the whole run must stay well under 10 minutes on 2 cores.
@@ -49,7 +50,7 @@ if hasattr(nox.options, "download_python"):  # nox >= 2025.02
 
 
 def _expose_pyenv_versions() -> None:
-    """Let nox find every pyenv-installed 3.9-3.13.
+    """Let nox find every pyenv-installed 3.9-3.15.
 
     pyenv's ``python3.9`` shim refuses to run unless 3.9 is among the versions pyenv is told
     to use (``pyenv global``, ``.python-version``, ``$PYENV_VERSION``), and nox's discovery

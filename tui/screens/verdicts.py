@@ -1,7 +1,7 @@
 """Leak verdicts (``v``): the probe's own judgement of which groups are leaks, and why.
 
 ``verdicts()`` counts references around every waiter (bounded by ``BUDGET_S``), so it is asked for only when
-the screen opens and when the user presses ``r`` (or ``v`` again), never with the watcher's
+the screen opens and when the user presses ``r`` (or ``v`` again), never with the live loop's
 rhythm nor on coming back from a group; like every request it runs on a worker thread, and the
 screen says "checking…" meanwhile.  The last reply is kept in the model: reopening the screen
 shows it at once, with its age, while the new check runs.
@@ -40,6 +40,10 @@ VERDICTS = {
     "stuck": ("STUCK", "bold cyan",
               "Every member has been blocked for at least a minute on something that does not wake "
               "by itself (not a sleep, a socket, a subprocess or an idle loop)."),
+    "lost": ("LOST", "bold white on magenta",
+             "Tasks the collector destroyed while they were still waiting, because nothing referenced "
+             "them: the work they stood for never happened (asyncio's \"Task was destroyed but it is "
+             "pending!\"). Counted since the probe started, by where they were created."),
 }
 ORDER = {name: index for index, name in enumerate(VERDICTS)}
 
@@ -80,7 +84,8 @@ class VerdictsScreen(AttachedScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("r", "reload", "Check again"),
-        *session_bindings("help", "quit"),
+        Binding("v", "reload", "Check again", show=False),  # ``v`` again on the verdicts: check again
+        *session_bindings("help", "quit", skip=("verdicts",)),
     ]
 
     def __init__(self, session, **kwargs) -> None:
@@ -146,10 +151,10 @@ class VerdictsScreen(AttachedScreen):
         self.update_status()
 
     # Not asked again by themselves: only their age moves.
-    def snapshot_arrived(self) -> None:
+    def model_changed(self) -> None:
         self.update_status()
 
-    def connection_changed(self) -> None:
+    def status_changed(self) -> None:
         self.update_status()
 
     def on_screen_resume(self) -> None:
@@ -197,7 +202,8 @@ class VerdictsScreen(AttachedScreen):
             return
         counts = [(sum(1 for v in found if v.get("verdict") == name), words)
                   for name, words in (("unreachable", ("proven leak", "proven leaks")),
-                                      ("growing", ("growing", "growing")), ("stuck", ("stuck", "stuck")))]
+                                      ("growing", ("growing", "growing")), ("stuck", ("stuck", "stuck")),
+                                      ("lost", ("lost site", "lost sites")))]
         parts = [f"{n} {words[n != 1]}" for n, words in counts if n]
         text = Text.assemble((f"{len(found)} verdict{'s' if len(found) != 1 else ''}", "bold"),
                              (f": {', '.join(parts)}", ""))
