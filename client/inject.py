@@ -6,9 +6,9 @@ process, never in one whose main thread waits in ``epoll_wait``.  It must be cal
 Python of the target's own version, so it is called by the target's own executable
 (``/proc/PID/exe``) unless tasktop's Python is that version.
 
-``ptrace_run``: ptrace injection (any CPython): ``pyinjector`` stops one thread of the target
-and has it ``dlopen`` ``hypno``'s small library, whose constructor runs the code under
-``PyGILState_Ensure`` (CPython's stable ABI: one library serves 3.9 to 3.15).  That is only safe
+``ptrace_run``: ptrace injection (any CPython): ``pyinjector`` stops one thread of the target,
+has it ``dlopen`` ``hypno``'s small library and call its ``run_python_code``, which runs the
+code under ``PyGILState_Ensure`` (CPython's stable ABI: one library serves 3.9 to 3.15).  That is only safe
 where the stopped thread is at a clean boundary, so a thread is used only while it is stopped
 *inside* a system call that CPython makes with the GIL released (``epoll_wait``, ``poll``,
 ``select``, sleeps; never ``futex``, which is also how a thread waits for the GIL): there it
@@ -21,9 +21,9 @@ from __future__ import annotations
 import os
 import platform
 import re
+import struct
 import subprocess
 import sys
-import tempfile
 import time
 
 #: System calls during which a stopped thread is at a clean boundary (see the module's doc).
@@ -111,71 +111,109 @@ def _threads(pid: int) -> list[int]:
     return [pid] + [t for t in tids if t != pid] if pid in tids else tids
 
 
-def _library(code: str) -> str:
-    """A copy of hypno's injection library with ``code`` in it, readable by the target."""
+def _library() -> tuple[str, int]:
+    """hypno's injection library, and the address (from its load address) of its code buffer."""
     try:
         from hypno.api import INJECTION_LIB_PATH, MAGIC
     except ImportError:
         raise InjectError(
             f"attaching to Python 3.9-3.13, or to an idle 3.14+ process, needs ptrace injection "
-            f"(the hypno package), which is not installed for this tasktop's Python "
+            f"(the hypno and pyinjector packages), which is not installed for this tasktop's Python "
             f"{sys.version_info[0]}.{sys.version_info[1]}: pip install hypno, or install tasktop "
             f"under Python 3.9-3.13") from None
-    lib = INJECTION_LIB_PATH.read_bytes()
-    payload = code.encode()
+    path = str(INJECTION_LIB_PATH)
+    with open(path, "rb") as fh:
+        lib = fh.read()
     magic = lib.find(MAGIC)
-    size_end = lib.find(b"\0", magic + len(MAGIC))
-    if magic < 1 or len(payload) > int(lib[magic + len(MAGIC):size_end]):
+    address = _address_of(lib, magic - 1)  # the buffer: a NUL (nothing to run), then the magic
+    if magic < 1 or address is None:
         raise InjectError("hypno's injection library is not as tasktop expects: reinstall hypno")
-    at = magic - 1  # the code buffer starts with a NUL, then the magic
-    fd, path = tempfile.mkstemp(prefix="tasktop-inject-", suffix=".so")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(lib[:at] + payload + b"\0" + lib[at + len(payload) + 1:])
-    os.chmod(path, 0o644)  # the target may run as another user (when we are root)
-    return path
+    return path, address
+
+
+def _address_of(elf: bytes, offset: int) -> int | None:
+    """The address (relative to the load address) of file offset ``offset`` of a 64-bit ELF
+    shared library: from its ``PT_LOAD`` program headers."""
+    if elf[:5] != b"\x7fELF\x02":
+        return None
+    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    for i in range(phnum):
+        p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz = struct.unpack_from("<IIQQQQ", elf, phoff + i * phentsize)
+        if p_type == 1 and p_offset <= offset < p_offset + p_filesz:
+            return offset - p_offset + p_vaddr
+    return None
+
+
+def _poke(pid: int, address: int, data: bytes) -> None:
+    """Write ``data`` into the stopped tracee's memory (the tracer may write /proc/PID/mem)."""
+    fd = os.open(f"/proc/{pid}/mem", os.O_RDWR)
+    try:
+        os.pwrite(fd, data, address)
+    finally:
+        os.close(fd)
+
+
+def _peek(pid: int, address: int, size: int) -> bytes:
+    fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+    try:
+        return os.pread(fd, size, address)
+    finally:
+        os.close(fd)
 
 
 def ptrace_run(pid: int, code: str, timeout: float = 5.0) -> str:
     """Run ``code`` in ``pid`` on the first of its threads found stopped in a safe system call
     (main thread first); return the call it was in.  ``code`` runs to its end before this
-    returns, on that thread, holding the GIL: it should start a thread and return."""
+    returns, on that thread, holding the GIL: it should start a thread and return.
+
+    hypno's library is loaded as it is, its code buffer empty, so that its constructor runs
+    nothing: Python run there would run inside ``dlopen``, holding the dynamic loader's lock,
+    and deadlock with any thread that imports an extension module meanwhile (it holds the GIL
+    while it waits for that lock).  The code is written into the loaded buffer through
+    ``/proc/PID/mem`` and run by a call of its own (``run_python_code``), after ``dlopen``
+    has returned."""
     try:
         from pyinjector.api import InjectorError, LinuxInjectorPermissionError, attach
     except ImportError:
-        _library(code)  # says what to install
-        raise
-    path = _library(code)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            threads = _threads(pid)
-            if not threads:
-                raise InjectError(f"no process with pid {pid} (it has exited)")
-            for tid in threads:
-                if safe_syscall(pid, tid) is None:
+        _library()  # says what to install
+        raise InjectError("the pyinjector package is missing: reinstall tasktop") from None
+    path, buffer = _library()
+    payload = code.encode() + b"\0"
+    deadline = time.monotonic() + timeout
+    while True:
+        threads = _threads(pid)
+        if not threads:
+            raise InjectError(f"no process with pid {pid} (it has exited)")
+        for tid in threads:
+            if safe_syscall(pid, tid) is None:
+                continue
+            try:
+                with attach(tid) as injector:
+                    call = safe_syscall(pid, tid)  # stopped now: where, exactly?
+                    if call is None:
+                        continue  # it moved on meanwhile: let go of it as it was
+                    handle = injector.inject(path.encode())
+                    try:
+                        base, = struct.unpack("<Q", _peek(pid, handle, 8))  # link_map.l_addr
+                        _poke(pid, base + buffer, payload)
+                        injector.call(handle, "run_python_code")
+                        _poke(pid, base + buffer, b"\0")
+                    finally:
+                        injector.uninject(handle)
+                    return call
+            except LinuxInjectorPermissionError:
+                raise PtraceRefused(f"the kernel refused to let tasktop trace process {pid} "
+                                    f"(ptrace: operation not permitted)") from None
+            except InjectorError as exc:
+                if not os.path.exists(f"/proc/{pid}/task/{tid}"):
                     continue
-                try:
-                    with attach(tid) as injector:
-                        call = safe_syscall(pid, tid)  # stopped now: where, exactly?
-                        if call is None:
-                            continue  # it moved on meanwhile: let go of it as it was
-                        injector.uninject(injector.inject(path.encode()))
-                        return call
-                except LinuxInjectorPermissionError:
-                    raise PtraceRefused(f"the kernel refused to let tasktop trace process {pid} "
-                                        f"(ptrace: operation not permitted)") from None
-                except InjectorError as exc:
-                    if not os.path.exists(f"/proc/{pid}/task/{tid}"):
-                        continue
-                    raise InjectError(f"ptrace injection into process {pid} failed: "
-                                      f"{exc.error_str or exc.ret_val}") from None
-            if time.monotonic() > deadline:
-                raise InjectError(
-                    f"none of process {pid}'s threads waited in a system call where code can run "
-                    f"safely within {timeout:.0f}s (all busy in Python or C code): try again")
-            time.sleep(RETRY)
-    finally:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+                raise InjectError(f"ptrace injection into process {pid} failed: "
+                                  f"{exc.error_str or exc.ret_val}") from None
+            except OSError as exc:
+                raise InjectError(f"ptrace injection into process {pid} failed: {exc}") from None
+        if time.monotonic() > deadline:
+            raise InjectError(
+                f"none of process {pid}'s threads waited in a system call where code can run "
+                f"safely within {timeout:.0f}s (all busy in Python or C code): try again")
+        time.sleep(RETRY)
