@@ -140,13 +140,11 @@ def test_attach_then_detach_on_every_python(version, plain, sockdir):
         s["stack"] and s["stack"][0]["func"].endswith("made_after") for s in g["created_by"])],
         message="the tasks made after the attach, with their creation site")
     assert sum(s["count"] for g in groups for s in g["created_by"] if s["stack"]) == 2
-    if version < (3, 14) or sum(g["count"] for g in task_groups(path)) > 3:
-        # (3.14+: tasks made before the probe are found by the probe's 3.14 task registry)
-        before = [s for g in task_groups(path) for s in g["created_by"] if s["stack"] is None]
-        assert sum(s["count"] for s in before) == 4  # three Event.wait tasks and main()
-        dump = tasktop("dump", pid, "--no-verdicts", sockdir=sockdir)
-        assert dump.returncode == 0, dump.stderr
-        assert "created before the probe started  ×3" in dump.stdout
+    before = [s for g in task_groups(path) for s in g["created_by"] if s["stack"] is None]
+    assert sum(s["count"] for s in before) == 4  # three Event.wait tasks and main()
+    dump = tasktop("dump", pid, "--no-verdicts", sockdir=sockdir)
+    assert dump.returncode == 0, dump.stderr
+    assert "created before the probe started  ×3" in dump.stdout
     assert "tasktop-probe" in ask(proc, "state")
 
     stopped = tasktop("detach", pid, sockdir=sockdir)
