@@ -202,11 +202,11 @@ def _gids(pid: int) -> set:
     return found
 
 
-def _socket_dir_for(proc: processes.PythonProcess) -> str:
+def _socket_dir_for(proc: processes.PythonProcess, ours: str | None = None) -> str:
     """Where the target's probe puts its socket: ours, or (root attaching to another user's
     process) that user's default directory, made for them."""
     if proc.uid == os.getuid():
-        return paths.ensure_socket_dir()
+        return paths.ensure_socket_dir(ours)
     directory = os.path.join(tempfile.gettempdir(), f"tasktop-{proc.uid}")
     try:
         os.mkdir(directory, 0o700)
@@ -229,32 +229,33 @@ def _write(path: str, text: str, mode: int = 0o644) -> None:
     os.replace(scratch, path)
 
 
-def _link(pid: int, socket: str) -> str:
+def _link(pid: int, socket: str, directory: str | None = None) -> str:
     """The path ``tasktop PID`` looks at: the socket itself, or a link to it in our directory."""
-    ours = paths.socket_path(pid)
+    ours = paths.socket_path(pid, directory)
     if os.path.abspath(ours) != os.path.abspath(socket):
-        paths.ensure_socket_dir()
+        paths.ensure_socket_dir(directory)
         _remove(ours)
         os.symlink(socket, ours)
     return ours
 
 
 # -- attach ----------------------------------------------------------------------------------------
-def attach(pid: int, timeout: float = TIMEOUT) -> Attached:
-    """Start the probe in ``pid`` (a no-op if it has one); return once it answers."""
+def attach(pid: int, timeout: float = TIMEOUT, directory: str | None = None) -> Attached:
+    """Start the probe in ``pid`` (a no-op if it has one); return once it answers.  ``directory``:
+    our socket directory, if not the default (``TASKTOP_DIR``, ...)."""
     started = time.monotonic()
     proc = processes.describe(pid)
-    ours = paths.socket_path(pid)
+    ours = paths.socket_path(pid, directory)
     if proc is not None and os.path.exists(ours) and _answers(ours):
         return Attached(pid, ours, "already attached", time.monotonic() - started, proc.version)
     reason = processes.refusal(proc, pid)
     if reason:
         raise AttachError(reason)
     assert proc is not None and proc.version is not None
-    directory = _socket_dir_for(proc)
+    mine, directory = directory, _socket_dir_for(proc, directory)
     socket = paths.socket_path(pid, directory)
     if os.path.exists(socket) and _answers(socket):
-        return Attached(pid, _link(pid, socket), "already attached", time.monotonic() - started, proc.version)
+        return Attached(pid, _link(pid, socket, mine), "already attached", time.monotonic() - started, proc.version)
     library, msgpack_library = _library_dir()
     if proc.uid != os.getuid():
         gids = _gids(pid)
@@ -282,7 +283,7 @@ def attach(pid: int, timeout: float = TIMEOUT) -> Attached:
     except AttachError:
         _remove(token)
         raise
-    return Attached(pid, _link(pid, socket), how, time.monotonic() - started, proc.version)
+    return Attached(pid, _link(pid, socket, mine), how, time.monotonic() - started, proc.version)
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -336,9 +337,9 @@ def _wait(proc: processes.PythonProcess, socket: str, error_file: str, deadline:
 
 
 # -- detach ----------------------------------------------------------------------------------------
-def detach(pid: int, timeout: float = 5.0) -> bool:
+def detach(pid: int, timeout: float = 5.0, directory: str | None = None) -> bool:
     """Stop the probe of ``pid``; False if it had none.  Returns once its socket is gone."""
-    ours = paths.socket_path(pid)
+    ours = paths.socket_path(pid, directory)
     if not paths.pid_alive(pid):
         _remove(ours) if os.path.islink(ours) else None
         raise AttachError(f"no process with pid {pid} (it has exited)")

@@ -69,6 +69,7 @@ class TasktopApp(App):
                  connection_factory: Callable[[str], Connection] = Connection,
                  watcher_factory: Callable[..., Watcher] = Watcher,
                  scanner: Callable[[str | None], list] | None = None,
+                 finder: Callable[[], list] | None = None,
                  export_dir: str | None = None) -> None:
         super().__init__()
         self.socket_path = socket_path
@@ -77,6 +78,7 @@ class TasktopApp(App):
         self.connection_factory = connection_factory
         self.watcher_factory = watcher_factory
         self.scanner = scanner
+        self.finder = finder  # the picker's list of Python processes without a probe
         self.export_dir = export_dir
         self.exports: list[tuple[str, str]] = []  # what ``e`` wrote, for the user and the tests
         self.session: Session | None = None  # the attachment (one at a time)
@@ -85,10 +87,9 @@ class TasktopApp(App):
     def on_mount(self) -> None:
         if self.socket_path:
             self.attach(self.socket_path)
-        elif self.scanner is not None:
-            self.push_screen(PickerScreen(self.socket_dir, self.scanner))
         else:
-            self.push_screen(PickerScreen(self.socket_dir))
+            extra = {k: v for k, v in (("scanner", self.scanner), ("finder", self.finder)) if v is not None}
+            self.push_screen(PickerScreen(self.socket_dir, **extra))
 
     def on_unmount(self) -> None:
         self._stop_live()

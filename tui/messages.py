@@ -6,7 +6,7 @@ with the latest state instead of replaying stale ones.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from textual.message import Message
@@ -55,10 +55,12 @@ class DetailFailed(Message):
 
 @dataclass
 class ProbesListed(Message):
-    """The picker's periodic scan of probe sockets."""
+    """The picker's periodic scan of probe sockets, and of the Python processes without one
+    (``others``: ``(PythonProcess, why it cannot be attached to or "")``)."""
 
     rows: list
     directory: str
+    others: list = field(default_factory=list)
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, ProbesListed)

@@ -613,13 +613,15 @@ class ClosingConnection(Connection):
 
 async def test_picker_lists_probes_and_attaches(target):
     ClosingConnection.closed.clear()
-    app = TasktopApp(None, interval=0.25, socket_dir=target.directory, connection_factory=ClosingConnection)
+    app = TasktopApp(None, interval=0.25, socket_dir=target.directory, connection_factory=ClosingConnection,
+                     finder=lambda: [])
     async with app.run_test(size=(80, 24)) as pilot:
         picker = await until(pilot, lambda: isinstance(pilot.app.screen, PickerScreen) and pilot.app.screen,
                              "the picker")
         table = picker.query_one("#probes", DataTable)
         await until(pilot, lambda: table.row_count == 1, "the probe in the list")
-        pid, command, tasks, threads = rows(table)[0][:4]
+        pid, status, command, tasks, threads = rows(table)[0][:5]
+        assert status == "live"
         assert (pid, command, tasks) == (str(target.pid), "tui_target.py", str(TASKS))
         await pilot.press("enter")
         screen = await attached(pilot)
@@ -631,7 +633,7 @@ async def test_picker_lists_probes_and_attaches(target):
 
 
 async def test_picker_without_probes_says_how_to_start_one(sockdir):
-    app = TasktopApp(None, socket_dir=sockdir)
+    app = TasktopApp(None, socket_dir=sockdir, finder=lambda: [])
     async with app.run_test(size=(80, 24)) as pilot:
         picker = await until(pilot, lambda: isinstance(pilot.app.screen, PickerScreen) and pilot.app.screen,
                              "the picker")

@@ -18,6 +18,7 @@ import pytest
 from tasktop.tui.app import TasktopApp
 from tasktop.client.probe_client import ProbeError
 from tasktop.client.discovery import ProbeInfo
+from tasktop.client.processes import PythonProcess
 from tasktop.tui.messages import ConnectionChanged, SnapshotReceived
 from tasktop.tui.screens.main import MainScreen
 
@@ -201,12 +202,16 @@ def test_picker(snap_compare):
         ProbeInfo(pid=6001, path="/run/user/1000/tasktop/6001.sock", command="worker.py",
                   error="no probe answers at /run/user/1000/tasktop/6001.sock: timed out"),
     ]
-    app = TasktopApp(None, socket_dir="/run/user/1000/tasktop", scanner=lambda directory: rows)
+    # Processes without a probe: attachable, readable too (3.14+), and one too old to attach to.
+    others = [PythonProcess(pid=pid, uid=os.getuid(), user="me", argv=["python", script], exe=f"/usr/bin/python{v}",
+                            implementation="CPython", version=tuple(map(int, v.split("."))))
+              for pid, script, v in ((7001, "gateway.py", "3.14"), (7002, "jobs.py", "3.12"), (7003, "legacy.py", "3.8"))]
+    app = TasktopApp(None, socket_dir="/run/user/1000/tasktop", scanner=lambda directory: rows, finder=lambda: others)
 
     async def run_before(pilot):
         for _ in range(500):
             table = pilot.app.screen.query("#probes")
-            if table and table.first().row_count == len(rows):
+            if table and table.first().row_count == len(rows) + len(others):
                 break
             await pilot.pause(0.01)
 

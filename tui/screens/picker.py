@@ -1,7 +1,11 @@
-"""The process picker: the live probes of this user, refreshed every two seconds.
+"""The process picker: every Python process of the user, refreshed every two seconds: first
+those with a live probe, then the others, each marked with what can be done without a probe:
+``readable`` (CPython 3.14+, whose tasks can be read from outside) and ``attach`` (the probe
+can be started in it: Enter asks first, then attaches and opens the live view), or why not.
 
-Scanning connects to every socket, so it runs on a worker thread and its result arrives as a
-message; it is paused while an attachment is on top.
+Scanning connects to every socket and reads /proc, so it runs on a worker thread and its result
+arrives as a message; it is paused while an attachment is on top.  Attaching runs on a worker
+thread too (it waits for the new probe to answer).
 """
 from __future__ import annotations
 
@@ -17,13 +21,20 @@ from textual.widgets import DataTable, Footer, Static
 from tasktop.wire import paths
 
 from tasktop.render import units
-from tasktop.client.discovery import scan
+from tasktop.client import processes
+from tasktop.client.discovery import command_line, scan
 from ..messages import ProbesListed
 from ..panels.table import OpenTable
+from .confirm_attach import ConfirmAttachScreen
 
 from .main import ENABLE_HINT
 
 RESCAN = 2.0
+
+
+def _command(proc: processes.PythonProcess) -> str:
+    """``app.py --port 80`` as the probed rows show it (sys.argv): the interpreter left out."""
+    return command_line({"argv": proc.argv[1:] or proc.argv, "executable": proc.exe})
 
 
 class PickerScreen(Screen):
@@ -31,11 +42,14 @@ class PickerScreen(Screen):
         Binding("r", "rescan", "Rescan"),
     ]
 
-    def __init__(self, directory: str | None = None, scanner: Callable[[str | None], list] = lambda d: scan([d])) -> None:
+    def __init__(self, directory: str | None = None, scanner: Callable[[str | None], list] = lambda d: scan([d]),
+                 finder: Callable[[], list] = processes.python_processes) -> None:
         super().__init__()
         self.directory = directory
         self.scanner = scanner
+        self.finder = finder  # the Python processes to list besides the probed ones
         self.rows: list = []
+        self.others: list = []  # (PythonProcess, why it cannot be attached to or "")
         self._timer = None
         self._scanned = False
 
@@ -47,9 +61,9 @@ class PickerScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one("#probes", DataTable)
-        for key, label in (("pid", "PID"), ("command", "COMMAND"), ("tasks", "TASKS"), ("threads", "THREADS"),
-                           ("rss", "RSS"), ("uptime", "UPTIME"), ("python", "PYTHON"),
-                           ("status", "STATUS")):
+        # STATUS second: what can be done with each process must show in 80 columns.
+        for key, label in (("pid", "PID"), ("status", "STATUS"), ("command", "COMMAND"), ("tasks", "TASKS"),
+                           ("threads", "THREADS"), ("rss", "RSS"), ("uptime", "UPTIME"), ("python", "PYTHON")):
             table.add_column(label, key=key)
         self._show()
         table.focus()
@@ -66,20 +80,26 @@ class PickerScreen(Screen):
             self.action_rescan()
 
     def action_rescan(self) -> None:
-        self._scan_in_worker(self.directory, self.scanner)
+        self._scan_in_worker(self.directory, self.scanner, self.finder)
 
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
-    def _scan_in_worker(self, directory: str | None, scanner: Callable[[str | None], list]) -> None:
-        self.post_message(ProbesListed(scanner(directory), paths.socket_dir(directory)))
+    def _scan_in_worker(self, directory: str | None, scanner: Callable[[str | None], list],
+                        finder: Callable[[], list]) -> None:
+        rows = scanner(directory)
+        probed = {info.pid for info in rows}
+        others = [(proc, processes.refusal(proc, proc.pid)) for proc in finder()
+                  if proc.pid not in probed and not proc.has_probe(directory)]
+        self.post_message(ProbesListed(rows, paths.socket_dir(directory), others))
 
     def on_probes_listed(self, message: ProbesListed) -> None:
         self.rows = message.rows
+        self.others = message.others
         self._scanned = True
         self._show()
 
     def _show(self) -> None:
         directory = paths.socket_dir(self.directory)
-        title = Text.assemble(("tasktop", "bold"), ("  processes with the probe on, in ", "dim"), (directory, ""),
+        title = Text.assemble(("tasktop", "bold"), ("  Python processes; probes in ", "dim"), (directory, ""),
                               (f"  (every {RESCAN:g}s)", "dim"))
         self.query_one("#picker-title", Static).update(title)
         table = self.query_one("#probes", DataTable)
@@ -101,11 +121,21 @@ class PickerScreen(Screen):
                          Text(units.size(info.rss), justify="right"),
                          Text(units.duration(info.uptime), justify="right"), Text(info.python),
                          Text("live", style="green"))
-            table.add_row(*cells, key=key)
+            table.add_row(cells[0], cells[-1], *cells[1:-1], key=key)
+        for proc, refusal in self.others:
+            key = f"pid:{proc.pid}"
+            keys.append(key)
+            marks = Text("no probe", style="dim")
+            if proc.readable:
+                marks.append(" readable", style="cyan")
+            marks.append(" no attach", style="dim") if refusal else marks.append(" attach↵", style="yellow")
+            table.add_row(Text(str(proc.pid), justify="right"), marks, Text(_command(proc)), "", "", "", "",
+                          Text(f"{proc.version_text}" if proc.implementation == "CPython"
+                               else f"{proc.implementation} {proc.version_text}"), key=key)
         if keys and selected in keys:
             table.move_cursor(row=keys.index(selected), animate=False)
         empty = self.query_one("#picker-empty", Static)
-        if not self.rows:
+        if not self.rows and not self.others:
             empty.update(Text.assemble(
                 ("No process with the probe on was found." if self._scanned else "Looking for probes…", "bold"),
                 "\n\n", ENABLE_HINT, "\n", ("Then pick it here, or run: tasktop PID", "dim")))
@@ -115,6 +145,10 @@ class PickerScreen(Screen):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         path = str(event.row_key.value)
+        for proc, refusal in self.others:
+            if f"pid:{proc.pid}" == path:
+                self._offer_attach(proc, refusal)
+                return
         for info in self.rows:
             if info.path == path:
                 if info.error:
@@ -122,3 +156,33 @@ class PickerScreen(Screen):
                     return
                 self.app.attach(path, from_picker=True)
                 return
+
+    # -- attaching to a process without a probe -------------------------------------------------
+    def _offer_attach(self, proc, refusal: str) -> None:
+        if refusal:
+            self.notify(f"Cannot attach: {refusal}", severity="warning", timeout=10)
+            return
+        how = ("by sys.remote_exec (PEP 768)" if proc.version >= processes.REMOTE_DEBUG
+               else "by ptrace injection")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify(f"Attaching to process {proc.pid}…")
+                self._attach_in_worker(proc.pid, self.directory)
+
+        self.app.push_screen(ConfirmAttachScreen(proc.pid, _command(proc), how), answered)
+
+    @work(thread=True, exclusive=True, group="attach", exit_on_error=False)
+    def _attach_in_worker(self, pid: int, directory: str | None) -> None:
+        from tasktop.client import attach
+
+        try:
+            done = attach.attach(pid, directory=directory)
+        except attach.AttachError as exc:
+            self.app.call_from_thread(self.notify, f"Cannot attach: {exc}", severity="error", timeout=10)
+            return
+        self.app.call_from_thread(self._attached, done.socket)
+
+    def _attached(self, socket: str) -> None:
+        if self.app.screen is self:  # the user has not gone elsewhere meanwhile
+            self.app.attach(socket, from_picker=True)
