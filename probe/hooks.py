@@ -36,6 +36,7 @@ import itertools
 import os
 import sys
 import threading
+import time
 import weakref
 from asyncio import base_events, events
 from typing import Any, Callable
@@ -100,11 +101,14 @@ class TaskInfo(weakref.ref):
     numbers are worked out only when a client asks (``frames.resolve``).
     """
 
-    __slots__ = ("seq", "parent", "site", "waiter", "since", "cache")
+    __slots__ = ("seq", "parent", "site", "waiter", "since", "cache", "born")
 
 
 _ref = weakref.ref
 _forget = records.pop
+_now = time.monotonic
+#: The done-callback every task we make gets (``endings.task_done``, set by the probe), or None.
+on_done: Callable | None = None
 
 
 def _record(task: asyncio.Task, parent: int | None, site: tuple | None) -> TaskInfo:
@@ -326,9 +330,12 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2, f
         info.parent = parent
         info.site = site
         info.waiter = None
+        info.born = _now()
         info = records.setdefault(info, info)
         if info.site is None:  # an eager task, seen during its first step
             info.parent, info.site = parent, site
+        if on_done is not None:
+            task.add_done_callback(on_done)
     except Exception:
         pass
     return task
