@@ -31,6 +31,7 @@ PROBE_TESTS = [
     "tests/test_demo.py",  # the demo target, dumped and checked
     "tests/test_verdicts.py",  # leak proofs count references: what a frame holds differs by version
     "tests/test_pytest_plugin.py",  # eager tasks (3.12+), and the harness on every version
+    "tests/integration/test_probe_*.py",
 ]
 # One pytest worker per core, at most 4 (pytest-xdist): the tests mostly wait on the target
 # processes they start, and the whole run must stay well under 10 minutes on 2 cores.

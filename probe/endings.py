@@ -110,14 +110,15 @@ def _task_group_abort(group: Any) -> None:
 
 def _timeout_fired(timeout: Any) -> None:
     task = getattr(timeout, "_task", None)
-    if task is not None:
+    if task is None:
+        return
+    from .tasks import describe_flat
+
+    codes = describe_flat(task, task)[0][0::2]
+    if any(code.co_name == "wait_for" and code.co_filename.startswith(hooks._ASYNCIO_DIR) for code in codes):
+        note_cancel(task, "wait_for", task, "wait_for timed out")  # wait_for uses timeout() from 3.12
+    else:
         note_cancel(task, "timeout()", task, "its timeout expired")
-        seq = getattr(hooks.record_of(task), "seq", None)
-        noted = cancellers.get(seq)
-        if noted is not None and any(getattr(code, "co_name", None) == "wait_for" and
-                                     getattr(code, "co_filename", "").startswith(hooks._ASYNCIO_DIR)
-                                     for code in noted[2][0::2]):
-            cancellers[seq] = ("wait_for", *noted[1:3], "wait_for timed out")
 
 
 def _timeout_exits(timeout: Any, exc_type: Any = None, *args: Any) -> None:
