@@ -233,6 +233,7 @@ class Endings:
         self.keys = keys
         self.rings: collections.OrderedDict = collections.OrderedDict()  # key -> Ring
         self.drained = 0
+        self.outcomes = {"returned": 0, "raised": 0, "cancelled": 0}  # every ending drained
 
     def drain(self) -> None:
         """Move the noted endings into their rings."""
@@ -271,6 +272,7 @@ class Endings:
                 self.rings.move_to_end(key)
             ring.items.append(item)
             ring.last_ended = ended
+            self.outcomes[item.outcome] += 1
             if item.outcome == "cancelled":
                 ring.cancelled += 1
             elif item.outcome == "raised":
@@ -279,6 +281,12 @@ class Endings:
                     ring.errors[item.error] += 1
             else:
                 ring.returned += 1
+
+    def counts(self) -> dict:
+        """Every ending since the probe started, by outcome, and ``total`` (with those not
+        drained yet, and those that came too fast to keep)."""
+        self.drain()
+        return dict(self.outcomes, total=ended_total[0])
 
     def ring_of(self, gid: str) -> Ring | None:
         for key, ring in self.rings.items():

@@ -237,6 +237,7 @@ class Replies:
             "totals": {"tasks": found.count, "threads": len(found.thread_rows),
                        "loops": len(state.loops.watches), "groups": len(ordered)},
             "memory": memory.summary(),
+            "ended": state.endings.counts(),
             "loops": self._loops(found.loop_counts),
             "groups": [g.to_wire() for g in ordered[:MAX_GROUPS]],
         }

@@ -18,7 +18,7 @@ from . import stacks
 from .ends import end_lines, wait_lines
 from .units import ms
 
-DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "loops", "verdicts", "verdicts_unsettled",
+DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "ended", "loops", "verdicts", "verdicts_unsettled",
                  "waits", "ends", "groups", "tasks", "threads", "source", "unknown")
 _VERDICT_LABELS = {"unreachable": "PROVEN LEAK", "growing": "GROWING", "stuck": "STUCK"}
 

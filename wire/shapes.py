@@ -236,6 +236,7 @@ class Summary(TypedDict):
     probe: ProbeFacts
     totals: Totals
     memory: Memory
+    ended: NotRequired[dict]  # tasks ended since the probe started: total, returned, raised, cancelled
     loops: List[Loop]
     groups: List[Group]
     tasks: NotRequired[List[TaskRow]]

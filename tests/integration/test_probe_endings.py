@@ -289,3 +289,44 @@ def test_a_group_reply_has_its_members_lifetimes(spawn):
     page = target.request("group", id=group["id"])
     live = page["lifetimes"]["live"]
     assert live["count"] == 5 and live["longest_s"] >= live["median_s"] >= 0.3
+
+
+EXPORTED = '''
+import asyncio
+
+async def consumer(q):
+    await q.get()
+
+async def done():
+    return 1
+
+async def main():
+    q = asyncio.Queue()
+    for i in range(7):
+        q.put_nowait(i)
+    big = asyncio.Queue()
+    consumers = [asyncio.create_task(consumer(big)) for _ in range(3)]
+    await asyncio.gather(*[asyncio.create_task(done()) for _ in range(4)])
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+'''
+
+
+def test_the_exporter_has_endings_and_the_most_waited_on_objects(spawn, sockdir):
+    from tasktop.exporter import collector
+
+    target = spawn(EXPORTED)
+    wait_until(lambda: (target.summary().get("ended") or {}).get("returned", 0) >= 4, message="endings drained")
+    families = {f.name: f for f in collector.FleetCollector([sockdir], timeout=10).collect()}
+    ended = {s.labels["outcome"]: s.value for s in families["tasktop_tasks_ended"].samples
+             if s.labels["pid"] == str(target.pid) and s.name == "tasktop_tasks_ended_total"}
+    assert ended["returned"] >= 4 and ended["cancelled"] == 0
+    mine = [s for s in families["tasktop_wait_waiters"].samples if s.labels["pid"] == str(target.pid)]
+    assert [(s.labels["kind"], s.value) for s in mine] == [("asyncio.Queue", 3), ("asyncio.Event", 1)]
+    waiters = mine[0]
+    assert waiters.labels["where"].startswith("consumer (")
+    [items] = [s for s in families["tasktop_wait_queue_items"].samples if s.labels["pid"] == str(target.pid)]
+    assert items.labels["object"] == waiters.labels["object"]
+    assert items.value == 0  # the queue with items has no waiter: only waited-on objects are listed
