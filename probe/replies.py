@@ -18,8 +18,8 @@ from typing import Any
 from tasktop import wire
 from tasktop.wire import MAX_GROUPS, SCHEMA
 
-from . import memory, verdicts
-from .endings import lifetime_stats
+from . import endings, memory, verdicts
+from .end_history import lifetime_stats
 from .frames import own_frame, to_wire
 from .handoff import Pacer
 from .keys import GroupKey
@@ -109,7 +109,7 @@ class Replies:
         tasks lived (median and longest of each)."""
         now = time.monotonic()
         ages = sorted(now - b for b in (getattr(info, "born", None) for info in group.members) if b is not None)
-        ring = self.state.endings.ring_of(group.key.id)
+        ring = self.state.ends.ring_of(group.key.id)
         return {"live": lifetime_stats(ages),
                 "ended": ring.lifetimes() if ring is not None else lifetime_stats([])}
 
@@ -172,10 +172,10 @@ class Replies:
         return verdicts.gather(self.state, budget_s)
 
     def ends(self, group: str = "", task: int = 0) -> dict:
-        endings = self.state.endings
-        out = endings.wire(group or None, limit=1 if group else 50)
+        history = self.state.ends
+        out = history.wire(group or None, limit=1 if group else 50)
         if task:
-            out["ended"] = endings.task(task)
+            out["ended"] = history.task(task)
         return out
 
     def waits(self) -> dict:
@@ -237,10 +237,14 @@ class Replies:
             "totals": {"tasks": found.count, "threads": len(found.thread_rows),
                        "loops": len(state.loops.watches), "groups": len(ordered)},
             "memory": memory.summary(),
-            "ended": state.endings.counts(),
+            "ended": state.ends.counts(),
             "loops": self._loops(found.loop_counts),
             "groups": [g.to_wire() for g in ordered[:MAX_GROUPS]],
+            "endings": self._endings(),
         }
+
+    def _endings(self) -> dict:
+        return endings.summary(self.state.options.creation_depth)
 
     def _task_row(self, task: Any, info: Any, found: Pass, awaited_by: dict, source: bool = False,
                   with_stack: bool = True) -> dict:
@@ -336,3 +340,4 @@ def awaiters(awaited_by: dict, seq: int) -> list:
     """The sorted seqs of the tasks awaiting task ``seq`` (see ``Replies._awaited_by``)."""
     found = awaited_by.get(seq)
     return [] if found is None else [found] if type(found) is int else sorted(found)
+

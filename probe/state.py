@@ -11,7 +11,7 @@ import collections
 import time
 
 from .budget import Budget
-from .endings import Endings
+from .end_history import EndHistory
 from .config import Options
 from .groups import Group
 from .handoff import Handoff
@@ -35,7 +35,7 @@ class State:
         self.threads = ThreadWatch()
         self.keys = Keys(options)
         self.passes = TaskPasses(self.loops, self.keys, handoff)
-        self.endings = Endings(self.keys)
+        self.ends = EndHistory(self.keys)
         self.waits = Waits()
         self.budget = Budget(options.interval)
         #: (monotonic time, {group id: count}), for growth verdicts.
@@ -56,7 +56,7 @@ class State:
         else:
             self.passes.run(grouping=False)
             self.threads.rows()
-        self.endings.drain()
+        self.ends.drain()
         self.budget.sampled(now, t0, time.thread_time())
 
     def collect(self, rows: bool = True) -> Pass:

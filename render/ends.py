@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from tasktop.wire.stacks import user_frame
-
+from .stacks import frame_label, where
 from .units import duration, lifetime
 
 #: The object's kind as a user writes it: ``asyncio.queues.Queue`` -> ``asyncio.Queue``.
@@ -66,12 +65,6 @@ def wait_where(wait: dict) -> str:
     return frame_label(frame) if frame else "?"
 
 
-def frame_label(frame: dict) -> str:
-    from .text import frame_text  # the dump's one frame format
-
-    return frame_text(frame)
-
-
 def wait_lines(waits: dict | None, limit: int | None = 10) -> list[str]:
     """The dump's "Waits" section: objects tasks or threads wait on, most waiters first."""
     if not waits:
@@ -110,7 +103,7 @@ def canceller_text(by: dict) -> str:
     reason = f" ({by['reason']})" if by.get("reason") else ""
     task = f" in task {by['task']}" if by.get("task") is not None else ""
     stack = by.get("stack") or []
-    where = f" at {frame_label(user_frame(stack))}" if stack else ""
+    where = f" at {where(stack)}" if stack else ""
     return f"{by['how']}{reason}{task}{where}"
 
 
@@ -118,7 +111,7 @@ def ring_title(ring: dict) -> str:
     """What a ring is: its group's state and frame, or the creation site of tasks no pass saw."""
     if ring.get("group"):
         stack = ring.get("stack") or []
-        where = frame_label(user_frame(stack)) if stack else "?"
+        where = where(stack) if stack else "?"
         return f"group {ring['group']} ({ring.get('state')} at {where})"
     created = ring.get("created_by") or []
     return f"tasks created at {frame_label(created[0])}" if created else "tasks of unknown origin"
