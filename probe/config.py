@@ -9,6 +9,8 @@
 ``TASKTOP_CREATION_DEPTH``   frames kept of each creation stack (default 4).
 ``TASKTOP_TRACEMALLOC``      ``1`` starts tracemalloc (``N`` > 1: with N frames) (default off).
 ``TASKTOP_STALL_MS``         an event loop silent for longer than this is stalled (default 100).
+``TASKTOP_END_HISTORY``      ``0`` turns off the history of how tasks end (a done-callback per
+                             task, and who cancelled) (default on).
 """
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ class Options:
     creation_depth: int = 4
     tracemalloc: int = 0
     stall_ms: float = 100.0
+    end_history: bool = True
 
     @classmethod
     def from_env(cls) -> "Options":
@@ -60,4 +63,5 @@ class Options:
             creation_depth=_int("TASKTOP_CREATION_DEPTH", 4, 1),
             tracemalloc=max(0, frames),
             stall_ms=_float("TASKTOP_STALL_MS", 100.0, 10.0),
+            end_history=_flag("TASKTOP_END_HISTORY", True),
         )

@@ -11,6 +11,7 @@ import collections
 import time
 
 from .budget import Budget
+from .end_history import EndHistory
 from .config import Options
 from .groups import Group
 from .handoff import Handoff
@@ -18,6 +19,7 @@ from .keys import Keys
 from .loops import LoopWatches
 from .task_pass import Pass, TaskPasses
 from .threads import ThreadWatch
+from .waits import Waits
 
 HISTORY_STEP = 5.0  # seconds between two points of the history (and two background group passes)
 HISTORY_POINTS = 120  # 10 minutes at HISTORY_STEP
@@ -33,6 +35,8 @@ class State:
         self.threads = ThreadWatch()
         self.keys = Keys(options)
         self.passes = TaskPasses(self.loops, self.keys, handoff)
+        self.ends = EndHistory(self.keys)
+        self.waits = Waits()
         self.budget = Budget(options.interval)
         #: (monotonic time, {group id: count}), for growth verdicts.
         self.history: collections.deque = collections.deque(maxlen=HISTORY_POINTS)
@@ -52,6 +56,7 @@ class State:
         else:
             self.passes.run(grouping=False)
             self.threads.rows()
+        self.ends.drain()
         self.budget.sampled(now, t0, time.thread_time())
 
     def collect(self, rows: bool = True) -> Pass:

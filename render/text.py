@@ -15,10 +15,11 @@ from tasktop.wire.stacks import user_frame
 from tasktop.wire.units import duration, size
 
 from . import stacks
+from .ends import end_lines, wait_lines
 from .units import ms
 
-DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "loops", "verdicts", "verdicts_unsettled",
-                 "groups", "tasks", "threads", "source", "unknown")
+DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "ended", "loops", "verdicts", "verdicts_unsettled",
+                 "waits", "ends", "groups", "tasks", "threads", "source", "unknown")
 _VERDICT_LABELS = {"unreachable": "PROVEN LEAK", "growing": "GROWING", "stuck": "STUCK", "lost": "LOST"}
 
 
@@ -135,6 +136,7 @@ def render_text(data: dict, full: bool = False) -> str:
     """The text report of a ``summary`` (or, with ``full``, a ``full``) reply."""
     lines = _header(data)
     lines.extend(verdict_lines(data.get("verdicts"), data.get("verdicts_unsettled")))
+    lines.extend(wait_lines(data.get("waits"), None if full else 10))
     groups = data.get("groups", [])
     total_groups = data.get("totals", {}).get("groups", len(groups))
     lines.append("")
@@ -149,6 +151,7 @@ def render_text(data: dict, full: bool = False) -> str:
     if len(groups) < total_groups:
         lines.append(f"\n… {total_groups - len(groups)} more groups not shown")
     if full:
+        lines.extend(end_lines(data.get("ends")))
         lines.extend(_full_lines(data))
     return "\n".join(lines) + "\n"
 

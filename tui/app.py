@@ -33,6 +33,7 @@ from .screens.memory import MemoryScreen
 from .screens.picker import PickerScreen
 from .screens.stalls import StallsScreen
 from .screens.verdicts import VerdictsScreen
+from .screens.waits import WaitsScreen
 from .session import Session
 from .watcher import Watcher
 
@@ -44,6 +45,7 @@ VIEWS: dict[str, type[AttachedScreen]] = {
     "stalls": StallsScreen,
     "memory": MemoryScreen,
     "verdicts": VerdictsScreen,
+    "waits": WaitsScreen,
 }
 
 

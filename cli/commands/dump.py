@@ -65,12 +65,28 @@ def run(args: argparse.Namespace) -> int:
             judged = client.verdicts(args.budget)
             data["verdicts"] = judged["verdicts"]
             data["verdicts_unsettled"] = judged.get("unsettled")
+        if fmt in ("text", "json"):
+            _add_ends(client, data, args.full)
     except (ProbeUnavailable, ProbeError) as exc:
         raise CliError(str(exc)) from None
     finally:
         client.close()
     _write_dump(data, fmt, args)
     return 0
+
+
+def _add_ends(client, data: dict, full: bool) -> None:
+    """What tasks wait on, and with ``full`` how they ended; a probe too old to answer these
+    requests gives a dump without them."""
+    from tasktop.client.probe_client import ProbeError
+
+    try:
+        data["waits"] = client.waits()
+        if full:
+            data["ends"] = client.ends()
+    except ProbeError as exc:
+        if "unknown request" not in str(exc):
+            raise
 
 
 def _dump_format(args: argparse.Namespace) -> str:
