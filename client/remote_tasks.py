@@ -20,6 +20,7 @@ import os
 import subprocess
 from typing import Any
 
+from tasktop.wire import paths
 from tasktop.wire.groups import group_id
 
 #: Run as ``EXE -I -c READER PID`` by the target's own interpreter; prints one JSON document:
@@ -158,12 +159,33 @@ def tasks_of(raw: dict) -> tuple[list[dict], list[dict]]:
     return tasks, loops
 
 
+#: Frames of a thread that runs an event loop (py-spy's names): base_events and uvloop.
+_LOOP_FRAMES = ("run_forever", "_run_once", "run_until_complete")
+
+
+def unread_loop_threads(threads: list[dict], loops: list[dict]) -> list[str]:
+    """Threads (by py-spy) running an event loop whose tasks the reader did not return: on
+    3.14 those of every thread but the main one.  Named as ``name (tid)``."""
+    read = {loop.get("thread") for loop in loops}
+    out = []
+    for thread in threads:
+        frames = thread.get("stack") or []
+        if thread.get("native_id") in read or not any(f.get("func", "").rsplit(".", 1)[-1] in _LOOP_FRAMES
+                                                       for f in frames):
+            continue
+        out.append(f"{thread.get('name') or '?'} ({thread.get('native_id')})")
+    return out
+
+
 def merge_into(data: dict, raw: dict) -> dict:
     """``data`` (py-spy's threads of the process) with the tasks of ``raw`` added, grouped."""
     from tasktop.wire.groups import groups_of
 
     tasks, loops = tasks_of(raw)
     limits = read_limits(raw.get("version"))
+    unread = unread_loop_threads(data.get("threads") or [], loops)
+    if unread and limits:
+        limits += f": the loops of threads {', '.join(unread)} are not read"
     data = dict(data, source="remote", tasks=tasks, loops=loops,
                 unknown=UNKNOWN + (f"; {limits}" if limits else ""))
     data["process"] = dict(data.get("process") or {}, python=".".join(map(str, raw.get("version") or ())))
@@ -173,6 +195,68 @@ def merge_into(data: dict, raw: dict) -> dict:
     totals.update(tasks=len(tasks), loops=len(loops), groups=len(groups))
     data["totals"] = totals
     return data
+
+
+class RemoteSource:
+    """The live view's source for a process without a probe (``tui.source.SummarySource``):
+    each summary is a py-spy read of the threads and an outside read of the tasks, so it is
+    asked at most every ``INTERVAL`` seconds.  Detail requests need the probe."""
+
+    #: Slowest useful refresh: a read of 60,000 tasks takes about two seconds.
+    INTERVAL = 5.0
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.path = f"pid {pid} (no probe)"
+
+    def summary(self) -> dict:
+        from .probe_client import ProbeError, ProbeUnavailable
+        from . import pyspy
+
+        if not paths.pid_alive(self.pid):
+            raise ProbeUnavailable(f"process {self.pid} is gone")
+        try:
+            data, _note = snapshot(self.pid)
+        except pyspy.PySpyError as exc:
+            raise ProbeError(str(exc)) from None
+        return data
+
+    def full(self) -> dict:
+        return self.summary()
+
+    def process_alive(self) -> bool | None:
+        return paths.pid_alive(self.pid)
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("group", "task", "thread", "memory", "verdicts"):
+            def needs_probe(*_args: Any, **_kwargs: Any) -> Any:
+                from .probe_client import ProbeError
+
+                raise ProbeError(f"{name} details need the probe in the process (TASKTOP=1, or tasktop run)")
+            return needs_probe
+        raise AttributeError(name)
+
+
+def snapshot(pid: int, native: bool = False) -> tuple[dict, str]:
+    """``(document, note)`` of a process without a probe: its threads by py-spy and, on CPython
+    3.14+, its tasks read from outside; ``note`` is the one line that says what is missing and
+    why.  Raises ``pyspy.PySpyError`` when not even the threads can be read."""
+    from . import pyspy
+
+    data = pyspy.thread_dump(pid, native=native)
+    try:
+        data = merge_into(data, read(pid))
+    except NoReader:
+        return data, (f"process {pid} has no probe: showing its threads only, read by py-spy. "
+                      f"{pyspy.ENABLE_HINT}.")
+    except RemoteTasksError as exc:
+        return data, (f"process {pid} has no probe, and {exc}: showing its threads only, read by "
+                      f"py-spy; {pyspy.ENABLE_HINT}")
+    return data, (f"process {pid} has no probe: its tasks were read from outside, and "
+                  f"{data['unknown']} (they need the probe: TASKTOP=1, or tasktop run -- CMD)")
 
 
 def read_limits(version: Any) -> str:
