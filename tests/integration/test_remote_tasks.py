@@ -108,6 +108,8 @@ def test_tasks_of_a_process_without_a_probe_are_read_from_outside(tmp_path, star
     assert doc["totals"]["threads"] == 2  # py-spy's
     if not every_thread:
         assert "only the main thread" in doc["unknown"]
+        # The thread py-spy sees running a loop whose tasks were not read is named.
+        assert "the loops of threads other-loop (" in doc["unknown"]
     # The parent awaits its two sleepers: the awaiter chain is kept, in the probe's shape.
     text = tasktop("dump", str(proc.pid), "--full")
     assert text.returncode == 0, text.stderr
