@@ -49,18 +49,24 @@ asyncio.run(main())
 
 # 3 tasks on asyncio.Event.wait, 1 thread on queue.Queue.get, and one stall of the loop.
 EVENT_AND_STALL = r'''
-import asyncio, queue, threading, time
+import asyncio, gc, queue, threading, time
 
 q = queue.Queue()
 
 async def wait_for(event):
     await event.wait()
 
+async def fail():
+    raise KeyError("unread")
+
 async def main():
     event = asyncio.Event()
     tasks = [asyncio.create_task(wait_for(event)) for _ in range(3)]
+    asyncio.create_task(wait_for(asyncio.Event()))  # kept by nothing: lost
+    asyncio.create_task(fail())  # its exception is never retrieved
     threading.Thread(target=q.get, name="taker", daemon=True).start()
     await asyncio.sleep(0.3)  # the probe has seen the loop
+    gc.collect()
     time.sleep(0.6)           # blocks the loop: one stall
     print("ready", flush=True)
     await asyncio.sleep(1000)
