@@ -35,6 +35,7 @@ from .screens.stalls import StallsScreen
 from .screens.verdicts import VerdictsScreen
 from .screens.waits import WaitsScreen
 from .session import Session
+from .source import SummarySource
 from .watcher import Watcher
 
 CSS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasktop.tcss")
@@ -66,7 +67,7 @@ class TasktopApp(App):
     #: What the attachment's status lines say (state, reason, paused, interval); watched likewise.
     status: reactive[tuple] = reactive((), always_update=True, init=False)
 
-    def __init__(self, socket_path: str | None = None, interval: float = 1.0, *,
+    def __init__(self, socket_path: "str | SummarySource | None" = None, interval: float = 1.0, *,
                  socket_dir: str | None = None,
                  connection_factory: Callable[[str], Connection] = Connection,
                  watcher_factory: Callable[..., Watcher] = Watcher,
@@ -96,10 +97,14 @@ class TasktopApp(App):
         self._stop_live()
 
     # The live loop ---------------------------------------------------------------------------
-    def attach(self, path: str, from_picker: bool = False) -> None:
-        """Open the main view on the probe at ``path`` and start its live loop."""
+    def attach(self, path: "str | SummarySource", from_picker: bool = False) -> None:
+        """Open the main view on the probe at ``path`` (or on another summary source, e.g. a
+        process read without a probe, at its own slower interval) and start its live loop."""
         self._stop_live()
-        session = Session(self.connection_factory(path), self.interval)
+        if isinstance(path, str):
+            session = Session(self.connection_factory(path), self.interval)
+        else:
+            session = Session(path, max(self.interval, getattr(path, "INTERVAL", self.interval)))
         self.session = session
         self.push_screen(MainScreen(session, from_picker=from_picker))
         self.watcher = self.watcher_factory(session.connection, self, session.interval)
@@ -228,8 +233,9 @@ class TasktopApp(App):
             pass
 
 
-def run(socket_path: str | None = None, interval: float = 1.0) -> int:
-    """Run the TUI: attached to the probe at ``socket_path``, or the picker when it is None."""
+def run(socket_path: "str | SummarySource | None" = None, interval: float = 1.0) -> int:
+    """Run the TUI: attached to the probe at ``socket_path`` (or to a summary source), or the
+    picker when it is None."""
     app = TasktopApp(socket_path, interval)
     app.run()
     if app.return_code not in (None, 0):

@@ -64,6 +64,10 @@ class HeaderPanel(Static):
         if started:
             out.append("  up ", style="dim")
             out.append(units.duration(now - float(started)))
+        if summary.get("source") == "remote":
+            out.append("\nno probe: tasks read from outside, threads by py-spy; ", style="bold yellow")
+            out.append(f"{summary.get('unknown') or 'what only a probe knows is unknown'}; "
+                       "no loop lag, stalls, verdicts or details", style="yellow")
         out.append("\n")
         for label, key in (("tasks", "tasks"), ("threads", "threads"), ("loops", "loops"), ("groups", "groups")):
             out.append(f"{label} ", style="dim")
