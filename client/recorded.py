@@ -232,3 +232,59 @@ class FileRecorder:
         finally:
             os.close(self.fd)
             self.fd = -1
+
+
+def process_gone(process: dict) -> bool:
+    """Whether the process a recording is of no longer runs (its pid is gone, or is another
+    process started later)."""
+    import psutil
+
+    pid = process.get("pid")
+    if not isinstance(pid, int):
+        return True
+    try:
+        created = psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return True
+    except psutil.Error:
+        return False
+    started = process.get("started_at")
+    return isinstance(started, (int, float)) and abs(created - started) > 2.0
+
+
+def flight_recordings(directory: str, dead_only: bool = True) -> list[dict]:
+    """The flight recordings in ``directory`` (``TASKTOP_RECORD``), newest last: pid, command,
+    the last record's time, how it ended, bytes, path."""
+    from tasktop.wire.recording import segment_paths
+
+    rows = []
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as exc:
+        raise RecordingError(f"cannot read {directory}: {exc.strerror or exc}") from None
+    for name in names:
+        path = os.path.join(directory, name)
+        if not os.path.isdir(path) or not segment_paths(path):
+            continue
+        try:
+            recording = Recording(path)
+        except RecordingError:
+            continue
+        process = recording.head.get("process") or {}
+        gone = recording.ended is not None or process_gone(process)
+        if dead_only and not gone:
+            continue
+        size = sum(os.path.getsize(p) for p in segment_paths(path))
+        ended = recording.ended
+        rows.append({
+            "pid": process.get("pid"),
+            "command": " ".join(process.get("argv") or []) or process.get("executable") or "",
+            "first_s": recording.start,
+            "last_s": recording.end,
+            "ended": "exited" if ended else ("running" if not gone else "killed (no end record)"),
+            "samples": len(recording),
+            "bytes": size,
+            "path": path,
+        })
+    rows.sort(key=lambda r: r["last_s"])
+    return rows
