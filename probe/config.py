@@ -76,6 +76,6 @@ class Options:
             tracemalloc=max(0, frames),
             stall_ms=_float("TASKTOP_STALL_MS", 100.0, 10.0),
             record=os.environ.get("TASKTOP_RECORD") or None,
-            record_size=_size("TASKTOP_RECORD_SIZE", 4 << 20, 256 << 10),
+            record_size=_size("TASKTOP_RECORD_SIZE", 4 << 20, 64 << 10),
             record_interval=_float("TASKTOP_RECORD_INTERVAL", 5.0, 0.2),
         )

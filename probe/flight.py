@@ -19,7 +19,7 @@ import time
 from tasktop.wire.recording import SEGMENT_SUFFIX, Writer
 
 SEGMENTS = 4
-MIN_SEGMENT = 64 * 1024
+MIN_SEGMENT = 16 * 1024
 #: Samples between two key summaries in a segment: a segment holds a few hundred samples.
 KEY_EVERY = 60
 #: Seconds between two leak-verdict records (growing and stuck only: no proof, no budget).
