@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
+import threading
 import time
 from typing import Any
 
@@ -154,7 +155,7 @@ class RecordedConnection(Requests):
         group = next((g for g in summary.get("groups") or () if g.get("id") == gid), None)
         if group is None:
             raise LookupError(f"no group {gid} at this moment of the recording")
-        found = self.recording.extra_at("page", self.time, lambda page: (page.get("group") or {}).get("id") == gid)
+        found = self.recording.page_at(gid, self.time)
         page = found[1] if found else {"group": group, "items": []}
         shown = dict(group)
         shown["stack"] = (page.get("group") or {}).get("stack") or group.get("stack")  # with source lines
@@ -177,6 +178,8 @@ class FileRecorder:
             raise RecordingError(f"cannot write {path}: {exc.strerror or exc}") from None
         self.writer: Writer | None = None
         self._paged: dict[str, float] = {}  # group id -> when its page was last recorded
+        # The live view adds summaries on its thread and group pages from a worker.
+        self._lock = threading.Lock()
 
     @property
     def bytes(self) -> int:
@@ -192,6 +195,11 @@ class FileRecorder:
             view = view[os.write(self.fd, view):]
 
     def add(self, summary: dict) -> None:
+        with self._lock:
+            if self.fd >= 0:
+                self._add(summary)
+
+    def _add(self, summary: dict) -> None:
         if self.writer is None:
             head = {"process": summary.get("process"), "started": summary.get("time"),
                     "writer": self.writer_name, "probe": summary.get("probe")}
@@ -199,8 +207,16 @@ class FileRecorder:
         self.writer.sample(summary)
 
     def extra(self, kind: str, data: Any, t: float | None = None) -> None:
-        if self.writer is not None:
-            self.writer.extra(kind, time.time() if t is None else t, data)
+        with self._lock:
+            if self.writer is not None and self.fd >= 0:
+                self.writer.extra(kind, time.time() if t is None else t, data)
+
+    def pages_waiting(self, summary: dict) -> bool:
+        """Whether ``pages_due`` would name a group now (without marking any)."""
+        now = float(summary.get("time") or time.time())
+        groups = summary.get("groups") or []
+        return any(g["id"] not in self._paged for g in groups) or any(
+            now - self._paged.get(g["id"], now) >= PAGE_REFRESH for g in groups[:20])
 
     def pages_due(self, summary: dict) -> list[str]:
         """The groups whose page to record now: new ones first, then the largest ones not
@@ -224,6 +240,10 @@ class FileRecorder:
             self.extra("page", page, summary.get("time"))
 
     def close(self, reason: str = "stopped") -> None:
+        with self._lock:
+            self._close(reason)
+
+    def _close(self, reason: str) -> None:
         if self.fd < 0:
             return
         try:

@@ -42,8 +42,9 @@ class TasktopApp(App):
                  connection_factory: Callable[[str], Connection] = Connection,
                  watcher_factory: Callable[..., Watcher] = Watcher,
                  scanner: Callable[[str | None], list] | None = None,
-                 export_dir: str | None = None) -> None:
+                 export_dir: str | None = None, replay: tuple | None = None) -> None:
         super().__init__()
+        self.replay = replay  # (Recording, moment or None): ``tasktop replay``
         self.socket_path = socket_path
         self.interval = interval
         self.socket_dir = socket_dir
@@ -54,7 +55,15 @@ class TasktopApp(App):
         self.exports: list[tuple[str, str]] = []  # what ``e`` wrote, for the user and the tests
 
     def on_mount(self) -> None:
-        if self.socket_path:
+        if self.replay is not None:
+            from tasktop.client.recorded import RecordedConnection
+            from .replay import ReplayScreen
+
+            recording, at = self.replay
+            self.title = f"tasktop replay {recording.path}"
+            session = Session(RecordedConnection(recording), self.interval)
+            self.push_screen(ReplayScreen(session, recording, at))
+        elif self.socket_path:
             self.attach(self.socket_path)
         else:
             from .screens.picker import PickerScreen
@@ -102,6 +111,40 @@ class TasktopApp(App):
             return
         self.exports.append(paths)
         self._tell(f"Exported{note}:\n{paths[0]}\n{paths[1]}", title="Export", timeout=8)
+
+    # Recording the session (``R``) -------------------------------------------------------
+    def start_recording(self, session: Session):
+        """A recorder writing ``tasktop-PID-TIME.ttrec`` in the export directory."""
+        import time
+
+        from tasktop.client.recorded import FileRecorder
+
+        directory = self.export_dir or export.export_dir()
+        os.makedirs(directory, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = os.path.join(directory, f"tasktop-{session.pid or 'x'}-{stamp}.ttrec")
+        return FileRecorder(path, "tasktop (live view)")
+
+    def record_snapshot(self, session: Session, summary: Summary) -> None:
+        """Append a snapshot to the session's recording, and its due group pages (asked for
+        on a worker thread: each is a request to the probe)."""
+        recorder = session.recorder
+        try:
+            recorder.add(summary)
+        except OSError as exc:
+            session.recorder = None
+            recorder.close("write failed")
+            self.notify(f"Recording stopped: {exc}", severity="error", timeout=8)
+            return
+        if recorder.pages_waiting(summary):
+            self._record_pages(recorder, session.connection, summary)
+
+    @work(thread=True, group="record-pages", exit_on_error=False)
+    def _record_pages(self, recorder, connection: Connection, summary: Summary) -> None:
+        try:
+            recorder.record_pages(connection, summary)
+        except (ProbeUnavailable, ProbeError, OSError, ValueError):
+            pass  # the group pages are a bonus of the recording: its samples are whole
 
     def _tell(self, message: str, **kwargs) -> None:
         """``notify`` from a worker thread."""

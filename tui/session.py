@@ -27,6 +27,8 @@ class Session:
         self.filter = ""
         self.watcher = None  # set by the main screen, which owns it
         self.cost = 0.0  # seconds the last summary took: a slow probe is asked less often
+        self.recorder = None  # a FileRecorder while ``R`` records the session
+        self.replay = None  # the ReplayScreen's position when this session replays a recording
 
     @property
     def effective_interval(self) -> float:
@@ -47,6 +49,8 @@ class Session:
     @property
     def status(self) -> str:
         """What the header says about the connection."""
+        if self.replay is not None:
+            return "replay"
         if self.state == "exited":
             return "process exited"
         if self.state == "unreachable":

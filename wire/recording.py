@@ -23,6 +23,7 @@ reader applies to reach any moment.
 from __future__ import annotations
 
 import os
+import threading
 import zlib
 from typing import Any, Callable, Iterator
 
@@ -357,6 +358,8 @@ class Recording:
         self.times = [s[3] for s in self.samples]
         self._cache: tuple[int, dict] | None = None  # (sample index, interned summary)
         self._stacks_upto: dict[int, int] = {}
+        self._lock = threading.RLock()
+        self._pages: dict | None = None  # group id -> (times, records) of its pages  # the replay's screens read from worker threads too
 
     @property
     def torn(self) -> bool:
@@ -413,9 +416,20 @@ class Recording:
 
     def summary(self, index: int) -> dict:
         """The summary of sample ``index`` as the probe sent it (stacks written out)."""
-        p, r = self.samples[index][:2]
-        stacks = self._load_stacks(p, r)
-        return expand(self._interned_at(index), stacks)
+        with self._lock:
+            p, r = self.samples[index][:2]
+            stacks = self._load_stacks(p, r)
+            return expand(self._interned_at(index), stacks)
+
+    def counts(self, index: int) -> dict:
+        """Sample ``index`` with only its loops' stacks written out: enough for a history
+        (counts, totals, memory, stalls) at a fraction of ``summary``'s cost."""
+        with self._lock:
+            p, r = self.samples[index][:2]
+            stacks = self._load_stacks(p, r)
+            out = dict(self._interned_at(index))
+            out["loops"] = expand(out.get("loops") or [], stacks)
+            return out
 
     def index_at(self, t: float) -> int:
         """The last sample at or before time ``t`` (the first one when ``t`` is before it)."""
@@ -428,11 +442,35 @@ class Recording:
         for when, p, r in reversed(self.extras.get(kind, ())):
             if when > t:
                 continue
-            stacks = self._load_stacks(p, r)
-            data = expand(self._payload(p, r).get("data"), stacks)
+            with self._lock:
+                stacks = self._load_stacks(p, r)
+                data = expand(self._payload(p, r).get("data"), stacks)
             if match is None or match(data):
                 return when, data
         return None
+
+    def page_at(self, gid: str, t: float) -> tuple[float, Any] | None:
+        """The last page of group ``gid`` recorded at or before ``t`` (pages are indexed by
+        group on the first call)."""
+        import bisect
+
+        with self._lock:
+            if self._pages is None:
+                self._pages = {}
+                for when, p, r in self.extras.get("page", ()):
+                    data = self._payload(p, r).get("data") or {}
+                    key = (data.get("group") or {}).get("id")
+                    self._pages.setdefault(key, ([], []))
+                    self._pages[key][0].append(when)
+                    self._pages[key][1].append((p, r))
+            found = self._pages.get(gid)
+            if not found:
+                return None
+            i = bisect.bisect_right(found[0], t) - 1
+            if i < 0:
+                return None
+            p, r = found[1][i]
+            return found[0][i], expand(self._payload(p, r).get("data"), self._load_stacks(p, r))
 
     def iter_summaries(self, first: int = 0, last: int | None = None) -> Iterator[dict]:
         for i in range(first, len(self.samples) if last is None else last + 1):

@@ -32,6 +32,7 @@ def session_bindings(*shown: str, skip: tuple = ()) -> list[Binding]:
         "stalls": Binding("l", "stalls", "Stalls"),
         "memory": Binding("m", "memory", "Memory"),
         "verdicts": Binding("v", "verdicts", "Leaks"),
+        "record": Binding("R", "record", "Rec"),
     }
     out = [every[name] for name in shown]
     for name, binding in every.items():
@@ -86,6 +87,28 @@ class AttachedScreen(Screen):
         self.session.model.clear_baseline()
         self.notify("Baseline cleared: changes are per minute again", timeout=3)
         self.snapshot_arrived()
+
+    def action_record(self) -> None:
+        """``R``: start or stop recording this session to a file (``tasktop replay FILE``)."""
+        session = self.session
+        if session.replay is not None:
+            self.notify("This is a recording already", timeout=2)
+            return
+        if session.recorder is not None:
+            recorder, session.recorder = session.recorder, None
+            recorder.close("stopped")
+            self.notify(f"Recorded {recorder.samples} samples to {recorder.path}", title="Recording",
+                        timeout=8)
+        else:
+            try:
+                session.recorder = self.app.start_recording(session)
+            except Exception as exc:  # RecordingError, or an unwritable export directory
+                self.notify(f"Cannot record: {exc}", severity="error", timeout=8)
+                return
+            self.notify(f"Recording to {session.recorder.path} (R stops)", title="Recording", timeout=5)
+            if session.model.summary is not None:
+                session.recorder.add(session.model.summary)
+        self.connection_changed()
 
     def action_export(self) -> None:
         self.app.export(self.session)

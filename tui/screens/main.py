@@ -34,7 +34,7 @@ class MainScreen(AttachedScreen):
         Binding("slash", "filter", "Filter"),
         Binding("s", "sort", "Sort"),
         Binding("t", "kind", "Kind"),
-        *session_bindings("baseline", "stalls", "memory", "export", "pause", "quit", skip=("help",)),
+        *session_bindings("baseline", "stalls", "memory", "export", "record", "pause", "quit", skip=("help",)),
         Binding("escape", "back", "Back", show=False),
     ]
 
@@ -73,6 +73,8 @@ class MainScreen(AttachedScreen):
             return  # a reply that was already on its way when the user paused
         self.session.model.update(message.summary)
         self.session.cost = message.cost
+        if self.session.recorder is not None:
+            self.app.record_snapshot(self.session, message.summary)
         self.refresh_view()
         top = self.app.screen
         if top is not self and isinstance(top, AttachedScreen) and top.session is self.session:
