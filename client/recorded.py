@@ -169,8 +169,9 @@ class FileRecorder:
     pages given to it.  Each record is written whole with one ``write``, so a recorder killed
     at any moment leaves a file that reads back to its last sample."""
 
-    def __init__(self, path: str, writer_name: str = "tasktop record") -> None:
+    def __init__(self, path: str, writer_name: str = "tasktop record", compress: bool = True) -> None:
         self.path = path
+        self.compress = compress
         self.writer_name = writer_name
         try:
             self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -203,7 +204,7 @@ class FileRecorder:
         if self.writer is None:
             head = {"process": summary.get("process"), "started": summary.get("time"),
                     "writer": self.writer_name, "probe": summary.get("probe")}
-            self.writer = Writer(self._write, head)
+            self.writer = Writer(self._write, head, compress=self.compress)
         self.writer.sample(summary)
 
     def extra(self, kind: str, data: Any, t: float | None = None) -> None:

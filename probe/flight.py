@@ -29,7 +29,7 @@ VERDICTS_EVERY = 60.0
 class FlightRecorder:
     """Writes summaries to the ring.  Used only from the probe thread."""
 
-    def __init__(self, directory: str, size: int, interval: float, process: dict) -> None:
+    def __init__(self, directory: str, size: int, interval: float, process: dict, handoff=None) -> None:
         self.size = max(size, SEGMENTS * MIN_SEGMENT)
         self.interval = interval
         self.error: str | None = None
@@ -39,6 +39,8 @@ class FlightRecorder:
         self.last_verdicts = time.monotonic()  # the first check a minute in: history needs time
         self.writer: Writer | None = None
         self.process = process
+        self.handoff = handoff
+        self._pacer = None
         stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime())
         self.path = os.path.join(directory, f"{process.get('pid')}-{stamp}")
         try:
@@ -79,11 +81,19 @@ class FlightRecorder:
         head = {"process": self.process, "started": time.time(), "writer": "flight recorder",
                 "segment": self.segment}
         if self.writer is None:
-            self.writer = Writer(self._write, head, KEY_EVERY)
+            self.writer = Writer(self._write, head, KEY_EVERY, pace=self._pace)
         else:
             self.writer.head = head
             self.writer.bytes = 0
             self.writer.restart()
+
+    def _pace(self) -> None:
+        # Give the GIL away every 2 ms while a summary of hundreds of groups is written.
+        if self._pacer is None:
+            from .handoff import Pacer
+
+            self._pacer = Pacer(self.handoff)
+        self._pacer()
 
     def _fail(self, exc: BaseException) -> None:
         self.error = f"stopped recording: {exc.__class__.__name__}: {getattr(exc, 'strerror', None) or exc}"
@@ -94,6 +104,7 @@ class FlightRecorder:
         if not self.running:
             return
         self.last = now
+        self._pacer = None
         try:
             if self.writer.bytes >= self.size // SEGMENTS:
                 self._next_segment()

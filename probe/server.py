@@ -73,7 +73,7 @@ class Server:
         from .flight import FlightRecorder
 
         flight = FlightRecorder(options.record, options.record_size, options.record_interval,
-                                self.replies._process())
+                                self.replies._process(), self.handoff)
         self.state.flight = self.replies.flight = flight
         self.state.record_pass = self._record_pass
 

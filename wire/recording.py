@@ -50,10 +50,28 @@ def is_clock_field(name: str) -> bool:
     return name.startswith("blocked") and name.endswith("_s")
 
 
-def pack_record(kind: str, t: float, payload: dict) -> bytes:
-    """One record's bytes."""
+#: Payloads at least this long are zlib-compressed when that makes them shorter (``compress``).
+COMPRESS_FROM = 128
+#: A compressed payload starts with zlib's header byte; a msgpack map never does (0x78 is the
+#: positive integer 120 in msgpack).
+ZLIB_FIRST = 0x78
+
+
+def pack_record(kind: str, t: float, payload: dict, compress: bool = False) -> bytes:
+    """One record's bytes (its payload zlib-compressed when ``compress`` and worth it)."""
     body = msgpack.packb(payload, use_bin_type=True, default=_fallback)
+    if compress and len(body) >= COMPRESS_FROM:
+        packed = zlib.compress(body, 6)
+        if len(packed) < len(body):
+            body = packed
     return msgpack.packb([kind, float(t), body, zlib.crc32(body)], use_bin_type=True)
+
+
+def unpack_payload(body: bytes) -> Any:
+    """A record's payload: msgpack, after zlib when it starts with zlib's header byte."""
+    if body[:1] == bytes((ZLIB_FIRST,)):
+        body = zlib.decompress(body)
+    return msgpack.unpackb(body, raw=False, strict_map_key=False)
 
 
 def _fallback(obj: Any) -> Any:
@@ -70,8 +88,12 @@ class Writer:
     that, and the stacks defined so far.  ``restart()`` begins a self-contained part (a new
     file, or a flight-recorder segment): header, stacks and a key summary again."""
 
-    def __init__(self, write: Callable[[bytes], Any], head: dict, key_every: int = KEY_EVERY) -> None:
+    def __init__(self, write: Callable[[bytes], Any], head: dict, key_every: int = KEY_EVERY,
+                 compress: bool = True, pace: Callable[[], Any] | None = None) -> None:
         self.write = write
+        self.compress = compress
+        #: Called every few dozen items while a summary is walked (the probe gives the GIL away).
+        self.pace = pace
         self.head = dict(head)
         self.key_every = max(1, key_every)
         self.bytes = 0
@@ -82,10 +104,13 @@ class Writer:
         self.stacks: dict[bytes, int] = {}
         self.state: dict | None = None
         self.since_key = 0
-        self._emit("head", self.head.get("started") or 0.0, {"magic": MAGIC, "version": VERSION, **self.head})
+        # The head is never compressed: its first bytes say what the file is.
+        data = pack_record("head", self.head.get("started") or 0.0, {"magic": MAGIC, "version": VERSION, **self.head})
+        self.write(data)
+        self.bytes += len(data)
 
     def _emit(self, kind: str, t: float, payload: dict) -> None:
-        data = pack_record(kind, t, payload)
+        data = pack_record(kind, t, payload, self.compress)
         self.write(data)
         self.bytes += len(data)
 
@@ -105,7 +130,15 @@ class Writer:
                     out[k] = self._intern(v, fresh)
             return out
         if isinstance(value, list):
-            return [self._intern(v, fresh) for v in value]
+            pace = self.pace
+            if pace is None or len(value) < 32:
+                return [self._intern(v, fresh) for v in value]
+            out_list = []
+            for n, v in enumerate(value):
+                if not n & 31:
+                    pace()
+                out_list.append(self._intern(v, fresh))
+            return out_list
         return value
 
     def _interned(self, t: float, value: Any) -> Any:
@@ -287,7 +320,7 @@ def read_part(path: str) -> Part:
         if first:
             if not ok or record[0] != "head":
                 raise RecordingError(f"{path} is not a tasktop recording")
-            head = msgpack.unpackb(record[2], raw=False, strict_map_key=False)
+            head = unpack_payload(record[2])
             if not isinstance(head, dict) or head.get("magic") != MAGIC:
                 raise RecordingError(f"{path} is not a tasktop recording")
             if head.get("version") != VERSION:
@@ -377,7 +410,7 @@ class Recording:
         return len(self.samples)
 
     def _payload(self, p: int, r: int) -> dict:
-        payload = msgpack.unpackb(self.parts[p].records[r][2], raw=False, strict_map_key=False)
+        payload = unpack_payload(self.parts[p].records[r][2])
         if not isinstance(payload, dict):
             raise RecordingError(f"record {r} of {self.parts[p].path} is not a map")
         return payload

@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="check the leak verdicts this often (default 60s; 0: never)")
     parser.add_argument("--budget", type=arguments.seconds("budget", 0, 60), default=1.0, metavar="SECONDS",
                         help="time the probe may spend proving leaks at each check (default 1)")
+    parser.add_argument("--no-compress", dest="compress", action="store_false",
+                        help="leave records uncompressed: readable with msgpack alone (about 3x larger)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"process {exc.pid} has no tasktop probe: start it with TASKTOP=1") from None
     client = connect(path)
     try:
-        recorder = FileRecorder(args.output)
+        recorder = FileRecorder(args.output, compress=args.compress)
     except RecordingError as exc:
         client.close()
         raise CliError(str(exc)) from None

@@ -35,9 +35,10 @@ def summary(t: float, groups: int = 200, grow: int = 0, **extra) -> dict:
     return out
 
 
-def write(path, summaries, key_every=recording.KEY_EVERY) -> Writer:
+def write(path, summaries, key_every=recording.KEY_EVERY, compress=True) -> Writer:
     with open(path, "wb") as fh:
-        writer = Writer(fh.write, {"process": summaries[0]["process"], "started": summaries[0]["time"]}, key_every)
+        writer = Writer(fh.write, {"process": summaries[0]["process"], "started": summaries[0]["time"]}, key_every,
+                        compress=compress)
         for s in summaries:
             writer.sample(s)
         writer.extra("verdicts", summaries[-1]["time"], {"verdicts": [{"group": "000000000000"}]})
@@ -61,11 +62,14 @@ def same(got: dict, expected: dict) -> None:
             assert got[key] == expected[key], key
 
 
-def test_every_sample_reads_back_across_key_summaries(tmp_path):
+@pytest.mark.parametrize("compress", [True, False])
+def test_every_sample_reads_back_across_key_summaries(tmp_path, compress):
     summaries = [summary(100.0 + i, groups=30, grow=i // 3) for i in range(25)]
     summaries[10]["groups"].pop(5)  # a group empties...
     summaries[11]["groups"].append(dict(summaries[11]["groups"][0], id="new000000000", count=1))  # ...one appears
-    write(tmp_path / "r.ttrec", summaries, key_every=7)
+    write(tmp_path / "r.ttrec", summaries, key_every=7, compress=compress)
+    first_bytes = {r[2][:1] for r in msgpack.Unpacker(open(tmp_path / "r.ttrec", "rb"), raw=False) if r[0] == "key"}
+    assert first_bytes == ({b"\x78"} if compress else {b"\x88"})  # zlib, or a msgpack map of 8
     rec = Recording(str(tmp_path / "r.ttrec"))
     assert len(rec) == 25 and not rec.torn and rec.start == 100.0 and rec.end == 124.0
     for i in list(range(25)) + [3, 20, 0, 24, 13]:  # forwards, then jumps back and forth
@@ -92,7 +96,7 @@ def test_unchanged_groups_cost_close_to_nothing(tmp_path):
     """200 groups blocked for longer and longer, one of them growing: a sample is a few
     dozen bytes, not 200 groups."""
     summaries = [summary(1000.0 + i, groups=200, grow=i) for i in range(301)]
-    writer = write(tmp_path / "r.ttrec", summaries, key_every=1000)
+    writer = write(tmp_path / "r.ttrec", summaries, key_every=1000, compress=False)
     records = list(msgpack.Unpacker(open(tmp_path / "r.ttrec", "rb"), raw=False))
     deltas = [len(r[2]) for r in records if r[0] == "delta"]
     assert len(deltas) == 300 and max(deltas) < 150, max(deltas)
@@ -100,7 +104,8 @@ def test_unchanged_groups_cost_close_to_nothing(tmp_path):
 
 
 def test_readable_with_msgpack_alone(tmp_path):
-    write(tmp_path / "r.ttrec", [summary(1.0 + i, groups=2) for i in range(3)])
+    """Uncompressed (``tasktop record --no-compress``), a file needs nothing but msgpack."""
+    write(tmp_path / "r.ttrec", [summary(1.0 + i, groups=2) for i in range(3)], compress=False)
     with open(tmp_path / "r.ttrec", "rb") as fh:
         records = list(msgpack.Unpacker(fh, raw=False))
     kinds = [r[0] for r in records]
