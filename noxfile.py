@@ -1,7 +1,7 @@
-"""Test sessions: the probe on every Python from 3.9 to 3.13 that the machine has, and the
+"""Test sessions: the probe on every Python from 3.9 to 3.15 that the machine has, and the
 whole suite on 3.11.
 
-``nox`` runs every test on every Python: the probe's tests on 3.9, 3.10, 3.12 and 3.13, and the
+``nox`` runs every test on every Python: the probe's tests on 3.9, 3.10, 3.12, 3.13, 3.14 and 3.15, and the
 whole suite (the probe's tests included) on 3.11, so nothing runs twice.  ``nox -s probe`` runs
 the probe's tests on every version, ``nox -s probe-3.12`` on one, ``nox -s tests`` the whole
 suite.  Arguments after ``--`` go to pytest.
@@ -20,7 +20,7 @@ import re
 
 import nox
 
-PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
+PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13", "3.14", "3.15"]
 #: The Python of the whole suite (TUI snapshots are taken on it).
 MAIN_PYTHON = "3.11"
 #: The probe's tests: what must hold on every Python.  Globs, relative to the project root.
@@ -49,7 +49,7 @@ if hasattr(nox.options, "download_python"):  # nox >= 2025.02
 
 
 def _expose_pyenv_versions() -> None:
-    """Let nox find every pyenv-installed 3.9-3.13.
+    """Let nox find every pyenv-installed 3.9-3.15.
 
     pyenv's ``python3.9`` shim refuses to run unless 3.9 is among the versions pyenv is told
     to use (``pyenv global``, ``.python-version``, ``$PYENV_VERSION``), and nox's discovery

@@ -65,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
     collector = FleetCollector(directories, top=args.top, timeout=args.timeout)
     server = MetricsServer(collector, args.address, args.port)
     where_ = ", ".join(paths.socket_dir(d) for d in directories)
-    print(f"tasktop exporter: serving {server.url} (probe sockets in {where_})", flush=True)
     try:
-        with until_stopped():
+        with until_stopped():  # before the line that tells a supervisor (or a test) we are up
+            print(f"tasktop exporter: serving {server.url} (probe sockets in {where_})", flush=True)
             server.thread.join()
     finally:
         server.close()

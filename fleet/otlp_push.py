@@ -129,9 +129,10 @@ def run(args: argparse.Namespace) -> int:
     otlp_log = logging.getLogger("opentelemetry.exporter.otlp")
     otlp_log.addHandler(complaints)
     otlp_log.propagate = False
-    print(f"tasktop exporter: pushing OTLP/HTTP metrics to {url} every {args.otlp_interval:g} s", flush=True)
     try:
-        with until_stopped():
+        with until_stopped():  # before the line that tells a supervisor (or a test) we are up
+            print(f"tasktop exporter: pushing OTLP/HTTP metrics to {url} every {args.otlp_interval:g} s",
+                  flush=True)
             while True:
                 started = time.monotonic()
                 points = reader.read(push=True)

@@ -10,7 +10,10 @@ Here the WeakSet's underlying ``set`` of weak references is copied instead: ``li
 in C without releasing the GIL, so it is atomic with respect to every other Python thread.
 The registries are the ones asyncio itself uses: ``_all_tasks`` before 3.12,
 ``_scheduled_tasks`` and ``_eager_tasks`` since (the C accelerator's objects, re-exported by
-``asyncio.tasks``).  Tasks of every loop come back in one copy, so that a process with many
+``asyncio.tasks``).  From 3.14 those sets hold only pure-Python tasks: native ones are linked
+into per-thread lists in C, which only ``asyncio.all_tasks(loop)`` reads (one C call over every
+task of every thread: about 10 ms at 100,000 tasks), so the task pass reads them through it, on
+every pass while tasks are few and every ``RECHECK`` seconds beyond that.  Tasks of every loop come back in one copy, so that a process with many
 loops pays for one copy, not one per loop.  Nothing is allocated per task but the lists
 themselves, so a pass over 100,000 tasks does not wake the garbage collector.
 """
@@ -19,9 +22,13 @@ from __future__ import annotations
 import functools
 import itertools
 import operator
+import sys
 import weakref
 from asyncio import tasks as _tasks
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
+
+#: 3.14+: native tasks are in C's per-thread linked lists, not in the sets ``_sources`` reads.
+LINKED = sys.version_info >= (3, 14)
 
 
 def _sources() -> tuple[list, list]:
@@ -49,13 +56,22 @@ def copy_set(items: Any) -> list:
 CHUNK = 4096  # references per C-level call: well under a millisecond
 
 
-def copy(refs: list) -> list:
+def copy(refs: list, loops: Iterable[Any] = ()) -> list:
     """Fill ``refs`` with weak references to every registered task (each set copied in one C
-    call) and return the eager tasks in their first step."""
+    call) and return the eager tasks in their first step.  On 3.14+, the tasks of ``loops``
+    read from C's linked lists are added as they are (tasks, not references: making 100,000
+    references each pass would wake the garbage collector; ``unrecorded`` makes them a slice
+    at a time, only when it must look)."""
     weak, strong = _sources()
     refs.clear()
     for items in weak:
         refs.extend(items)  # one C call, atomic: no Python code runs while a set is read
+    if LINKED:
+        for loop in loops:
+            try:
+                refs.extend(_tasks.all_tasks(loop))  # C: every thread's list, pending tasks only
+            except Exception:
+                pass
     eager: list = []
     for items in strong:
         eager.extend(list(items))
@@ -98,6 +114,8 @@ def unrecorded(records: Any, refs: list, eager: list, since: int, pace: Callable
     latest = since
     for start in range(0, len(refs), CHUNK):
         part = refs[start:start + CHUNK]
+        if LINKED:  # tasks read from C's lists are looked up by a reference, like the rest
+            part = [r if type(r) is weakref.ReferenceType else weakref.ref(r) for r in part]
         found = list(map(records.get, part))
         missing.extend(itertools.compress(part, map(operator.is_, found, itertools.repeat(None))))
         latest = max(latest, max(map(_SEQ, filter(None, found)), default=since))

@@ -31,6 +31,8 @@ from .loops import LoopWatches
 from .recycled_lists import RecycledLists, empty
 
 RECHECK = 30.0  # seconds: how long asyncio's registry may go without a full look-up
+#: 3.14+: below this many tasks, C's task lists are read on every pass (about 2 ms).
+LINKED_EVERY_PASS = 20_000
 
 _UNSET = object()  # not looked up yet
 
@@ -75,13 +77,15 @@ class TaskPasses:
         self._candidate: tuple | None = None  # see _unrecorded
         self._trusted: tuple | None = None
         self._checked = 0.0
+        self._linked_at = -RECHECK  # when C's task lists were last read (3.14+)
 
     def run(self, grouping: bool, rows: bool = False) -> Pass:
         """Every live task of every running loop with its record, the waiter it is blocked on
         brought up to date; with ``grouping``, described (cached while the waiter is the same)
         and grouped; with ``rows``, listed (``Pass.infos``)."""
         now = time.monotonic()
-        watched = {id(w.loop) for w in self.loops.refresh()}
+        watches = self.loops.refresh()
+        watched = {id(w.loop) for w in watches}
         pace = Pacer(self.handoff)
         self.lists.recycle(pace)
         walk = _Walk(self, now, watched, grouping, rows, pace)
@@ -91,7 +95,10 @@ class TaskPasses:
         records, refs = self.lists.take("records"), self.lists.take("refs")
         pace.now()
         records.extend(hooks.records)  # in creation order
-        eager = registry.copy(refs)
+        linked = registry.LINKED and (len(records) < LINKED_EVERY_PASS or now - self._linked_at >= RECHECK)
+        if linked:
+            self._linked_at = now
+        eager = registry.copy(refs, [w.loop for w in watches] if linked else ())
         since = records[-1].seq if records else 0
         difference = self._difference_of(records, refs, eager, pace)
         walk.visit(records)

@@ -18,7 +18,7 @@ from . import stacks
 from .units import ms
 
 DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "loops", "verdicts", "verdicts_unsettled",
-                 "groups", "tasks", "threads", "source")
+                 "groups", "tasks", "threads", "source", "unknown")
 _VERDICT_LABELS = {"unreachable": "PROVEN LEAK", "growing": "GROWING", "stuck": "STUCK"}
 
 
@@ -56,6 +56,8 @@ def _stack_lines(stack: Iterable[dict] | None, indent: str = "    ") -> list[str
 
 
 def _blocked_range(group: dict) -> str:
+    if group.get("blocked_max_s") is None and group.get("blocked_min_s") is None:
+        return "blocked ?"  # read without a probe: not known
     low, high = group.get("blocked_min_s") or 0.0, group.get("blocked_max_s") or 0.0
     if high <= 0:
         return "not blocked"
@@ -78,6 +80,14 @@ def _header(data: dict) -> list[str]:
             "threads only, read by py-spy: this process has no tasktop probe "
             "(asyncio tasks need it: TASKTOP=1)",
             f"{totals.get('threads', 0)} threads; RSS {size(mem.get('rss_bytes'))}; snapshot at {when}",
+        ]
+    if data.get("source") == "remote":
+        return [
+            f"tasktop dump of pid {proc.get('pid', '?')}: {argv}",
+            f"no probe: tasks read from outside by Python {proc.get('python') or '?'}'s own reader, "
+            f"threads by py-spy; {data.get('unknown') or 'what only a probe knows is unknown'}",
+            f"{totals.get('tasks', 0)} tasks, {totals.get('threads', 0)} threads, "
+            f"{totals.get('loops', 0)} event loops; RSS {size(mem.get('rss_bytes'))}; snapshot at {when}",
         ]
     lines = [
         f"tasktop dump of pid {proc.get('pid', '?')}: {argv}",

@@ -21,6 +21,7 @@ import inspect
 import json
 import os
 import re
+import sys
 import textwrap
 
 import pytest
@@ -253,6 +254,13 @@ def skip_if_broken_without_probe(exc: PlainRunFailed, loop: str) -> None:
     raise exc
 
 
+def eager_start_expected(loop: str, by_factory: bool) -> list[str]:
+    """What an eager task has run by the time ``create_task`` returns: its first step, except
+    for ``eager_task_factory`` on uvloop from CPython 3.14 on, where uvloop 0.23 does not start
+    it eagerly, probe or not (``check`` has compared the run with the probe to one without)."""
+    return [] if by_factory and loop == "uvloop" and sys.version_info >= (3, 14) else ["eager"]
+
+
 def _skip_reason(case: str, loop: str) -> str | None:
     reason = CASES[case][1]
     if reason:
@@ -280,7 +288,7 @@ def test_creation_path(spawn, case: str, loop: str) -> None:
         assert facts["factory"] == ("none" if "None" in case else "app")
     if "eager" in case:
         # The task ran its first step inside create_task: it is still eager.
-        assert facts["started_at_return"] == ["eager"]
+        assert facts["started_at_return"] == eager_start_expected(loop, by_factory="factory" in case)
         assert facts["factory"] == ("eager" if "factory" in case else "none")
 
 
@@ -334,7 +342,7 @@ def test_eager_factory_set_before_the_loop_runs(spawn, loop: str) -> None:
     except PlainRunFailed as exc:
         skip_if_broken_without_probe(exc, loop)
     assert facts["loop"] == loop
-    assert facts["started_at_return"] == ["eager"]
+    assert facts["started_at_return"] == eager_start_expected(loop, by_factory=True)
     assert facts["factory"] == "eager"
 
 

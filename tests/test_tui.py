@@ -233,11 +233,11 @@ async def test_baseline_pause_and_interval(target):
         assert screen.session.model.baseline is None and column_labels(table)[1] == "Δ/MIN"
 
         await pilot.press("p")
-        assert "PAUSED" in plain(screen.query_one("#header", Static)) and screen.watcher.paused
+        assert "PAUSED" in plain(screen.query_one("#header", Static)) and pilot.app.watcher.paused
         await pilot.press("p")
-        assert "LIVE" in plain(screen.query_one("#header", Static)) and not screen.watcher.paused
+        assert "LIVE" in plain(screen.query_one("#header", Static)) and not pilot.app.watcher.paused
         await pilot.press("plus")
-        assert screen.session.interval == 2.0 and screen.watcher.interval == 2.0
+        assert screen.session.interval == 2.0 and pilot.app.watcher.interval == 2.0
         assert "every 2s" in plain(screen.query_one("#header", Static))
         await pilot.press("minus", "minus")
         assert screen.session.interval == 0.5
@@ -523,6 +523,12 @@ async def test_leak_verdicts_prove_a_leak_and_open_its_group(spawn):
         await until(pilot, lambda: connection.calls == 2 and not screen._loading, "the second check")
         assert any(r[3].startswith("consume (") for r in rows(table))
 
+        connection.gate.clear()
+        await pilot.press("v")  # v again, on the verdicts: checks again, opens nothing
+        assert pilot.app.screen is screen and "checking…" in plain(caption)
+        connection.gate.set()
+        await until(pilot, lambda: connection.calls == 3 and not screen._loading, "the third check")
+
         await pilot.press("escape")
         assert pilot.app.screen is main
         assert main.session.model.is_proven(gid)
@@ -606,8 +612,19 @@ async def test_no_probe_says_how_to_enable_it(tmp_path):
         assert "NOT ANSWERING" in plain(screen.query_one("#header", Static))
 
 
+class ClosingConnection(Connection):
+    """A real connection that says when the live loop lets go of it."""
+
+    closed = threading.Event()
+
+    def close(self) -> None:
+        super().close()
+        ClosingConnection.closed.set()
+
+
 async def test_picker_lists_probes_and_attaches(target):
-    app = TasktopApp(None, interval=0.25, socket_dir=target.directory)
+    ClosingConnection.closed.clear()
+    app = TasktopApp(None, interval=0.25, socket_dir=target.directory, connection_factory=ClosingConnection)
     async with app.run_test(size=(80, 24)) as pilot:
         picker = await until(pilot, lambda: isinstance(pilot.app.screen, PickerScreen) and pilot.app.screen,
                              "the picker")
@@ -620,6 +637,8 @@ async def test_picker_lists_probes_and_attaches(target):
         assert f"pid {target.pid}" in plain(screen.query_one("#header", Static))
         await pilot.press("escape")  # back to the picker
         assert pilot.app.screen is picker
+        assert pilot.app.watcher is None and pilot.app.session is None
+        await until(pilot, ClosingConnection.closed.is_set, "the live loop to stop and close its connection")
 
 
 async def test_picker_without_probes_says_how_to_start_one(sockdir):

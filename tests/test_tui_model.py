@@ -12,10 +12,12 @@ import pytest
 from tasktop.render import export
 from tasktop.render import stacks
 from tasktop.render import units
+from tasktop.client.connection import Connection
 from tasktop.client.probe_client import ProbeUnavailable
 from tasktop.tui.messages import ConnectionChanged, SnapshotReceived
 from tasktop.tui.model import Model
 from tasktop.tui.session import Session
+from tasktop.tui.source import SummarySource
 from tasktop.tui.watcher import Watcher
 
 QUEUES = "/usr/lib/python3.11/asyncio/queues.py"
@@ -235,6 +237,12 @@ def test_watcher_reports_exit_and_reconnects_at_the_same_socket():
                      ("ConnectionChanged", "live"), ("SnapshotReceived", None)]
     assert isinstance(inbox.messages[4], SnapshotReceived) and inbox.messages[4].summary["time"] == 3.0
     assert isinstance(inbox.messages[2], ConnectionChanged) and "lost the probe" in inbox.messages[2].reason
+
+
+def test_the_probe_connection_is_a_summary_source():
+    assert isinstance(Connection("/tmp/none.sock"), SummarySource)
+    assert isinstance(FlakyConnection(), SummarySource)
+    assert not isinstance(object(), SummarySource)
 
 
 def test_export_names_files_by_pid_and_time_in_the_export_dir(tmp_path, monkeypatch):

@@ -112,7 +112,7 @@ async def replay(pilot) -> None:
         await pilot.pause()
     screen = pilot.app.screen
     for summary in DATA["summaries"]:
-        screen.post_message(SnapshotReceived(summary))
+        pilot.app.post_message(SnapshotReceived(summary))  # as the live loop does
         await pilot.pause()
     while len(screen.session.model.samples) < len(DATA["summaries"]):
         await pilot.pause(0.01)

@@ -1,10 +1,14 @@
-"""The tasktop Textual app: the picker, or an attachment to one probe, and the keys that work
-everywhere.
+"""The tasktop Textual app: the picker, or an attachment to one probe, its live loop, and the
+keys that work everywhere.
 
-Data flows one way: the watcher (a thread) polls the probe and posts messages; the main screen
-puts them in the model; widgets draw from the model.  ``connection_factory`` and
-``watcher_factory`` are the app's only boundaries with the outside world, which is what the
-snapshot tests replace with recorded data.
+The app owns the live loop, in one place: attaching starts the watcher (a thread polling a
+summary source), leaving or quitting stops it, and pause and interval go through the app.  Data
+flows one way: the watcher posts typed messages to the app; the app puts each summary in the
+session's model and bumps ``revision``; the screens of the attachment watch ``revision`` (and
+``status``) and draw from the model, so none of them reaches into another.  Which screen a key
+opens is the app's too (``VIEWS``).  ``connection_factory`` and ``watcher_factory`` are the app's
+only boundaries with the outside world, which is what the snapshot tests replace with recorded
+data.
 """
 from __future__ import annotations
 
@@ -15,15 +19,32 @@ from typing import Callable
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.reactive import reactive
 
 from tasktop.client.probe_client import ProbeError, ProbeUnavailable
 from tasktop.client.connection import Connection
 from tasktop.render import export
 from tasktop.wire.shapes import Summary
+from .messages import ConnectionChanged, SnapshotReceived
+from .screens.attached import AttachedScreen
+from .screens.help import HelpScreen
+from .screens.main import MainScreen
+from .screens.memory import MemoryScreen
+from .screens.picker import PickerScreen
+from .screens.stalls import StallsScreen
+from .screens.verdicts import VerdictsScreen
 from .session import Session
 from .watcher import Watcher
 
 CSS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasktop.tcss")
+
+#: The views of an attachment that a key opens from any of its screens (``app.open('name')``,
+#: see ``screens.attached.session_bindings``).
+VIEWS: dict[str, type[AttachedScreen]] = {
+    "stalls": StallsScreen,
+    "memory": MemoryScreen,
+    "verdicts": VerdictsScreen,
+}
 
 
 class TasktopApp(App):
@@ -36,6 +57,12 @@ class TasktopApp(App):
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
+
+    #: Bumped whenever the attached session's model changes (a summary went in, a baseline was
+    #: set or cleared); the attachment's screens watch it and redraw from the model.
+    revision: reactive[int] = reactive(0, always_update=True, init=False)
+    #: What the attachment's status lines say (state, reason, paused, interval); watched likewise.
+    status: reactive[tuple] = reactive((), always_update=True, init=False)
 
     def __init__(self, socket_path: str | None = None, interval: float = 1.0, *,
                  socket_dir: str | None = None,
@@ -53,6 +80,8 @@ class TasktopApp(App):
         self.scanner = scanner
         self.export_dir = export_dir
         self.exports: list[tuple[str, str]] = []  # what ``e`` wrote, for the user and the tests
+        self.session: Session | None = None  # the attachment (one at a time)
+        self.watcher: Watcher | None = None  # its live loop
 
     def on_mount(self) -> None:
         if self.replay is not None:
@@ -61,29 +90,147 @@ class TasktopApp(App):
 
             recording, at = self.replay
             self.title = f"tasktop replay {recording.path}"
-            session = Session(RecordedConnection(recording), self.interval)
-            self.push_screen(ReplayScreen(session, recording, at))
+            # No watcher: the replay screen moves the recording's cursor (see tui/replay.py).
+            self.session = Session(RecordedConnection(recording), self.interval)
+            self.push_screen(ReplayScreen(self.session, recording, at))
         elif self.socket_path:
             self.attach(self.socket_path)
+        elif self.scanner is not None:
+            self.push_screen(PickerScreen(self.socket_dir, self.scanner))
         else:
-            from .screens.picker import PickerScreen
+            self.push_screen(PickerScreen(self.socket_dir))
 
-            if self.scanner is not None:
-                self.push_screen(PickerScreen(self.socket_dir, self.scanner))
-            else:
-                self.push_screen(PickerScreen(self.socket_dir))
+    def on_unmount(self) -> None:
+        self._stop_live()
 
+    # The live loop ---------------------------------------------------------------------------
     def attach(self, path: str, from_picker: bool = False) -> None:
-        """Open the main view on the probe at ``path``."""
-        from .screens.main import MainScreen
-
+        """Open the main view on the probe at ``path`` and start its live loop."""
+        self._stop_live()
         session = Session(self.connection_factory(path), self.interval)
-        self.push_screen(MainScreen(session, self.watcher_factory, from_picker=from_picker))
+        self.session = session
+        self.push_screen(MainScreen(session, from_picker=from_picker))
+        self.watcher = self.watcher_factory(session.connection, self, session.interval)
+        self.watcher.start()
+
+    def detach(self) -> None:
+        """Leave the attachment for the picker: stop its live loop, close its main view."""
+        self._stop_live()
+        self.pop_screen()
+
+    def _stop_live(self) -> None:
+        self._stop_recording()  # leaving or quitting ends a recording with its file whole
+        if self.watcher is not None:
+            self.watcher.stop()  # its thread closes the connection
+        self.watcher = None
+        self.session = None  # a message the loop had already sent is ignored
+
+    def on_snapshot_received(self, message: SnapshotReceived) -> None:
+        session = self.session
+        if session is None or session.paused:
+            return  # a reply that was already on its way when the user paused or left
+        session.model.update(message.summary)
+        session.cost = message.cost
+        if session.recorder is not None:
+            self.record_snapshot(session, message.summary)
+        self.revision += 1
+
+    def on_connection_changed(self, message: ConnectionChanged) -> None:
+        session = self.session
+        if session is None:
+            return
+        before = session.state
+        session.state = message.state
+        session.reason = message.reason
+        if message.state == "exited" and before != "exited" and session.model.summary is not None:
+            self.notify(f"Process {session.pid or ''} exited: keeping its last data on screen",
+                        severity="warning", timeout=5)
+        elif message.state == "live" and before in ("exited", "unreachable"):
+            self.notify("Reconnected to the probe", timeout=3)
+        self._show_status()
+
+    def _show_status(self) -> None:
+        session = self.session
+        if session is not None:
+            self.status = (session.state, session.reason, session.paused, session.interval)
+
+    # Keys that act on the attachment, from any of its screens --------------------------------
+    def action_pause(self) -> None:
+        session = self.session
+        if session is None or self.watcher is None:
+            return
+        session.paused = not session.paused
+        self.watcher.pause(session.paused)
+        self.notify("Paused: the data on screen stays as it is" if session.paused else "Resumed",
+                    timeout=2)
+        self._show_status()
+
+    def action_interval(self, direction: int) -> None:
+        session = self.session
+        if session is None or self.watcher is None:
+            return
+        interval = session.step_interval(direction)
+        self.watcher.set_interval(interval)
+        self.notify(f"Refreshing every {interval:g}s", timeout=2)
+        self._show_status()
+
+    def action_baseline(self) -> None:
+        if self.session is None:
+            return
+        if self.session.model.set_baseline() is None:
+            self.notify("No data yet to take a baseline from", severity="warning", timeout=3)
+            return
+        self.notify("Baseline set: changes and history are now relative to this moment (B clears it)",
+                    timeout=4)
+        self.revision += 1
+
+    def action_clear_baseline(self) -> None:
+        if self.session is None or self.session.model.baseline is None:
+            return
+        self.session.model.clear_baseline()
+        self.notify("Baseline cleared: changes are per minute again", timeout=3)
+        self.revision += 1
+
+    def action_open(self, view: str) -> None:
+        """Open one of ``VIEWS`` on the attachment, unless it is the one on screen."""
+        screen = VIEWS[view]
+        if self.session is not None and not isinstance(self.screen, screen):
+            self.push_screen(screen(self.session))
+
+    def action_record(self) -> None:
+        """``R``: start or stop recording the session to a file (``tasktop replay FILE``)."""
+        session = self.session
+        if session is None:
+            return
+        if session.replay is not None:
+            self.notify("This is a recording already", timeout=2)
+            return
+        if session.recorder is not None:
+            recorder, session.recorder = session.recorder, None
+            recorder.close("stopped")
+            self.notify(f"Recorded {recorder.samples} samples to {recorder.path}", title="Recording", timeout=8)
+        else:
+            try:
+                session.recorder = self.start_recording(session)
+            except Exception as exc:  # RecordingError, or an unwritable export directory
+                self.notify(f"Cannot record: {exc}", severity="error", timeout=8)
+                return
+            self.notify(f"Recording to {session.recorder.path} (R stops)", title="Recording", timeout=5)
+            if session.model.summary is not None:
+                session.recorder.add(session.model.summary)
+        self._show_status()
+
+    def _stop_recording(self) -> None:
+        if self.session is not None and self.session.recorder is not None:
+            recorder, self.session.recorder = self.session.recorder, None
+            recorder.close("stopped")
+
+    def action_export(self) -> None:
+        if self.session is not None:
+            self.export(self.session)
 
     # Keys that work everywhere ---------------------------------------------------------------
     def action_help(self) -> None:
-        from .screens.help import HelpScreen
-
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 

@@ -1,8 +1,9 @@
 """``tasktop replay FILE``: the live view on a recording, with a time bar and time controls.
 
-The app is the live one: the session's connection is a ``RecordedConnection`` (every request
-answered from the recording at the cursor), and the main screen is a ``ReplayScreen`` that
-moves the cursor instead of running a watcher.  Moving one sample forward feeds the model that
+The app is the live one: the session's source is a ``RecordedConnection`` (a summary source
+whose every request is answered from the recording at its cursor), and the main screen is a
+``ReplayScreen`` that moves the cursor instead of the app running a watcher; each move bumps
+the app's ``revision``, so every screen of the attachment redraws as it does live.  Moving one sample forward feeds the model that
 one summary, as live; any other move rebuilds the model from the ``WARM_S`` seconds before the
 new moment, so growth per minute and the leak heuristic read the same as they did live.
 """
@@ -19,9 +20,8 @@ from tasktop.client.recorded import RecordedConnection, moment
 from tasktop.render import units
 from tasktop.wire.recording import Recording
 
-from .messages import ConnectionChanged
 from .model import Model
-from .screens.attached import AttachedScreen, session_bindings
+from .screens.attached import session_bindings
 from .screens.main import MainScreen
 from .session import Session
 
@@ -30,19 +30,6 @@ WARM_S = 150.0
 WARM_MAX = 300  # samples, at most
 SPEEDS = (1, 10, 100)
 TICK = 0.1  # seconds between two moves while playing
-
-
-class StillWatcher:
-    """The watcher of a replay: nothing polls, the screen moves the cursor."""
-
-    def __init__(self, connection, target, interval: float = 1.0) -> None:
-        self.paused = False
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def set_interval(self, interval: float) -> None: ...
-    def pause(self, paused: bool) -> None: ...
-    def poll_now(self) -> None: ...
 
 
 class TimeBar(Static):
@@ -73,7 +60,7 @@ class ReplayScreen(MainScreen):
         Binding("question_mark", "app.help", "Help"),
         Binding("comma", "step(-1)", "◀ Step"),
         Binding("full_stop", "step(1)", "Step ▶"),
-        Binding("space", "play", "Play"),
+        Binding("space,p", "play", "Play"),
         Binding("j", "jump", "Jump"),
         Binding("g", "go_start", "Start", show=False),
         Binding("G", "go_end", "End", show=False),
@@ -89,7 +76,7 @@ class ReplayScreen(MainScreen):
     inherit_bindings = False
 
     def __init__(self, session: Session, recording: Recording, at: float | None = None) -> None:
-        super().__init__(session, StillWatcher)
+        super().__init__(session)
         self.recording = recording
         self.index = -1
         self.start_index = recording.index_at(recording.end if at is None else at)
@@ -117,8 +104,7 @@ class ReplayScreen(MainScreen):
                                            "start, end (Enter jumps, Esc closes)", id="jump"))
         yield from parts
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def on_mount(self) -> None:  # before MainScreen's and AttachedScreen's (Textual calls each)
         self.query_one("#jump").display = False
         self.show_index(self.start_index)
 
@@ -140,10 +126,7 @@ class ReplayScreen(MainScreen):
         self.index = index
         self._play_time = rec.times[index]
         session.connection.index = index
-        self.refresh_view()
-        top = self.app.screen
-        if top is not self and isinstance(top, AttachedScreen) and top.session is session:
-            top.snapshot_arrived()
+        self.app.revision += 1  # every screen of the attachment redraws (this one included)
 
     def refresh_view(self) -> None:
         super().refresh_view()
@@ -179,9 +162,6 @@ class ReplayScreen(MainScreen):
             self._last_tick = time.monotonic()
             self._timer = self.set_interval(TICK, self._tick)
         self.refresh_view()
-
-    def action_pause(self) -> None:  # ``p`` plays and pauses, as space does
-        self.action_play()
 
     def _stop_playing(self) -> None:
         self.playing = False
@@ -234,8 +214,6 @@ class ReplayScreen(MainScreen):
             return
         super().action_back()
 
-    def on_connection_changed(self, message: ConnectionChanged) -> None:
-        return  # nothing connects: the recording is all there is
 
 
 def run_replay(recording: Recording, at: float | None = None) -> int:

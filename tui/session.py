@@ -2,7 +2,7 @@
 
 Shared by the main screen and every detail screen opened from it, so a detail screen knows the
 connection state, the interval and whether the user paused, without reaching into another
-screen.  Holds no widgets and does no I/O itself.
+screen.  Holds no widgets and does no I/O itself: the app's live loop fills it in.
 """
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ class Session:
         self.kind = KINDS[0]
         self.sort = SORTS[0]
         self.filter = ""
-        self.watcher = None  # set by the main screen, which owns it
         self.cost = 0.0  # seconds the last summary took: a slow probe is asked less often
         self.recorder = None  # a FileRecorder while ``R`` records the session
         self.replay = None  # the ReplayScreen's position when this session replays a recording

@@ -1,9 +1,11 @@
-"""The watcher: a thread that asks the probe for a summary every interval and posts it.
+"""The watcher: the live loop's thread, asking a source for a summary every interval and posting it.
 
 It is the only thing that polls, and it only ever asks for ``summary`` (bounded by the number
 of distinct stacks, not of tasks), so the main view stays cheap against 100,000 tasks.  When the
 probe goes away it keeps trying at the same socket, so a restarted target is picked up again,
-and says whether the process exited or merely stopped answering.
+and says whether the process exited or merely stopped answering.  The app owns it (starts it on
+attaching, stops it on leaving) and is the target of its messages; like memray's live view, it
+is a plain thread so that it can be tested without an app.
 """
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ import time
 from textual.message_pump import MessagePump
 
 from tasktop.client.probe_client import ProbeError, ProbeUnavailable
-from tasktop.client.connection import Connection
 from .messages import ConnectionChanged, SnapshotReceived
+from .source import SummarySource
 
 #: Longest wait between attempts while the probe is away.
 RETRY_MAX = 5.0
@@ -24,10 +26,10 @@ BACKOFF = 2.0
 
 
 class Watcher:
-    """Polls ``connection.summary()`` on a daemon thread; posts to ``target``."""
+    """Polls ``source.summary()`` on a daemon thread; posts to ``target``."""
 
-    def __init__(self, connection: Connection, target: MessagePump, interval: float = 1.0) -> None:
-        self.connection = connection
+    def __init__(self, source: SummarySource, target: MessagePump, interval: float = 1.0) -> None:
+        self.source = source
         self.target = target
         self.interval = interval
         self.paused = False
@@ -56,6 +58,8 @@ class Watcher:
         self._wake.set()
 
     def _post(self, message) -> bool:
+        if self._stopped.is_set():  # stopped while asking: the app has moved on
+            return False
         try:
             return bool(self.target.post_message(message))
         except RuntimeError:  # the app's loop is closed: we are shutting down
@@ -74,10 +78,10 @@ class Watcher:
             if not self.paused:
                 started = time.monotonic()
                 try:
-                    summary = self.connection.summary()
+                    summary = self.source.summary()
                 except ProbeUnavailable as exc:
                     failures += 1
-                    alive = self.connection.process_alive()
+                    alive = self.source.process_alive()
                     self._change("exited" if alive is False else "unreachable", str(exc))
                 except ProbeError as exc:
                     failures += 1
@@ -98,4 +102,4 @@ class Watcher:
                 wait = max(self.interval - cost, BACKOFF * cost)
             self._wake.wait(wait)
             self._wake.clear()
-        self.connection.close()
+        self.source.close()

@@ -29,13 +29,13 @@ def groups_of(data: dict) -> list[dict]:
     members = [("task", m) for m in data.get("tasks") or ()] + \
               [("thread", m) for m in data.get("threads") or ()]
     if members:
-        totals: dict[str, float] = {}
+        totals: dict[str, float | None] = {}
         for kind, member in members:
             gid = member.get("group")
             if gid is None:
                 continue
-            blocked = member.get("blocked_s") or 0.0
-            totals[gid] = totals.get(gid, 0.0) + blocked
+            blocked = member.get("blocked_s")  # None: not known (a process read without a probe)
+            totals[gid] = None if blocked is None or totals.get(gid, 0.0) is None else totals.get(gid, 0.0) + blocked
             if gid not in groups or groups[gid].get("_rebuilt"):
                 group = groups.setdefault(gid, {
                     "id": gid, "kind": kind, "count": 0, "state": member.get("state", "?"),
@@ -43,8 +43,11 @@ def groups_of(data: dict) -> list[dict]:
                     "stack": member.get("stack") or [], "created_by": [], "_rebuilt": True,
                 })
                 group["count"] += 1
-                group["blocked_min_s"] = min(group["blocked_min_s"], blocked)
-                group["blocked_max_s"] = max(group["blocked_max_s"], blocked)
+                if blocked is None or group["blocked_max_s"] is None:
+                    group["blocked_min_s"] = group["blocked_max_s"] = None
+                else:
+                    group["blocked_min_s"] = min(group["blocked_min_s"], blocked)
+                    group["blocked_max_s"] = max(group["blocked_max_s"], blocked)
         for gid, total in totals.items():
             groups[gid]["blocked_total_s"] = total
     out = []

@@ -114,14 +114,24 @@ def _dump_format(args: argparse.Namespace) -> str:
 
 
 def _dump_without_probe(pid: int, args: argparse.Namespace, fmt: str) -> int:
-    from tasktop.client import pyspy
+    """Threads by py-spy; on CPython 3.14+, the tasks too, read from outside (``remote_tasks``)."""
+    from tasktop.client import pyspy, remote_tasks
 
     try:
         data = pyspy.thread_dump(pid, native=args.native)
     except pyspy.PySpyError as exc:
         raise CliError(f"process {pid} has no tasktop probe, and {exc}") from None
-    print(f"tasktop: process {pid} has no probe: showing its threads only, read by py-spy. "
-          f"{pyspy.ENABLE_HINT}.", file=sys.stderr)
+    try:
+        data = remote_tasks.merge_into(data, remote_tasks.read(pid))
+    except remote_tasks.NoReader:
+        print(f"tasktop: process {pid} has no probe: showing its threads only, read by py-spy. "
+              f"{pyspy.ENABLE_HINT}.", file=sys.stderr)
+    except remote_tasks.RemoteTasksError as exc:
+        print(f"tasktop: process {pid} has no probe, and {exc}: showing its threads only, read by "
+              f"py-spy; {pyspy.ENABLE_HINT}", file=sys.stderr)
+    else:
+        print(f"tasktop: process {pid} has no probe: its tasks were read from outside, and "
+              f"{data['unknown']} (they need the probe: TASKTOP=1, or tasktop run -- CMD)", file=sys.stderr)
     _write_dump(data, fmt, args)
     return 0
 

@@ -152,7 +152,7 @@ async def test_record_key_records_the_live_session(spawn, tmp_path):
     async with app.run_test(size=(120, 30)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, MainScreen) and app.screen.session.model.summary, "live data")
         screen = app.screen
-        assert any(b.binding.action == "record" and b.binding.show for b in screen.active_bindings.values())
+        assert any(b.binding.action == "app.record" and b.binding.show for b in screen.active_bindings.values())
         await pilot.press("R")
         recorder = screen.session.recorder
         assert recorder is not None

@@ -1,8 +1,11 @@
-"""What every screen of an attachment shares: its session and the keys that work anywhere.
+"""What every screen of an attachment shares: its session, the app's live loop, and the keys that
+work anywhere.
 
 Pause, interval, baseline, export, stalls, memory and leak verdicts act on the attachment, not on one view,
-so they answer on every screen opened from it; the main screen shows them in its footer, the
-detail screens keep their footers for their own keys.
+so they answer on every screen opened from it; their actions are the app's, which owns the live
+loop and which screen a key opens.  The main screen shows them in its footer, the detail
+screens keep their footers for their own keys.  A screen reacts to the app's ``revision`` and
+``status`` (watched here), never to another screen.
 """
 from __future__ import annotations
 
@@ -23,16 +26,16 @@ def session_bindings(*shown: str, skip: tuple = ()) -> list[Binding]:
     every = {
         "help": Binding("question_mark", "app.help", "Help"),
         "quit": Binding("q", "app.quit", "Quit"),
-        "pause": Binding("p", "pause", "Pause"),
-        "slower": Binding("plus,equals_sign", "interval(1)", "Slower"),
-        "faster": Binding("minus", "interval(-1)", "Faster"),
-        "baseline": Binding("b", "baseline", "Base"),
-        "clear_baseline": Binding("B", "clear_baseline", "Clear baseline"),
-        "export": Binding("e", "export", "Export"),
-        "stalls": Binding("l", "stalls", "Stalls"),
-        "memory": Binding("m", "memory", "Memory"),
-        "verdicts": Binding("v", "verdicts", "Leaks"),
-        "record": Binding("R", "record", "Rec"),
+        "pause": Binding("p", "app.pause", "Pause"),
+        "slower": Binding("plus,equals_sign", "app.interval(1)", "Slower"),
+        "faster": Binding("minus", "app.interval(-1)", "Faster"),
+        "baseline": Binding("b", "app.baseline", "Base"),
+        "clear_baseline": Binding("B", "app.clear_baseline", "Clear baseline"),
+        "export": Binding("e", "app.export", "Export"),
+        "stalls": Binding("l", "app.open('stalls')", "Stalls"),
+        "memory": Binding("m", "app.open('memory')", "Memory"),
+        "verdicts": Binding("v", "app.open('verdicts')", "Leaks"),
+        "record": Binding("R", "app.record", "Rec"),
     }
     out = [every[name] for name in shown]
     for name, binding in every.items():
@@ -43,92 +46,31 @@ def session_bindings(*shown: str, skip: tuple = ()) -> list[Binding]:
 
 class AttachedScreen(Screen):
     """Base of every screen of an attachment; subclasses declare their keys with
-    :func:`session_bindings`."""
+    :func:`session_bindings` and redraw in :meth:`model_changed` and :meth:`status_changed`."""
+
+    #: Whether the screen follows the model while another screen covers it (only the main view
+    #: does: a covered detail screen asks the probe nothing, and catches up when it comes back).
+    follows_when_covered = False
 
     def __init__(self, session: Session, **kwargs) -> None:
         super().__init__(**kwargs)
         self.session = session
 
+    def on_mount(self) -> None:
+        self.watch(self.app, "revision", self._revision_changed, init=False)
+        self.watch(self.app, "status", self._status_changed, init=False)
+
+    def _revision_changed(self) -> None:
+        if self.follows_when_covered or self.is_active:
+            self.model_changed()
+
+    def _status_changed(self) -> None:
+        if self.follows_when_covered or self.is_active:
+            self.status_changed()
+
     # Hooks for subclasses -----------------------------------------------------------------
-    def snapshot_arrived(self) -> None:
-        """A new summary reached the model (called on the screen the user is looking at)."""
+    def model_changed(self) -> None:
+        """The session's model changed: a new summary, or a baseline set or cleared."""
 
-    def connection_changed(self) -> None:
-        """The session's connection state changed."""
-
-    # Actions ---------------------------------------------------------------------------------
-    def action_pause(self) -> None:
-        session = self.session
-        session.paused = not session.paused
-        if session.watcher is not None:
-            session.watcher.pause(session.paused)
-        self.notify("Paused: the data on screen stays as it is" if session.paused else "Resumed",
-                    timeout=2)
-        self.connection_changed()
-
-    def action_interval(self, direction: int) -> None:
-        interval = self.session.step_interval(direction)
-        if self.session.watcher is not None:
-            self.session.watcher.set_interval(interval)
-        self.notify(f"Refreshing every {interval:g}s", timeout=2)
-        self.connection_changed()
-
-    def action_baseline(self) -> None:
-        if self.session.model.set_baseline() is None:
-            self.notify("No data yet to take a baseline from", severity="warning", timeout=3)
-            return
-        self.notify("Baseline set: changes and history are now relative to this moment (B clears it)",
-                    timeout=4)
-        self.snapshot_arrived()
-
-    def action_clear_baseline(self) -> None:
-        if self.session.model.baseline is None:
-            return
-        self.session.model.clear_baseline()
-        self.notify("Baseline cleared: changes are per minute again", timeout=3)
-        self.snapshot_arrived()
-
-    def action_record(self) -> None:
-        """``R``: start or stop recording this session to a file (``tasktop replay FILE``)."""
-        session = self.session
-        if session.replay is not None:
-            self.notify("This is a recording already", timeout=2)
-            return
-        if session.recorder is not None:
-            recorder, session.recorder = session.recorder, None
-            recorder.close("stopped")
-            self.notify(f"Recorded {recorder.samples} samples to {recorder.path}", title="Recording",
-                        timeout=8)
-        else:
-            try:
-                session.recorder = self.app.start_recording(session)
-            except Exception as exc:  # RecordingError, or an unwritable export directory
-                self.notify(f"Cannot record: {exc}", severity="error", timeout=8)
-                return
-            self.notify(f"Recording to {session.recorder.path} (R stops)", title="Recording", timeout=5)
-            if session.model.summary is not None:
-                session.recorder.add(session.model.summary)
-        self.connection_changed()
-
-    def action_export(self) -> None:
-        self.app.export(self.session)
-
-    def action_stalls(self) -> None:
-        from .stalls import StallsScreen
-
-        if not isinstance(self, StallsScreen):
-            self.app.push_screen(StallsScreen(self.session))
-
-    def action_memory(self) -> None:
-        from .memory import MemoryScreen
-
-        if not isinstance(self, MemoryScreen):
-            self.app.push_screen(MemoryScreen(self.session))
-
-    def action_verdicts(self) -> None:
-        from .verdicts import VerdictsScreen
-
-        if isinstance(self, VerdictsScreen):
-            self.action_reload()  # ``v`` again on the verdicts: check again
-        else:
-            self.app.push_screen(VerdictsScreen(self.session))
+    def status_changed(self) -> None:
+        """The session's connection state, pause or interval changed."""

@@ -2,8 +2,8 @@
 
 The request runs on a worker thread (``@work``) and its reply comes back as a message, so a
 slow probe never freezes the keys; a reply to a request older than the screen's current one is
-ignored.  A screen refreshes itself when a new summary arrives (unless paused) and when it
-comes back into view.  When the thing is gone (a task finished, a group emptied) or the process
+ignored.  A screen refreshes itself when the model changes while it is on screen (unless
+paused) and when it comes back into view.  When the thing is gone (a task finished, a group emptied) or the process
 exited, the last data stays on screen with a line saying so.
 """
 from __future__ import annotations
@@ -107,8 +107,8 @@ class DetailScreen(AttachedScreen):
         self.gone = message.gone
         self.update_status()
 
-    def snapshot_arrived(self) -> None:
-        """Refresh with the watcher's rhythm, but never pile requests onto a slow probe: skip
+    def model_changed(self) -> None:
+        """Refresh with the live loop's rhythm, but never pile requests onto a slow probe: skip
         while the previous one is still out (a group of 100,000 takes the probe a while)."""
         if self.session.paused or self.gone or self._loading:
             return
@@ -116,7 +116,7 @@ class DetailScreen(AttachedScreen):
             return
         self.load()
 
-    def connection_changed(self) -> None:
+    def status_changed(self) -> None:
         self.update_status()
 
     def on_screen_resume(self) -> None:

@@ -1,24 +1,19 @@
-"""The main view: header, history and the groups table, refreshed by the watcher.
+"""The main view: header, history and the groups table, redrawn from the model.
 
-This screen owns the attachment's watcher: it starts it on mount, stops it on unmount, and is
-the target of its messages.  Each snapshot goes into the model first; the widgets are then
-redrawn from the model, and the detail screen on top (if any) is told to refresh itself.
+The app's live loop puts each summary in the model and bumps its ``revision``; this screen
+follows it even while a detail screen covers it, so going back shows the latest at once.
 """
 from __future__ import annotations
-
-from typing import Callable
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Input, Static
 
-from ..messages import ConnectionChanged, SnapshotReceived
 from ..panels.groups import GroupsTable
 from ..panels.header import HeaderPanel
 from ..panels.history import HistoryPanel
 from ..session import Session
-from ..watcher import Watcher
 from .attached import AttachedScreen, session_bindings
 
 ENABLE_HINT = "Start the target with the probe on:  TASKTOP=1 python app.py   or   tasktop run -- CMD"
@@ -38,12 +33,11 @@ class MainScreen(AttachedScreen):
         Binding("escape", "back", "Back", show=False),
     ]
 
-    def __init__(self, session: Session, watcher_factory: Callable[..., Watcher] = Watcher,
-                 from_picker: bool = False) -> None:
+    follows_when_covered = True
+
+    def __init__(self, session: Session, from_picker: bool = False) -> None:
         super().__init__(session)
-        self.watcher_factory = watcher_factory
         self.from_picker = from_picker
-        self.watcher: Watcher | None = None
 
     def compose(self) -> ComposeResult:
         yield HeaderPanel(id="header")
@@ -57,48 +51,14 @@ class MainScreen(AttachedScreen):
 
     def on_mount(self) -> None:
         self.query_one("#filter").display = False
-        self.watcher = self.watcher_factory(self.session.connection, self, self.session.interval)
-        self.session.watcher = self.watcher
-        self.watcher.start()
         self.refresh_view()
         self.query_one(GroupsTable).focus()
 
-    def on_unmount(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
-
-    # Data in ---------------------------------------------------------------------------------
-    def on_snapshot_received(self, message: SnapshotReceived) -> None:
-        if self.session.paused:
-            return  # a reply that was already on its way when the user paused
-        self.session.model.update(message.summary)
-        self.session.cost = message.cost
-        if self.session.recorder is not None:
-            self.app.record_snapshot(self.session, message.summary)
-        self.refresh_view()
-        top = self.app.screen
-        if top is not self and isinstance(top, AttachedScreen) and top.session is self.session:
-            top.snapshot_arrived()
-
-    def on_connection_changed(self, message: ConnectionChanged) -> None:
-        before = self.session.state
-        self.session.state = message.state
-        self.session.reason = message.reason
-        if message.state == "exited" and before != "exited" and self.session.model.summary is not None:
-            self.notify(f"Process {self.session.pid or ''} exited: keeping its last data on screen",
-                        severity="warning", timeout=5)
-        elif message.state == "live" and before in ("exited", "unreachable"):
-            self.notify("Reconnected to the probe", timeout=3)
-        self.connection_changed()
-        top = self.app.screen
-        if top is not self and isinstance(top, AttachedScreen) and top.session is self.session:
-            top.connection_changed()
-
     # Drawing ---------------------------------------------------------------------------------
-    def snapshot_arrived(self) -> None:
+    def model_changed(self) -> None:
         self.refresh_view()
 
-    def connection_changed(self) -> None:
+    def status_changed(self) -> None:
         self.query_one(HeaderPanel).show(self.session)
         self._show_banner()
 
@@ -183,7 +143,7 @@ class MainScreen(AttachedScreen):
             self.query_one(GroupsTable).focus()
             self.refresh_view()
         elif self.from_picker:
-            self.app.pop_screen()
+            self.app.detach()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id != "groups":

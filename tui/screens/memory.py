@@ -56,9 +56,9 @@ class MemoryScreen(DetailScreen):
     def fetch(self, connection: Connection) -> Any:
         return connection.memory(TOP)
 
-    def snapshot_arrived(self) -> None:
+    def model_changed(self) -> None:
         self._show_history()
-        super().snapshot_arrived()
+        super().model_changed()
 
     def _show_history(self) -> None:
         model = self.session.model

@@ -41,10 +41,10 @@ class StallsScreen(AttachedScreen):
         self._show()
         table.focus()
 
-    def snapshot_arrived(self) -> None:
+    def model_changed(self) -> None:
         self._show()
 
-    def connection_changed(self) -> None:
+    def status_changed(self) -> None:
         self._show_status()
 
     def on_screen_resume(self) -> None:

@@ -1,7 +1,7 @@
 """Leak verdicts (``v``): the probe's own judgement of which groups are leaks, and why.
 
 ``verdicts()`` counts references around every waiter (bounded by ``BUDGET_S``), so it is asked for only when
-the screen opens and when the user presses ``r`` (or ``v`` again), never with the watcher's
+the screen opens and when the user presses ``r`` (or ``v`` again), never with the live loop's
 rhythm nor on coming back from a group; like every request it runs on a worker thread, and the
 screen says "checking…" meanwhile.  The last reply is kept in the model: reopening the screen
 shows it at once, with its age, while the new check runs.
@@ -80,7 +80,8 @@ class VerdictsScreen(AttachedScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("r", "reload", "Check again"),
-        *session_bindings("help", "quit"),
+        Binding("v", "reload", "Check again", show=False),  # ``v`` again on the verdicts: check again
+        *session_bindings("help", "quit", skip=("verdicts",)),
     ]
 
     def __init__(self, session, **kwargs) -> None:
@@ -148,10 +149,10 @@ class VerdictsScreen(AttachedScreen):
         self.update_status()
 
     # Not asked again by themselves: only their age moves.
-    def snapshot_arrived(self) -> None:
+    def model_changed(self) -> None:
         self.update_status()
 
-    def connection_changed(self) -> None:
+    def status_changed(self) -> None:
         self.update_status()
 
     def on_screen_resume(self) -> None:
