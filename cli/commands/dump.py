@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("dump needs a PID or --socket PATH", EXIT_USAGE)
     fmt = _dump_format(args)
     if isinstance(args.pid, str):
+        if args.full:
+            raise CliError("a recording holds summaries (groups), not every task and thread: "
+                           "--full is for a live process", EXIT_USAGE)
         _write_dump(recorded_moment(args.pid, args.at, args.verdicts), fmt, args)
         return 0
     if args.at is not None:

@@ -72,6 +72,7 @@ def test_record_then_dump_at_and_diff(spawn, sockdir, tmp_path):
     (["dump", "{rec}", "--at", "-3h"], "-3h is not within the recording"),
     (["dump", "{bad}"], "is not a tasktop recording"),
     (["dump", "12", "--at", "-5m"], "--at is for a recording"),
+    (["dump", "{rec}", "--full"], "--full is for a live process"),
     (["diff", "{bad}@-5m", "{rec}"], "is not a tasktop recording"),
     (["diff", "{rec}@noon", "{rec}"], "not a TIME: 'noon'"),
     (["replay", "{bad}"], "is not a tasktop recording"),
