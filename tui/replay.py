@@ -26,7 +26,9 @@ from .screens.main import MainScreen
 from .session import Session
 
 #: Seconds of history fed to a fresh model after a jump (the leak heuristic looks back 120 s).
-WARM_S = 150.0
+WARM_S = 120.0
+#: A step back of at most this many samples rewinds the model instead of rebuilding it.
+REWIND_MAX = 10
 WARM_MAX = 300  # samples, at most
 SPEEDS = (1, 10, 100)
 TICK = 0.1  # seconds between two moves while playing
@@ -116,6 +118,8 @@ class ReplayScreen(MainScreen):
         session = self.session
         if index == self.index + 1 and session.model.summary is not None:
             session.model.update(rec.summary(index))
+        elif self.index - REWIND_MAX <= index < self.index and session.model.summary is not None:
+            session.model.rewind(rec.summary(index))
         elif index != self.index or session.model.summary is None:
             model = Model()
             first = max(rec.index_at(rec.times[index] - WARM_S), index - WARM_MAX, 0)

@@ -155,7 +155,7 @@ class Writer:
         new = self._interned(t, summary)
         if self.state is None or self.since_key >= self.key_every:
             self._emit("key", t, new)
-            self.state = new
+            self.state = keyed(new)
             self.since_key = 0
         else:
             delta = make_delta(self.state, new)
@@ -172,10 +172,17 @@ class Writer:
         self._emit("end", t, {"reason": reason})
 
 
+#: Kept in a rebuilt summary, never written: when an item of a list was last written (its
+#: clock fields hold their value as of then), and when the last key summary was.
+STAMP = "~t"
+BASE = "~t0"
+
+
 def make_delta(old: dict, new: dict) -> dict:
-    """What turns ``old`` into ``new`` (both interned summaries); see ``apply_delta``."""
+    """What turns ``old`` (a rebuilt summary) into ``new`` (an interned one); see ``apply_delta``."""
     delta: dict = {"time": new.get("time")}
     sets, merge, lists = {}, {}, {}
+    base = old.get(BASE, old.get("time") or 0.0)
     for key, value in new.items():
         if key == "time":
             continue
@@ -183,12 +190,14 @@ def make_delta(old: dict, new: dict) -> dict:
         if key in old and before == value:
             continue
         if _is_id_list(value) and _is_id_list(before):
-            lists[key] = _list_delta(before, value, old.get("time") or 0.0, new.get("time") or 0.0)
+            change = _list_delta(before, value, base, new.get("time") or 0.0)
+            if change:
+                lists[key] = change
         elif isinstance(value, dict) and isinstance(before, dict) and set(before) <= set(value):
             merge[key] = {k: v for k, v in value.items() if k not in before or before[k] != v}
         else:
             sets[key] = value
-    drop = [key for key in old if key not in new]
+    drop = [key for key in old if key not in new and not key.startswith("~")]
     for name, part in (("set", sets), ("merge", merge), ("lists", lists), ("drop", drop)):
         if part:
             delta[name] = part
@@ -199,15 +208,15 @@ def _is_id_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, dict) and "id" in item for item in value)
 
 
-def _list_delta(old: list, new: list, t_old: float, t_new: float) -> dict:
+def _list_delta(old: list, new: list, base: float, t_new: float) -> dict:
     before = {item["id"]: item for item in old}
     changed = []
-    elapsed = t_new - t_old
     for item in new:
         prev = before.pop(item["id"], None)
         if prev is None:
             changed.append(item)
             continue
+        elapsed = t_new - prev.get(STAMP, base)
         part = {}
         for k, v in item.items():
             p = prev.get(k)
@@ -217,8 +226,7 @@ def _list_delta(old: list, new: list, t_old: float, t_new: float) -> dict:
                     and abs(v - (p + elapsed)) <= CLOCK_SLACK:
                 continue
             part[k] = v
-        gone_fields = [k for k in prev if k not in item]
-        if gone_fields:
+        if any(k not in item for k in prev if not k.startswith("~")):
             part = dict(item)  # a field went away: the whole item
         if part:
             part["id"] = item["id"]
@@ -232,9 +240,13 @@ def _list_delta(old: list, new: list, t_old: float, t_new: float) -> dict:
 
 
 def apply_delta(old: dict, delta: dict) -> dict:
-    """The summary after ``delta``: new maps where something changed, the old ones shared."""
+    """The summary after ``delta``: new maps where something changed, the old ones shared.
+
+    Items a delta does not name are not touched: their clock fields stay as of their ``STAMP``
+    (``view`` adds the time since), so a sample costs what changed, not what is there."""
     new = dict(old)
-    t_old, t_new = old.get("time") or 0.0, delta.get("time") or 0.0
+    t_new = delta.get("time") or 0.0
+    base = old.get(BASE, old.get("time") or 0.0)
     new["time"] = t_new
     for key, value in (delta.get("set") or {}).items():
         new[key] = value
@@ -243,23 +255,19 @@ def apply_delta(old: dict, delta: dict) -> dict:
         merged.update(part)
         new[key] = merged
     for key, change in (delta.get("lists") or {}).items():
-        new[key] = _apply_list(old.get(key) or [], change, t_new - t_old, key)
+        new[key] = _apply_list(old.get(key) or [], change, t_new, base, key)
     for key in delta.get("drop") or ():
         new.pop(key, None)
-    # Items of lists not named in the delta still grew with the clock.
-    for key, value in old.items():
-        if key not in (delta.get("lists") or {}) and key not in (delta.get("set") or {}) and _is_id_list(value) \
-                and value and any(is_clock_field(k) for k in value[0]):
-            new[key] = [_aged(item, t_new - t_old) for item in value]
     return new
 
 
 def _aged(item: dict, elapsed: float) -> dict:
+    """``item`` with its clock fields ``elapsed`` seconds older, and without its stamp."""
     return {k: (round(v + elapsed, 3) if is_clock_field(k) and isinstance(v, (int, float)) else v)
-            for k, v in item.items()}
+            for k, v in item.items() if k != STAMP}
 
 
-def _apply_list(old: list, change: dict, elapsed: float, key: str) -> list:
+def _apply_list(old: list, change: dict, t_new: float, base: float, key: str) -> list:
     gone = set(change.get("gone") or ())
     updates = {item["id"]: item for item in change.get("set") or ()}
     out = []
@@ -267,14 +275,37 @@ def _apply_list(old: list, change: dict, elapsed: float, key: str) -> list:
         if item["id"] in gone:
             continue
         part = updates.pop(item["id"], None)
-        aged = _aged(item, elapsed)
         if part is not None:
-            aged.update(part)
-        out.append(aged)
-    out.extend(updates.values())
+            item = _aged(item, t_new - item.get(STAMP, base))
+            item.update(part)
+            item[STAMP] = t_new
+        out.append(item)
+    for item in updates.values():
+        out.append(dict(item, **{STAMP: t_new}))
     order = _SORTED_LISTS.get(key)
     if order is not None:
         out.sort(key=order)
+    return out
+
+
+def keyed(summary: dict) -> dict:
+    """A key summary as a rebuilt one: its time is the base of its items' clock fields."""
+    state = dict(summary)
+    state[BASE] = summary.get("time") or 0.0
+    return state
+
+
+def view(state: dict) -> dict:
+    """A rebuilt summary as the probe sent it: clock fields at its time, no stamps."""
+    t = state.get("time") or 0.0
+    base = state.get(BASE, t)
+    out = {}
+    for key, value in state.items():
+        if key.startswith("~"):
+            continue
+        if isinstance(value, list) and value and isinstance(value[0], dict) and "id" in value[0]:
+            value = [_aged(item, t - item.get(STAMP, base)) for item in value]
+        out[key] = value
     return out
 
 
@@ -440,7 +471,7 @@ class Recording:
             start = index
             while self.samples[start][2] != "key":
                 start -= 1
-            state = self._payload(*self.samples[start][:2])
+            state = keyed(self._payload(*self.samples[start][:2]))
             start += 1
         for i in range(start, index + 1):
             state = apply_delta(state, self._payload(*self.samples[i][:2]))
@@ -452,7 +483,7 @@ class Recording:
         with self._lock:
             p, r = self.samples[index][:2]
             stacks = self._load_stacks(p, r)
-            return expand(self._interned_at(index), stacks)
+            return expand(view(self._interned_at(index)), stacks)
 
     def counts(self, index: int) -> dict:
         """Sample ``index`` with only its loops' stacks written out: enough for a history
@@ -460,7 +491,7 @@ class Recording:
         with self._lock:
             p, r = self.samples[index][:2]
             stacks = self._load_stacks(p, r)
-            out = dict(self._interned_at(index))
+            out = {k: v for k, v in self._interned_at(index).items() if not k.startswith("~")}
             out["loops"] = expand(out.get("loops") or [], stacks)
             return out
 

@@ -102,13 +102,22 @@ def test_record_ends_cleanly_on_ctrl_c(spawn, sockdir, tmp_path):
     env["TASKTOP_DIR"] = sockdir
     proc = subprocess.Popen([*tasktop_cmd(), "record", str(target.pid), "-o", str(out), "--interval", "0.1"],
                             env=env, stderr=subprocess.PIPE, text=True)
-    wait_until(lambda: out.exists() and len(Recording(str(out))) >= 3 if out.exists() and out.stat().st_size else False,
-               message="three samples recorded")
+    wait_until(lambda: out.exists() and samples(out) >= 3, message="three samples recorded")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     rec = Recording(str(out))
     assert not rec.torn and rec.ended == {"reason": "stopped"}
+
+
+def samples(path) -> int:
+    """How many samples a recording being written holds yet (0 before its first)."""
+    from tasktop.wire.recording import RecordingError
+
+    try:
+        return len(Recording(str(path)))
+    except RecordingError:
+        return 0
 
 
 def flight_run(spawn_env: dict, directory, tmp_path, seconds_before_kill: float) -> int:
@@ -120,8 +129,8 @@ def flight_run(spawn_env: dict, directory, tmp_path, seconds_before_kill: float)
 
     proc = subprocess.Popen([sys.executable, str(script)], env=spawn_env, stdout=subprocess.PIPE, text=True)
     assert "ready" in proc.stdout.readline()
-    wait_until(lambda: any(len(Recording(str(p))) >= 4 for p in directory.iterdir()
-                           if p.name.startswith(f"{proc.pid}-")), message="four flight samples")
+    wait_until(lambda: any(samples(p) >= 4 for p in directory.iterdir() if p.name.startswith(f"{proc.pid}-")),
+               message="four flight samples")
     import time
 
     time.sleep(seconds_before_kill)  # a random moment: mid-write or between writes
