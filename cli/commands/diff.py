@@ -16,8 +16,8 @@ description = ("Per-group change between two tasktop dump --json documents, or t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("old", metavar="OLD", help="a dump --json document, or RECORDING@TIME")
-    parser.add_argument("new", metavar="NEW", help="a dump --json document, or RECORDING@TIME")
+    parser.add_argument("old", metavar="OLD.json", help="a dump --json document, or RECORDING@TIME")
+    parser.add_argument("new", metavar="NEW.json", help="a dump --json document, or RECORDING@TIME")
     parser.add_argument("--json", action="store_true", help="the result as JSON")
 
 

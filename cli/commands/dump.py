@@ -25,9 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     arguments.takes_negative_durations(parser)
     parser.add_argument("pid", nargs="?", type=arguments.pid_or_recording, metavar="PID|RECORDING",
                         help="a process, or a recording (tasktop record, or a TASKTOP_RECORD directory)")
+    parser.add_argument("--socket", metavar="PATH", help="probe socket instead of a pid")
     parser.add_argument("--at", metavar="TIME", help="of a recording: the moment to dump (default: its "
                         "last sample). " + TIME_HELP)
-    parser.add_argument("--socket", metavar="PATH", help="probe socket instead of a pid")
     parser.add_argument("--full", action="store_true", help="every task and thread, not only groups")
     parser.add_argument("--format", choices=FORMATS, help="text (default), json (the versioned "
                         "document, schema 1), folded (collapsed stacks for flame graphs) or pprof "
