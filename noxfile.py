@@ -25,12 +25,13 @@ PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13", "3.14", "3.15"]
 MAIN_PYTHON = "3.11"
 #: The probe's tests: what must hold on every Python.  Globs, relative to the project root.
 PROBE_TESTS = [
-    "tests/test_probe*.py",
-    "tests/test_creation_paths.py",
-    "tests/test_servers.py",
-    "tests/test_demo.py",  # the demo target, dumped and checked
-    "tests/test_verdicts.py",  # leak proofs count references: what a frame holds differs by version
-    "tests/test_pytest_plugin.py",  # eager tasks (3.12+), and the harness on every version
+    "tests/*/test_probe*.py",  # unit/ and integration/
+    "tests/unit/test_wire_*.py",  # the protocol the probe speaks (its table of ops, its encoding)
+    "tests/integration/test_creation_paths.py",
+    "tests/integration/test_servers.py",
+    "tests/integration/test_demo.py",  # the demo target, dumped and checked
+    "tests/*/test_verdict*.py",  # leak proofs count references: what a frame holds differs by version
+    "tests/integration/test_pytest_plugin.py",  # eager tasks (3.12+), and the harness on every version
     "tests/unit/test_recording_format.py",  # the format the flight recorder writes in the target
     "tests/unit/test_flight_ring.py",
     "tests/integration/test_recordings.py",  # the flight recorder killed by SIGKILL, on every version

@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 
 from tasktop.client.discovery import argv_of, command_line, probe_sockets
 from tasktop.client.probe_client import ProbeClient, ProbeError, ProbeUnavailable
-from tasktop.render.stacks import fit_label, where
+from tasktop.render.stacks import fit_label, frame_label, where
 from tasktop.wire import paths
 
 DEFAULT_TOP = 10
@@ -184,17 +184,47 @@ class _Families:
                      labels=LOOP_LABELS)
         self.stalls = c("tasktop_loop_stalls",
                         "Times the event loop did not answer within TASKTOP_STALL_MS.", labels=LOOP_LABELS)
+        self.lost = c("tasktop_tasks_lost",
+                      "Tasks destroyed while still pending (nothing referenced them), by creation site, "
+                      "since the probe started.", labels=PROCESS_LABELS + ("site",))
+        self.unretrieved = c("tasktop_tasks_unretrieved_exceptions",
+                             "Tasks that ended with an exception nobody retrieved, by creation site and "
+                             "exception type, since the probe started.", labels=PROCESS_LABELS + ("site", "exception"))
         self.errors = c("tasktop_scrape_errors", "Probes that did not answer a scrape, since the exporter started.")
         self.duration = g("tasktop_scrape_duration_seconds", "How long asking every probe took.")
 
     def all(self) -> list[Metric]:
         return [self.up, self.start_time, self.tasks, self.threads, self.groups, self.group_members,
-                self.group_blocked, self.group_blocked_min, self.rss, self.rss_peak, self.lag, self.stalls, self.errors,
-                self.duration]
+                self.group_blocked, self.group_blocked_min, self.rss, self.rss_peak, self.lag, self.stalls,
+                self.lost, self.unretrieved, self.errors, self.duration]
 
     def merge(self, other: "_Families") -> None:
         for mine, theirs in zip(self.all(), other.all()):
             mine.samples.extend(theirs.samples)
+
+    def _add_endings(self, proc: list, endings: dict) -> None:
+        """Lost tasks and unretrieved exceptions by creation site (``frame (file:line)``); what the
+        probe counted beyond the sites it lists is ``other``."""
+        def site(row: dict) -> str:
+            frames = row.get("site") or []
+            return fit_label(frame_label(frames[0]), WHERE_WIDTH) if frames else "unknown"
+
+        lost = Counter()
+        for row in endings.get("lost") or []:
+            lost[site(row)] += int(row.get("count") or 0)
+        rest = int(endings.get("lost_total") or 0) - sum(lost.values())
+        if rest > 0:
+            lost["other"] += rest
+        for name, count in sorted(lost.items()):
+            self.lost.add_metric(proc + [name], count)
+        unretrieved = Counter()
+        for row in endings.get("unretrieved") or []:
+            unretrieved[(site(row), str(row.get("type") or "?"))] += int(row.get("count") or 0)
+        rest = int(endings.get("unretrieved_total") or 0) - sum(unretrieved.values())
+        if rest > 0:
+            unretrieved[("other", "other")] += rest
+        for (name, exc), count in sorted(unretrieved.items()):
+            self.unretrieved.add_metric(proc + [name, exc], count)
 
     def add_process(self, pid: str, command: str, data: dict, top: int) -> None:
         proc = [pid, command]
@@ -224,6 +254,10 @@ class _Families:
             self.group_members.add_metric(labels, int(group.get("count") or 0))
             self.group_blocked.add_metric(labels, float(group.get("blocked_max_s") or 0.0))
             self.group_blocked_min.add_metric(labels, float(group.get("blocked_min_s") or 0.0))
+
+        endings = data.get("endings")
+        if endings is not None:  # a probe that counts them
+            self._add_endings(proc, endings)
 
         memory = data.get("memory") or {}
         if memory.get("rss_bytes") is not None:

@@ -30,11 +30,10 @@ from . import FleetError
 #: A process is judged for growth once it has been up this many windows: three windows of floors
 #: plus one, so that a warm-up shorter than two windows can never fire.
 UPTIME_WINDOWS = 4
-#: The lost-tasks counter another part of tasktop is to export (its rule is shipped already and
-#: unit-tested on synthetic series; it stays silent while the metric does not exist).
+#: The exporter's counter of tasks destroyed while pending, by creation site.
 LOST_TASKS_METRIC = "tasktop_tasks_lost_total"
-#: Metrics a rule or panel uses that ``tasktop exporter`` does not export yet.
-PENDING_METRICS = frozenset({LOST_TASKS_METRIC})
+#: Metrics a rule or panel uses that ``tasktop exporter`` does not export yet (none now).
+PENDING_METRICS: frozenset = frozenset()
 #: Labels that identify one process across the fleet (``job`` and ``instance`` come from the scrape).
 PROCESS = "job, instance, pid"
 

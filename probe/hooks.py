@@ -32,6 +32,7 @@ walks them in (``task_pass._Walk``).
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import os
 import sys
@@ -40,7 +41,7 @@ import weakref
 from asyncio import base_events, events
 from typing import Any, Callable
 
-from . import registry
+from . import endings, registry
 from .frames import resolve
 
 _Task = asyncio.Task
@@ -104,7 +105,16 @@ class TaskInfo(weakref.ref):
 
 
 _ref = weakref.ref
-_forget = records.pop
+#: The records of the tasks freed last: a task destroyed while pending is reported by its
+#: finalizer after the collector has already dropped its record (weak references are cleared
+#: first), so the report looks here for its creation site and where it was last seen waiting.
+departed: collections.deque = collections.deque(maxlen=1024)
+
+
+def _forget(info: "TaskInfo", pop: Any = records.pop, keep: Any = departed.append) -> None:
+    """A task's record leaves ``records`` when the task is freed, and waits in ``departed``."""
+    pop(info, None)
+    keep(info)
 
 
 def _record(task: asyncio.Task, parent: int | None, site: tuple | None) -> TaskInfo:
@@ -133,6 +143,22 @@ def record_of(task: Any) -> TaskInfo | None:
         return records.get(_ref(task))
     except TypeError:  # not weakly referenceable, or unhashable
         return None
+
+
+def find_record(task: Any) -> TaskInfo | None:
+    """The record of a task, also one freed a moment ago (see ``departed``): the newest
+    record with the task's hash, which is its address, still its own while it is finalized."""
+    info = record_of(task)
+    if info is not None:
+        return info
+    try:
+        key = hash(task)
+        for info in reversed(departed):
+            if hash(info) == key:
+                return info
+    except Exception:
+        pass
+    return None
 
 
 def info_for(task: asyncio.Task) -> TaskInfo:
@@ -364,6 +390,7 @@ def _raw_methods(loop) -> tuple[Callable, Callable]:
 
 def install_factory(loop) -> None:
     """Put our factory on ``loop``, chained to whatever factory it has now.  Idempotent."""
+    watch_endings(loop)
     try:
         set_raw, get_raw = _raw_methods(loop)
         current = get_raw(loop)
@@ -482,6 +509,49 @@ def _loop_init(self, *args, **kwargs):
             pass
 
 
+def _wrap_exception_handler(cls: type) -> None:
+    """Wrap ``call_exception_handler`` so the probe counts tasks that ended unseen (see
+    ``endings``), then the handler the user would see runs as before."""
+    original = cls.call_exception_handler
+    if getattr(original, "_tasktop_inner", None) is not None:
+        return
+
+    def call_exception_handler(self, context):
+        if _active:
+            endings.observe(context, find_record)
+        return original(self, context)
+
+    call_exception_handler.__name__ = original.__name__
+    call_exception_handler.__qualname__ = original.__qualname__
+    call_exception_handler.__doc__ = original.__doc__
+    call_exception_handler._tasktop_inner = original
+    cls.call_exception_handler = call_exception_handler
+
+
+def watch_endings(loop: Any) -> None:
+    """On a loop whose class cannot be wrapped (uvloop), count the tasks that ended unseen
+    through its exception handler, chained to the one it has.  Once per loop; a handler the
+    application sets later replaces ours there."""
+    if isinstance(loop, base_events.BaseEventLoop):
+        return  # its class's call_exception_handler is wrapped
+    try:
+        current = loop.get_exception_handler()
+        if getattr(current, "_tasktop_endings", False):
+            return
+
+        def handler(loop_, context, _inner=current):
+            if _active:
+                endings.observe(context, find_record)
+            if _inner is not None:
+                return _inner(loop_, context)
+            return loop_.default_exception_handler(context)
+
+        handler._tasktop_endings = True
+        loop.set_exception_handler(handler)
+    except Exception:
+        pass
+
+
 def install(depth: int = 4, record_sites: bool = True) -> None:
     """Install the hooks (once per process) and switch them on."""
     global _installed, _active, _depth, _record_sites, _orig_set_running_loop, _orig_init
@@ -494,6 +564,7 @@ def install(depth: int = 4, record_sites: bool = True) -> None:
         _orig_init = base_events.BaseEventLoop.__init__
         base_events.BaseEventLoop.__init__ = _loop_init
         _wrap_class(base_events.BaseEventLoop)
+        _wrap_exception_handler(base_events.BaseEventLoop)
         if _factory_changes_names():
             _wrap_create_task()
         uvloop = sys.modules.get("uvloop")

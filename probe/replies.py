@@ -18,7 +18,7 @@ from typing import Any
 from tasktop import wire
 from tasktop.wire import MAX_GROUPS, SCHEMA
 
-from . import memory, verdicts
+from . import endings, memory, verdicts
 from .frames import own_frame, to_wire
 from .handoff import Pacer
 from .keys import GroupKey
@@ -217,7 +217,11 @@ class Replies:
             "memory": memory.summary(),
             "loops": self._loops(found.loop_counts),
             "groups": [g.to_wire() for g in ordered[:MAX_GROUPS]],
+            "endings": self._endings(),
         }
+
+    def _endings(self) -> dict:
+        return endings.summary(self.state.options.creation_depth)
 
     def _task_row(self, task: Any, info: Any, found: Pass, awaited_by: dict, source: bool = False,
                   with_stack: bool = True) -> dict:
@@ -313,3 +317,4 @@ def awaiters(awaited_by: dict, seq: int) -> list:
     """The sorted seqs of the tasks awaiting task ``seq`` (see ``Replies._awaited_by``)."""
     found = awaited_by.get(seq)
     return [] if found is None else [found] if type(found) is int else sorted(found)
+

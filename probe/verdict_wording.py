@@ -5,6 +5,7 @@ rules without touching a sentence.
 """
 from __future__ import annotations
 
+from tasktop.wire.stacks import frame_label
 from tasktop.wire.units import duration
 
 _NOUN = {"Queue.get": "queue", "Queue.put": "queue", "Queue.join": "queue", "Event.wait": "event",
@@ -41,6 +42,19 @@ def reason_stuck(count: int, state: str, blocked: float) -> str:
 
 def noun_of(state: str) -> str:
     return _NOUN.get(state, "object")
+
+
+def reason_lost(count: int, created_at: dict | None, state: str | None, last_at: dict | None) -> str:
+    """``28 tasks created by work (app.py:12) were destroyed while pending; last at read_replies
+    (app.py:5) on Queue.get``."""
+    noun = "task was" if count == 1 else "tasks were"
+    made = f" created by {frame_label(created_at)}" if created_at else " (created before the probe saw them)"
+    text = f"{count} {noun.split()[0]}{made} {noun.split()[1]} destroyed while pending"
+    if last_at:
+        text += f"; last at {frame_label(last_at)}" + (f" on {state}" if state else "")
+    else:
+        text += "; none was seen waiting (each was lost before the probe's next look)"
+    return text
 
 
 def reason_some(count: int, total: int, reason: str) -> str:

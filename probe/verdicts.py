@@ -17,7 +17,10 @@ import threading
 import time
 from typing import Any
 
-from . import verdict_wording as wording
+from tasktop.wire.groups import group_id
+from tasktop.wire.stacks import user_frame
+
+from . import endings, verdict_wording as wording
 from .frames import own_frame
 from .handoff import Pacer
 from .keys import GroupKey
@@ -46,7 +49,8 @@ def gather(state: State, budget_s: float = 2.0) -> dict:
     finally:
         proof.close()
     unsettled = _unsettled(tally, proof, budget_s)
-    return {"verdicts": _verdict_rows(found, tally, list(state.history)), "time": time.time(),
+    rows = _verdict_rows(found, tally, list(state.history)) + lost_verdicts(state.options.creation_depth)
+    return {"verdicts": rows, "time": time.time(),
             "history_s": round(now - state.history[0][0], 1) if state.history else 0.0,
             "unsettled": unsettled}
 
@@ -225,6 +229,21 @@ def _unsettled(proven: dict, proof: Proof, budget_s: float) -> dict | None:
         return None
     return {"waiters": unknown, "groups": sum(1 for e in proven.values() if e["unknown"]),
             "reason": wording.reason_unsettled(proof.out_of_time, budget_s)}
+
+
+def lost_verdicts(depth: int) -> list[dict]:
+    """A ``lost`` verdict per creation site whose tasks were destroyed while pending."""
+    out = []
+    for row in endings.summary(depth)["lost"]:
+        site = row["site"]
+        created = site[0] if site else None  # the creation frame itself, as in ``created by``
+        last = user_frame(row["last_stack"]) if row["last_stack"] else None
+        out.append({"verdict": "lost", "kind": "task", "count": row["count"],
+                    "group": group_id("lost", "", [(f["file"], f["func"], f["line"]) for f in site]),
+                    "state": row["last_state"] or "pending", "blocked_min_s": 0.0, "frame": last or created,
+                    "created_by": site, "last_at": row["last_at"],
+                    "reason": wording.reason_lost(row["count"], created, row["last_state"], last)})
+    return out
 
 
 def _verdict_rows(found: Pass, proven: dict, history: list) -> list[dict]:

@@ -15,7 +15,7 @@ from .leak_check import LeakCheck
 from .leftovers import describe_task, describe_thread
 from .options import INI_RUNNER, NOTES_SECTION, configured_allowances, marker_options, timeout_of, wanted
 from .patches import Patches
-from .report import render
+from .report import render, render_lost
 
 
 class Checker:
@@ -140,9 +140,13 @@ class Checker:
             rows += [describe_task(task) for task in tasks]
             rows += check.cancelled_rows(tasks)
             del threads, tasks
+            lost = check.lost()
             self.notes[item] = check.notes()
-            if not rows:
+            if not rows and not lost:
                 return
         finally:
             self._forget()
-        pytest.fail(render(rows, check.timeout, self.root), pytrace=False)
+        message = render(rows, check.timeout, self.root) if rows else ""
+        if lost:
+            message = (message + "\n\n" if message else "") + render_lost(lost, self.root)
+        pytest.fail(message, pytrace=False)

@@ -9,12 +9,15 @@ the evidence with them), and tasks a runner cancels at shutdown are described as
 """
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
 from typing import Any, Iterable
 
 import pytest
+
+from tasktop.probe import endings
 
 from .baseline import Baseline, all_tasks, live_threads, pending
 
@@ -27,6 +30,11 @@ SHUTDOWN = "cancelled when its runner shut the loop down (asyncio.run, asyncio.R
 #: its own in the same process (``pytester``) has the inner session's checks above its own:
 #: what an inner test leaves is that test's, reported (or let through) by the inner session.
 _under_way: list = []
+
+
+def lost_counts() -> dict:
+    """Tasks destroyed while pending so far, by creation site (the probe's ``endings``)."""
+    return {site: row[0] for site, row in list(endings.lost.items())}
 
 
 def _cancel_requested(task: Any) -> bool:
@@ -85,7 +93,19 @@ class LeakCheck:
     def begin(self) -> None:
         if self.baseline is None:
             self.baseline = Baseline(self.threads, self.tasks)
+            self.lost_before = lost_counts()
             _under_way.append(self)
+
+    def lost(self) -> list[tuple[Any, int]]:
+        """``(creation site, count)`` of the tasks destroyed while pending during the test: a
+        young collection first, so that what the test dropped is destroyed now and counted
+        here rather than in a later test."""
+        if not self.tasks or getattr(self, "lost_before", None) is None:
+            return []
+        gc.collect(1)
+        before = self.lost_before
+        return [(site, count - before.get(site, 0)) for site, count in lost_counts().items()
+                if count > before.get(site, 0)]
 
     def innermost(self) -> bool:
         """Whether no check of a nested session's test is under way inside this one."""

@@ -13,7 +13,7 @@ from tasktop.wire.groups import group_id
 from tasktop.wire.units import duration
 
 from .leftovers import Leftover
-from .options import INI_ALLOW, INI_RUNNER, INI_TIMEOUT, MARKER
+from .options import CREATION_DEPTH, INI_ALLOW, INI_RUNNER, INI_TIMEOUT, MARKER
 
 
 def _natural(text: str) -> list:
@@ -84,4 +84,28 @@ def render(rows: list[Leftover], timeout: float, root: str) -> str:
     if any(r["final"] for r in rows):
         lines.append(f"Tasks a runner had to cancel count unless runner_cancelled=False "
                      f"(or {INI_RUNNER} = false).")
+    return "\n".join(lines)
+
+
+def render_lost(lost: list, root: str) -> str:
+    """The failure message for tasks the test lost: destroyed while still pending, because
+    nothing referenced them, so the work they stood for never happened."""
+    from tasktop.probe.keys import SiteKey
+
+    total = sum(count for _site, count in lost)
+    lines = [f"tasktop_leaks: {plural(total, 'asyncio task')} of the test "
+             f"{'was' if total == 1 else 'were'} destroyed while pending (lost): nothing referenced "
+             f"{'it' if total == 1 else 'them'}, so {'its' if total == 1 else 'their'} work never happened"]
+    for site, count in sorted(lost, key=lambda item: -item[1]):
+        frames = []
+        if site not in (None, "other"):
+            try:
+                key = site if type(site) is SiteKey else SiteKey(site, CREATION_DEPTH)
+                frames = key.wire()
+            except Exception:
+                frames = []
+        where = frame_text(frames[0], root) if frames else "a place the probe did not see"
+        lines.append(f"  {count} created by {where}")
+        lines.extend(f"      {frame_text(f, root)}" for f in frames[1:])
+    lines.append("Keep a reference to each task until it is done (a set, a TaskGroup), or await it.")
     return "\n".join(lines)

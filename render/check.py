@@ -10,7 +10,9 @@ Each threshold the user gives becomes one check with one line of output, ``OK â€
 * ``blocked``: the longest any task or thread has been blocked (groups' ``blocked_max_s``),
   leaving out threads that are merely idle (:data:`IDLE_STATES`);
 * ``lag``: the worst event-loop lag now, and the longest stall in the last ``--window``
-  seconds (the probe keeps the last stalls of each loop, with when they began).
+  seconds (the probe keeps the last stalls of each loop, with when they began);
+* ``lost``: tasks destroyed while pending since the probe started (the work they stood for
+  never happened), named by the creation site that lost most.
 
 Only ``growth`` needs to wait for a second snapshot; the others judge one snapshot, so a
 health check that does not ask about growth answers at once.  The evaluation is a pure
@@ -43,10 +45,11 @@ class Limits:
     growth: float | None = None  # tasks per minute
     blocked: float | None = None  # seconds
     lag: float | None = None  # milliseconds
+    lost: int | None = None  # tasks destroyed while pending
     window: float = 10.0
 
     def given(self) -> bool:
-        return any(v is not None for v in (self.tasks, self.growth, self.blocked, self.lag))
+        return any(v is not None for v in (self.tasks, self.growth, self.blocked, self.lag, self.lost))
 
     def needs_two_snapshots(self) -> bool:
         return self.growth is not None
@@ -56,7 +59,7 @@ class Limits:
 class Verdict:
     """One line of the result."""
 
-    check: str  # tasks, growth, blocked, lag
+    check: str  # tasks, growth, blocked, lag, lost
     ok: bool
     line: str
     value: float | None = None
@@ -89,6 +92,8 @@ def evaluate(limits: Limits, last: dict, first: dict | None = None) -> list[Verd
         out.append(_blocked(limits.blocked, last))
     if limits.lag is not None:
         out.append(_lag(limits.lag, last, first, limits.window))
+    if limits.lost is not None:
+        out.append(_lost(limits.lost, last))
     return out
 
 
@@ -139,6 +144,21 @@ def _more(n: int, what: str = "groups") -> str:
 def _brief(group: dict) -> dict:
     return {"id": group.get("id"), "kind": group.get("kind"), "state": group.get("state"),
             "where": stacks.where(group.get("stack")), "count": group.get("count")}
+
+
+def _lost(limit: int, last: dict) -> Verdict:
+    endings = last.get("endings") or {}
+    total = int(endings.get("lost_total") or 0)
+    rows = endings.get("lost") or []
+    ok = total <= limit
+    line = f"{'OK' if ok else 'FAIL'} lost: {total} tasks destroyed while pending {'<=' if ok else '>'} {limit}"
+    if rows:
+        worst = rows[0]
+        created = stacks.frame_label(worst["site"][0]) if worst.get("site") else "an unknown site"
+        line += f" ({worst['count']} created by {created}{_more(len(rows) - 1, 'sites')})"
+    offenders = [{"created_by": r.get("site"), "count": r.get("count"), "state": r.get("last_state")}
+                 for r in rows] if not ok else []
+    return Verdict("lost", ok, line, total, limit, "lost", offenders)
 
 
 def _tasks(limit: int, last: dict) -> Verdict:

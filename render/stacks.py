@@ -9,23 +9,11 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
-from tasktop.wire.stacks import _LOCAL_STDLIB, _PACKAGES, _STDLIB_RE, is_package, is_stdlib, user_frame
+from tasktop.wire.stacks import (_LOCAL_STDLIB, _PACKAGES, _STDLIB_RE, frame_label, func_label, is_package,
+                                 is_stdlib, user_frame)
 
 __all__ = ["is_stdlib", "is_package", "user_frame", "func_label", "frame_label", "fit_label", "where",
            "display_path", "fit_path", "searchable"]
-
-def func_label(func: str) -> str:
-    """``start.<locals>.inner`` reads as ``start.inner``: the nesting is the information."""
-    return (func or "?").replace(".<locals>.", ".")
-
-
-def frame_label(frame: dict | None) -> str:
-    """``consume (worker.py:40)``."""
-    if not frame:
-        return "-"
-    name = os.path.basename(frame.get("file") or "?")
-    return f"{func_label(frame.get('func', '?'))} ({name}:{frame.get('line', 0)})"
-
 
 def fit_label(label: str, width: int) -> str:
     """Shorten ``func (file:line)`` to ``width`` by cutting the function name first: the

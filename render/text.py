@@ -19,7 +19,7 @@ from .units import ms
 
 DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "loops", "verdicts", "verdicts_unsettled",
                  "groups", "tasks", "threads", "source", "unknown")
-_VERDICT_LABELS = {"unreachable": "PROVEN LEAK", "growing": "GROWING", "stuck": "STUCK"}
+_VERDICT_LABELS = {"unreachable": "PROVEN LEAK", "growing": "GROWING", "stuck": "STUCK", "lost": "LOST"}
 
 
 def to_document(data: dict) -> dict:

@@ -61,3 +61,16 @@ def user_frame(stack: Iterable[dict] | None) -> dict | None:
         if not is_stdlib(frame.get("file", "")):
             return frame
     return frames[0]
+
+
+def func_label(func: str) -> str:
+    """``start.<locals>.inner`` reads as ``start.inner``: the nesting is the information."""
+    return (func or "?").replace(".<locals>.", ".")
+
+
+def frame_label(frame: dict | None) -> str:
+    """``consume (worker.py:40)``."""
+    if not frame:
+        return "-"
+    name = os.path.basename(frame.get("file") or "?")
+    return f"{func_label(frame.get('func', '?'))} ({name}:{frame.get('line', 0)})"

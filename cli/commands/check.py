@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="no task or thread blocked longer than SECONDS")
     parser.add_argument("--max-lag", type=_amount, metavar="MS",
                         help="no event-loop lag, nor stall in the window, longer than MS milliseconds")
+    parser.add_argument("--max-lost", type=_count, metavar="N",
+                        help="at most N tasks destroyed while pending (lost) since the probe started")
     parser.add_argument("--window", type=_window, default=10.0, metavar="SECONDS",
                         help="seconds between the two snapshots of --max-growth, and how far back "
                         "--max-lag looks for stalls (default 10)")
@@ -43,12 +45,12 @@ def run(args: argparse.Namespace) -> int:
     from tasktop.render import check
 
     limits = check.Limits(tasks=args.max_tasks, growth=args.max_growth, blocked=args.max_blocked,
-                          lag=args.max_lag, window=args.window)
+                          lag=args.max_lag, lost=args.max_lost, window=args.window)
     if args.pid is None and not args.socket:
         raise CliError("check needs a PID or --socket PATH", EXIT_USAGE)
     if not limits.given():
         raise CliError("check needs at least one threshold: --max-tasks, --max-growth, "
-                       "--max-blocked or --max-lag", EXIT_USAGE)
+                       "--max-blocked, --max-lag or --max-lost", EXIT_USAGE)
     try:
         path = resolve_socket(args.pid, args.socket)
     except NoProbe as exc:

@@ -40,6 +40,10 @@ VERDICTS = {
     "stuck": ("STUCK", "bold cyan",
               "Every member has been blocked for at least a minute on something that does not wake "
               "by itself (not a sleep, a socket, a subprocess or an idle loop)."),
+    "lost": ("LOST", "bold white on magenta",
+             "Tasks the collector destroyed while they were still waiting, because nothing referenced "
+             "them: the work they stood for never happened (asyncio's \"Task was destroyed but it is "
+             "pending!\"). Counted since the probe started, by where they were created."),
 }
 ORDER = {name: index for index, name in enumerate(VERDICTS)}
 
@@ -200,7 +204,8 @@ class VerdictsScreen(AttachedScreen):
             return
         counts = [(sum(1 for v in found if v.get("verdict") == name), words)
                   for name, words in (("unreachable", ("proven leak", "proven leaks")),
-                                      ("growing", ("growing", "growing")), ("stuck", ("stuck", "stuck")))]
+                                      ("growing", ("growing", "growing")), ("stuck", ("stuck", "stuck")),
+                                      ("lost", ("lost site", "lost sites")))]
         parts = [f"{n} {words[n != 1]}" for n, words in counts if n]
         text = Text.assemble((f"{len(found)} verdict{'s' if len(found) != 1 else ''}", "bold"),
                              (f": {', '.join(parts)}", ""))

@@ -255,11 +255,3 @@ def test_bad_thresholds_are_one_line_errors(args, message):
     assert result.stdout == ""
     assert result.stderr.startswith("tasktop: error: ") and message in result.stderr
     assert result.stderr.count("\n") == 1
-
-
-def test_durations():
-    assert rules.duration_seconds("1h30m") == 5400
-    assert rules.duration_text(5400) == "1h30m"
-    assert rules.duration_text(0.5) == "500ms"
-    with pytest.raises(ValueError):
-        rules.duration_seconds("15 m")

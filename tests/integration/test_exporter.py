@@ -1,9 +1,9 @@
 """``tasktop exporter`` end to end: real probed targets, the exporter as a real process on a free
 loopback port, ``/metrics`` scraped over HTTP and parsed with prometheus_client's own parser, and
-the numbers checked against what the targets are known to be doing."""
+the numbers checked against what the targets are known to be doing.  (The options and the
+command label are in unit/test_exporter_options.py.)"""
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import signal
@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import wait_until
 from tasktop import wire
+from support.exporter_args import exporter_args
 from tasktop.exporter import collector, server
 
 # 5 tasks on asyncio.Queue.get, 2 threads on a threading.Lock.
@@ -48,18 +49,24 @@ asyncio.run(main())
 
 # 3 tasks on asyncio.Event.wait, 1 thread on queue.Queue.get, and one stall of the loop.
 EVENT_AND_STALL = r'''
-import asyncio, queue, threading, time
+import asyncio, gc, queue, threading, time
 
 q = queue.Queue()
 
 async def wait_for(event):
     await event.wait()
 
+async def fail():
+    raise KeyError("unread")
+
 async def main():
     event = asyncio.Event()
     tasks = [asyncio.create_task(wait_for(event)) for _ in range(3)]
+    asyncio.create_task(wait_for(asyncio.Event()))  # kept by nothing: lost
+    asyncio.create_task(fail())  # its exception is never retrieved
     threading.Thread(target=q.get, name="taker", daemon=True).start()
     await asyncio.sleep(0.3)  # the probe has seen the loop
+    gc.collect()
     time.sleep(0.6)           # blocks the loop: one stall
     print("ready", flush=True)
     await asyncio.sleep(1000)
@@ -315,58 +322,18 @@ def test_top_limits_group_series(spawn, sockdir):
     assert len(groups(100)) == len(a.summary()["groups"])
 
 
-def test_command_label_is_argv_cut_to_width():
-    assert collector.command_label({"argv": ["/srv/app/worker.py", "--queue", "mail"]}) == "worker.py --queue mail"
-    long = collector.command_label({"argv": ["/srv/app.py", "x" * 200]})
-    assert len(long) == collector.COMMAND_WIDTH and long.endswith("…")
-    assert collector.command_label({"argv": ["a.py", "two\nlines"]}) == "a.py two lines"
-
-
-def _args(**overrides) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    server.add_arguments(parser)
-    args = parser.parse_args([])
-    for key, value in overrides.items():
-        setattr(args, key, value)
-    return args
-
-
-def test_defaults():
-    args = _args()
-    assert (args.port, args.address, args.directory, args.top, args.timeout) == (
-        server.DEFAULT_PORT, "127.0.0.1", None, 10, 2.0)
-
-
 def test_port_in_use_is_a_one_line_error(sockdir):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
         with pytest.raises(server.ExporterError) as info:
-            server.run(_args(port=port, directory=[sockdir]))
+            server.run(exporter_args(port=port, directory=[sockdir]))
     assert str(info.value) == f"cannot serve metrics on 127.0.0.1:{port}: Address already in use"
 
 
 def test_bad_address_is_a_one_line_error(sockdir):
     # 192.0.2.1 (TEST-NET-1) is no address of this machine; no name look-up is involved.
     with pytest.raises(server.ExporterError) as info:
-        server.run(_args(port=0, address="192.0.2.1", directory=[sockdir]))
+        server.run(exporter_args(port=0, address="192.0.2.1", directory=[sockdir]))
     assert str(info.value) == "cannot serve metrics on 192.0.2.1:0: Cannot assign requested address"
-
-
-class _Raising(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        raise ValueError(message)
-
-
-@pytest.mark.parametrize("argv, expected", [
-    (["--port", "70000"], "not a port number: '70000'"),
-    (["--port", "http"], "not a port number: 'http'"),
-    (["--top", "-1"], "not a number of groups: '-1'"),
-    (["--timeout", "0"], "the timeout must be between"),
-])
-def test_bad_options(argv, expected):
-    parser = _Raising()
-    server.add_arguments(parser)
-    with pytest.raises(ValueError, match=expected):
-        parser.parse_args(argv)

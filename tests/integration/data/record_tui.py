@@ -1,8 +1,8 @@
 """Record the frozen data the TUI snapshot tests replay (``tui_recorded.json``).
 
-Run from the repository root: ``python tests/data/record_tui.py``.  It starts the demo target
-with the probe and tracemalloc on, takes one summary a second for 12 seconds (enough history
-for growth rates and the leak marker), then the detail replies the snapshot tests open: the
+Run from the repository root: ``python tests/integration/data/record_tui.py``.  It starts the
+demo target with the probe and tracemalloc on, takes one summary a second for 12 seconds (enough
+history for growth rates and the leak marker), then the detail replies the snapshot tests open: the
 leaking group, a task with an awaiter chain, a thread stuck on a lock, memory.  Everything that
 would differ between runs or machines is then pinned: pid, clock (shifted to a fixed epoch,
 whole seconds apart), and file paths (rewritten to paths that do not exist here, so the TUI
@@ -19,7 +19,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))  # tests/, for conftest
 
 from conftest import Target, target_env, wait_until  # noqa: E402
 

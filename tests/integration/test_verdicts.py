@@ -1,14 +1,11 @@
 """Leak verdicts: proven leaks (nothing but the waiters can reach what they wait on), and
-no verdict where something alive could still wake the waiters."""
+no verdict where something alive could still wake the waiters.  (Proofs run in this process,
+without a target, are in unit/test_verdict_proofs.py.)"""
 from __future__ import annotations
-
-import asyncio
-import gc
-import sys
 
 from conftest import tasktop, wait_until
 
-from tasktop.probe.verdicts import THREAD_PROOFS, Proof
+from tasktop.probe.verdicts import THREAD_PROOFS
 
 LEAKS = r'''
 import asyncio, threading, queue
@@ -241,52 +238,3 @@ def test_the_dump_says_what_the_budget_left_unsettled(spawn, sockdir):
     assert "NOT SETTLED" in text.stdout
     assert "ran out of its 0s budget" in text.stdout
     assert "PROVEN LEAK" not in text.stdout
-
-
-async def _parked(n: int) -> list:
-    q = asyncio.Queue()
-    tasks = [asyncio.ensure_future(q.get()) for _ in range(n)]
-    await asyncio.sleep(0)
-    return tasks
-
-
-def test_a_proof_out_of_time_proves_nothing_and_says_so():
-    """The budget stops the count: waiters not counted are not settled (never proven)."""
-
-    async def scenario():
-        tasks = await _parked(10)
-        gc.collect()
-        proof = Proof(lambda: None, 0.0, lambda n: tasks[n])
-        for n, task in enumerate(tasks):
-            assert proof.task(0, "Queue.get", task, n) is not None
-        result = proof.run()
-        proof.close()
-        for task in tasks:
-            task.cancel()
-        return result, proof.out_of_time
-
-    result, out_of_time = asyncio.run(scenario())
-    assert out_of_time and result == [None] * 10
-
-
-def test_a_proof_counts_every_reference():
-    """In process: ten tasks on a queue only they hold are proven; one more reference to the
-    queue from anywhere (here a list) and none is."""
-
-    async def scenario(extra: list) -> list:
-        q = asyncio.Queue()
-        extra.append(q) if extra is not None else None
-        tasks = [asyncio.ensure_future(q.get()) for _ in range(10)]
-        del q
-        await asyncio.sleep(0)
-        proof = Proof(lambda: None, 5.0, lambda n: tasks[n])
-        for n, task in enumerate(tasks):
-            proof.task(0, "Queue.get", task, n)
-        result = proof.run()
-        proof.close()
-        for task in tasks:
-            task.cancel()
-        return result
-
-    assert asyncio.run(scenario(None)) == [True] * 10
-    assert asyncio.run(scenario([])) == [False] * 10

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(
 
 # 40 tasks a second that wait on a queue nobody fills: a leak.
 LEAK = r'''
-import asyncio
+import asyncio, gc
 
 async def consume(q):
     await q.get()
@@ -40,6 +40,8 @@ async def main():
     print("ready", flush=True)
     while True:
         keep += [asyncio.create_task(consume(q)) for _ in range(4)]
+        asyncio.create_task(consume(asyncio.Queue()))  # kept by nothing: lost at the next collection
+        gc.collect()
         await asyncio.sleep(0.1)
 
 asyncio.run(main())
@@ -219,8 +221,11 @@ def test_panels_and_alerts_on_a_real_prometheus(spawn, prometheus):
     (peak,) = prometheus.query(f"max_over_time(sum(tasktop_tasks{saw_sel})[{3 * WINDOW_S}s:])")
     assert float(peak["value"][1]) >= 20
 
-    # Every query of every panel of the shipped dashboard returns data for the leaking target;
-    # the lost-tasks panel waits for its metric (its query runs, and the metric is still absent).
+    # The tasks it loses (one a tick, kept by nothing) are counted by where they were made.
+    lost = firing["TasktopTasksLost"]
+    assert lost["labels"]["site"].startswith("main (target0.py:")
+
+    # Every query of every panel of the shipped dashboard returns data for the leaking target.
     board = dashboard.shipped()
     empty = []
     for title, expr in dashboard.queries(board):
@@ -228,9 +233,10 @@ def test_panels_and_alerts_on_a_real_prometheus(spawn, prometheus):
         data = prometheus.query_range(promql)
         if not data:
             empty.append((title, promql))
-    assert [title for title, _ in empty] == ["Lost tasks"], empty
-    assert prometheus.query(f'count({{__name__=~"{"|".join(rules.PENDING_METRICS)}"}})') == [], \
-        "a pending metric is exported now: take it out of rules.PENDING_METRICS so its panel is checked"
+    assert empty == []
+    if rules.PENDING_METRICS:
+        assert prometheus.query(f'count({{__name__=~"{"|".join(rules.PENDING_METRICS)}"}})') == [], \
+            "a pending metric is exported now: take it out of rules.PENDING_METRICS so its panel is checked"
     # Every variable's query too (label_values(metric{...}, label) through the label API).
     for variable in board["templating"]["list"]:
         if variable["type"] == "query":

@@ -930,3 +930,41 @@ def test_under_xdist_workers_check_and_the_controller_lists_what_they_let_throug
     ])
     result.stdout.fnmatch_lines(["1 task: sleep, cancelled when its runner shut the loop down * ?left?"])
     result.stdout.fnmatch_lines(["1 thread: Event.wait, daemon  ?left-thread?"])
+
+
+def test_a_task_the_test_lost_fails_it_naming_where_it_was_made(pytester):
+    """A task nothing referenced, destroyed while still pending: the work never happened."""
+    source = """
+        import asyncio, gc
+
+        async def read_replies(q):
+            await q.get()
+
+        async def handle():
+            asyncio.create_task(read_replies(asyncio.Queue()))
+            await asyncio.sleep(0)
+
+        def test_loses_a_task():
+            async def serve():
+                await handle()
+                gc.collect()  # as the collector would, some time later, while the loop runs
+                await asyncio.sleep(0)
+            asyncio.run(serve())
+
+        def test_keeps_its_task():
+            async def main():
+                task = asyncio.create_task(read_replies(asyncio.Queue()))
+                await asyncio.sleep(0)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            asyncio.run(main())
+    """
+    result = run(pytester, source, "--tasktop-leaks", "-p", "no:randomly")
+    outcome = outcomes(result)
+    assert outcome["test_keeps_its_task"] == ["PASSED"]
+    assert outcome["test_loses_a_task"] == ["PASSED", "ERROR"]
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_loses_a_task*",
+        "tasktop_leaks: 1 asyncio task of the test was destroyed while pending (lost)*",
+        f"  1 created by handle (test_target.py:{line(source, 'asyncio.create_task(read_replies')})",
+    ])

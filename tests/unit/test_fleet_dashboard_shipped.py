@@ -1,13 +1,10 @@
-"""``tasktop dashboard``: the shipped dashboard is what grafana-foundation-sdk builds from the
-panel list, it has the panels and the process picker the fleet view needs, and the command prints
-or writes it.  (Its queries run against a real Prometheus in test_fleet_prometheus.py.)"""
+"""The shipped Grafana dashboard: what grafana-foundation-sdk builds from the panel list, with the
+panels and the process picker the fleet view needs.  (The command, and the queries against a real
+Prometheus, are in integration/.)"""
 from __future__ import annotations
-
-import json
 
 import pytest
 
-from conftest import tasktop
 from tasktop.fleet import dashboard
 
 
@@ -35,18 +32,3 @@ def test_panels_and_process_picker():
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
     largest = next(p for p in board["panels"] if p["title"] == "Largest groups")
     assert largest["type"] == "table" and all(t["format"] == "table" for t in largest["targets"])
-
-
-def test_command_prints_and_writes(tmp_path):
-    printed = tasktop("dashboard")
-    assert printed.returncode == 0 and printed.stderr == ""
-    assert json.loads(printed.stdout) == dashboard.shipped()
-    out = tmp_path / "tasktop.json"
-    assert tasktop("dashboard", "-o", str(out)).returncode == 0
-    assert out.read_text() == printed.stdout
-
-
-def test_unwritable_output_is_one_line():
-    result = tasktop("dashboard", "-o", "/nonexistent/dir/tasktop.json")
-    assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr == "tasktop: error: cannot write /nonexistent/dir/tasktop.json: No such file or directory\n"

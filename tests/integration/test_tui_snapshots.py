@@ -5,7 +5,7 @@ one second apart and the detail replies these screens ask for, with pid, clock a
 pinned.  The app's two boundaries with the outside world are replaced: the watcher (which here
 only reports "live"; the summaries go through the same ``SnapshotReceived`` message and model as
 live ones) and the connection (which answers detail requests from the recording).  Update the
-SVGs after an intended change with ``pytest tests/test_tui_snapshots.py --snapshot-update``.
+SVGs after an intended change with ``pytest tests/integration/test_tui_snapshots.py --snapshot-update``.
 """
 from __future__ import annotations
 

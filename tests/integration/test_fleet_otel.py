@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import http.server
-import logging
 import os
 import signal
 import subprocess
@@ -239,26 +238,6 @@ def test_instrumentor_in_the_application(spawn, receiver):
     assert counted.get(("quick", "finished")) == 3
     assert ("consume", "finished") not in counted and ("consume", "pending") not in counted
     assert "asyncio.process.duration" in found["asyncio"]
-
-
-def test_instrumentor_without_a_probe_registers_nothing(caplog):
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-
-    import tasktop.probe
-    from tasktop.fleet.otel import TasktopInstrumentor
-
-    assert not tasktop.probe.is_running()
-    reader = InMemoryMetricReader()
-    instrumentor = TasktopInstrumentor()
-    with caplog.at_level(logging.WARNING):
-        instrumentor.instrument(meter_provider=MeterProvider(metric_readers=[reader]))
-    try:
-        assert "tasktop: the probe is not running (set TASKTOP=1, or pass start_probe=True)" in caplog.text
-        data = reader.get_metrics_data()
-        assert data is None or not data.resource_metrics
-    finally:
-        instrumentor.uninstrument()
 
 
 def test_a_failed_push_is_one_line_and_the_exporter_goes_on(spawn, sockdir):
