@@ -105,9 +105,11 @@ async def test_replay_steps_jumps_plays_and_opens_every_screen(recording):
         await pilot.press("j", *"nonsense", "enter")
         assert box.display and screen.index == rec.index_at(rec.start + 1.0)  # refused, kept
         await pilot.press("escape")
-        await pilot.press("g", "3")  # play at 100x from the start: to the end, in order
-        assert screen.playing and screen.speed == 100
-        assert "100x" in plain(screen.query_one("#timebar", Static))
+        await pilot.press("g", "1")  # play at 1x from the start (the recording lasts 4 s)...
+        assert screen.playing and screen.speed == 1
+        assert "▶ 1x" in plain(screen.query_one("#timebar", Static))
+        await pilot.press("3")  # ...then at 100x: to the end, in order
+        assert screen.speed == 100
         await until(pilot, lambda: not screen.playing, "the player to reach the end")
         assert screen.index == n - 1 and hangs(screen) == counts[-1]
         assert len(screen.session.model.samples) == n  # every sample on the way fed the history
