@@ -128,15 +128,17 @@ def flight_run(spawn_env: dict, directory, tmp_path, seconds_before_kill: float)
     import sys
 
     proc = subprocess.Popen([sys.executable, str(script)], env=spawn_env, stdout=subprocess.PIPE, text=True)
-    assert "ready" in proc.stdout.readline()
-    wait_until(lambda: any(samples(p) >= 4 for p in directory.iterdir() if p.name.startswith(f"{proc.pid}-")),
-               message="four flight samples")
-    import time
+    try:
+        assert "ready" in proc.stdout.readline()
+        wait_until(lambda: any(samples(p) >= 4 for p in directory.iterdir() if p.name.startswith(f"{proc.pid}-")),
+                   message="four flight samples")
+        import time
 
-    time.sleep(seconds_before_kill)  # a random moment: mid-write or between writes
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stdout.close()
+        time.sleep(seconds_before_kill)  # a random moment: mid-write or between writes
+    finally:  # killed in any case: a failed wait leaves no target behind
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
     return proc.pid
 
 
