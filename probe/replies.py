@@ -54,6 +54,7 @@ class Replies:
         self.state = state
         self.pid = pid
         self.started = _process_started() or time.time()
+        self.flight = None  # the flight recorder, when TASKTOP_RECORD is set
 
     # -- requests ---------------------------------------------------------------------------
     def hello(self) -> dict:
@@ -233,6 +234,7 @@ class Replies:
                 "sample_ms": round(state.budget.sample_ms, 3),
                 "creation_stacks": state.options.creation_stacks,
                 "tracemalloc": bool(state.options.tracemalloc),
+                **({"record": self.flight.status()} if self.flight is not None else {}),
             },
             "totals": {"tasks": found.count, "threads": len(found.thread_rows),
                        "loops": len(state.loops.watches), "groups": len(ordered)},

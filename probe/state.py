@@ -40,6 +40,9 @@ class State:
         self.budget = Budget(options.interval)
         #: (monotonic time, {group id: count}), for growth verdicts.
         self.history: collections.deque = collections.deque(maxlen=HISTORY_POINTS)
+        #: The flight recorder (``TASKTOP_RECORD``), set by the server, and what records a pass.
+        self.flight = None
+        self.record_pass = None
 
     def heartbeat(self, now: float) -> None:
         """Post/collect heartbeats on every running loop."""
@@ -51,7 +54,11 @@ class State:
         even when no client asks."""
         t0 = time.thread_time()
         now = time.monotonic()
-        if not self.history or now - self.history[-1][0] >= HISTORY_STEP:
+        flight = self.flight
+        if flight is not None and flight.due(now) and self.record_pass is not None:
+            # The recorder's summary and its write count against the budget like the pass.
+            self.record_pass(self.collect(rows=False), now)
+        elif not self.history or now - self.history[-1][0] >= HISTORY_STEP:
             self.collect(rows=False)
         else:
             self.passes.run(grouping=False)

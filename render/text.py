@@ -224,3 +224,16 @@ def render_ls(rows: list[dict[str, Any]]) -> str:
                    f"{size(row.get('rss_bytes')):>10}  {duration(row.get('uptime_s')):>8}  "
                    f"{row.get('command', '')}")
     return "\n".join(out) + "\n"
+
+
+def render_dead(rows: list[dict[str, Any]], directory: str) -> str:
+    """The ``tasktop ls --dead`` table: flight recordings of processes that are gone."""
+    if not rows:
+        return f"no flight recording of a finished process in {directory}\n"
+    out = [f"{'PID':>7}  {'LAST RECORD':19}  {'SPAN':>8}  {'SIZE':>8}  {'ENDED':22}  COMMAND"]
+    for row in rows:
+        last = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["last_s"]))
+        out.append(f"{row['pid']!s:>7}  {last:19}  {duration(row['last_s'] - row['first_s']):>8}  "
+                   f"{size(row['bytes']):>8}  {row['ended']:22}  {row['command']}")
+        out.append(f"{'':7}  tasktop replay {row['path']}")
+    return "\n".join(out) + "\n"

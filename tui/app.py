@@ -72,8 +72,9 @@ class TasktopApp(App):
                  connection_factory: Callable[[str], Connection] = Connection,
                  watcher_factory: Callable[..., Watcher] = Watcher,
                  scanner: Callable[[str | None], list] | None = None,
-                 export_dir: str | None = None) -> None:
+                 export_dir: str | None = None, replay: tuple | None = None) -> None:
         super().__init__()
+        self.replay = replay  # (Recording, moment or None): ``tasktop replay``
         self.socket_path = socket_path
         self.interval = interval
         self.socket_dir = socket_dir
@@ -86,7 +87,16 @@ class TasktopApp(App):
         self.watcher: Watcher | None = None  # its live loop
 
     def on_mount(self) -> None:
-        if self.socket_path:
+        if self.replay is not None:
+            from tasktop.client.recorded import RecordedConnection
+            from .replay import ReplayScreen
+
+            recording, at = self.replay
+            self.title = f"tasktop replay {recording.path}"
+            # No watcher: the replay screen moves the recording's cursor (see tui/replay.py).
+            self.session = Session(RecordedConnection(recording), self.interval)
+            self.push_screen(ReplayScreen(self.session, recording, at))
+        elif self.socket_path:
             self.attach(self.socket_path)
         elif self.scanner is not None:
             self.push_screen(PickerScreen(self.socket_dir, self.scanner))
@@ -116,6 +126,7 @@ class TasktopApp(App):
         self.pop_screen()
 
     def _stop_live(self) -> None:
+        self._stop_recording()  # leaving or quitting ends a recording with its file whole
         if self.watcher is not None:
             self.watcher.stop()  # its thread closes the connection
         self.watcher = None
@@ -127,6 +138,8 @@ class TasktopApp(App):
             return  # a reply that was already on its way when the user paused or left
         session.model.update(message.summary)
         session.cost = message.cost
+        if session.recorder is not None:
+            self.record_snapshot(session, message.summary)
         self.revision += 1
 
     def on_connection_changed(self, message: ConnectionChanged) -> None:
@@ -191,6 +204,34 @@ class TasktopApp(App):
         if self.session is not None and not isinstance(self.screen, screen):
             self.push_screen(screen(self.session))
 
+    def action_record(self) -> None:
+        """``R``: start or stop recording the session to a file (``tasktop replay FILE``)."""
+        session = self.session
+        if session is None:
+            return
+        if session.replay is not None:
+            self.notify("This is a recording already", timeout=2)
+            return
+        if session.recorder is not None:
+            recorder, session.recorder = session.recorder, None
+            recorder.close("stopped")
+            self.notify(f"Recorded {recorder.samples} samples to {recorder.path}", title="Recording", timeout=8)
+        else:
+            try:
+                session.recorder = self.start_recording(session)
+            except Exception as exc:  # RecordingError, or an unwritable export directory
+                self.notify(f"Cannot record: {exc}", severity="error", timeout=8)
+                return
+            self.notify(f"Recording to {session.recorder.path} (R stops)", title="Recording", timeout=5)
+            if session.model.summary is not None:
+                session.recorder.add(session.model.summary)
+        self._show_status()
+
+    def _stop_recording(self) -> None:
+        if self.session is not None and self.session.recorder is not None:
+            recorder, self.session.recorder = self.session.recorder, None
+            recorder.close("stopped")
+
     def action_export(self) -> None:
         if self.session is not None:
             self.export(self.session)
@@ -224,6 +265,40 @@ class TasktopApp(App):
             return
         self.exports.append(paths)
         self._tell(f"Exported{note}:\n{paths[0]}\n{paths[1]}", title="Export", timeout=8)
+
+    # Recording the session (``R``) -------------------------------------------------------
+    def start_recording(self, session: Session):
+        """A recorder writing ``tasktop-PID-TIME.ttrec`` in the export directory."""
+        import time
+
+        from tasktop.client.recorded import FileRecorder
+
+        directory = self.export_dir or export.export_dir()
+        os.makedirs(directory, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = os.path.join(directory, f"tasktop-{session.pid or 'x'}-{stamp}.ttrec")
+        return FileRecorder(path, "tasktop (live view)")
+
+    def record_snapshot(self, session: Session, summary: Summary) -> None:
+        """Append a snapshot to the session's recording, and its due group pages (asked for
+        on a worker thread: each is a request to the probe)."""
+        recorder = session.recorder
+        try:
+            recorder.add(summary)
+        except OSError as exc:
+            session.recorder = None
+            recorder.close("write failed")
+            self.notify(f"Recording stopped: {exc}", severity="error", timeout=8)
+            return
+        if recorder.pages_waiting(summary):
+            self._record_pages(recorder, session.connection, summary)
+
+    @work(thread=True, group="record-pages", exit_on_error=False)
+    def _record_pages(self, recorder, connection: Connection, summary: Summary) -> None:
+        try:
+            recorder.record_pages(connection, summary)
+        except (ProbeUnavailable, ProbeError, OSError, ValueError):
+            pass  # the group pages are a bonus of the recording: its samples are whole
 
     def _tell(self, message: str, **kwargs) -> None:
         """``notify`` from a worker thread."""

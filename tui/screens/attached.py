@@ -36,6 +36,7 @@ def session_bindings(*shown: str, skip: tuple = ()) -> list[Binding]:
         "memory": Binding("m", "app.open('memory')", "Memory"),
         "verdicts": Binding("v", "app.open('verdicts')", "Leaks"),
         "waits": Binding("w", "app.open('waits')", "Waits"),
+        "record": Binding("R", "app.record", "Rec"),
     }
     out = [every[name] for name in shown]
     for name, binding in every.items():

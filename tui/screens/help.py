@@ -31,6 +31,15 @@ KEYS = [
         ("m", "memory: RSS history, gc, top allocation sites"),
         ("v", "leak verdicts: proven leaks, growing, stuck and lost groups, and the probe's reasoning"),
         ("w", "waits: queues, locks, semaphores, events and conditions tasks wait on, most waiters first"),
+        ("R", "start / stop recording this session to tasktop-PID-TIME.ttrec (● REC in the header; "
+              "tasktop replay FILE)"),
+    ]),
+    ("Replay (tasktop replay FILE)", [
+        (", .", "one sample back / forward"),
+        ("Space p", "play / pause"),
+        ("1 2 3", "play at 1x, 10x, 100x"),
+        ("g G", "the start / the end of the recording"),
+        ("j", "jump to a moment: HH:MM:SS, -5m (before the end), +30s (after the start), start, end"),
     ]),
     ("Main view", [
         ("Enter", "open the selected group"),
