@@ -32,6 +32,9 @@ PROBE_TESTS = [
     "tests/integration/test_demo.py",  # the demo target, dumped and checked
     "tests/*/test_verdict*.py",  # leak proofs count references: what a frame holds differs by version
     "tests/integration/test_pytest_plugin.py",  # eager tasks (3.12+), and the harness on every version
+    "tests/unit/test_recording_format.py",  # the format the flight recorder writes in the target
+    "tests/unit/test_flight_ring.py",
+    "tests/integration/test_recordings.py",  # the flight recorder killed by SIGKILL, on every version
 ]
 # One pytest worker per core, at most 4 (pytest-xdist): the tests mostly wait on the target
 # processes they start, and the whole run must stay well under 10 minutes on 2 cores.

@@ -32,3 +32,26 @@ def seconds(what: str, low: float, high: float) -> Callable[[str], float]:
 # The values more than one command takes.
 pid = checked(int, "not a process id", lambda v: v > 0)
 interval = seconds("interval", 0.1, 3600)
+
+
+def _pid_or_recording(text: str) -> "int | str":
+    # A path that exists is a recording (checked by the command); anything else must be a pid.
+    import os
+
+    if not text.isdigit() and (os.path.exists(text) or os.sep in text):
+        return text
+    return pid(text)
+
+
+#: ``dump``'s target: a pid, or the path of a recording (``tasktop record``, ``TASKTOP_RECORD``).
+pid_or_recording = _pid_or_recording
+
+
+def takes_negative_durations(parser: argparse.ArgumentParser) -> None:
+    """Let ``parser`` take ``-5m`` as a value (``--at -5m``), as argparse takes ``-5``.
+
+    argparse decides what looks like an option with this pattern (set per parser, the same
+    attribute from 3.9 to 3.15); only negative durations are added to it."""
+    import re
+
+    parser._negative_number_matcher = re.compile(r"^-(\d+(\.\d+)?[hms]?)+$|^-\.\d+$")

@@ -12,7 +12,7 @@ from typing import Any
 
 from tasktop.wire import paths
 from tasktop import wire
-from tasktop.wire.shapes import Summary
+from tasktop.wire.shapes import Ends, Summary, Waits
 
 
 class ProbeUnavailable(Exception):
@@ -56,6 +56,14 @@ class Requests:
 
     def verdicts(self, budget_s: float = 2.0) -> dict:
         return self.request("verdicts", budget_s=budget_s)
+
+    def ends(self, group_id: str = "", task_id: int = 0) -> Ends:
+        """How tasks ended, per group (``group_id``: that group's; ``task_id``: that task's too)."""
+        return self.request("ends", group=group_id, task=task_id)
+
+    def waits(self) -> Waits:
+        """What tasks and threads wait on, most waiters first."""
+        return self.request("waits")
 
     def detach(self) -> dict:
         """Stop the probe (``tasktop detach``): it answers, then removes its socket."""

@@ -20,11 +20,16 @@ import os
 import subprocess
 from typing import Any
 
+from tasktop.wire import paths
 from tasktop.wire.groups import group_id
 
 #: Run as ``EXE -I -c READER PID`` by the target's own interpreter; prints one JSON document:
-#: ``{"version": [3, 14], "threads": [{"thread": TID, "tasks": [...]}]}``, or exits 3 when the
-#: interpreter has no reader (before 3.14), 4 when the reader failed (its message on stderr).
+#: ``{"version": [3, 14], "frames": [[file, func, line], ...], "stacks": [[frame index, ...],
+#: ...], "threads": [{"thread": TID, "tasks": [[id, name, stack index, [[awaiter id, stack
+#: index], ...]], ...]}]}`` (frames and stacks interned: tasks share a few stacks, and 60,000
+#: tasks' worth of repeated frames took longer to write and parse than to read), or exits 3
+#: when the interpreter has no reader (before 3.14), 4 when the reader failed (its message on
+#: stderr).  A failed read is retried twice: the reader walks lists the process keeps changing.
 READER = r'''
 import json, sys
 try:
@@ -32,33 +37,44 @@ try:
 except ImportError:
     sys.exit(3)
 
-def frames(stack):
-    out = []
-    for f in stack:
-        line = getattr(f, "lineno", None)
-        if line is None:
-            location = getattr(f, "location", None)
-            line = getattr(location, "lineno", None)
-        out.append([f.filename, f.funcname, line or 0])
-    return out
+frames, frame_ids, stacks, stack_ids = [], {}, [], {}
 
-try:
-    result = RemoteUnwinder(int(sys.argv[1]), all_threads=True).get_all_awaited_by()
-except Exception as exc:
-    print(f"{exc.__class__.__name__}: {exc}", file=sys.stderr)
-    sys.exit(4)
+def frame_id(f):
+    line = getattr(f, "lineno", None)
+    if line is None:  # 3.15: a LocationInfo
+        line = getattr(getattr(f, "location", None), "lineno", None)
+    key = (f.filename, f.funcname, line or 0)
+    found = frame_ids.get(key)
+    if found is None:
+        found = frame_ids[key] = len(frames)
+        frames.append(key)
+    return found
+
+def stack_id(call_stacks):
+    key = tuple(frame_id(f) for stack in call_stacks for f in stack)
+    found = stack_ids.get(key)
+    if found is None:
+        found = stack_ids[key] = len(stacks)
+        stacks.append(key)
+    return found
+
+for attempt in range(3):
+    try:
+        result = RemoteUnwinder(int(sys.argv[1]), all_threads=True).get_all_awaited_by()
+        break
+    except (RuntimeError, OSError, UnicodeDecodeError, MemoryError) as exc:
+        if attempt == 2 or isinstance(exc, (PermissionError, ProcessLookupError)):
+            print(f"{exc.__class__.__name__}: {exc}", file=sys.stderr)
+            sys.exit(4)
 threads = []
 for item in result:
-    tasks = []
-    for task in item.awaited_by:
-        tasks.append({
-            "id": task.task_id, "name": str(task.task_name),
-            "stack": [frames(c.call_stack) for c in task.coroutine_stack],
-            "awaited_by": [[c.task_name, frames(c.call_stack)] for c in task.awaited_by],
-        })
+    tasks = [[task.task_id, str(task.task_name), stack_id([c.call_stack for c in task.coroutine_stack]),
+              [[c.task_name, stack_id([c.call_stack])] for c in task.awaited_by]]
+             for task in item.awaited_by]
     if tasks:
         threads.append({"thread": item.thread_id, "tasks": tasks})
-json.dump({"version": list(sys.version_info[:2]), "threads": threads}, sys.stdout)
+sys.stdout.write(json.dumps({"version": list(sys.version_info[:2]), "frames": frames, "stacks": stacks,
+                             "threads": threads}, separators=(",", ":")))
 '''
 
 #: The innermost frame of asyncio's own code names what a task waits on: (file, function).
@@ -111,10 +127,6 @@ def read(pid: int, timeout: float = 30.0) -> dict:
         raise RemoteTasksError(f"reading the tasks of process {pid} gave unreadable output") from None
 
 
-def _frames(raw: list) -> list[dict]:
-    return [{"file": f, "func": fn, "line": line} for f, fn, line in raw]
-
-
 def _state(stack: list[dict], awaits_tasks: bool) -> str:
     """What a task waits on, from its innermost asyncio frame; else ``await task`` when it
     awaits other tasks; else unknown (a future of its own, a socket...)."""
@@ -127,35 +139,63 @@ def _state(stack: list[dict], awaits_tasks: bool) -> str:
 
 def tasks_of(raw: dict) -> tuple[list[dict], list[dict]]:
     """``(tasks, loops)`` in the probe's shapes from a raw reading: one loop per thread whose
-    tasks were read, task ids numbered 1.. in the order read (the reader's ids are addresses)."""
+    tasks were read, task ids numbered 1.. in the order read (the reader's ids are addresses).
+    Tasks with the same stack share its frame list, and its group id is worked out once."""
+    frames = [{"file": f, "func": fn, "line": line} for f, fn, line in raw.get("frames") or ()]
+    stacks = [[frames[i] for i in stack] for stack in raw.get("stacks") or ()]
+    threads = raw.get("threads") or ()
     numbers: dict[int, int] = {}
-    for thread in raw.get("threads") or ():
+    for thread in threads:
         for task in thread["tasks"]:
-            numbers.setdefault(task["id"], len(numbers) + 1)
+            numbers.setdefault(task[0], len(numbers) + 1)
     awaiting: dict[int, list[int]] = {}
-    for thread in raw.get("threads") or ():
+    for thread in threads:
         for task in thread["tasks"]:
-            for parent, _stack in task["awaited_by"]:
+            for parent, _stack in task[3]:
                 if parent in numbers:
-                    awaiting.setdefault(numbers[parent], []).append(numbers[task["id"]])
+                    awaiting.setdefault(numbers[parent], []).append(numbers[task[0]])
+    described: dict[tuple, tuple] = {}  # (stack index, awaits tasks) -> (state, group id)
     tasks, loops = [], []
-    for loop_id, thread in enumerate(raw.get("threads") or (), 1):
+    for loop_id, thread in enumerate(threads, 1):
         loops.append({"id": loop_id, "thread": thread["thread"], "thread_name": None, "type": "?",
                       "tasks": len(thread["tasks"]), "lag_ms": None, "stall_count": 0, "stalls": []})
-        for task in thread["tasks"]:
-            number = numbers[task["id"]]
+        for address, name, stack_index, awaited_by in thread["tasks"]:
+            number = numbers[address]
             # The coroutine chain, innermost first: the reader lists one call stack per coroutine.
-            stack = [frame for part in task["stack"] for frame in _frames(part)]
+            stack = stacks[stack_index]
             waits_on = sorted(awaiting.get(number, ()))
-            state = _state(stack, bool(waits_on))
+            key = (stack_index, bool(waits_on))
+            found = described.get(key)
+            if found is None:
+                state = _state(stack, bool(waits_on))
+                found = described[key] = (state, group_id("task", state, [(f["file"], f["func"], f["line"])
+                                                                         for f in stack]))
+            state, gid = found
             tasks.append({
-                "id": number, "name": task["name"], "loop": loop_id, "state": state,
-                "group": group_id("task", state, [(f["file"], f["func"], f["line"]) for f in stack]),
+                "id": number, "name": name, "loop": loop_id, "state": state, "group": gid,
                 "blocked_s": None, "stack": stack, "created_by": None, "created_in": None,
                 "awaiting": waits_on[0] if waits_on else None, "awaiting_all": waits_on,
-                "awaited_by": sorted(numbers[p] for p, _s in task["awaited_by"] if p in numbers),
+                "awaited_by": sorted(numbers[p] for p, _s in awaited_by if p in numbers),
             })
     return tasks, loops
+
+
+#: Frames of a thread that runs an event loop (py-spy's names): base_events and uvloop.
+_LOOP_FRAMES = ("run_forever", "_run_once", "run_until_complete")
+
+
+def unread_loop_threads(threads: list[dict], loops: list[dict]) -> list[str]:
+    """Threads (by py-spy) running an event loop whose tasks the reader did not return: on
+    3.14 those of every thread but the main one.  Named as ``name (tid)``."""
+    read = {loop.get("thread") for loop in loops}
+    out = []
+    for thread in threads:
+        frames = thread.get("stack") or []
+        if thread.get("native_id") in read or not any(f.get("func", "").rsplit(".", 1)[-1] in _LOOP_FRAMES
+                                                       for f in frames):
+            continue
+        out.append(f"{thread.get('name') or '?'} ({thread.get('native_id')})")
+    return out
 
 
 def merge_into(data: dict, raw: dict) -> dict:
@@ -164,6 +204,9 @@ def merge_into(data: dict, raw: dict) -> dict:
 
     tasks, loops = tasks_of(raw)
     limits = read_limits(raw.get("version"))
+    unread = unread_loop_threads(data.get("threads") or [], loops)
+    if unread and limits:
+        limits += f": the loops of threads {', '.join(unread)} are not read"
     data = dict(data, source="remote", tasks=tasks, loops=loops,
                 unknown=UNKNOWN + (f"; {limits}" if limits else ""))
     data["process"] = dict(data.get("process") or {}, python=".".join(map(str, raw.get("version") or ())))
@@ -173,6 +216,68 @@ def merge_into(data: dict, raw: dict) -> dict:
     totals.update(tasks=len(tasks), loops=len(loops), groups=len(groups))
     data["totals"] = totals
     return data
+
+
+class RemoteSource:
+    """The live view's source for a process without a probe (``tui.source.SummarySource``):
+    each summary is a py-spy read of the threads and an outside read of the tasks, so it is
+    asked at most every ``INTERVAL`` seconds.  Detail requests need the probe."""
+
+    #: Slowest useful refresh: a read of 60,000 tasks takes about two seconds.
+    INTERVAL = 5.0
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.path = f"pid {pid} (no probe)"
+
+    def summary(self) -> dict:
+        from .probe_client import ProbeError, ProbeUnavailable
+        from . import pyspy
+
+        if not paths.pid_alive(self.pid):
+            raise ProbeUnavailable(f"process {self.pid} is gone")
+        try:
+            data, _note = snapshot(self.pid)
+        except pyspy.PySpyError as exc:
+            raise ProbeError(str(exc)) from None
+        return data
+
+    def full(self) -> dict:
+        return self.summary()
+
+    def process_alive(self) -> bool | None:
+        return paths.pid_alive(self.pid)
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("group", "task", "thread", "memory", "verdicts"):
+            def needs_probe(*_args: Any, **_kwargs: Any) -> Any:
+                from .probe_client import ProbeError
+
+                raise ProbeError(f"{name} details need the probe in the process (TASKTOP=1, or tasktop run)")
+            return needs_probe
+        raise AttributeError(name)
+
+
+def snapshot(pid: int, native: bool = False) -> tuple[dict, str]:
+    """``(document, note)`` of a process without a probe: its threads by py-spy and, on CPython
+    3.14+, its tasks read from outside; ``note`` is the one line that says what is missing and
+    why.  Raises ``pyspy.PySpyError`` when not even the threads can be read."""
+    from . import pyspy
+
+    data = pyspy.thread_dump(pid, native=native)
+    try:
+        data = merge_into(data, read(pid))
+    except NoReader:
+        return data, (f"process {pid} has no probe: showing its threads only, read by py-spy. "
+                      f"{pyspy.ENABLE_HINT}.")
+    except RemoteTasksError as exc:
+        return data, (f"process {pid} has no probe, and {exc}: showing its threads only, read by "
+                      f"py-spy; {pyspy.ENABLE_HINT}")
+    return data, (f"process {pid} has no probe: its tasks were read from outside, and "
+                  f"{data['unknown']} (they need the probe: TASKTOP=1, or tasktop run -- CMD)")
 
 
 def read_limits(version: Any) -> str:

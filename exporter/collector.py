@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from tasktop.client.discovery import argv_of, command_line, probe_sockets
 from tasktop.client.probe_client import ProbeClient, ProbeError, ProbeUnavailable
+from tasktop.render.ends import largest_waits, wait_kind, wait_where
 from tasktop.render.stacks import fit_label, frame_label, where
 from tasktop.wire import paths
 
@@ -42,6 +43,7 @@ MAX_WORKERS = 16
 PROCESS_LABELS = ("pid", "command")
 GROUP_LABELS = PROCESS_LABELS + ("group", "kind", "state", "where")
 LOOP_LABELS = PROCESS_LABELS + ("loop", "thread")
+WAIT_LABELS = PROCESS_LABELS + ("object", "kind", "where")
 
 
 # -- asking the probes -------------------------------------------------------------------------------
@@ -52,6 +54,7 @@ class Answer:
     pid: int
     path: str
     summary: dict | None = None
+    waits: dict | None = None  # None from a probe older than the ``waits`` request
     error: str = ""
     gone: bool = False  # the process or its probe went away: not an error, just not there
 
@@ -78,7 +81,12 @@ def ask(pid: int, path: str, timeout: float) -> Answer:
     client = ProbeClient(path, timeout=timeout)
     try:
         client.connect()
-        return Answer(pid, path, summary=client.summary())
+        summary = client.summary()
+        try:
+            waits = client.waits()
+        except (ProbeUnavailable, ProbeError):  # an older probe, or gone since: the summary stands
+            waits = None
+        return Answer(pid, path, summary=summary, waits=waits)
     except (ProbeUnavailable, ProbeError) as exc:
         refused = isinstance(exc.__context__, ConnectionRefusedError) or "Connection refused" in str(exc)
         gone = refused or not os.path.exists(path) or not paths.pid_alive(pid)
@@ -140,6 +148,7 @@ class FleetCollector(Collector):
                 part = _Families()
                 try:
                     part.add_process(str(answer.pid), command, answer.summary, self.top)
+                    part.add_waits(str(answer.pid), command, answer.waits, self.top)
                 except Exception:  # a reply we cannot read costs that process, not the scrape
                     errors += 1
                     m.up.add_metric([str(answer.pid), command], 0)
@@ -190,13 +199,32 @@ class _Families:
         self.unretrieved = c("tasktop_tasks_unretrieved_exceptions",
                              "Tasks that ended with an exception nobody retrieved, by creation site and "
                              "exception type, since the probe started.", labels=PROCESS_LABELS + ("site", "exception"))
+        self.ended = c("tasktop_tasks_ended",
+                       "Tasks made since the probe started that ended, by how: returned, raised, cancelled.",
+                       labels=PROCESS_LABELS + ("outcome",))
+        self.wait_waiters = g("tasktop_wait_waiters",
+                              "Tasks and threads waiting on one of the most waited-on queues, locks, "
+                              "semaphores, events or conditions.", labels=WAIT_LABELS)
+        self.wait_items = g("tasktop_wait_queue_items",
+                            "Items in one of the most waited-on queues.", labels=WAIT_LABELS)
         self.errors = c("tasktop_scrape_errors", "Probes that did not answer a scrape, since the exporter started.")
         self.duration = g("tasktop_scrape_duration_seconds", "How long asking every probe took.")
 
     def all(self) -> list[Metric]:
         return [self.up, self.start_time, self.tasks, self.threads, self.groups, self.group_members,
                 self.group_blocked, self.group_blocked_min, self.rss, self.rss_peak, self.lag, self.stalls,
-                self.lost, self.unretrieved, self.errors, self.duration]
+                self.lost, self.unretrieved, self.ended, self.wait_waiters, self.wait_items, self.errors,
+                self.duration]
+
+    def add_waits(self, pid: str, command: str, waits: dict | None, top: int) -> None:
+        """The ``top`` most waited-on objects: waiters, and items for queues."""
+        for wait in largest_waits(waits, top):
+            labels = [pid, command, str(wait.get("id")), wait_kind(str(wait.get("kind"))),
+                      fit_label(str(wait_where(wait)), WHERE_WIDTH)]
+            self.wait_waiters.add_metric(labels, int(wait.get("waiting") or 0))
+            size = (wait.get("numbers") or {}).get("size")
+            if size is not None:
+                self.wait_items.add_metric(labels, int(size))
 
     def merge(self, other: "_Families") -> None:
         for mine, theirs in zip(self.all(), other.all()):
@@ -258,6 +286,10 @@ class _Families:
         endings = data.get("endings")
         if endings is not None:  # a probe that counts them
             self._add_endings(proc, endings)
+        ended = data.get("ended")
+        if ended:
+            for outcome in ("returned", "raised", "cancelled"):
+                self.ended.add_metric(proc + [outcome], int(ended.get(outcome) or 0))
 
         memory = data.get("memory") or {}
         if memory.get("rss_bytes") is not None:

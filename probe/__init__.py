@@ -68,6 +68,11 @@ def _start_locked(options: Options) -> bool:
         if not tracemalloc.is_tracing():
             tracemalloc.start(max(1, options.tracemalloc))
     hooks.install(depth=options.creation_depth, record_sites=options.creation_stacks)
+    if options.end_history:
+        from . import end_history
+
+        end_history.install()
+        hooks.on_done = end_history.task_done
     server = Server(options)
     try:
         server.open()

@@ -9,6 +9,11 @@
 ``TASKTOP_CREATION_DEPTH``   frames kept of each creation stack (default 4).
 ``TASKTOP_TRACEMALLOC``      ``1`` starts tracemalloc (``N`` > 1: with N frames) (default off).
 ``TASKTOP_STALL_MS``         an event loop silent for longer than this is stalled (default 100).
+``TASKTOP_END_HISTORY``      ``0`` turns off the history of how tasks end (a done-callback per
+                             task, and who cancelled) (default on).
+``TASKTOP_RECORD``           a directory: the flight recorder keeps the recent past there (off by default).
+``TASKTOP_RECORD_SIZE``      bytes the flight recorder may keep per process (default 4 MB; ``K``/``M``/``G``).
+``TASKTOP_RECORD_INTERVAL``  seconds between two recorded summaries (default 5).
 """
 from __future__ import annotations
 
@@ -30,6 +35,15 @@ def _int(name: str, default: int, low: int) -> int:
         return default
 
 
+def _size(name: str, default: int, low: int) -> int:
+    text = os.environ.get(name, "").strip().upper().rstrip("B")
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1) if text else 1
+    try:
+        return max(low, int(float(text.rstrip("KMG")) * scale)) if text else default
+    except ValueError:
+        return default
+
+
 def _flag(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None or value == "":
@@ -45,6 +59,10 @@ class Options:
     creation_depth: int = 4
     tracemalloc: int = 0
     stall_ms: float = 100.0
+    end_history: bool = True
+    record: str | None = None
+    record_size: int = 4 << 20
+    record_interval: float = 5.0
 
     @classmethod
     def from_env(cls) -> "Options":
@@ -60,4 +78,8 @@ class Options:
             creation_depth=_int("TASKTOP_CREATION_DEPTH", 4, 1),
             tracemalloc=max(0, frames),
             stall_ms=_float("TASKTOP_STALL_MS", 100.0, 10.0),
+            end_history=_flag("TASKTOP_END_HISTORY", True),
+            record=os.environ.get("TASKTOP_RECORD") or None,
+            record_size=_size("TASKTOP_RECORD_SIZE", 4 << 20, 64 << 10),
+            record_interval=_float("TASKTOP_RECORD_INTERVAL", 5.0, 0.2),
         )

@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import itertools
 import os
 import sys
 import threading
+import time
 import weakref
 from asyncio import base_events, events
 from typing import Any, Callable
@@ -108,10 +110,16 @@ class TaskInfo(weakref.ref):
     numbers are worked out only when a client asks (``frames.resolve``).
     """
 
-    __slots__ = ("seq", "parent", "site", "waiter", "since", "cache")
+    __slots__ = ("seq", "parent", "site", "waiter", "since", "cache", "born")
 
 
 _ref = weakref.ref
+_now = time.monotonic
+#: The done-callback every task we make gets (``end_history.task_done``, set by the probe), or None.
+on_done: Callable | None = None
+#: The one context ``on_done`` runs in: without it, each task would keep a copy of the context
+#: it was made in for the callback, one more object per task for the collector to track.
+_EMPTY_CONTEXT = contextvars.Context()
 #: The records of the tasks freed last: a task destroyed while pending is reported by its
 #: finalizer after the collector has already dropped its record (weak references are cleared
 #: first), so the report looks here for its creation site and where it was last seen waiting.
@@ -359,9 +367,12 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2, f
         info.parent = parent
         info.site = site
         info.waiter = None
+        info.born = _now()
         info = records.setdefault(info, info)
         if info.site is None:  # an eager task, seen during its first step
             info.parent, info.site = parent, site
+        if on_done is not None:
+            task.add_done_callback(on_done, context=_EMPTY_CONTEXT)
     except Exception:
         pass
     return task

@@ -19,6 +19,7 @@ from tasktop import wire
 from tasktop.wire import MAX_GROUPS, SCHEMA
 
 from . import endings, memory, verdicts
+from .end_history import lifetime_stats
 from .frames import own_frame, to_wire
 from .handoff import Pacer
 from .keys import GroupKey
@@ -54,6 +55,7 @@ class Replies:
         self.pid = pid
         self.started = _process_started() or time.time()
         self.on_detach = on_detach  # the server's: stop once this reply is sent
+        self.flight = None  # the flight recorder, when TASKTOP_RECORD is set
 
     # -- requests ---------------------------------------------------------------------------
     def hello(self) -> dict:
@@ -99,7 +101,19 @@ class Replies:
                 row = self._thread_row(r)
                 del row["stack"]
                 items.append(row)
-        return {"group": group.to_wire(source=True), "total": group.count, "offset": offset, "items": items}
+        out = {"group": group.to_wire(source=True), "total": group.count, "offset": offset, "items": items}
+        if group.key.kind == "task":
+            out["lifetimes"] = self._lifetimes(group)
+        return out
+
+    def _lifetimes(self, group: Any) -> dict:
+        """How long the group's members have lived so far, and how long its recently ended
+        tasks lived (median and longest of each)."""
+        now = time.monotonic()
+        ages = sorted(now - b for b in (getattr(info, "born", None) for info in group.members) if b is not None)
+        ring = self.state.ends.ring_of(group.key.id)
+        return {"live": lifetime_stats(ages),
+                "ended": ring.lifetimes() if ring is not None else lifetime_stats([])}
 
     def task(self, seq: int) -> dict:
         found = self.state.collect()
@@ -165,6 +179,17 @@ class Replies:
     def verdicts(self, budget_s: float = 2.0) -> dict:
         return verdicts.gather(self.state, budget_s)
 
+    def ends(self, group: str = "", task: int = 0) -> dict:
+        history = self.state.ends
+        out = history.wire(group or None, limit=1 if group else 50)
+        if task:
+            out["ended"] = history.task(task)
+        return out
+
+    def waits(self) -> dict:
+        found = self.state.collect()
+        return self.state.waits.look(found, Pacer(self.state.handoff))
+
     # -- parts ------------------------------------------------------------------------------
     def _process(self) -> dict:
         return {
@@ -216,10 +241,12 @@ class Replies:
                 "sample_ms": round(state.budget.sample_ms, 3),
                 "creation_stacks": state.options.creation_stacks,
                 "tracemalloc": bool(state.options.tracemalloc),
+                **({"record": self.flight.status()} if self.flight is not None else {}),
             },
             "totals": {"tasks": found.count, "threads": len(found.thread_rows),
                        "loops": len(state.loops.watches), "groups": len(ordered)},
             "memory": memory.summary(),
+            "ended": state.ends.counts(),
             "loops": self._loops(found.loop_counts),
             "groups": [g.to_wire() for g in ordered[:MAX_GROUPS]],
             "endings": self._endings(),

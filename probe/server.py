@@ -60,6 +60,8 @@ class Server:
         self.detaching = False  # a client asked the probe to stop: once its reply is out
         # The handler of every request of the protocol's table (a reply's method of its name).
         self.handlers = {op: getattr(self.replies, op) for op in wire.OPS}
+        if options.record:
+            self._start_flight(options)
         self.path: str | None = None
         self.listener: socket.socket | None = None
         self.selector: selectors.BaseSelector | None = None
@@ -67,6 +69,28 @@ class Server:
         self.thread: threading.Thread | None = None
         self._stop = False
         self._wake_r = self._wake_w = -1
+
+    def _start_flight(self, options: Options) -> None:
+        from .flight import FlightRecorder
+
+        flight = FlightRecorder(options.record, options.record_size, options.record_interval,
+                                self.replies._process(), self.handoff)
+        self.state.flight = self.replies.flight = flight
+        self.state.record_pass = self._record_pass
+
+    def _record_pass(self, found, now: float) -> None:
+        """One summary to the flight recorder, and the leak verdicts once a minute."""
+        from . import verdicts
+        from .flight import VERDICTS_EVERY
+
+        flight = self.state.flight
+        try:
+            flight.sample(self.replies._summary(found), now)
+            if now - flight.last_verdicts >= VERDICTS_EVERY:
+                flight.last_verdicts = now
+                flight.extra("verdicts", verdicts.gather(self.state, 0.0))
+        except Exception as exc:  # a probe bug stops the recorder, never the probe
+            flight._fail(exc)
 
     # -- life cycle (called from host threads) -----------------------------------------------
     def open(self) -> None:
@@ -122,6 +146,9 @@ class Server:
 
     def close(self, unlink: bool = True) -> None:
         """Release every fd; ``unlink=False`` in a forked child, whose parent owns the path."""
+        flight = self.state.flight
+        if flight is not None:
+            flight.close("exit" if unlink else None)
         for client in list(self.clients.values()):
             self._drop(client)
         for fd in (self._wake_r, self._wake_w):

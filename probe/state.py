@@ -11,6 +11,7 @@ import collections
 import time
 
 from .budget import Budget
+from .end_history import EndHistory
 from .config import Options
 from .groups import Group
 from .handoff import Handoff
@@ -18,6 +19,7 @@ from .keys import Keys
 from .loops import LoopWatches
 from .task_pass import Pass, TaskPasses
 from .threads import ThreadWatch
+from .waits import Waits
 
 HISTORY_STEP = 5.0  # seconds between two points of the history (and two background group passes)
 HISTORY_POINTS = 120  # 10 minutes at HISTORY_STEP
@@ -33,9 +35,14 @@ class State:
         self.threads = ThreadWatch()
         self.keys = Keys(options)
         self.passes = TaskPasses(self.loops, self.keys, handoff)
+        self.ends = EndHistory(self.keys)
+        self.waits = Waits()
         self.budget = Budget(options.interval)
         #: (monotonic time, {group id: count}), for growth verdicts.
         self.history: collections.deque = collections.deque(maxlen=HISTORY_POINTS)
+        #: The flight recorder (``TASKTOP_RECORD``), set by the server, and what records a pass.
+        self.flight = None
+        self.record_pass = None
 
     def heartbeat(self, now: float) -> None:
         """Post/collect heartbeats on every running loop."""
@@ -47,11 +54,16 @@ class State:
         even when no client asks."""
         t0 = time.thread_time()
         now = time.monotonic()
-        if not self.history or now - self.history[-1][0] >= HISTORY_STEP:
+        flight = self.flight
+        if flight is not None and flight.due(now) and self.record_pass is not None:
+            # The recorder's summary and its write count against the budget like the pass.
+            self.record_pass(self.collect(rows=False), now)
+        elif not self.history or now - self.history[-1][0] >= HISTORY_STEP:
             self.collect(rows=False)
         else:
             self.passes.run(grouping=False)
             self.threads.rows()
+        self.ends.drain()
         self.budget.sampled(now, t0, time.thread_time())
 
     def collect(self, rows: bool = True) -> Pass:

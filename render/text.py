@@ -15,11 +15,12 @@ from tasktop.wire.stacks import user_frame
 from tasktop.wire.units import duration, size
 
 from . import stacks
+from .ends import end_lines, wait_lines
 from .stacks import BEFORE_PROBE
 from .units import ms
 
-DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "loops", "verdicts", "verdicts_unsettled",
-                 "groups", "tasks", "threads", "source", "unknown")
+DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "ended", "loops", "verdicts", "verdicts_unsettled",
+                 "waits", "ends", "groups", "tasks", "threads", "source", "unknown")
 _VERDICT_LABELS = {"unreachable": "PROVEN LEAK", "growing": "GROWING", "stuck": "STUCK", "lost": "LOST"}
 
 
@@ -140,6 +141,7 @@ def render_text(data: dict, full: bool = False) -> str:
     """The text report of a ``summary`` (or, with ``full``, a ``full``) reply."""
     lines = _header(data)
     lines.extend(verdict_lines(data.get("verdicts"), data.get("verdicts_unsettled")))
+    lines.extend(wait_lines(data.get("waits"), None if full else 10))
     groups = data.get("groups", [])
     recorded = bool((data.get("probe") or {}).get("creation_stacks"))
     total_groups = data.get("totals", {}).get("groups", len(groups))
@@ -155,6 +157,7 @@ def render_text(data: dict, full: bool = False) -> str:
     if len(groups) < total_groups:
         lines.append(f"\n… {total_groups - len(groups)} more groups not shown")
     if full:
+        lines.extend(end_lines(data.get("ends")))
         lines.extend(_full_lines(data, recorded))
     return "\n".join(lines) + "\n"
 
@@ -228,4 +231,17 @@ def render_ls(rows: list[dict[str, Any]]) -> str:
         out.append(f"{row['pid']:>7}  {row.get('tasks', '?'):>7}  {row.get('threads', '?'):>7}  "
                    f"{size(row.get('rss_bytes')):>10}  {duration(row.get('uptime_s')):>8}  "
                    f"{row.get('command', '')}")
+    return "\n".join(out) + "\n"
+
+
+def render_dead(rows: list[dict[str, Any]], directory: str) -> str:
+    """The ``tasktop ls --dead`` table: flight recordings of processes that are gone."""
+    if not rows:
+        return f"no flight recording of a finished process in {directory}\n"
+    out = [f"{'PID':>7}  {'LAST RECORD':19}  {'SPAN':>8}  {'SIZE':>8}  {'ENDED':22}  COMMAND"]
+    for row in rows:
+        last = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["last_s"]))
+        out.append(f"{row['pid']!s:>7}  {last:19}  {duration(row['last_s'] - row['first_s']):>8}  "
+                   f"{size(row['bytes']):>8}  {row['ended']:22}  {row['command']}")
+        out.append(f"{'':7}  tasktop replay {row['path']}")
     return "\n".join(out) + "\n"

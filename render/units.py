@@ -6,7 +6,7 @@ import time
 
 from tasktop.wire.units import duration, size
 
-__all__ = ["duration", "size", "count", "signed", "signed_size", "clock", "ms"]
+__all__ = ["duration", "size", "count", "signed", "signed_size", "clock", "ms", "lifetime"]
 
 
 def count(n: int | None) -> str:
@@ -45,3 +45,13 @@ def ms(value: float | None) -> str:
     if value >= 10:
         return f"{value:.0f}ms"
     return f"{value:.1f}ms"
+
+
+def lifetime(seconds: float | None) -> str:
+    """How long a task lived: milliseconds below a second (most tasks live less), else as a
+    ``duration``: ``0.3ms``, ``80ms``, ``1.4s``, ``2m03s``."""
+    if seconds is None:
+        return "-"
+    if seconds < 0.0001:
+        return "<0.1ms"
+    return ms(seconds * 1000) if seconds < 1 else duration(seconds)

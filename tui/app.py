@@ -33,7 +33,9 @@ from .screens.memory import MemoryScreen
 from .screens.picker import PickerScreen
 from .screens.stalls import StallsScreen
 from .screens.verdicts import VerdictsScreen
+from .screens.waits import WaitsScreen
 from .session import Session
+from .source import SummarySource
 from .watcher import Watcher
 
 CSS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasktop.tcss")
@@ -44,6 +46,7 @@ VIEWS: dict[str, type[AttachedScreen]] = {
     "stalls": StallsScreen,
     "memory": MemoryScreen,
     "verdicts": VerdictsScreen,
+    "waits": WaitsScreen,
 }
 
 
@@ -64,14 +67,15 @@ class TasktopApp(App):
     #: What the attachment's status lines say (state, reason, paused, interval); watched likewise.
     status: reactive[tuple] = reactive((), always_update=True, init=False)
 
-    def __init__(self, socket_path: str | None = None, interval: float = 1.0, *,
+    def __init__(self, socket_path: "str | SummarySource | None" = None, interval: float = 1.0, *,
                  socket_dir: str | None = None,
                  connection_factory: Callable[[str], Connection] = Connection,
                  watcher_factory: Callable[..., Watcher] = Watcher,
                  scanner: Callable[[str | None], list] | None = None,
                  finder: Callable[[], list] | None = None,
-                 export_dir: str | None = None) -> None:
+                 export_dir: str | None = None, replay: tuple | None = None) -> None:
         super().__init__()
+        self.replay = replay  # (Recording, moment or None): ``tasktop replay``
         self.socket_path = socket_path
         self.interval = interval
         self.socket_dir = socket_dir
@@ -85,7 +89,16 @@ class TasktopApp(App):
         self.watcher: Watcher | None = None  # its live loop
 
     def on_mount(self) -> None:
-        if self.socket_path:
+        if self.replay is not None:
+            from tasktop.client.recorded import RecordedConnection
+            from .replay import ReplayScreen
+
+            recording, at = self.replay
+            self.title = f"tasktop replay {recording.path}"
+            # No watcher: the replay screen moves the recording's cursor (see tui/replay.py).
+            self.session = Session(RecordedConnection(recording), self.interval)
+            self.push_screen(ReplayScreen(self.session, recording, at))
+        elif self.socket_path:
             self.attach(self.socket_path)
         else:
             extra = {k: v for k, v in (("scanner", self.scanner), ("finder", self.finder)) if v is not None}
@@ -95,10 +108,14 @@ class TasktopApp(App):
         self._stop_live()
 
     # The live loop ---------------------------------------------------------------------------
-    def attach(self, path: str, from_picker: bool = False) -> None:
-        """Open the main view on the probe at ``path`` and start its live loop."""
+    def attach(self, path: "str | SummarySource", from_picker: bool = False) -> None:
+        """Open the main view on the probe at ``path`` (or on another summary source, e.g. a
+        process read without a probe, at its own slower interval) and start its live loop."""
         self._stop_live()
-        session = Session(self.connection_factory(path), self.interval)
+        if isinstance(path, str):
+            session = Session(self.connection_factory(path), self.interval)
+        else:
+            session = Session(path, max(self.interval, getattr(path, "INTERVAL", self.interval)))
         self.session = session
         self.push_screen(MainScreen(session, from_picker=from_picker))
         self.watcher = self.watcher_factory(session.connection, self, session.interval)
@@ -110,6 +127,7 @@ class TasktopApp(App):
         self.pop_screen()
 
     def _stop_live(self) -> None:
+        self._stop_recording()  # leaving or quitting ends a recording with its file whole
         if self.watcher is not None:
             self.watcher.stop()  # its thread closes the connection
         self.watcher = None
@@ -121,6 +139,8 @@ class TasktopApp(App):
             return  # a reply that was already on its way when the user paused or left
         session.model.update(message.summary)
         session.cost = message.cost
+        if session.recorder is not None:
+            self.record_snapshot(session, message.summary)
         self.revision += 1
 
     def on_connection_changed(self, message: ConnectionChanged) -> None:
@@ -185,6 +205,34 @@ class TasktopApp(App):
         if self.session is not None and not isinstance(self.screen, screen):
             self.push_screen(screen(self.session))
 
+    def action_record(self) -> None:
+        """``R``: start or stop recording the session to a file (``tasktop replay FILE``)."""
+        session = self.session
+        if session is None:
+            return
+        if session.replay is not None:
+            self.notify("This is a recording already", timeout=2)
+            return
+        if session.recorder is not None:
+            recorder, session.recorder = session.recorder, None
+            recorder.close("stopped")
+            self.notify(f"Recorded {recorder.samples} samples to {recorder.path}", title="Recording", timeout=8)
+        else:
+            try:
+                session.recorder = self.start_recording(session)
+            except Exception as exc:  # RecordingError, or an unwritable export directory
+                self.notify(f"Cannot record: {exc}", severity="error", timeout=8)
+                return
+            self.notify(f"Recording to {session.recorder.path} (R stops)", title="Recording", timeout=5)
+            if session.model.summary is not None:
+                session.recorder.add(session.model.summary)
+        self._show_status()
+
+    def _stop_recording(self) -> None:
+        if self.session is not None and self.session.recorder is not None:
+            recorder, self.session.recorder = self.session.recorder, None
+            recorder.close("stopped")
+
     def action_export(self) -> None:
         if self.session is not None:
             self.export(self.session)
@@ -219,6 +267,40 @@ class TasktopApp(App):
         self.exports.append(paths)
         self._tell(f"Exported{note}:\n{paths[0]}\n{paths[1]}", title="Export", timeout=8)
 
+    # Recording the session (``R``) -------------------------------------------------------
+    def start_recording(self, session: Session):
+        """A recorder writing ``tasktop-PID-TIME.ttrec`` in the export directory."""
+        import time
+
+        from tasktop.client.recorded import FileRecorder
+
+        directory = self.export_dir or export.export_dir()
+        os.makedirs(directory, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = os.path.join(directory, f"tasktop-{session.pid or 'x'}-{stamp}.ttrec")
+        return FileRecorder(path, "tasktop (live view)")
+
+    def record_snapshot(self, session: Session, summary: Summary) -> None:
+        """Append a snapshot to the session's recording, and its due group pages (asked for
+        on a worker thread: each is a request to the probe)."""
+        recorder = session.recorder
+        try:
+            recorder.add(summary)
+        except OSError as exc:
+            session.recorder = None
+            recorder.close("write failed")
+            self.notify(f"Recording stopped: {exc}", severity="error", timeout=8)
+            return
+        if recorder.pages_waiting(summary):
+            self._record_pages(recorder, session.connection, summary)
+
+    @work(thread=True, group="record-pages", exit_on_error=False)
+    def _record_pages(self, recorder, connection: Connection, summary: Summary) -> None:
+        try:
+            recorder.record_pages(connection, summary)
+        except (ProbeUnavailable, ProbeError, OSError, ValueError):
+            pass  # the group pages are a bonus of the recording: its samples are whole
+
     def _tell(self, message: str, **kwargs) -> None:
         """``notify`` from a worker thread."""
         try:
@@ -227,8 +309,9 @@ class TasktopApp(App):
             pass
 
 
-def run(socket_path: str | None = None, interval: float = 1.0) -> int:
-    """Run the TUI: attached to the probe at ``socket_path``, or the picker when it is None."""
+def run(socket_path: "str | SummarySource | None" = None, interval: float = 1.0) -> int:
+    """Run the TUI: attached to the probe at ``socket_path`` (or to a summary source), or the
+    picker when it is None."""
     app = TasktopApp(socket_path, interval)
     app.run()
     if app.return_code not in (None, 0):

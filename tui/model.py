@@ -144,6 +144,23 @@ class Model:
             self.stalls = sorted(fresh + self.stalls, key=lambda s: -s.at)[:self._max_stalls]
             self._stall_keys = {(s.loop, s.at) for s in self.stalls}
 
+    def rewind(self, summary: dict) -> None:
+        """Go back to an earlier snapshot (a replay stepping back): forget every point newer
+        than it, as if the later snapshots had not come yet."""
+        t = float(summary.get("time") or 0.0)
+        while self.samples and self.samples[-1].t > t:
+            self.samples.pop()
+        for gid in list(self.counts):
+            history = self.counts[gid]
+            while history and history[-1][0] > t:
+                history.pop()
+            if all(count == 0 for _, count in history):  # it had not appeared yet
+                del self.counts[gid]
+                self._text.pop(gid, None)
+        self.stalls = [s for s in self.stalls if s.at <= t]
+        self._stall_keys = {(s.loop, s.at) for s in self.stalls}
+        self.summary = summary
+
     def set_baseline(self) -> Baseline | None:
         """Make the latest snapshot the baseline; changes are shown against it from now on."""
         if not self.samples or self.summary is None:

@@ -26,6 +26,8 @@ class Session:
         self.sort = SORTS[0]
         self.filter = ""
         self.cost = 0.0  # seconds the last summary took: a slow probe is asked less often
+        self.recorder = None  # a FileRecorder while ``R`` records the session
+        self.replay = None  # the ReplayScreen's position when this session replays a recording
 
     @property
     def effective_interval(self) -> float:
@@ -46,6 +48,8 @@ class Session:
     @property
     def status(self) -> str:
         """What the header says about the connection."""
+        if self.replay is not None:
+            return "replay"
         if self.state == "exited":
             return "process exited"
         if self.state == "unreachable":

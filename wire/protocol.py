@@ -40,6 +40,14 @@ Requests (``op``) and their arguments (``OPS`` is the same list as a table, read
     leak verdicts per group: ``unreachable`` (proven: nothing but the waiters references what
     they wait on), ``growing`` (from the probe's 10-minute history), ``stuck`` (blocked > 60 s);
     ``unsettled``: what the proof could not judge within the budget, and why (or null).
+``ends``  ``group`` ("": every group), ``task`` (0: none)
+    how tasks ended: per group (the group the probe last saw the task in, else its creation
+    site), counts of returned / raised / cancelled, lifetimes (median, longest) and the most
+    recent endings with who cancelled; with ``task``, that task's ending (``ended``, or null).
+``waits``
+    every queue, lock, semaphore, event or condition a task or thread waits on, most waiters
+    first: its numbers (size, maxsize, getters, putters; value, locked, set, waiters) and how
+    they moved since the probe's previous ``waits`` reply.
 
 A frame of a stack is ``{"func": str, "file": str, "line": int}`` (plus ``"source"``
 in ``group``/``task``/``thread`` replies); stacks are lists of frames, innermost first.
@@ -121,7 +129,9 @@ OPS: dict[str, Op] = {
     "stalls": Op(),
     "full": Op(chunkable=True),
     "verdicts": Op((Arg("budget_s", float, 2.0, 0.0, 60.0),)),
-    "detach": Op(),
+    "ends": Op((Arg("group", str, ""), Arg("task", int, 0, low=0))),
+    "waits": Op(),
+    "detach": Op(),  # last: a client asking every request in turn still gets every answer
 }
 
 

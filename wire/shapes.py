@@ -145,6 +145,81 @@ class Verdict(TypedDict):
     growth: NotRequired[dict]
 
 
+class Lifetimes(TypedDict):
+    count: int
+    median_s: Optional[float]
+    longest_s: Optional[float]
+
+
+class CancelledBy(TypedDict):
+    """Who asked for a cancellation: asyncio's canceller, the task that was running (or the
+    TaskGroup's parent) and its await stack then."""
+
+    how: str  # "TaskGroup" | "timeout()" | "wait_for" | "gather()" | "asyncio.run()"
+    task: Optional[int]
+    reason: Optional[str]
+    stack: Stack
+
+
+class Ended(TypedDict):
+    """One recently finished task."""
+
+    id: int
+    outcome: str  # "returned" | "raised" | "cancelled"
+    error: Optional[str]  # the exception's type, when it raised
+    lived_s: Optional[float]
+    ago_s: float
+    group: Optional[str]  # the group it was last seen in
+    created_by: Optional[Stack]
+    cancelled_by: Optional[CancelledBy]
+
+
+class EndRing(TypedDict):
+    """The recent endings of one group (or, for tasks no pass saw, of one creation site)."""
+
+    group: Optional[str]
+    state: Optional[str]
+    stack: Optional[Stack]
+    created_by: Optional[Stack]
+    returned: int
+    raised: int
+    cancelled: int
+    errors: dict
+    lifetimes: Lifetimes
+    recent: List[Ended]
+
+
+class Ends(TypedDict):
+    """The ``ends`` reply."""
+
+    ended_total: int
+    dropped: int
+    rings: List[EndRing]
+    ended: NotRequired[Optional[Ended]]
+
+
+class Wait(TypedDict):
+    """One object tasks or threads wait on."""
+
+    id: str
+    kind: str  # "asyncio.queues.Queue", "threading.Event"...
+    waiting: int
+    states: dict  # state -> waiters in it ("Queue.get": 3)
+    groups: List[str]
+    frame: Optional[Frame]  # the waiters' own frame (of their largest group)
+    numbers: dict  # size, maxsize, getters, putters, unfinished; value, bound, locked, set, waiters
+    moved: Optional[dict]  # the same numbers' change since the previous look
+
+
+class Waits(TypedDict):
+    """The ``waits`` reply."""
+
+    time: float
+    since_s: Optional[float]
+    total: int
+    waits: List[Wait]
+
+
 class Unsettled(TypedDict):
     waiters: int
     groups: int
@@ -161,6 +236,7 @@ class Summary(TypedDict):
     probe: ProbeFacts
     totals: Totals
     memory: Memory
+    ended: NotRequired[dict]  # tasks ended since the probe started: total, returned, raised, cancelled
     loops: List[Loop]
     groups: List[Group]
     tasks: NotRequired[List[TaskRow]]

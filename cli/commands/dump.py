@@ -7,6 +7,8 @@ import argparse
 import json
 import sys
 
+from tasktop.client.recorded import TIME_HELP
+
 from .. import arguments
 from ..arguments import checked
 from ..errors import EXIT_USAGE, CliError
@@ -20,8 +22,12 @@ _budget = checked(float, "not a number", lambda v: 0 <= v <= 60, "must be from 0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("pid", nargs="?", type=arguments.pid)
+    arguments.takes_negative_durations(parser)
+    parser.add_argument("pid", nargs="?", type=arguments.pid_or_recording, metavar="PID|RECORDING",
+                        help="a process, or a recording (tasktop record, or a TASKTOP_RECORD directory)")
     parser.add_argument("--socket", metavar="PATH", help="probe socket instead of a pid")
+    parser.add_argument("--at", metavar="TIME", help="of a recording: the moment to dump (default: its "
+                        "last sample). " + TIME_HELP)
     parser.add_argument("--full", action="store_true", help="every task and thread, not only groups")
     parser.add_argument("--format", choices=FORMATS, help="text (default), json (the versioned "
                         "document, schema 1), folded (collapsed stacks for flame graphs) or pprof "
@@ -45,6 +51,14 @@ def run(args: argparse.Namespace) -> int:
     if args.pid is None and not args.socket:
         raise CliError("dump needs a PID or --socket PATH", EXIT_USAGE)
     fmt = _dump_format(args)
+    if isinstance(args.pid, str):
+        if args.full:
+            raise CliError("a recording holds summaries (groups), not every task and thread: "
+                           "--full is for a live process", EXIT_USAGE)
+        _write_dump(recorded_moment(args.pid, args.at, args.verdicts), fmt, args)
+        return 0
+    if args.at is not None:
+        raise CliError("--at is for a recording: tasktop dump FILE --at TIME", EXIT_USAGE)
     try:
         path = resolve_socket(args.pid, args.socket)
     except NoProbe as exc:
@@ -65,12 +79,44 @@ def run(args: argparse.Namespace) -> int:
             judged = client.verdicts(args.budget)
             data["verdicts"] = judged["verdicts"]
             data["verdicts_unsettled"] = judged.get("unsettled")
+        if fmt in ("text", "json"):
+            _add_ends(client, data, args.full)
     except (ProbeUnavailable, ProbeError) as exc:
         raise CliError(str(exc)) from None
     finally:
         client.close()
     _write_dump(data, fmt, args)
     return 0
+
+
+def _add_ends(client, data: dict, full: bool) -> None:
+    """What tasks wait on, and with ``full`` how they ended; a probe too old to answer these
+    requests gives a dump without them."""
+    from tasktop.client.probe_client import ProbeError
+
+    try:
+        data["waits"] = client.waits()
+        if full:
+            data["ends"] = client.ends()
+    except ProbeError as exc:
+        if "unknown request" not in str(exc):
+            raise
+def recorded_moment(path: str, at: str | None, verdicts: bool = True) -> dict:
+    """The summary a recording holds at ``at`` (a TIME), with the last leak verdicts recorded
+    at or before it; a bad file or TIME is a ``CliError``."""
+    from tasktop.client.recorded import RecordingError, moment, open_recording
+
+    try:
+        recording = open_recording(path)
+        t = moment(at or "end", recording.start, recording.end)
+        data = recording.summary(recording.index_at(t))
+        found = recording.extra_at("verdicts", data.get("time") or t) if verdicts else None
+    except (RecordingError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    if found is not None:
+        data["verdicts"] = found[1].get("verdicts")
+        data["verdicts_unsettled"] = found[1].get("unsettled")
+    return data
 
 
 def _dump_format(args: argparse.Namespace) -> str:
@@ -89,20 +135,10 @@ def _dump_without_probe(pid: int, args: argparse.Namespace, fmt: str) -> int:
     from tasktop.client import pyspy, remote_tasks
 
     try:
-        data = pyspy.thread_dump(pid, native=args.native)
+        data, note = remote_tasks.snapshot(pid, native=args.native)
     except pyspy.PySpyError as exc:
         raise CliError(f"process {pid} has no tasktop probe, and {exc}") from None
-    try:
-        data = remote_tasks.merge_into(data, remote_tasks.read(pid))
-    except remote_tasks.NoReader:
-        print(f"tasktop: process {pid} has no probe: showing its threads only, read by py-spy. "
-              f"{pyspy.ENABLE_HINT}.", file=sys.stderr)
-    except remote_tasks.RemoteTasksError as exc:
-        print(f"tasktop: process {pid} has no probe, and {exc}: showing its threads only, read by "
-              f"py-spy; {pyspy.ENABLE_HINT}", file=sys.stderr)
-    else:
-        print(f"tasktop: process {pid} has no probe: its tasks were read from outside, and "
-              f"{data['unknown']} (they need the probe: TASKTOP=1, or tasktop run -- CMD)", file=sys.stderr)
+    print(f"tasktop: {note}", file=sys.stderr)
     _write_dump(data, fmt, args)
     return 0
 

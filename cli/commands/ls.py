@@ -5,24 +5,52 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import CliError
 from ..output import print_json
 
 name = "ls"
-description = "List this user's processes that have a live probe."
+description = ("List this user's processes that have a live probe; with --dead, the flight recordings "
+               "(TASKTOP_RECORD) of processes that are gone.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--dead", action="store_true",
+                        help="flight recordings of processes that ended (killed, crashed or exited)")
+    parser.add_argument("--dir", metavar="DIR", help="the flight recorder's directory (default: $TASKTOP_RECORD)")
 
 
 def run(args: argparse.Namespace) -> int:
     from tasktop.render import text as report
+
+    if args.dead or args.dir:
+        return _dead(args)
 
     rows = probed_processes()
     if args.json:
         print_json(rows)
     else:
         sys.stdout.write(report.render_ls(rows))
+    return 0
+
+
+def _dead(args: argparse.Namespace) -> int:
+    import os
+
+    from tasktop.client.recorded import RecordingError, flight_recordings
+    from tasktop.render import text as report
+
+    directory = args.dir or os.environ.get("TASKTOP_RECORD")
+    if not directory:
+        raise CliError("ls --dead needs the flight recorder's directory: --dir DIR or TASKTOP_RECORD=DIR")
+    try:
+        rows = flight_recordings(directory)
+    except RecordingError as exc:
+        raise CliError(str(exc)) from None
+    if args.json:
+        print_json(rows)
+    else:
+        sys.stdout.write(report.render_dead(rows, directory))
     return 0
 
 

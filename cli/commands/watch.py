@@ -25,16 +25,29 @@ def run(args: argparse.Namespace) -> int:
     try:
         path = resolve_socket(args.pid, args.socket)
     except NoProbe as exc:
-        from tasktop.client.pyspy import ENABLE_HINT
-
-        raise CliError(f"process {exc.pid} has no tasktop probe; {ENABLE_HINT}; "
-                       f"its threads alone: tasktop dump {exc.pid}") from None
+        return _watch_without_probe(exc.pid, args.interval)
     connect(path).close()  # fail now, with one line, rather than inside the app
     return run_app(path, args.interval)
 
 
-def run_app(socket_path: str | None, interval: float) -> int:
-    """The Textual app on ``socket_path``, or on the picker when it is None."""
+def _watch_without_probe(pid: int, interval: float) -> int:
+    """On CPython 3.14+, the live view of tasks read from outside (``RemoteSource``, slower);
+    else one line saying what to do."""
+    from tasktop.client import pyspy, remote_tasks
+
+    try:
+        remote_tasks.read(pid)  # fail now, with one line, rather than inside the app
+    except remote_tasks.NoReader:
+        raise CliError(f"process {pid} has no tasktop probe; {pyspy.ENABLE_HINT}; "
+                       f"its threads alone: tasktop dump {pid}") from None
+    except remote_tasks.RemoteTasksError as exc:
+        raise CliError(f"process {pid} has no tasktop probe, and {exc}; {pyspy.ENABLE_HINT}; "
+                       f"its threads alone: tasktop dump {pid}") from None
+    return run_app(remote_tasks.RemoteSource(pid), interval)
+
+
+def run_app(socket_path, interval: float) -> int:
+    """The Textual app on ``socket_path`` (or a summary source), or on the picker when it is None."""
     from tasktop.tui.app import run
 
     return run(socket_path, interval)

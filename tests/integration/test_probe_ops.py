@@ -15,6 +15,7 @@ async def main():
     EVENT = asyncio.Event()  # referenced, so its waiters are not garbage
     for _ in range(3):
         asyncio.create_task(EVENT.wait())
+    await asyncio.sleep(0)  # they are waiting on it: the state under test is set before "ready"
     print("ready", flush=True)
     await asyncio.sleep(1000)
 asyncio.run(main())

@@ -108,6 +108,8 @@ def test_tasks_of_a_process_without_a_probe_are_read_from_outside(tmp_path, star
     assert doc["totals"]["threads"] == 2  # py-spy's
     if not every_thread:
         assert "only the main thread" in doc["unknown"]
+        # The thread py-spy sees running a loop whose tasks were not read is named.
+        assert "the loops of threads other-loop (" in doc["unknown"]
     # The parent awaits its two sleepers: the awaiter chain is kept, in the probe's shape.
     text = tasktop("dump", str(proc.pid), "--full")
     assert text.returncode == 0, text.stderr
@@ -125,3 +127,35 @@ def test_more_tasks_than_the_reader_walks_is_one_line_and_the_threads(tmp_path, 
     assert "more than 65,536 tasks on one thread" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
     assert "threads only, read by py-spy" in out.stdout
+
+
+@pytest.mark.anyio
+async def test_the_live_view_reads_a_process_without_a_probe_from_outside(tmp_path, started):
+    """``tasktop PID`` on a 3.15 process without a probe: the live view's source is the outside
+    reading, refreshed no faster than ``RemoteSource.INTERVAL``, and the header says so."""
+    from textual.widgets import DataTable, Static
+
+    from tasktop.client.remote_tasks import RemoteSource
+    from tasktop.tui.app import TasktopApp
+    from tasktop.tui.screens.main import MainScreen
+
+    proc = _start(tmp_path, _python("3.15"), TARGET)
+    started.append(proc)
+    app = TasktopApp(RemoteSource(proc.pid), interval=0.25)
+    async with app.run_test(size=(160, 30)) as pilot:
+        for _ in range(600):  # a py-spy read and an outside read: a few seconds under load
+            screen = pilot.app.screen
+            if isinstance(screen, MainScreen) and screen.session.model.summary is not None:
+                break
+            await pilot.pause(0.05)
+        else:
+            raise AssertionError("no summary from the outside reading")
+        assert screen.session.interval == RemoteSource.INTERVAL  # slower than asked
+        header = screen.query_one("#header", Static)
+        text = header.content.plain if hasattr(header.content, "plain") else str(header.content)
+        assert "no probe: tasks read from outside" in text and "blocked times" in text
+        assert "tasks 13" in text  # 2 loops: 5 + 4 and the main task of each, 2 parents
+        table = screen.query_one("#groups", DataTable)
+        cells = [[getattr(c, "plain", str(c)).strip() for c in table.get_row_at(i)] for i in range(table.row_count)]
+        consumers = next(row for row in cells if row[-1].startswith("consume ("))
+        assert consumers[0] == "5" and consumers[3] == "Queue.get"

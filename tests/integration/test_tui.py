@@ -24,7 +24,7 @@ from tasktop.tui.app import TasktopApp
 from tasktop.client.probe_client import ProbeError, ProbeUnavailable
 from tasktop.client.connection import Connection
 from tasktop.tui.screens.group_detail import GroupScreen
-from tasktop.tui.screens.help import HelpScreen
+from tasktop.tui.screens.help import KEYS as HELP_KEYS, HelpScreen
 from tasktop.tui.screens.main import MainScreen
 from tasktop.tui.screens.memory import MemoryScreen
 from tasktop.tui.screens.picker import PickerScreen
@@ -32,6 +32,7 @@ from tasktop.tui.screens.stalls import StallsScreen
 from tasktop.tui.screens.task_detail import TaskScreen
 from tasktop.tui.screens.thread_detail import ThreadScreen
 from tasktop.tui.screens.verdicts import VerdictsScreen
+from tasktop.tui.screens.waits import WaitsScreen
 
 pytestmark = pytest.mark.anyio
 
@@ -640,3 +641,67 @@ async def test_picker_without_probes_says_how_to_start_one(sockdir):
         empty = picker.query_one("#picker-empty", Static)
         await until(pilot, lambda: "No process with the probe on" in plain(empty), "the empty list")
         assert "TASKTOP=1 python app.py" in plain(empty)
+
+
+# -- waits, lifetimes, how a task ended ---------------------------------------------------------
+ENDS_TARGET = """
+import asyncio, sys
+
+async def consume(queue):
+    await queue.get()
+
+async def short():
+    await asyncio.sleep(0.05)
+    raise KeyError("gone")
+
+async def main():
+    queue = asyncio.Queue()
+    for i in range(3):
+        queue.put_nowait(i)
+    empty = asyncio.Queue()
+    consumers = [asyncio.ensure_future(consume(empty)) for _ in range(4)]
+    doomed = asyncio.ensure_future(short())
+    print("ready", doomed.get_name(), flush=True)
+    try:
+        await doomed
+    except KeyError:
+        pass
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_waits_view_group_lifetimes_and_a_gone_task(spawn):
+    target = spawn(ENDS_TARGET)
+    gone = wait_until(lambda: next((e["id"] for r in target.request("ends")["rings"] for e in r["recent"]
+                                    if e["outcome"] == "raised"), None), message="the short task's end")
+    async with app_for(target).run_test(size=(80, 24)) as pilot:
+        await attached(pilot)
+        await pilot.press("w")
+        waits = await until(pilot, lambda: isinstance(pilot.app.screen, WaitsScreen) and pilot.app.screen,
+                            "the waits view")
+        await until(pilot, lambda: waits.data is not None, "the waits reply")
+        table = waits.query_one("#waits", DataTable)
+        assert column_labels(table) == ["WAITERS", "WHAT", "NOW", "MOVED", "WHERE"]
+        first = rows(table)[0]
+        assert first[:3] == ["4", "asyncio.Queue", "0 items"] and first[4].startswith("consume (")
+        assert "4 getters" in plain(waits.query_one("#wait-body", Static))
+        await pilot.press("enter")
+        group = await until(pilot, lambda: isinstance(pilot.app.screen, GroupScreen) and pilot.app.screen,
+                            "the waiters' group")
+        await until(pilot, lambda: group.data is not None, "the group reply")
+        body = plain(group.query_one("#group-stack", Static))
+        assert "Lifetimes" in body and "members so far: median" in body and "(of 4)" in body
+
+        pilot.app.push_screen(TaskScreen(pilot.app.session, gone))
+        task = await until(pilot, lambda: isinstance(pilot.app.screen, TaskScreen) and pilot.app.screen,
+                           "the task view")
+        def ended() -> str:
+            found = task.query("#status")  # empty until the screen is composed
+            text = plain(found.first(Static)) if found else ""
+            return text if "How it ended" in text else ""
+        status = await until(pilot, ended, "how the task ended")
+        assert "raised KeyError after" in status
+    keys = {key: what for _section, rows in HELP_KEYS for key, what in rows}
+    assert keys["w"].startswith("waits: queues, locks")

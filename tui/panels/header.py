@@ -20,6 +20,7 @@ _STATE_STYLE = {
     "connecting": "bold cyan",
     "process exited": "bold white on red",
     "not answering": "bold white on red",
+    "replay": "bold white on blue",
 }
 
 
@@ -27,7 +28,12 @@ def state_badge(session: Session) -> Text:
     status = session.status
     text = Text()
     text.append(f" {status.upper()} ", style=_STATE_STYLE.get(status, "bold"))
-    if status == "live":
+    if session.recorder is not None:
+        text.append(" ● REC ", style="bold white on red")
+        text.append(f" {session.recorder.samples} samples", style="dim")
+    if status == "replay":
+        text.append(f" {session.replay.moment_text()}", style="bold")
+    elif status == "live":
         effective = session.effective_interval
         if effective > session.interval * 1.5:
             text.append(f" every ~{effective:.0f}s (slow probe: {session.cost:.1f}s a summary)", style="yellow")
@@ -64,6 +70,10 @@ class HeaderPanel(Static):
         if started:
             out.append("  up ", style="dim")
             out.append(units.duration(now - float(started)))
+        if summary.get("source") == "remote":
+            out.append("\nno probe: tasks read from outside, threads by py-spy; ", style="bold yellow")
+            out.append(f"{summary.get('unknown') or 'what only a probe knows is unknown'}; "
+                       "no loop lag, stalls, verdicts or details", style="yellow")
         out.append("\n")
         for label, key in (("tasks", "tasks"), ("threads", "threads"), ("loops", "loops"), ("groups", "groups")):
             out.append(f"{label} ", style="dim")

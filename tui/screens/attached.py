@@ -1,7 +1,7 @@
 """What every screen of an attachment shares: its session, the app's live loop, and the keys that
 work anywhere.
 
-Pause, interval, baseline, export, stalls, memory and leak verdicts act on the attachment, not on one view,
+Pause, interval, baseline, export, stalls, memory, leak verdicts and waits act on the attachment, not on one view,
 so they answer on every screen opened from it; their actions are the app's, which owns the live
 loop and which screen a key opens.  The main screen shows them in its footer, the detail
 screens keep their footers for their own keys.  A screen reacts to the app's ``revision`` and
@@ -35,6 +35,8 @@ def session_bindings(*shown: str, skip: tuple = ()) -> list[Binding]:
         "stalls": Binding("l", "app.open('stalls')", "Stalls"),
         "memory": Binding("m", "app.open('memory')", "Memory"),
         "verdicts": Binding("v", "app.open('verdicts')", "Leaks"),
+        "waits": Binding("w", "app.open('waits')", "Waits"),
+        "record": Binding("R", "app.record", "Rec"),
     }
     out = [every[name] for name in shown]
     for name, binding in every.items():

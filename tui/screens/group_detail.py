@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
+from tasktop.render.ends import lifetimes_text
 from tasktop.render import stacks
 from tasktop.render import units
 from tasktop.client.connection import Connection
@@ -98,6 +99,12 @@ class GroupScreen(DetailScreen):
             text.append("\n\n")
             text.append("Created by\n", style="bold underline")
             text.append_text(render_sites(group.get("created_by")))
+            lifetimes = (self.data or {}).get("lifetimes")
+            if lifetimes:
+                text.append("\n\n")
+                text.append("Lifetimes\n", style="bold underline")
+                text.append(f"  members so far: {lifetimes_text(lifetimes.get('live'))}\n")
+                text.append(f"  ended recently: {lifetimes_text(lifetimes.get('ended'))}")
         self.query_one("#group-stack", Static).update(text)
         self.update_status()
 

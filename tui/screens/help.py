@@ -29,7 +29,17 @@ KEYS = [
         ("e", "export the current snapshot: tasktop-PID-TIME.txt and .json"),
         ("l", "event-loop stalls and the code that blocked the loop"),
         ("m", "memory: RSS history, gc, top allocation sites"),
-        ("v", "leak verdicts: proven leaks, growing and stuck groups, and the probe's reasoning"),
+        ("v", "leak verdicts: proven leaks, growing, stuck and lost groups, and the probe's reasoning"),
+        ("w", "waits: queues, locks, semaphores, events and conditions tasks wait on, most waiters first"),
+        ("R", "start / stop recording this session to tasktop-PID-TIME.ttrec (● REC in the header; "
+              "tasktop replay FILE)"),
+    ]),
+    ("Replay (tasktop replay FILE)", [
+        (", .", "one sample back / forward"),
+        ("Space p", "play / pause"),
+        ("1 2 3", "play at 1x, 10x, 100x"),
+        ("g G", "the start / the end of the recording"),
+        ("j", "jump to a moment: HH:MM:SS, -5m (before the end), +30s (after the start), start, end"),
     ]),
     ("Main view", [
         ("Enter", "open the selected group"),
@@ -45,6 +55,10 @@ KEYS = [
     ("Leak verdicts", [
         ("Enter", "open the group of the selected verdict"),
         ("r", "check again (the probe proves leaks: up to 2 s; also v)"),
+    ]),
+    ("Waits", [
+        ("Enter", "open the largest group waiting on the selected object"),
+        ("r", "reload now"),
     ]),
     ("Task view", [
         ("Enter", "open the selected related task (along the awaiter chain)"),
@@ -66,6 +80,8 @@ LEGEND = [
     ("PROVEN LEAK", "nothing but the waiters can reach what they wait on: nothing can ever wake them"),
     ("GROWING", "the probe saw the count rise steadily over its own history (up to 10 minutes)"),
     ("STUCK", "every member blocked a minute or more on something that does not wake by itself"),
+    ("LOST", "tasks destroyed while still pending (nothing referenced them): their work never happened"),
+    ("MOVED", "in Waits: how items and waiters changed since the probe's previous look"),
 ]
 
 

@@ -29,7 +29,7 @@ class MainScreen(AttachedScreen):
         Binding("slash", "filter", "Filter"),
         Binding("s", "sort", "Sort"),
         Binding("t", "kind", "Kind"),
-        *session_bindings("baseline", "stalls", "memory", "export", "pause", "quit", skip=("help",)),
+        *session_bindings("baseline", "stalls", "memory", "export", "record", "pause", "quit", skip=("help",)),
         Binding("escape", "back", "Back", show=False),
     ]
 

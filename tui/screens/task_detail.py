@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Hashable
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
@@ -15,9 +16,11 @@ from textual.widgets import DataTable, Footer, Static
 from tasktop.render import stacks
 from tasktop.render import units
 from tasktop.client.connection import Connection
+from tasktop.render.ends import ending_text
+from ..messages import DetailFailed, DetailLoaded
 from ..panels.stack import render_stack
 from ..panels.table import OpenTable
-from .detail import DetailScreen
+from .detail import DetailScreen, ask
 
 
 def relations(task: dict) -> list[tuple[str, dict]]:
@@ -44,6 +47,7 @@ class TaskScreen(DetailScreen):
         super().__init__(session)
         self.task_id = int(task_id)
         self.related: list[tuple[str, dict]] = []
+        self.ending = ""  # how the task ended, once it is gone
 
     def compose(self) -> ComposeResult:
         yield Static(id="status", classes="status")
@@ -65,6 +69,25 @@ class TaskScreen(DetailScreen):
     def fetch(self, connection: Connection) -> Any:
         return connection.task(self.task_id)
 
+    def on_detail_failed(self, message: DetailFailed) -> None:
+        """The task is gone: ask the probe how it ended (its history of recent endings)."""
+        super().on_detail_failed(message)
+        if message.gone and message.request == self.request_key():
+            self._ask_ending(self.session.connection)
+
+    @work(thread=True, group="ending", exit_on_error=False)
+    def _ask_ending(self, connection: Connection) -> None:
+        self.post_message(ask(lambda: connection.ends(task_id=self.task_id), ("ended", self.task_id)))
+
+    def on_detail_loaded(self, message: DetailLoaded) -> None:
+        if message.request == ("ended", self.task_id):
+            ended = (message.data or {}).get("ended") if isinstance(message.data, dict) else None
+            self.ending = ending_text(ended) if ended else (
+                "it is no longer in the probe's history of recent endings (or it was lost: see the verdicts)")
+            self.update_status()
+            return
+        super().on_detail_loaded(message)
+
     def status_text(self) -> Text:
         text = Text()
         task = self.data or {}
@@ -74,6 +97,8 @@ class TaskScreen(DetailScreen):
                 text.append(f" {task['name']}", style="bold")
             text.append(f" · {task.get('state', '')} · blocked {units.duration(task.get('blocked_s'))}")
             text.append(f" · loop {task.get('loop')} · group {task.get('group')}", style="dim")
+        if self.gone and self.ending:
+            text.append(f"\nHow it ended: {self.ending}", style="bold")
         return text
 
     def show(self, task: Any) -> None:

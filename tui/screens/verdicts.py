@@ -140,6 +140,8 @@ class VerdictsScreen(AttachedScreen):
         else:
             self.data = message.data
             self.session.model.note_verdicts(message.data)
+            if self.session.recorder is not None:  # verdicts are recorded whenever they are checked
+                self.session.recorder.extra("verdicts", message.data, (self.session.model.summary or {}).get("time"))
             self._show_rows()
         self.update_status()
 

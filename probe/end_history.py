@@ -1,0 +1,334 @@
+"""How tasks end (the history): how each recently finished task ended, how long it lived, and
+who cancelled it.  (Tasks lost while pending, and exceptions nobody retrieved, are counted by
+``endings``, from the loops' exception handler: no done-callback sees them.)
+
+Every task our factory makes gets one done-callback (``task_done``), added in ``hooks._create``.
+It runs on the task's loop when the task finishes and does as little as it can: it notes the
+record, the time, and the outcome read from the task's fields (``_state``, ``_exception``: never
+``exception()``, which would mark the exception as retrieved and silence asyncio's "Task
+exception was never retrieved").  The probe thread drains those notes (``EndHistory.drain``) into a
+ring per group: the group the pass last saw the task in, else its creation site.  Everything is
+bounded: the notes waiting to be drained, the rings, the number of rings, the cancellers.
+
+Who cancelled: ``Task.cancel`` of the C task cannot be hooked (a static type), so cancellations
+are seen where asyncio's own Python code asks for them: a ``TaskGroup`` aborting its tasks,
+``timeout()`` (and ``wait_for``, which uses it from 3.12), ``wait_for``'s own cancel before 3.12,
+``gather()`` cancelled, and ``asyncio.run()`` cancelling what is left at its end.  The canceller
+is the task that was running (or the TaskGroup's parent task) and its await stack at that
+moment.  A direct ``task.cancel()`` in application code shows as cancelled, by an unseen caller.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import sys
+import time
+from typing import Any
+
+from . import hooks
+
+RING = 20  # recent endings kept per group
+MAX_RINGS = 500  # groups with a ring; the least recently ended is dropped past this
+PENDING = 50_000  # endings waiting for the probe thread (older ones are dropped, and counted)
+MAX_CANCELLERS = 10_000  # cancellations noted for tasks that have not ended yet
+
+_now = time.monotonic
+_ref = hooks._ref
+_records_get = hooks.records.get
+#: ``(record, ended at, "FINISHED" | "CANCELLED", exception type or None)``, appended by
+#: ``task_done`` on the loops' threads, drained by the probe thread.
+pending: collections.deque = collections.deque(maxlen=PENDING)
+ended_total = [0]  # tasks that ended (a list: one object the callback changes in place)
+#: task seq -> (how, canceller's seq or None, canceller's stack as ``[code, line, ...]``, reason)
+cancellers: dict = {}
+
+
+def task_done(task: Any) -> None:
+    """The done-callback: note how ``task`` ended (cheap: this runs once per task)."""
+    try:
+        info = _records_get(_ref(task))
+        if info is None:
+            return
+        state = task._state
+        error = None if state == "CANCELLED" else task._exception
+        pending.append((info, _now(), state, type(error) if error is not None else None))
+        ended_total[0] += 1
+    except Exception:
+        pass
+
+
+def note_cancel(task: Any, how: str, by: Any = None, reason: str | None = None) -> None:
+    """Remember that ``how`` (asyncio's canceller) cancels ``task`` now, asked by task ``by``
+    (whose await stack is taken now); then the tasks it awaits, which its cancel reaches."""
+    try:
+        stack: list = []
+        by_seq = None
+        if by is not None:
+            from .tasks import describe_flat  # the probe's walk of an await chain
+            by_info = hooks.record_of(by)
+            by_seq = by_info.seq if by_info is not None else None
+            stack = describe_flat(by, by)[0][:2 * 16]
+        for _ in range(16):
+            info = hooks.record_of(task)
+            if info is None or task.done():
+                return
+            if len(cancellers) >= MAX_CANCELLERS:
+                cancellers.clear()
+            cancellers.setdefault(info.seq, (how, by_seq, stack, reason))
+            task = getattr(task, "_fut_waiter", None)  # the cancel goes on to what it awaits
+            if not isinstance(task, asyncio.Task):
+                return
+            reason = reason or "the task awaiting it was cancelled"
+    except Exception:
+        pass
+
+
+def _wrap(owner: Any, name: str, before: Any) -> None:
+    """Have ``before(*args)`` run before ``owner.name(*args)`` (a Python function of asyncio)."""
+    original = getattr(owner, name, None)
+    if original is None or getattr(original, "_tasktop_wrapped", False):
+        return
+
+    def wrapper(*args, **kwargs):
+        try:
+            before(*args, **kwargs)
+        except Exception:
+            pass
+        return original(*args, **kwargs)
+
+    wrapper.__name__, wrapper.__qualname__, wrapper.__doc__ = original.__name__, original.__qualname__, original.__doc__
+    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    wrapper._tasktop_wrapped = True  # type: ignore[attr-defined]
+    setattr(owner, name, wrapper)
+
+
+def _task_group_abort(group: Any) -> None:
+    errors = getattr(group, "_errors", None) or []
+    reason = f"a task of the group raised {type(errors[-1]).__name__}" if errors else None
+    parent = getattr(group, "_parent_task", None)
+    for task in list(getattr(group, "_tasks", ())):
+        note_cancel(task, "TaskGroup", parent, reason)
+
+
+def _timeout_fired(timeout: Any) -> None:
+    task = getattr(timeout, "_task", None)
+    if task is None:
+        return
+    from .tasks import describe_flat
+
+    codes = describe_flat(task, task)[0][0::2]
+    if any(code.co_name == "wait_for" and code.co_filename.startswith(hooks._ASYNCIO_DIR) for code in codes):
+        note_cancel(task, "wait_for", task, "wait_for timed out")  # wait_for uses timeout() from 3.12
+    else:
+        note_cancel(task, "timeout()", task, "its timeout expired")
+
+
+def _timeout_exits(timeout: Any, exc_type: Any = None, *args: Any) -> None:
+    """A timeout that fired turns its own cancellation into ``TimeoutError``: the task goes on,
+    and the note must not name the timeout for a later, other cancellation."""
+    task = getattr(timeout, "_task", None)
+    if task is not None and exc_type is asyncio.CancelledError:
+        info = hooks.record_of(task)
+        if info is not None:
+            cancellers.pop(info.seq, None)
+
+
+def _wait_for_timed_out(fut: Any, *args: Any, **kwargs: Any) -> None:
+    if isinstance(fut, asyncio.Task):
+        current = asyncio.current_task()
+        note_cancel(fut, "wait_for", current, "wait_for timed out")
+
+
+def _gather_cancel(gathering: Any, *args: Any, **kwargs: Any) -> None:
+    current = asyncio.current_task()
+    for child in getattr(gathering, "_children", ()):
+        if isinstance(child, asyncio.Task):
+            note_cancel(child, "gather()", current, "the gather() was cancelled")
+
+
+def _run_ends(loop: Any, *args: Any, **kwargs: Any) -> None:
+    for task in list(asyncio.all_tasks(loop)):
+        note_cancel(task, "asyncio.run()", None, "the loop was shutting down")
+
+
+_installed = False
+
+
+def install() -> None:
+    """Hook asyncio's own cancellers (once)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    from asyncio import runners, tasks
+    taskgroups = sys.modules.get("asyncio.taskgroups")
+    if taskgroups is not None:
+        _wrap(taskgroups.TaskGroup, "_abort", _task_group_abort)
+    timeouts = sys.modules.get("asyncio.timeouts")
+    if timeouts is not None:
+        _wrap(timeouts.Timeout, "_on_timeout", _timeout_fired)
+        _wrap(timeouts.Timeout, "__aexit__", _timeout_exits)
+    if sys.version_info < (3, 12):
+        _wrap(tasks, "_cancel_and_wait", _wait_for_timed_out)
+    gathering = getattr(tasks, "_GatheringFuture", None)
+    if gathering is not None:
+        _wrap(gathering, "cancel", _gather_cancel)
+    _wrap(runners, "_cancel_all_tasks", _run_ends)
+
+
+class Ended:
+    """One finished task, as kept in a ring."""
+
+    __slots__ = ("seq", "site", "group", "born", "ended", "outcome", "error", "cancel")
+
+    def wire(self, now: float, keys: Any) -> dict:
+        site = keys.site(self)  # the creation stack, resolved once per site
+        how, by, stack, reason = self.cancel or (None, None, None, None)
+        return {
+            "id": self.seq,
+            "outcome": self.outcome,
+            "error": self.error,
+            "lived_s": None if self.born is None else round(self.ended - self.born, 6),
+            "ago_s": round(now - self.ended, 3),
+            "group": self.group,
+            "created_by": site.wire() if site is not None and site.stack else None,
+            "cancelled_by": None if self.cancel is None else {
+                "how": how, "task": by, "reason": reason,
+                "stack": _stack_wire(stack)},
+        }
+
+
+def _stack_wire(flat: list | None) -> list:
+    from .frames import to_wire
+    return to_wire(zip(flat[0::2], flat[1::2])) if flat else []
+
+
+class Ring:
+    """The recent endings of one group, and counts since the probe started."""
+
+    __slots__ = ("key", "site", "items", "returned", "raised", "cancelled", "errors", "last_ended")
+
+    def __init__(self, key: Any, site: Any = None) -> None:
+        self.key = key  # a GroupKey; for tasks no pass saw, the creation stack shown (or None)
+        self.site = site  # then the SiteKey of the first of them
+        self.items: collections.deque = collections.deque(maxlen=RING)
+        self.returned = self.raised = self.cancelled = 0
+        self.errors: collections.Counter = collections.Counter()
+        self.last_ended = 0.0
+
+    def lifetimes(self) -> dict:
+        lived = sorted(e.ended - e.born for e in self.items if e.born is not None)
+        return lifetime_stats(lived)
+
+
+def lifetime_stats(lived: list) -> dict:
+    """Median and longest of sorted lifetimes (seconds)."""
+    if not lived:
+        return {"count": 0, "median_s": None, "longest_s": None}
+    return {"count": len(lived), "median_s": round(lived[len(lived) // 2], 6), "longest_s": round(lived[-1], 6)}
+
+
+class EndHistory:
+    """The rings, fed from ``pending`` on the probe thread.  Used only from the probe thread."""
+
+    def __init__(self, keys: Any) -> None:
+        self.keys = keys
+        self.rings: collections.OrderedDict = collections.OrderedDict()  # key -> Ring
+        self.drained = 0
+        self.outcomes = {"returned": 0, "raised": 0, "cancelled": 0}  # every ending drained
+
+    def drain(self) -> None:
+        """Move the noted endings into their rings."""
+        keys = self.keys
+        popleft = pending.popleft
+        for _ in range(PENDING):
+            try:
+                info, ended, state, error = popleft()
+            except IndexError:
+                break
+            self.drained += 1
+            cached = info.cache if hasattr(info, "cache") else None
+            key = cached if cached is None or not isinstance(cached, tuple) else cached[0]
+            item = Ended()
+            item.seq, item.site, item.ended = info.seq, info.site, ended
+            item.born = getattr(info, "born", None)
+            item.group = key.id if key is not None else None
+            cancel = cancellers.pop(info.seq, None)
+            item.cancel = cancel if state == "CANCELLED" else None
+            if state == "CANCELLED":
+                item.outcome, item.error = "cancelled", None
+            elif error is not None:
+                item.outcome, item.error = "raised", error.__qualname__
+            else:
+                item.outcome, item.error = "returned", None
+            site = None
+            if key is None:  # never seen by a pass: the creation site as shown stands for its group
+                site = keys.site(item)
+                key = site.stack if site is not None else None
+            ring = self.rings.get(key)
+            if ring is None:
+                ring = self.rings[key] = Ring(key, site)
+                if len(self.rings) > MAX_RINGS:
+                    self.rings.popitem(last=False)
+            else:
+                self.rings.move_to_end(key)
+            ring.items.append(item)
+            ring.last_ended = ended
+            self.outcomes[item.outcome] += 1
+            if item.outcome == "cancelled":
+                ring.cancelled += 1
+            elif item.outcome == "raised":
+                ring.raised += 1
+                if item.error in ring.errors or len(ring.errors) < 20:
+                    ring.errors[item.error] += 1
+            else:
+                ring.returned += 1
+
+    def counts(self) -> dict:
+        """Every ending since the probe started, by outcome, and ``total`` (with those not
+        drained yet, and those that came too fast to keep)."""
+        self.drain()
+        return dict(self.outcomes, total=ended_total[0])
+
+    def ring_of(self, gid: str) -> Ring | None:
+        for key, ring in self.rings.items():
+            if getattr(key, "id", None) == gid:
+                return ring
+        return None
+
+    def find(self, seq: int) -> Ended | None:
+        for ring in self.rings.values():
+            for item in ring.items:
+                if item.seq == seq:
+                    return item
+        return None
+
+    def wire(self, gid: str | None = None, limit: int = 50) -> dict:
+        """The rings, most recently ended first (``gid``: that group's only)."""
+        self.drain()
+        now = _now()
+        rings = sorted(self.rings.values(), key=lambda r: -r.last_ended)
+        if gid:
+            rings = [r for r in rings if getattr(r.key, "id", None) == gid]
+        out = []
+        for ring in rings[:limit]:
+            key = ring.key
+            is_group = hasattr(key, "id")
+            out.append({
+                "group": key.id if is_group else None,
+                "state": key.state if is_group else None,
+                "stack": key.wire() if is_group else None,
+                "created_by": None if is_group or ring.site is None or not ring.site.stack else ring.site.wire(),
+                "returned": ring.returned, "raised": ring.raised, "cancelled": ring.cancelled,
+                "errors": dict(ring.errors),
+                "lifetimes": ring.lifetimes(),
+                "recent": [e.wire(now, self.keys) for e in reversed(ring.items)],
+            })
+        return {"ended_total": ended_total[0],
+                "dropped": max(0, ended_total[0] - self.drained - len(pending)), "rings": out}
+
+    def task(self, seq: int) -> dict | None:
+        """How task ``seq`` ended, if it is still in a ring."""
+        self.drain()
+        item = self.find(seq)
+        return None if item is None else item.wire(_now(), self.keys)

@@ -1,0 +1,332 @@
+"""How tasks end, and what they wait on, read from real targets on every Python: outcomes and
+lifetimes per group, who cancelled (asyncio's own cancellers), unretrieved exceptions left for
+asyncio to report, the rings' bounds, and the objects tasks and threads wait on with their
+numbers and movement.  Each target runs on asyncio's loop, on uvloop, with eager tasks (3.12+)
+and under the application's own task factory."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import wait_until
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is in the test extra except on Windows
+    uvloop = None
+
+MODES = ["asyncio", "uvloop", "eager", "factory"]
+
+PRELUDE = '''
+import asyncio, sys, threading, queue
+MODE = sys.argv[1]
+
+def app_factory(loop, coro, **kwargs):
+    return asyncio.Task(coro, loop=loop, **kwargs)
+
+def run(main):
+    if MODE == "uvloop":
+        import uvloop
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    if MODE == "eager":
+        loop.set_task_factory(asyncio.eager_task_factory)
+    elif MODE == "factory":
+        loop.set_task_factory(app_factory)
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(main())
+'''
+
+
+def _skip_mode(mode: str) -> None:
+    if mode == "uvloop" and uvloop is None:
+        pytest.skip("uvloop is not installed for this Python")
+    if mode == "eager" and not hasattr(__import__("asyncio"), "eager_task_factory"):
+        pytest.skip("eager tasks need Python 3.12+")
+
+
+def _rings(target) -> list:
+    return target.request("ends")["rings"]
+
+
+def _endings(target) -> list:
+    return [e for ring in _rings(target) for e in ring["recent"]]
+
+
+ENDINGS = PRELUDE + '''
+async def returns():
+    await asyncio.sleep(0.01)
+    return 1
+
+async def raises():
+    await asyncio.sleep(0)
+    raise KeyError("lost")
+
+async def forever():
+    await asyncio.Event().wait()
+
+async def main():
+    ts = [asyncio.ensure_future(returns()) for _ in range(30)]           # LINE returns
+    await asyncio.gather(*ts)
+    asyncio.ensure_future(raises())                                     # LINE raises
+    direct = asyncio.ensure_future(forever())                           # LINE direct
+    await asyncio.sleep(0.01)
+    direct.cancel()
+    try:
+        await asyncio.wait_for(asyncio.ensure_future(forever()), 0.01)  # LINE wait_for
+    except asyncio.TimeoutError:
+        pass
+    if hasattr(asyncio, "TaskGroup"):
+        async def failing():
+            await asyncio.sleep(0.01)
+            raise ValueError("one failed")
+        try:
+            async with asyncio.TaskGroup() as tg:                       # LINE taskgroup
+                tg.create_task(forever())                               # LINE tg child
+                tg.create_task(failing())
+        except BaseException:
+            pass
+        try:
+            async with asyncio.timeout(0.01):                           # LINE timeout
+                await asyncio.ensure_future(forever())                  # LINE timeout child
+        except TimeoutError:
+            pass
+    g = asyncio.gather(asyncio.ensure_future(forever()))                # LINE gather
+    await asyncio.sleep(0)
+    g.cancel()
+    try:
+        await g
+    except asyncio.CancelledError:
+        pass
+    await asyncio.sleep(0.05)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+run(main)
+'''
+
+
+def _line(source: str, tag: str) -> int:
+    return next(i for i, text in enumerate(source.splitlines(), 1) if text.rstrip().endswith(f"# LINE {tag}"))
+
+
+def _created_at(ending: dict, ring: dict) -> int | None:
+    stack = ending.get("created_by") or ring.get("created_by") or []
+    return stack[0]["line"] if stack else None
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_endings_say_how_each_task_ended_and_who_cancelled(spawn, mode):
+    _skip_mode(mode)
+    target = spawn(ENDINGS, args=(mode,))
+    found = wait_until(lambda: [(e, r) for r in _rings(target) for e in r["recent"]], message="endings")
+    by_line: dict = {}
+    for ending, ring in found:
+        by_line.setdefault(_created_at(ending, ring), []).append(ending)
+    returned = by_line[_line(ENDINGS, "returns")]
+    assert {e["outcome"] for e in returned} == {"returned"}
+    assert all(e["lived_s"] is not None and e["lived_s"] >= 0.005 for e in returned)
+    ring = next(r for r in _rings(target) if any(e["id"] == returned[0]["id"] for e in r["recent"]))
+    assert ring["returned"] == 30 and len(ring["recent"]) <= 20  # counted all, kept a bounded few
+    assert ring["lifetimes"]["count"] == len(ring["recent"]) and ring["lifetimes"]["longest_s"] >= 0.005
+
+    [raised] = by_line[_line(ENDINGS, "raises")]
+    assert (raised["outcome"], raised["error"]) == ("raised", "KeyError")
+
+    [direct] = by_line[_line(ENDINGS, "direct")]
+    assert direct["outcome"] == "cancelled" and direct["cancelled_by"] is None  # a direct cancel(): not seen
+
+    [timed_out] = by_line[_line(ENDINGS, "wait_for")]
+    assert timed_out["outcome"] == "cancelled"
+    assert timed_out["cancelled_by"]["how"] == "wait_for"
+    assert timed_out["cancelled_by"]["task"] is not None
+
+    if sys.version_info >= (3, 11):
+        [child] = by_line[_line(ENDINGS, "tg child")]
+        how = child["cancelled_by"]
+        assert (child["outcome"], how["how"]) == ("cancelled", "TaskGroup")
+        assert "ValueError" in how["reason"]
+        assert any(f["line"] == _line(ENDINGS, "taskgroup") for f in how["stack"])
+        [inner] = by_line[_line(ENDINGS, "timeout child")]
+        assert inner["cancelled_by"]["how"] == "timeout()"
+        assert any(f["line"] == _line(ENDINGS, "timeout child") for f in inner["cancelled_by"]["stack"])
+
+    [gathered] = by_line[_line(ENDINGS, "gather")]
+    assert gathered["cancelled_by"]["how"] == "gather()"
+
+    one = target.request("ends", task=raised["id"])["ended"]
+    assert one["id"] == raised["id"] and one["outcome"] == "raised"
+    assert target.request("ends", task=10**9)["ended"] is None
+    out, err = target.stop()
+    # The probe read the exception without retrieving it: asyncio still reports it.
+    assert "Task exception was never retrieved" in err and "KeyError" in err
+
+
+BOUNDED = PRELUDE + '''
+async def quick(i):
+    return i
+
+async def main():
+    for _ in range(200):
+        await asyncio.gather(*[asyncio.ensure_future(quick(i)) for i in range(100)])
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+run(main)
+'''
+
+
+def test_endings_stay_bounded_whatever_the_rate(spawn):
+    target = spawn(BOUNDED, args=("asyncio",))
+    ends = wait_until(lambda: (lambda e: e if sum(r["returned"] for r in e["rings"]) + e["dropped"] >= 20_000 else None)(
+        target.request("ends")), message="20,000 endings counted")
+    assert ends["ended_total"] >= 20_000
+    assert all(len(r["recent"]) <= 20 for r in ends["rings"])
+
+
+WAITS = PRELUDE + '''
+async def consumer(q):
+    await q.get()
+
+async def main():
+    empty = asyncio.Queue()
+    consumers = [asyncio.ensure_future(consumer(empty)) for _ in range(4)]
+    full = asyncio.Queue(maxsize=3)
+    for i in range(3):
+        full.put_nowait(i)
+    producers = [asyncio.ensure_future(full.put(9)) for _ in range(2)]
+    lock = asyncio.Lock()
+    await lock.acquire()
+    lockers = [asyncio.ensure_future(lock.acquire()) for _ in range(2)]
+    sem = asyncio.Semaphore(0)
+    sems = [asyncio.ensure_future(sem.acquire())]
+    event = asyncio.Event()
+    events = [asyncio.ensure_future(event.wait()) for _ in range(3)]
+    tq = queue.Queue()
+    threading.Thread(target=tq.get, daemon=True, name="getter").start()
+    await asyncio.sleep(0.05)
+    print("ready", flush=True)
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    full.get_nowait()  # one producer moves in
+    print("moved", flush=True)
+    await asyncio.Event().wait()
+
+run(main)
+'''
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_waits_list_what_is_waited_on_with_its_numbers(spawn, mode, sockdir, tmp_path):
+    _skip_mode(mode)
+    import subprocess
+    from conftest import Target, target_env
+
+    script = tmp_path / "waits.py"
+    script.write_text(WAITS)
+    proc = subprocess.Popen([sys.executable, str(script), mode], env=target_env(sockdir), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    target = Target(proc, sockdir, str(script)).wait_ready()
+    try:
+        def kinds():
+            waits = target.request("waits")["waits"]
+            found = {w["kind"]: w for w in waits}
+            return found if len(waits) >= 6 else None
+        waits = wait_until(kinds, message="six objects waited on")
+        by_kind: dict = {}
+        for w in target.request("waits")["waits"]:
+            by_kind.setdefault(w["kind"], []).append(w)
+        queues = sorted(by_kind["asyncio.queues.Queue"], key=lambda w: -w["waiting"])
+        assert queues[0]["numbers"]["getters"] == 4 and queues[0]["states"] == {"Queue.get": 4}
+        assert queues[0]["frame"]["func"] == "consumer"
+        assert queues[1]["numbers"]["putters"] == 2 and queues[1]["numbers"]["size"] == 3
+        assert queues[1]["numbers"]["maxsize"] == 3
+        [lock] = by_kind["asyncio.locks.Lock"]
+        assert lock["numbers"] == {"locked": True, "waiters": 2}
+        [sem] = by_kind["asyncio.locks.Semaphore"]
+        assert sem["numbers"]["value"] == 0 and sem["numbers"]["waiters"] == 1
+        [event] = by_kind["asyncio.locks.Event"]
+        assert event["numbers"] == {"set": False, "waiters": 3}
+        [tq] = by_kind["queue.Queue"]
+        assert tq["numbers"]["getters"] == 1 and tq["states"] == {"Queue.get": 1}
+        assert [w["waiting"] for w in target.request("waits")["waits"]] == sorted(
+            (w["waiting"] for w in target.request("waits")["waits"]), reverse=True)
+
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert "moved" in proc.stdout.readline()
+
+        def moved():
+            for w in target.request("waits")["waits"]:
+                if w["kind"] == "asyncio.queues.Queue" and w["numbers"].get("maxsize") == 3 and w["moved"]:
+                    if w["moved"].get("putters") == -1:
+                        return w
+            return None
+        w = wait_until(moved, message="the full queue's putters to move")
+        assert w["numbers"]["putters"] == 1 and w["numbers"]["size"] == 3
+    finally:
+        target.stop()
+
+
+GROUP_LIFETIMES = PRELUDE + '''
+async def parked():
+    await asyncio.Event().wait()
+
+async def main():
+    ts = [asyncio.ensure_future(parked()) for _ in range(5)]
+    await asyncio.sleep(0.3)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+run(main)
+'''
+
+
+def test_a_group_reply_has_its_members_lifetimes(spawn):
+    target = spawn(GROUP_LIFETIMES, args=("asyncio",))
+    group = wait_until(lambda: next((g for g in target.groups() if g["count"] == 5), None), message="the group")
+    page = target.request("group", id=group["id"])
+    live = page["lifetimes"]["live"]
+    assert live["count"] == 5 and live["longest_s"] >= live["median_s"] >= 0.3
+
+
+EXPORTED = '''
+import asyncio
+
+async def consumer(q):
+    await q.get()
+
+async def done():
+    return 1
+
+async def main():
+    q = asyncio.Queue()
+    for i in range(7):
+        q.put_nowait(i)
+    big = asyncio.Queue()
+    consumers = [asyncio.create_task(consumer(big)) for _ in range(3)]
+    await asyncio.gather(*[asyncio.create_task(done()) for _ in range(4)])
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+'''
+
+
+def test_the_exporter_has_endings_and_the_most_waited_on_objects(spawn, sockdir):
+    from tasktop.exporter import collector
+
+    target = spawn(EXPORTED)
+    wait_until(lambda: (target.summary().get("ended") or {}).get("returned", 0) >= 4, message="endings drained")
+    families = {f.name: f for f in collector.FleetCollector([sockdir], timeout=10).collect()}
+    ended = {s.labels["outcome"]: s.value for s in families["tasktop_tasks_ended"].samples
+             if s.labels["pid"] == str(target.pid) and s.name == "tasktop_tasks_ended_total"}
+    assert ended["returned"] >= 4 and ended["cancelled"] == 0
+    mine = [s for s in families["tasktop_wait_waiters"].samples if s.labels["pid"] == str(target.pid)]
+    assert [(s.labels["kind"], s.value) for s in mine] == [("asyncio.Queue", 3), ("asyncio.Event", 1)]
+    waiters = mine[0]
+    assert waiters.labels["where"].startswith("consumer (")
+    [items] = [s for s in families["tasktop_wait_queue_items"].samples if s.labels["pid"] == str(target.pid)]
+    assert items.labels["object"] == waiters.labels["object"]
+    assert items.value == 0  # the queue with items has no waiter: only waited-on objects are listed

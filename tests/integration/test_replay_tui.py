@@ -1,0 +1,181 @@
+"""``tasktop replay`` through the real app (App.run_test + Pilot): a recording of a real
+leaking target, stepped, jumped, played, and every screen that has its data; and the live
+view's record key."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from textual.widgets import DataTable, Input, Static
+
+from conftest import tasktop, wait_until
+from tasktop.client.recorded import open_recording
+from tasktop.tui.app import TasktopApp
+from tasktop.tui.replay import ReplayScreen
+from tasktop.tui.screens.group_detail import GroupScreen
+from tasktop.tui.screens.main import MainScreen
+from tasktop.tui.screens.memory import MemoryScreen
+from tasktop.tui.screens.stalls import StallsScreen
+from tasktop.tui.screens.verdicts import VerdictsScreen
+from tasktop.wire.recording import Recording
+
+LEAK = """
+    import asyncio, time
+    async def hang(event):
+        await event.wait()
+    async def main():
+        event, keep = asyncio.Event(), []
+        print("ready", flush=True)
+        n = 0
+        while True:
+            keep.append(asyncio.ensure_future(hang(event)))
+            n += 1
+            if n % 40 == 0:
+                time.sleep(0.15)  # a stall of the loop, for the stalls screen
+            await asyncio.sleep(0.02)
+    asyncio.run(main())
+"""
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def recording(spawn, sockdir, tmp_path) -> str:
+    target = spawn(LEAK)
+    out = tmp_path / "leak.ttrec"
+    done = tasktop("record", str(target.pid), "-o", str(out), "--interval", "0.2", "--duration", "4s",
+                   "--verdicts", "1s", "--budget", "0", sockdir=sockdir)
+    assert done.returncode == 0, done.stderr
+    return str(out)
+
+
+def plain(widget: Static) -> str:
+    content = widget.content
+    return content.plain if hasattr(content, "plain") else str(content)
+
+
+def hangs(screen) -> int:
+    return sum(g["count"] for g in screen.session.model.summary["groups"]
+               if any(f["func"] == "hang" for f in g["stack"]))
+
+
+async def until(pilot, predicate, message="condition", timeout=15.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+@pytest.mark.anyio
+async def test_replay_steps_jumps_plays_and_opens_every_screen(recording):
+    rec = open_recording(recording)
+    n = len(rec)
+    counts = [sum(g["count"] for g in s["groups"] if any(f["func"] == "hang" for f in g["stack"]))
+              for s in rec.iter_summaries()]
+    app = TasktopApp(replay=(rec, None))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, ReplayScreen) and app.screen.index >= 0, "the replay")
+        screen = app.screen
+        header = plain(screen.query_one("#header", Static))
+        assert "REPLAY" in header and f"sample {n}/{n}" in header and f"tasks {rec.summary(n - 1)['totals']['tasks']}" in header
+        assert "●" in plain(screen.query_one("#timebar", Static))
+        assert hangs(screen) == counts[-1]
+        await pilot.press("comma")  # one sample back
+        assert screen.index == n - 2 and hangs(screen) == counts[-2]
+        assert f"sample {n - 1}/{n}" in plain(screen.query_one("#header", Static))
+        await pilot.press("full_stop")
+        assert screen.index == n - 1
+        await pilot.press("g")  # the start
+        assert screen.index == 0 and hangs(screen) == counts[0]
+        await pilot.press("G")
+        assert screen.index == n - 1
+        await pilot.press("j")  # jump to a moment
+        box = screen.query_one("#jump", Input)
+        assert box.display and box.has_focus
+        await pilot.press(*"+1s", "enter")
+        assert screen.index == rec.index_at(rec.start + 1.0) and not box.display
+        await pilot.press("j", *"nonsense", "enter")
+        assert box.display and screen.index == rec.index_at(rec.start + 1.0)  # refused, kept
+        await pilot.press("escape")
+        await pilot.press("g", "1")  # play at 1x from the start (the recording lasts 4 s)...
+        assert screen.playing and screen.speed == 1
+        assert "▶ 1x" in plain(screen.query_one("#timebar", Static))
+        await pilot.press("3")  # ...then at 100x: to the end, in order
+        assert screen.speed == 100
+        await until(pilot, lambda: not screen.playing, "the player to reach the end")
+        assert screen.index == n - 1 and hangs(screen) == counts[-1]
+        assert len(screen.session.model.samples) == n  # every sample on the way fed the history
+        # The screens, on the recorded data
+        await pilot.press("l")
+        assert isinstance(app.screen, StallsScreen)
+        await until(pilot, lambda: app.screen.session.model.stalls, "recorded stalls")
+        await pilot.press("escape", "m")
+        assert isinstance(app.screen, MemoryScreen)
+        await pilot.press("escape", "v")
+        assert isinstance(app.screen, VerdictsScreen)
+        await until(pilot, lambda: app.screen.session.model.verdicts is not None, "recorded verdicts")
+        await pilot.press("escape")
+        assert app.screen is screen
+        table = screen.query_one("#groups", DataTable)
+        table.focus()
+        shown = screen.session.model.rows("both", "", "count")
+        hang_row = next(i for i, g in enumerate(shown) if any(f["func"] == "hang" for f in g.group["stack"]))
+        table.move_cursor(row=hang_row)
+        await pilot.press("enter")
+        assert isinstance(app.screen, GroupScreen)
+        await until(pilot, lambda: getattr(app.screen, "data", None), "the recorded group page")
+        page = app.screen.data
+        assert page["total"] == shown[hang_row].count and page["items"] and page["recorded_at"] <= rec.end
+        assert any(f.get("source") for f in page["group"]["stack"])  # with source lines
+        await pilot.press("escape")
+        await pilot.press("comma")  # the group screen follows the cursor too
+        assert screen.index == n - 2
+
+
+def test_replay_command_refuses_a_bad_file_in_one_line(tmp_path):
+    bad = tmp_path / "x.ttrec"
+    bad.write_bytes(b"\x00garbage")
+    done = tasktop("replay", str(bad))
+    assert done.returncode == 1 and done.stderr.strip() == f"tasktop: error: {bad} is not a tasktop recording"
+
+
+@pytest.mark.anyio
+async def test_record_key_records_the_live_session(spawn, tmp_path):
+    target = spawn(LEAK)
+    app = TasktopApp(target.path, interval=0.2, export_dir=str(tmp_path))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, MainScreen) and app.screen.session.model.summary, "live data")
+        screen = app.screen
+        assert any(b.binding.action == "app.record" and b.binding.show for b in screen.active_bindings.values())
+        await pilot.press("R")
+        recorder = screen.session.recorder
+        assert recorder is not None
+        await until(pilot, lambda: recorder.samples >= 4, "four recorded samples")
+        assert "● REC" in plain(screen.query_one("#header", Static))
+        await pilot.press("v")
+        await until(pilot, lambda: screen.session.model.verdicts is not None, "verdicts")
+        await pilot.press("escape", "R")
+        assert screen.session.recorder is None
+        assert "● REC" not in plain(screen.query_one("#header", Static))
+    [path] = [p for p in os.listdir(tmp_path) if p.endswith(".ttrec")]
+    rec = Recording(str(tmp_path / path))
+    assert len(rec) >= 4 and rec.ended == {"reason": "stopped"} and rec.extras.get("verdicts")
+    assert rec.head["process"]["pid"] == target.pid
+
+
+def test_the_replay_keys_are_in_the_help():
+    from tasktop.tui.screens.help import KEYS
+
+    documented = " ".join(key for _, keys in KEYS for key, _ in keys).split()
+    names = {"question_mark": "?", "slash": "/", "escape": "Esc", "comma": ",", "full_stop": ".", "space": "Space"}
+    for binding in ReplayScreen.BINDINGS:
+        key = binding.key.split(",")[0]
+        assert names.get(key, key) in documented, f"{key} is not in the help"

@@ -1,0 +1,571 @@
+"""The recording file: summaries over time, append-only, readable with msgpack alone.
+
+Written by ``tasktop record``, by the live view's record key and by the probe's flight
+recorder (``TASKTOP_RECORD``); read by ``tasktop replay``, ``dump --at`` and ``diff FILE@T``.
+Standard library and msgpack only: the probe writes it inside the target.
+
+A file is a sequence of msgpack arrays, one per record, nothing between them::
+
+    [kind: str, time: float, payload: bin, crc32(payload): int]
+
+``payload`` is one msgpack map.  The first record is ``head`` (``magic``, ``version``, the
+process, the writer); then ``stacks`` records define stacks, ``key`` records carry a whole
+summary and ``delta`` records what changed since the previous sample.  A writer killed in the
+middle of a record leaves a torn last array: readers stop at the last whole record whose
+checksum holds.  The full specification is in README ("The recording format").
+
+Why this shape: a day at one sample a second is 86,400 samples, and a summary of 200 groups
+with their stacks is ~400 KB.  Stacks are written once (``stacks``) and referred to by number,
+unchanged groups are not written at all, and a ``blocked_*_s`` that merely grew with the clock
+is not a change; a whole ``key`` summary every ``KEY_EVERY`` samples bounds how many deltas a
+reader applies to reach any moment.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import zlib
+from typing import Any, Callable, Iterator
+
+import msgpack
+
+MAGIC = "tasktop-recording"
+#: Bumped on any change a reader of the previous version would misread.
+VERSION = 1
+#: A whole summary every this many samples (and at the start of every file or segment).
+KEY_EVERY = 300
+#: A ``blocked_*_s`` within this many seconds of "the old value plus the time since" is
+#: unchanged: a group blocked for an hour does not change every second.
+CLOCK_SLACK = 0.5
+#: Lists of maps with an ``id`` (``groups``, ``loops``) are diffed item by item.
+_SORTED_LISTS = {"groups": lambda g: (-(g.get("count") or 0), g.get("kind") or "", g.get("id") or "")}
+
+
+class RecordingError(Exception):
+    """Not a recording, a version this reader does not know, or no sample in it."""
+
+
+def is_clock_field(name: str) -> bool:
+    """A duration that grows with the clock while nothing changes (see ``CLOCK_SLACK``)."""
+    return name.startswith("blocked") and name.endswith("_s")
+
+
+#: Payloads at least this long are zlib-compressed when that makes them shorter (``compress``).
+COMPRESS_FROM = 128
+#: A compressed payload starts with zlib's header byte; a msgpack map never does (0x78 is the
+#: positive integer 120 in msgpack).
+ZLIB_FIRST = 0x78
+
+
+def pack_record(kind: str, t: float, payload: dict, compress: bool = False) -> bytes:
+    """One record's bytes (its payload zlib-compressed when ``compress`` and worth it)."""
+    body = msgpack.packb(payload, use_bin_type=True, default=_fallback)
+    if compress and len(body) >= COMPRESS_FROM:
+        packed = zlib.compress(body, 6)
+        if len(packed) < len(body):
+            body = packed
+    return msgpack.packb([kind, float(t), body, zlib.crc32(body)], use_bin_type=True)
+
+
+def unpack_payload(body: bytes) -> Any:
+    """A record's payload: msgpack, after zlib when it starts with zlib's header byte."""
+    if body[:1] == bytes((ZLIB_FIRST,)):
+        body = zlib.decompress(body)
+    return msgpack.unpackb(body, raw=False, strict_map_key=False)
+
+
+def _fallback(obj: Any) -> Any:
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+# -- writing ------------------------------------------------------------------------------------
+class Writer:
+    """Turns summaries (and other replies) into records, given to ``write(bytes)``.
+
+    Holds what the reader will have rebuilt (``state``), so every delta is against exactly
+    that, and the stacks defined so far.  ``restart()`` begins a self-contained part (a new
+    file, or a flight-recorder segment): header, stacks and a key summary again."""
+
+    def __init__(self, write: Callable[[bytes], Any], head: dict, key_every: int = KEY_EVERY,
+                 compress: bool = True, pace: Callable[[], Any] | None = None) -> None:
+        self.write = write
+        self.compress = compress
+        #: Called every few dozen items while a summary is walked (the probe gives the GIL away).
+        self.pace = pace
+        self.head = dict(head)
+        self.key_every = max(1, key_every)
+        self.bytes = 0
+        self.samples = 0
+        self.restart()
+
+    def restart(self) -> None:
+        self.stacks: dict[bytes, int] = {}
+        self.state: dict | None = None
+        self.since_key = 0
+        # The head is never compressed: its first bytes say what the file is.
+        data = pack_record("head", self.head.get("started") or 0.0, {"magic": MAGIC, "version": VERSION, **self.head})
+        self.write(data)
+        self.bytes += len(data)
+
+    def _emit(self, kind: str, t: float, payload: dict) -> None:
+        data = pack_record(kind, t, payload, self.compress)
+        self.write(data)
+        self.bytes += len(data)
+
+    def _intern(self, value: Any, fresh: list) -> Any:
+        """``value`` with every ``stack`` replaced by its number (new ones go to ``fresh``)."""
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                if k == "stack" and isinstance(v, list):
+                    body = msgpack.packb(v, use_bin_type=True, default=_fallback)
+                    number = self.stacks.get(body)
+                    if number is None:
+                        number = self.stacks[body] = len(self.stacks)
+                        fresh.append(v)
+                    out[k] = number
+                else:
+                    out[k] = self._intern(v, fresh)
+            return out
+        if isinstance(value, list):
+            pace = self.pace
+            if pace is None or len(value) < 32:
+                return [self._intern(v, fresh) for v in value]
+            out_list = []
+            for n, v in enumerate(value):
+                if not n & 31:
+                    pace()
+                out_list.append(self._intern(v, fresh))
+            return out_list
+        return value
+
+    def _interned(self, t: float, value: Any) -> Any:
+        fresh: list = []
+        first = len(self.stacks)
+        out = self._intern(value, fresh)
+        if fresh:
+            self._emit("stacks", t, {"first": first, "stacks": fresh})
+        return out
+
+    def sample(self, summary: dict) -> None:
+        """One summary: a ``key`` record or a ``delta`` against the last one."""
+        t = float(summary.get("time") or 0.0)
+        new = self._interned(t, summary)
+        if self.state is None or self.since_key >= self.key_every:
+            self._emit("key", t, new)
+            self.state = keyed(new)
+            self.since_key = 0
+        else:
+            delta = make_delta(self.state, new)
+            self._emit("delta", t, delta)
+            self.state = apply_delta(self.state, delta)
+            self.since_key += 1
+        self.samples += 1
+
+    def extra(self, kind: str, t: float, data: Any) -> None:
+        """Another reply kept as it is (``verdicts``, ``page``, ``memory``), stacks interned."""
+        self._emit(kind, t, {"data": self._interned(t, data)})
+
+    def end(self, t: float, reason: str) -> None:
+        self._emit("end", t, {"reason": reason})
+
+
+#: Kept in a rebuilt summary, never written: when an item of a list was last written (its
+#: clock fields hold their value as of then), and when the last key summary was.
+STAMP = "~t"
+BASE = "~t0"
+
+
+def make_delta(old: dict, new: dict) -> dict:
+    """What turns ``old`` (a rebuilt summary) into ``new`` (an interned one); see ``apply_delta``."""
+    delta: dict = {"time": new.get("time")}
+    sets, merge, lists = {}, {}, {}
+    base = old.get(BASE, old.get("time") or 0.0)
+    for key, value in new.items():
+        if key == "time":
+            continue
+        before = old.get(key)
+        if key in old and before == value:
+            continue
+        if _is_id_list(value) and _is_id_list(before):
+            change = _list_delta(before, value, base, new.get("time") or 0.0)
+            if change:
+                lists[key] = change
+        elif isinstance(value, dict) and isinstance(before, dict) and set(before) <= set(value):
+            merge[key] = {k: v for k, v in value.items() if k not in before or before[k] != v}
+        else:
+            sets[key] = value
+    drop = [key for key in old if key not in new and not key.startswith("~")]
+    for name, part in (("set", sets), ("merge", merge), ("lists", lists), ("drop", drop)):
+        if part:
+            delta[name] = part
+    return delta
+
+
+def _is_id_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, dict) and "id" in item for item in value)
+
+
+def _list_delta(old: list, new: list, base: float, t_new: float) -> dict:
+    before = {item["id"]: item for item in old}
+    changed = []
+    for item in new:
+        prev = before.pop(item["id"], None)
+        if prev is None:
+            changed.append(item)
+            continue
+        elapsed = t_new - prev.get(STAMP, base)
+        part = {}
+        for k, v in item.items():
+            p = prev.get(k)
+            if k in prev and p == v:
+                continue
+            if is_clock_field(k) and isinstance(v, (int, float)) and isinstance(p, (int, float)) \
+                    and abs(v - (p + elapsed)) <= CLOCK_SLACK:
+                continue
+            part[k] = v
+        if any(k not in item for k in prev if not k.startswith("~")):
+            part = dict(item)  # a field went away: the whole item
+        if part:
+            part["id"] = item["id"]
+            changed.append(part)
+    out: dict = {}
+    if changed:
+        out["set"] = changed
+    if before:
+        out["gone"] = list(before)
+    return out
+
+
+def apply_delta(old: dict, delta: dict) -> dict:
+    """The summary after ``delta``: new maps where something changed, the old ones shared.
+
+    Items a delta does not name are not touched: their clock fields stay as of their ``STAMP``
+    (``view`` adds the time since), so a sample costs what changed, not what is there."""
+    new = dict(old)
+    t_new = delta.get("time") or 0.0
+    base = old.get(BASE, old.get("time") or 0.0)
+    new["time"] = t_new
+    for key, value in (delta.get("set") or {}).items():
+        new[key] = value
+    for key, part in (delta.get("merge") or {}).items():
+        merged = dict(old.get(key) or {})
+        merged.update(part)
+        new[key] = merged
+    for key, change in (delta.get("lists") or {}).items():
+        new[key] = _apply_list(old.get(key) or [], change, t_new, base, key)
+    for key in delta.get("drop") or ():
+        new.pop(key, None)
+    return new
+
+
+def _aged(item: dict, elapsed: float) -> dict:
+    """``item`` with its clock fields ``elapsed`` seconds older, and without its stamp."""
+    return {k: (round(v + elapsed, 3) if is_clock_field(k) and isinstance(v, (int, float)) else v)
+            for k, v in item.items() if k != STAMP}
+
+
+def _apply_list(old: list, change: dict, t_new: float, base: float, key: str) -> list:
+    gone = set(change.get("gone") or ())
+    updates = {item["id"]: item for item in change.get("set") or ()}
+    out = []
+    for item in old:
+        if item["id"] in gone:
+            continue
+        part = updates.pop(item["id"], None)
+        if part is not None:
+            item = _aged(item, t_new - item.get(STAMP, base))
+            item.update(part)
+            item[STAMP] = t_new
+        out.append(item)
+    for item in updates.values():
+        out.append(dict(item, **{STAMP: t_new}))
+    order = _SORTED_LISTS.get(key)
+    if order is not None:
+        out.sort(key=order)
+    return out
+
+
+def keyed(summary: dict) -> dict:
+    """A key summary as a rebuilt one: its time is the base of its items' clock fields."""
+    state = dict(summary)
+    state[BASE] = summary.get("time") or 0.0
+    return state
+
+
+def view(state: dict) -> dict:
+    """A rebuilt summary as the probe sent it: clock fields at its time, no stamps."""
+    t = state.get("time") or 0.0
+    base = state.get(BASE, t)
+    out = {}
+    for key, value in state.items():
+        if key.startswith("~"):
+            continue
+        if isinstance(value, list) and value and isinstance(value[0], dict) and "id" in value[0]:
+            value = [_aged(item, t - item.get(STAMP, base)) for item in value]
+        out[key] = value
+    return out
+
+
+# -- reading ------------------------------------------------------------------------------------
+class Part:
+    """One self-contained stretch of records (a file, or one segment of a flight recording)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.head: dict = {}
+        self.records: list[tuple[str, float, bytes]] = []  # (kind, time, payload), checked
+        self.torn = False  # the file ends in a record cut short, or one whose checksum fails
+        self.stacks: list = []
+
+
+def read_part(path: str) -> Part:
+    """Every whole record of one file; ``RecordingError`` when it is not a recording."""
+    part = Part(path)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except IsADirectoryError:
+        raise RecordingError(f"{path} is a directory") from None
+    except OSError as exc:
+        raise RecordingError(f"cannot read {path}: {exc.strerror or exc}") from None
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(len(data), 1024))
+    unpacker.feed(data)
+    first = True
+    while True:
+        try:
+            record = unpacker.unpack()
+        except msgpack.OutOfData:
+            # A torn tail: bytes left that make no whole record.
+            part.torn = unpacker.tell() < len(data)
+            break
+        except Exception:
+            if first:
+                raise RecordingError(f"{path} is not a tasktop recording") from None
+            part.torn = True
+            break
+        ok = (isinstance(record, list) and len(record) == 4 and isinstance(record[0], str)
+              and isinstance(record[2], bytes) and zlib.crc32(record[2]) == record[3])
+        if first:
+            if not ok or record[0] != "head":
+                raise RecordingError(f"{path} is not a tasktop recording")
+            head = unpack_payload(record[2])
+            if not isinstance(head, dict) or head.get("magic") != MAGIC:
+                raise RecordingError(f"{path} is not a tasktop recording")
+            if head.get("version") != VERSION:
+                raise RecordingError(f"{path} is a recording of format version {head.get('version')!r}; "
+                                     f"this tasktop reads version {VERSION}")
+            part.head = head
+            first = False
+            continue
+        if not ok:
+            part.torn = True
+            break
+        part.records.append((record[0], float(record[1]), record[2]))
+    if first:
+        raise RecordingError(f"{path} is not a tasktop recording" if data else f"{path} is empty")
+    return part
+
+
+def segment_paths(directory: str) -> list[str]:
+    """The segment files of a flight recording directory, oldest first."""
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.endswith(SEGMENT_SUFFIX))
+    except OSError as exc:
+        raise RecordingError(f"cannot read {directory}: {exc.strerror or exc}") from None
+    return [os.path.join(directory, n) for n in names]
+
+
+SEGMENT_SUFFIX = ".ttrec"
+
+
+class Recording:
+    """A recording opened for reading: its samples in time order, each summary rebuilt on
+    demand (from the nearest key summary before it), and the other replies by time."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if os.path.isdir(path):
+            files = segment_paths(path)
+            parts = []
+            for name in files:
+                try:
+                    parts.append(read_part(name))
+                except RecordingError:
+                    continue  # a segment begun and not yet written, or one cut at its header
+            if not parts:
+                raise RecordingError(f"{path} holds no tasktop recording segments")
+        else:
+            parts = [read_part(path)]
+        self.parts = parts
+        self.head = parts[-1].head
+        #: (part index, record index, kind, time) of every sample, in order.
+        self.samples: list[tuple[int, int, str, float]] = []
+        self.extras: dict[str, list[tuple[float, int, int]]] = {}
+        self.ended: dict | None = None
+        for p, part in enumerate(parts):
+            seen_key = False
+            for r, (kind, t, _payload) in enumerate(part.records):
+                if kind == "key":
+                    seen_key = True
+                if kind in ("key", "delta"):
+                    if seen_key:
+                        self.samples.append((p, r, kind, t))
+                elif kind == "end":
+                    self.ended = self._payload(p, r)
+                elif kind != "stacks":
+                    self.extras.setdefault(kind, []).append((t, p, r))
+        if not self.samples:
+            raise RecordingError(f"{path} has no samples yet")
+        self.times = [s[3] for s in self.samples]
+        self._cache: tuple[int, dict] | None = None  # (sample index, interned summary)
+        self._stacks_upto: dict[int, int] = {}
+        self._lock = threading.RLock()
+        self._pages: dict | None = None  # group id -> (times, records) of its pages  # the replay's screens read from worker threads too
+
+    @property
+    def torn(self) -> bool:
+        return any(part.torn for part in self.parts)
+
+    @property
+    def start(self) -> float:
+        return self.times[0]
+
+    @property
+    def end(self) -> float:
+        return self.times[-1]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _payload(self, p: int, r: int) -> dict:
+        payload = unpack_payload(self.parts[p].records[r][2])
+        if not isinstance(payload, dict):
+            raise RecordingError(f"record {r} of {self.parts[p].path} is not a map")
+        return payload
+
+    def _load_stacks(self, p: int, upto: int) -> list:
+        """The stacks of part ``p`` defined before record ``upto``."""
+        part = self.parts[p]
+        done = self._stacks_upto.get(p, 0)
+        for r in range(done, upto):
+            if part.records[r][0] == "stacks":
+                payload = self._payload(p, r)
+                first = int(payload.get("first") or 0)
+                del part.stacks[first:]
+                part.stacks.extend(payload.get("stacks") or ())
+        self._stacks_upto[p] = max(done, upto)
+        return part.stacks
+
+    def _interned_at(self, index: int) -> dict:
+        cached = self._cache
+        if cached is not None and cached[0] == index:
+            return cached[1]
+        p, r, kind, _t = self.samples[index]
+        if cached is not None and cached[0] < index and self.samples[cached[0]][0] == p \
+                and all(self.samples[i][2] == "delta" for i in range(cached[0] + 1, index + 1)):
+            start, state = cached[0] + 1, cached[1]
+        else:
+            start = index
+            while self.samples[start][2] != "key":
+                start -= 1
+            state = keyed(self._payload(*self.samples[start][:2]))
+            start += 1
+        for i in range(start, index + 1):
+            state = apply_delta(state, self._payload(*self.samples[i][:2]))
+        self._cache = (index, state)
+        return state
+
+    def summary(self, index: int) -> dict:
+        """The summary of sample ``index`` as the probe sent it (stacks written out)."""
+        with self._lock:
+            p, r = self.samples[index][:2]
+            stacks = self._load_stacks(p, r)
+            return expand(view(self._interned_at(index)), stacks)
+
+    def counts(self, index: int) -> dict:
+        """Sample ``index`` with only its loops' stacks written out: enough for a history
+        (counts, totals, memory, stalls) at a fraction of ``summary``'s cost."""
+        with self._lock:
+            p, r = self.samples[index][:2]
+            stacks = self._load_stacks(p, r)
+            out = {k: v for k, v in self._interned_at(index).items() if not k.startswith("~")}
+            out["loops"] = expand(out.get("loops") or [], stacks)
+            return out
+
+    def index_at(self, t: float) -> int:
+        """The last sample at or before time ``t`` (the first one when ``t`` is before it)."""
+        import bisect
+
+        return max(0, bisect.bisect_right(self.times, t) - 1)
+
+    def extra_at(self, kind: str, t: float, match: Callable[[Any], bool] | None = None) -> tuple[float, Any] | None:
+        """The last ``kind`` reply recorded at or before ``t`` (that ``match`` accepts)."""
+        for when, p, r in reversed(self.extras.get(kind, ())):
+            if when > t:
+                continue
+            with self._lock:
+                stacks = self._load_stacks(p, r)
+                data = expand(self._payload(p, r).get("data"), stacks)
+            if match is None or match(data):
+                return when, data
+        return None
+
+    def page_at(self, gid: str, t: float) -> tuple[float, Any] | None:
+        """The last page of group ``gid`` recorded at or before ``t`` (pages are indexed by
+        group on the first call)."""
+        import bisect
+
+        with self._lock:
+            if self._pages is None:
+                self._pages = {}
+                for when, p, r in self.extras.get("page", ()):
+                    data = self._payload(p, r).get("data") or {}
+                    key = (data.get("group") or {}).get("id")
+                    self._pages.setdefault(key, ([], []))
+                    self._pages[key][0].append(when)
+                    self._pages[key][1].append((p, r))
+            found = self._pages.get(gid)
+            if not found:
+                return None
+            i = bisect.bisect_right(found[0], t) - 1
+            if i < 0:
+                return None
+            p, r = found[1][i]
+            return found[0][i], expand(self._payload(p, r).get("data"), self._load_stacks(p, r))
+
+    def iter_summaries(self, first: int = 0, last: int | None = None) -> Iterator[dict]:
+        for i in range(first, len(self.samples) if last is None else last + 1):
+            yield self.summary(i)
+
+
+def expand(value: Any, stacks: list) -> Any:
+    """``value`` with every stack number replaced by the stack it names."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if k == "stack" and isinstance(v, int) and not isinstance(v, bool):
+                out[k] = stacks[v] if 0 <= v < len(stacks) else []
+            else:
+                out[k] = expand(v, stacks)
+        return out
+    if isinstance(value, list):
+        return [expand(v, stacks) for v in value]
+    return value
+
+
+def looks_like_recording(path: str) -> bool:
+    """Whether ``path`` is a recording file or a flight recording directory (by its start)."""
+    if os.path.isdir(path):
+        try:
+            return any(n.endswith(SEGMENT_SUFFIX) for n in os.listdir(path))
+        except OSError:
+            return False
+    try:
+        with open(path, "rb") as fh:
+            start = fh.read(64)
+    except OSError:
+        return False
+    return b"head" in start[:8] and MAGIC.encode() in start
