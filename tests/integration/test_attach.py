@@ -396,3 +396,12 @@ def test_root_attaches_to_another_users_process(sockdir, tmp_path):
         _out, err = proc.communicate(timeout=10)
         shutil.rmtree(where, ignore_errors=True)
     assert err == ""
+
+
+def test_dump_inject_attaches_first(plain, sockdir):
+    proc = plain(IDLE)
+    done = tasktop("dump", str(proc.pid), "--inject", "--no-verdicts", sockdir=sockdir)
+    assert done.returncode == 0, done.stderr
+    assert "3 tasks: Event.wait" in done.stdout and "created before the probe started  ×3" in done.stdout
+    assert os.path.exists(paths.socket_path(proc.pid, sockdir))  # the probe stays, as after attach
+    assert tasktop("detach", str(proc.pid), sockdir=sockdir).returncode == 0
