@@ -56,7 +56,10 @@ def ask_everything():
     full = ask({"op": "full", "chunked": True})
     while not any(g["state"] == "Queue.get" for g in full["groups"]):
         full = ask({"op": "full"})
-    args = {"group": {"id": full["groups"][0]["id"]}, "task": {"id": full["tasks"][0]["id"]},
+    # The queue's waiters stay put: their group and tasks are there for the requests below.
+    waiting = next(g["id"] for g in full["groups"] if g["state"] == "Queue.get")
+    parked = next(t["id"] for t in full["tasks"] if t["group"] == waiting)
+    args = {"group": {"id": waiting}, "task": {"id": parked},
             "thread": {"ident": full["threads"][0]["ident"]}, "verdicts": {"budget_s": 5.0}}
     for op in wire.OPS:
         ask(dict({"op": op}, **args.get(op, {})))
