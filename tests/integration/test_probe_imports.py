@@ -54,10 +54,10 @@ def ask_everything():
         return reply.get("data")
     ask({"op": "hello", "version": wire.VERSION})
     full = ask({"op": "full", "chunked": True})
-    while not any(g["state"] == "Queue.get" for g in full["groups"]):
+    while not any(g["kind"] == "task" and g["state"] == "Queue.get" for g in full["groups"]):
         full = ask({"op": "full"})
     # The queue's waiters stay put: their group and tasks are there for the requests below.
-    waiting = next(g["id"] for g in full["groups"] if g["state"] == "Queue.get")
+    waiting = next(g["id"] for g in full["groups"] if g["kind"] == "task" and g["state"] == "Queue.get")
     parked = next(t["id"] for t in full["tasks"] if t["group"] == waiting)
     args = {"group": {"id": waiting}, "task": {"id": parked},
             "thread": {"ident": full["threads"][0]["ident"]}, "verdicts": {"budget_s": 5.0}}
