@@ -306,16 +306,8 @@ def _start(proc: processes.PythonProcess, boot: str, socket: str, error_file: st
             if os.path.exists(socket) or os.path.exists(error_file):
                 return "sys.remote_exec"
             time.sleep(0.01)
-        # Until it runs the script or its main thread is seen waiting in a system call where
-        # it would stay (then ptrace wakes it): one look could catch it between two calls.
-        while inject.safe_syscall(proc.pid, proc.pid) is None:
-            if os.path.exists(socket) or os.path.exists(error_file):
-                return "sys.remote_exec"
-            if time.monotonic() > deadline:
-                return "sys.remote_exec"  # _wait says it did not start, with the reason
-            time.sleep(0.05)
-        if os.path.exists(socket) or os.path.exists(error_file):
-            return "sys.remote_exec"
+        if inject.safe_syscall(proc.pid, proc.pid) is None:
+            return "sys.remote_exec"  # its main thread is busy: it serves the request soon
         try:
             call = inject.ptrace_run(proc.pid, code, timeout=max(0.5, deadline - time.monotonic()))
         except inject.InjectError:
