@@ -8,7 +8,7 @@ It starts ``python -m tasktop.demo`` with the probe (and tracemalloc) on, attach
 app in a headless terminal, lets it watch for ``--wait`` seconds so the history and the leak
 marker have something to show, then visits every screen and writes ``NAME.svg`` and
 ``NAME.png`` next to this script (with ``--only``, just the named ones: main, group, task,
-thread, stalls, memory, verdicts, help, picker).
+thread, stalls, memory, waits, verdicts, help, picker).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MONO_FONT = os.environ.get("TASKTOP_SCREENSHOT_FONT", "DejaVu Sans Mono")
-SCREENS = ("main", "group", "task", "thread", "stalls", "memory", "verdicts", "help", "picker")
+SCREENS = ("main", "group", "task", "thread", "stalls", "memory", "waits", "verdicts", "help", "picker")
 ONLY: set = set(SCREENS)
 
 
@@ -108,6 +108,9 @@ async def attached_screens(path: str, size: tuple, wait: float, out: str) -> Non
         await pilot.press("escape", "m")
         await detail()
         await shoot(app, "memory", out)
+        await pilot.press("escape", "w")
+        await detail()
+        await shoot(app, "waits", out)
         await pilot.press("escape", "v")
         await verdicts(app, pilot)
         await shoot(app, "verdicts", out)
@@ -142,7 +145,8 @@ async def verdicts(app, pilot) -> None:
 async def picker_screen(directory: str, size: tuple, out: str) -> None:
     from tasktop.tui.app import TasktopApp
 
-    app = TasktopApp(None, socket_dir=directory)
+    # Only the demo: the other Python processes of the machine that makes the pictures are its own.
+    app = TasktopApp(None, socket_dir=directory, finder=lambda: [])
     async with app.run_test(size=size) as pilot:
         await until(pilot, lambda: bool(app.screen.query("#probes")) and app.screen.query_one("#probes").row_count)
         await pilot.pause(0.3)
