@@ -9,10 +9,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widget import Widget
-from textual.widgets import Sparkline, Static
+from textual.widgets import Sparkline
 
 from tasktop.render import units
 from ..model import Model
+from .text_line import TextLine
 
 ROWS = (("tasks", "tasks"), ("threads", "threads"), ("rss", "RSS"))
 
@@ -33,7 +34,7 @@ class HistoryLine(Horizontal):
         self.label = label
 
     def compose(self) -> ComposeResult:
-        yield Static(self.label, classes="history-label")
+        yield TextLine(self.label, classes="history-label")
         yield Sparkline([], classes="history-spark")
 
     def show(self, model: Model) -> None:
@@ -45,7 +46,7 @@ class HistoryLine(Horizontal):
         text.append(f"{self.label:<8}", style="dim")
         text.append(f"{number:>7}", style="bold")
         text.append(f" {change_label(model, self.metric):<14}")
-        self.query_one(Static).update(text)
+        self.query_one(TextLine).show_text(text)
         self.query_one(Sparkline).data = values
 
 
