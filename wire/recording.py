@@ -34,6 +34,10 @@ MAGIC = "tasktop-recording"
 VERSION = 1
 #: A whole summary every this many samples (and at the start of every file or segment).
 KEY_EVERY = 300
+#: A reader keeps the rebuilt summary of every this many samples it went through (at most
+#: ``CHECKPOINTS`` of them), so a step back replays at most this many deltas.
+CHECKPOINT_EVERY = 20
+CHECKPOINTS = 300
 #: A ``blocked_*_s`` within this many seconds of "the old value plus the time since" is
 #: unchanged: a group blocked for an hour does not change every second.
 CLOCK_SLACK = 0.5
@@ -421,6 +425,7 @@ class Recording:
             raise RecordingError(f"{path} has no samples yet")
         self.times = [s[3] for s in self.samples]
         self._cache: tuple[int, dict] | None = None  # (sample index, interned summary)
+        self._checkpoints: dict[int, dict] = {}  # sample index -> interned summary, the oldest first
         self._stacks_upto: dict[int, int] = {}
         self._lock = threading.RLock()
         self._pages: dict | None = None  # group id -> (times, records) of its pages  # the replay's screens read from worker threads too
@@ -463,18 +468,30 @@ class Recording:
         cached = self._cache
         if cached is not None and cached[0] == index:
             return cached[1]
-        p, r, kind, _t = self.samples[index]
-        if cached is not None and cached[0] < index and self.samples[cached[0]][0] == p \
-                and all(self.samples[i][2] == "delta" for i in range(cached[0] + 1, index + 1)):
-            start, state = cached[0] + 1, cached[1]
-        else:
-            start = index
-            while self.samples[start][2] != "key":
-                start -= 1
+        p = self.samples[index][0]
+        start = index
+        while self.samples[start][2] != "key":
+            start -= 1
+        # Start from the nearest state known since that key: the last one asked for (a step
+        # forward), or a checkpoint (a step back, which otherwise replays up to KEY_EVERY deltas).
+        known, state = start, None
+        if cached is not None and start <= cached[0] < index and self.samples[cached[0]][0] == p:
+            known, state = cached
+        near = index - index % CHECKPOINT_EVERY
+        while near > known:
+            found = self._checkpoints.get(near)
+            if found is not None and self.samples[near][0] == p:
+                known, state = near, found
+                break
+            near -= CHECKPOINT_EVERY
+        if state is None:
             state = keyed(self._payload(*self.samples[start][:2]))
-            start += 1
-        for i in range(start, index + 1):
+        for i in range(known + 1, index + 1):
             state = apply_delta(state, self._payload(*self.samples[i][:2]))
+            if i % CHECKPOINT_EVERY == 0:  # states share what did not change: a checkpoint is cheap
+                self._checkpoints[i] = state
+                if len(self._checkpoints) > CHECKPOINTS:
+                    del self._checkpoints[next(iter(self._checkpoints))]
         self._cache = (index, state)
         return state
 
