@@ -85,7 +85,18 @@ def test_stepping_back_through_checkpoints_reads_every_sample_as_written(tmp_pat
     summaries[17]["groups"].pop(3)
     write(tmp_path / "r.ttrec", summaries, key_every=15)
     rec = Recording(str(tmp_path / "r.ttrec"))
-    for i in list(range(39, -1, -1)) + list(range(0, 40, 3)) + [33, 32, 31, 5, 4, 16, 15, 14]:
+    keys = [i for i, sample in enumerate(rec.samples) if sample[2] == "key"]
+    assert len(keys) == 3
+    firsts = {39} | {k - 1 for k in keys[1:]}
+    applied = []
+    real_apply = recording.apply_delta
+    monkeypatch.setattr(recording, "apply_delta", lambda *a: applied.append(1) or real_apply(*a))
+    for i in range(39, -1, -1):  # back, one sample at a time
+        applied.clear()
+        same(rec.summary(i), summaries[i])
+        if i not in firsts:  # the first of each key's stretch is rebuilt from its key
+            assert len(applied) < 4, i  # from the nearest checkpoint, not from the key
+    for i in list(range(0, 40, 3)) + [33, 32, 31, 5, 4, 16, 15, 14]:
         same(rec.summary(i), summaries[i])
     assert 0 < len(rec._checkpoints) <= 5
 
