@@ -60,7 +60,7 @@ def check(screen: ReplayScreen) -> None:
     table = screen.query_one(GroupsTable)
     rows = screen.session.model.rows(screen.session.kind, screen.session.filter, screen.session.sort)
     assert table.row_count == len(rows)
-    shown = [table.coordinate_to_cell_key((index, 0)).row_key.value for index in range(table.row_count)]
+    shown = [table.id_at(index) for index in range(table.row_count)]
     assert shown == [row.id for row in rows]
     for index, row in enumerate(rows):
         cells = table.get_row_at(index)

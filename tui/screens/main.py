@@ -152,7 +152,7 @@ class MainScreen(AttachedScreen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id != "groups":
             return
-        group = self.session.model.group(str(event.row_key.value))
+        group = self.session.model.group(self.query_one(GroupsTable).id_at(event.cursor_row) or "")
         if group is None:
             self.notify("That group is gone", timeout=2)
             return
