@@ -36,8 +36,8 @@ VERSION = 1
 KEY_EVERY = 300
 #: A reader keeps the rebuilt summary of every this many samples it went through (at most
 #: ``CHECKPOINTS`` of them), so a step back replays at most this many deltas.
-CHECKPOINT_EVERY = 20
-CHECKPOINTS = 300
+CHECKPOINT_EVERY = 10
+CHECKPOINTS = 500
 #: A ``blocked_*_s`` within this many seconds of "the old value plus the time since" is
 #: unchanged: a group blocked for an hour does not change every second.
 CLOCK_SLACK = 0.5
@@ -52,6 +52,18 @@ class RecordingError(Exception):
 def is_clock_field(name: str) -> bool:
     """A duration that grows with the clock while nothing changes (see ``CLOCK_SLACK``)."""
     return name.startswith("blocked") and name.endswith("_s")
+
+
+_CLOCK_FIELDS: dict = {}  # name -> is_clock_field(name): a summary has few names, asked thousands of times
+
+
+def _is_clock_field(name: str) -> bool:
+    known = _CLOCK_FIELDS.get(name)
+    if known is None:
+        known = is_clock_field(name)
+        if len(_CLOCK_FIELDS) < 10_000:
+            _CLOCK_FIELDS[name] = known
+    return known
 
 
 #: Payloads at least this long are zlib-compressed when that makes them shorter (``compress``).
@@ -267,27 +279,32 @@ def apply_delta(old: dict, delta: dict) -> dict:
 
 def _aged(item: dict, elapsed: float) -> dict:
     """``item`` with its clock fields ``elapsed`` seconds older, and without its stamp."""
-    return {k: (round(v + elapsed, 3) if is_clock_field(k) and isinstance(v, (int, float)) else v)
+    clock = _is_clock_field
+    return {k: (round(v + elapsed, 3) if clock(k) and isinstance(v, (int, float)) else v)
             for k, v in item.items() if k != STAMP}
 
 
 def _apply_list(old: list, change: dict, t_new: float, base: float, key: str) -> list:
     gone = set(change.get("gone") or ())
     updates = {item["id"]: item for item in change.get("set") or ()}
+    order = _SORTED_LISTS.get(key)
+    moved = False  # whether an item's place in the order may have changed
     out = []
     for item in old:
         if item["id"] in gone:
             continue
         part = updates.pop(item["id"], None)
         if part is not None:
+            was = item
             item = _aged(item, t_new - item.get(STAMP, base))
             item.update(part)
             item[STAMP] = t_new
+            moved = moved or (order is not None and order(item) != order(was))
         out.append(item)
     for item in updates.values():
         out.append(dict(item, **{STAMP: t_new}))
-    order = _SORTED_LISTS.get(key)
-    if order is not None:
+        moved = True
+    if order is not None and moved:  # removing items keeps the order: sorting 200 costs a step
         out.sort(key=order)
     return out
 
@@ -296,6 +313,9 @@ def keyed(summary: dict) -> dict:
     """A key summary as a rebuilt one: its time is the base of its items' clock fields."""
     state = dict(summary)
     state[BASE] = summary.get("time") or 0.0
+    for key, order in _SORTED_LISTS.items():  # in order from the start: a delta sorts only what moved
+        if isinstance(state.get(key), list):
+            state[key] = sorted(state[key], key=order)
     return state
 
 
@@ -565,11 +585,13 @@ def expand(value: Any, stacks: list) -> Any:
         for k, v in value.items():
             if k == "stack" and isinstance(v, int) and not isinstance(v, bool):
                 out[k] = stacks[v] if 0 <= v < len(stacks) else []
-            else:
+            elif isinstance(v, (dict, list)):
                 out[k] = expand(v, stacks)
+            else:  # most values: no call for them (a summary of 200 groups has thousands)
+                out[k] = v
         return out
     if isinstance(value, list):
-        return [expand(v, stacks) for v in value]
+        return [expand(v, stacks) if isinstance(v, (dict, list)) else v for v in value]
     return value
 
 
