@@ -13,6 +13,7 @@ snapshot then replays identically, and a slow reply does not distort a rate.
 from __future__ import annotations
 
 import collections
+import itertools
 from dataclasses import dataclass, field
 from typing import Deque, Iterable
 
@@ -67,6 +68,19 @@ class Stall:
     at: float
     duration_ms: float
     stack: list
+
+
+def first_at(points, t: float) -> int:
+    """The index of the first of ``points`` (``(time, value)`` in time order) at or after ``t``
+    (the last one when none is): a binary search, since redraws ask it of every group."""
+    low, high = 0, len(points) - 1
+    while low < high:
+        middle = (low + high) // 2
+        if points[middle][0] < t:
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 class Model:
@@ -199,16 +213,13 @@ class Model:
         return self._rate(points)
 
     def _rate(self, points: Iterable[tuple]) -> float | None:
-        points = list(points)
+        if not isinstance(points, (list, collections.deque)):
+            points = list(points)
         if len(points) < 2:
             return None
         t_end, v_end = points[-1]
-        start = None
-        for t, v in points:
-            if t >= t_end - self.window:
-                start = (t, v)
-                break
-        if start is None or t_end - start[0] < 1.0:
+        start = points[first_at(points, t_end - self.window)]
+        if t_end - start[0] < 1.0:
             return None
         return (v_end - start[1]) * 60.0 / (t_end - start[0])
 
@@ -230,16 +241,14 @@ class Model:
             return False
         end, last = history[-1]
         cutoff = end - self.suspect_window
-        first = 0
-        while history[first][0] < cutoff:  # the history keeps at most one point before the window
-            first += 1
+        first = first_at(history, cutoff)
         # The cheap necessary conditions first: most groups do not grow (one redraw asks this of
         # every group, and building the thirds of 200 histories cost a replay step 40 ms).
         t0, c0 = history[first]
         span = end - t0
         if len(history) - first < 6 or span < self.suspect_span or last - c0 < 3:
             return False
-        points = [(t, c) for t, c in history if t >= cutoff]
+        points = list(itertools.islice(history, first, None))
         thirds: list[list[int]] = [[], [], []]
         for t, c in points:
             thirds[min(2, int((t - t0) / span * 3))].append(c)
