@@ -121,26 +121,30 @@ class Model:
         memory = summary.get("memory") or {}
         self.samples.append(Sample(t, int(totals.get("tasks") or 0), int(totals.get("threads") or 0),
                                    memory.get("rss_bytes")))
+        counts = self.counts
         seen = set()
         for group in summary.get("groups") or ():
             gid = group["id"]
             seen.add(gid)
-            history = self.counts.get(gid)
+            history = counts.get(gid)
             if history is None:
-                history = self.counts[gid] = collections.deque()
+                history = counts[gid] = collections.deque()
                 if previous is not None:
                     history.append((previous, 0))  # it was not there a snapshot ago: it grew from 0
             history.append((t, int(group.get("count") or 0)))
         horizon = t - max(self.window, self.suspect_window)
-        for gid in list(self.counts):
-            history = self.counts[gid]
-            if gid not in seen:
+        emptied = []
+        for gid, history in counts.items():  # (a replay's jump feeds 120 summaries: this is its loop)
+            here = gid in seen
+            if not here:
                 history.append((t, 0))
             while len(history) > 2 and history[1][0] <= horizon:
                 history.popleft()
-            if gid not in seen and all(c == 0 for _, c in history):
-                del self.counts[gid]
-                self._text.pop(gid, None)
+            if not here and not any(c for _, c in history):
+                emptied.append(gid)
+        for gid in emptied:
+            del counts[gid]
+            self._text.pop(gid, None)
         self._take_stalls(summary)
         self.summary = summary
 
