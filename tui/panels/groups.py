@@ -130,6 +130,7 @@ class GroupsTable(OpenTable):
         self._made: dict[str, MadeRow] = {}  # row key -> its cells, made once
         self._last: tuple | None = None
         self._drawn: dict[tuple, tuple] = {}  # see _render_cell
+        self._row_styles: dict[tuple, Style] = {}  # see _get_row_style
 
     def action_cursor_up(self) -> None:
         self.pinned = True
@@ -186,8 +187,24 @@ class GroupsTable(OpenTable):
         self._drawn[key] = (cell, row_index, lines)
         return lines
 
+    def _get_row_style(self, row_index: int, base_style: Style) -> Style:
+        """Textual's row style (header, fixed, odd or even), remembered: Textual works it out
+        from the CSS of every ancestor for each line it draws."""
+        if row_index == -1 or row_index < self.fixed_rows:
+            kind = ("header or fixed", row_index)
+        else:
+            kind = ("row", row_index % 2 if self.zebra_stripes else 0)
+        key = (kind, base_style, getattr(self, "_pseudo_class_state", None))
+        style = self._row_styles.get(key)
+        if style is None:
+            if len(self._row_styles) > 64:
+                self._row_styles.clear()
+            style = self._row_styles[key] = super()._get_row_style(row_index, base_style)
+        return style
+
     def notify_style_update(self) -> None:
         self._drawn.clear()  # the cursor's and zebra's colours come from CSS: a theme changes them
+        self._row_styles.clear()
         super().notify_style_update()
 
     def on_resize(self) -> None:
