@@ -56,31 +56,20 @@ def shown(row: GroupRow, baseline: bool, state_width: int) -> tuple:
             units.duration(row.blocked_max), row.where, baseline)
 
 
-def column_widths(rows: list[tuple]) -> list[int]:
-    """The width each column needs: its label or its widest cell."""
-    return [max([cell_len(label)] + [row[index].cell_len for row in rows]) for index, (_, label) in enumerate(COLUMNS)]
-
-
 def where_budget(widths: list[int], width: int, scrollbar: int = 2) -> int:
     """The columns left for ``WHERE``'s text once the other columns have theirs."""
     return max(16, width - sum(widths[:-1]) - 1 - scrollbar)  # its leading space, and the scrollbar
 
 
-def fit_where(rows: list[tuple], width: int, scrollbar: int = 2) -> list[tuple]:
-    """Shorten the ``WHERE`` cells so the whole row fits in ``width`` columns (the table
-    scrolls sideways otherwise, and WHERE is the column that must be seen)."""
-    if not rows or width <= 0:
-        return rows
-    budget = where_budget(column_widths(rows), width, scrollbar)
-    return [row[:-1] + (fitted_where(row[-1], budget),) for row in rows]
-
-
 def same_cell(one: Text, other: Text) -> bool:
+    """Whether two cells look the same (then the one in the table stays)."""
     return one.plain == other.plain and one.style == other.style and one.spans == other.spans \
         and one.justify == other.justify
 
 
 def fitted_where(where: Text, budget: int) -> Text:
+    """The ``WHERE`` cell shortened to ``budget`` columns, so the whole row fits the table's
+    width (it scrolls sideways otherwise, and WHERE is the column that must be seen)."""
     if len(where.plain) - 1 > budget:
         return Text(" " + stacks.fit_label(where.plain[1:], budget), style=where.style)
     return where
@@ -127,7 +116,7 @@ class GroupsTable(OpenTable):
         self._baseline = False
         self._cells: dict[str, tuple] = {}  # group id -> the cells in the table
         self._slots: list[tuple] = []  # row n -> the cells in the table
-        self._made: dict[str, MadeRow] = {}  # row key -> its cells, made once
+        self._made: dict[str, MadeRow] = {}  # group id -> its cells, made once
         self._last: tuple | None = None
         self._drawn: dict[tuple, tuple] = {}  # see _render_cell
         self._row_styles: dict[tuple, Style] = {}  # see _get_row_style
