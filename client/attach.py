@@ -275,7 +275,7 @@ def attach(pid: int, timeout: float = TIMEOUT, directory: str | None = None) -> 
     if proc.uid != os.getuid():
         os.chown(token, proc.uid, -1)
     try:
-        how = _start(proc, boot, socket, error_file, started + timeout)
+        how = _start(proc, boot, token, started + timeout)
         _wait(proc, socket, error_file, started + timeout)
     except inject.InjectError as exc:
         _remove(token)
@@ -296,25 +296,39 @@ def _same_file(a: str, b: str) -> bool:
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
-def _start(proc: processes.PythonProcess, boot: str, socket: str, error_file: str, deadline: float) -> str:
-    """Have the process run ``boot``; return how."""
+def _start(proc: processes.PythonProcess, boot: str, token: str, deadline: float) -> str:
+    """Have the process run ``boot``; return how.
+
+    On 3.14+ the interpreter runs the ``sys.remote_exec`` request itself, at its main thread's
+    next bytecode, and the boot script removes ``token`` first thing: while the token is there
+    the request has not been served.  Only then, and only while the main thread waits in a
+    safe system call, is it woken by ptrace, on the main thread alone: the injected code
+    passes through the eval loop, which serves the pending request there (nested, on the same
+    thread, so never at the same time as it), and then finds the token gone.  A one-time look
+    is not enough: it can catch an idle main thread between two system calls (in ``futex``
+    for the GIL), and an idle loop would then never serve the request; the main thread of a
+    busy process is never stopped once its request is served."""
     code = PTRACE_CODE.format(boot=boot)
     if proc.version >= processes.REMOTE_DEBUG:
         inject.remote_exec(proc.pid, boot, proc.version, proc.exe)
         wake = time.monotonic() + WAKE_AFTER
-        while time.monotonic() < wake:
-            if os.path.exists(socket) or os.path.exists(error_file):
-                return "sys.remote_exec"
+        while os.path.exists(token):
+            now = time.monotonic()
+            if now > deadline:
+                break  # _wait says it did not start, and why
+            if now >= wake and inject.safe_syscall(proc.pid, proc.pid) is not None:
+                try:
+                    call = inject.ptrace_run(proc.pid, code, timeout=min(WAKE_AFTER, max(0.0, deadline - now)),
+                                             main_only=True)
+                except inject.NoSafePoint:
+                    continue  # it woke up meanwhile: it may serve the request by itself
+                except inject.InjectError:
+                    if not os.path.exists(token):
+                        break  # served meanwhile
+                    raise
+                return f"sys.remote_exec, woken by ptrace in {call}"
             time.sleep(0.01)
-        if inject.safe_syscall(proc.pid, proc.pid) is None:
-            return "sys.remote_exec"  # its main thread is busy: it serves the request soon
-        try:
-            call = inject.ptrace_run(proc.pid, code, timeout=max(0.5, deadline - time.monotonic()))
-        except inject.InjectError:
-            if os.path.exists(socket):
-                return "sys.remote_exec"
-            raise
-        return f"sys.remote_exec, woken by ptrace in {call}"
+        return "sys.remote_exec"
     call = inject.ptrace_run(proc.pid, code, timeout=max(0.5, deadline - time.monotonic()))
     return f"ptrace (in {call})"
 

@@ -44,6 +44,10 @@ class PtraceRefused(InjectError):
     """The kernel refused to let us trace the target (EPERM)."""
 
 
+class NoSafePoint(InjectError):
+    """No thread of the target was seen stopped in a safe system call before the timeout."""
+
+
 class RemoteDebugOff(InjectError):
     """The target refuses ``sys.remote_exec`` (``-X disable-remote-debug`` or the variable)."""
 
@@ -162,10 +166,11 @@ def _peek(pid: int, address: int, size: int) -> bytes:
         os.close(fd)
 
 
-def ptrace_run(pid: int, code: str, timeout: float = 5.0) -> str:
+def ptrace_run(pid: int, code: str, timeout: float = 5.0, main_only: bool = False) -> str:
     """Run ``code`` in ``pid`` on the first of its threads found stopped in a safe system call
-    (main thread first); return the call it was in.  ``code`` runs to its end before this
-    returns, on that thread, holding the GIL: it should start a thread and return.
+    (main thread first; only the main thread with ``main_only``); return the call it was in.
+    ``code`` runs to its end before this returns, on that thread, holding the GIL: it should
+    start a thread and return.
 
     hypno's library is loaded as it is, its code buffer empty, so that its constructor runs
     nothing: Python run there would run inside ``dlopen``, holding the dynamic loader's lock,
@@ -182,7 +187,7 @@ def ptrace_run(pid: int, code: str, timeout: float = 5.0) -> str:
     payload = code.encode() + b"\0"
     deadline = time.monotonic() + timeout
     while True:
-        threads = _threads(pid)
+        threads = [t for t in _threads(pid) if t == pid or not main_only]
         if not threads:
             raise InjectError(f"no process with pid {pid} (it has exited)")
         for tid in threads:
@@ -213,7 +218,7 @@ def ptrace_run(pid: int, code: str, timeout: float = 5.0) -> str:
             except OSError as exc:
                 raise InjectError(f"ptrace injection into process {pid} failed: {exc}") from None
         if time.monotonic() > deadline:
-            raise InjectError(
+            raise NoSafePoint(
                 f"none of process {pid}'s threads waited in a system call where code can run "
                 f"safely within {timeout:.0f}s (all busy in Python or C code): try again")
         time.sleep(RETRY)
