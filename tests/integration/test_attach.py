@@ -163,6 +163,10 @@ def test_attach_then_detach_on_every_python(version, plain, sockdir):
                            if s["stack"] and s["stack"][0]["func"].endswith("made_after")) == 4,
                message="the tasks made after each attach")
     assert tasktop("detach", pid, sockdir=sockdir).returncode == 0
+    # No sys.remote_exec request is left pending (3.14+): one run now would find its script gone
+    # and print "Can't open debugger script" on the process's stderr.
+    os.unlink(os.path.join(sockdir, "attach.py"))
+    assert "hooks original" in ask(proc, "state")
     proc.kill()
     _out, err = proc.communicate(timeout=10)
     assert err == ""
@@ -345,6 +349,11 @@ def test_fifty_attaches_under_load_lose_no_request(version, sockdir, tmp_path, m
                 assert not attach.attach(server.pid).already
                 assert attach.detach(server.pid)
                 wait_until(lambda: load.done > before, message="a request served after this detach")
+            # No sys.remote_exec request is left pending (3.14+): one served now would find its
+            # script gone and print "Can't open debugger script" on the server's stderr.
+            os.unlink(os.path.join(sockdir, "attach.py"))
+            before = load.done
+            wait_until(lambda: load.done > before + 20, message="requests served after the last detach")
         finally:
             load.stop()
         assert load.failed == [] and load.wrong == []
