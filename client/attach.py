@@ -277,6 +277,9 @@ def attach(pid: int, timeout: float = TIMEOUT, directory: str | None = None) -> 
     try:
         how = _start(proc, boot, token, started + timeout)
         _wait(proc, socket, error_file, started + timeout)
+    except inject.PtraceRefused:
+        _remove(token)
+        raise AttachError(processes.ptrace_denied(proc)) from None
     except inject.InjectError as exc:
         _remove(token)
         raise AttachError(str(exc)) from None

@@ -73,6 +73,8 @@ def remote_exec(pid: int, script: str, version: tuple, exe: str) -> None:
     try:
         done = subprocess.run([f"/proc/{pid}/exe", "-I", "-S", "-c", _SEND, str(pid), script],
                               capture_output=True, text=True, timeout=30)
+    except PermissionError:  # /proc/PID/exe is behind the kernel's ptrace access check
+        raise PtraceRefused(f"the kernel refused to let tasktop reach process {pid}") from None
     except (OSError, subprocess.SubprocessError) as exc:
         raise InjectError(f"cannot run process {pid}'s Python to reach it: {exc}") from None
     if done.returncode:
@@ -93,10 +95,13 @@ def _remote_error(pid: int, message: str) -> InjectError:
 # -- ptrace ---------------------------------------------------------------------------------------
 def safe_syscall(pid: int, tid: int) -> str | None:
     """The name of the safe system call thread ``tid`` is in now, or None (running, in another
-    call, gone, or a machine whose calls are not in ``SAFE_SYSCALLS``)."""
+    call, gone, or a machine whose calls are not in ``SAFE_SYSCALLS``).  ``PtraceRefused`` when
+    the kernel hides it from us: it would not let us trace the thread either."""
     try:
         with open(f"/proc/{pid}/task/{tid}/syscall") as fh:
             first = fh.read().split(" ", 1)[0]
+    except PermissionError:  # the kernel's ptrace access check, the same as for tracing it
+        raise PtraceRefused(f"the kernel refused to let tasktop trace process {pid}") from None
     except OSError:
         return None
     try:

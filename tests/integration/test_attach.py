@@ -19,7 +19,7 @@ import pytest
 from tasktop.client.probe_client import ProbeClient
 from tasktop.wire import paths
 
-from conftest import tasktop, wait_until
+from conftest import tasktop, tasktop_cmd, wait_until
 
 VERSIONS = [(3, minor) for minor in range(9, 16)]
 
@@ -240,6 +240,110 @@ def test_attach_refuses_another_users_process(plain, sockdir, tmp_path):
     assert done.stderr.strip() == (f"tasktop: error: process {proc.pid} belongs to user root, not to you: "
                                    f"run tasktop as that user or as root (sudo tasktop attach {proc.pid})")
     assert "tasktop-probe" not in ask(proc, "state")
+
+
+# -- ptrace not allowed: exercised against the real kernel ------------------------------------------
+# A target that runs as user nobody (it drops root itself, after its imports, since nobody
+# cannot read this machine's Pythons) and sets its dumpable flag: not dumpable, the kernel
+# refuses ptrace and memory reads to everybody without CAP_SYS_PTRACE, as Yama would.
+AS_NOBODY_TARGET = r'''
+import asyncio, ctypes, os, sys
+os.setgid(65534)
+os.setgroups([])
+os.setuid(65534)
+if ctypes.CDLL(None, use_errno=True).prctl(4, int(sys.argv[1]), 0, 0, 0) != 0:  # PR_SET_DUMPABLE
+    sys.exit("prctl failed")
+async def main():
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+'''
+# The ways in, tried as user nobody against the target: what the kernel says to each.
+TRY_AS_NOBODY = AS_NOBODY.replace("sys.exit(cli.main([\"attach\", sys.argv[1]]))", r'''
+pid, exe = int(sys.argv[1]), sys.argv[2]
+tries = [("ptrace", lambda: inject.ptrace_run(pid, "pass", timeout=2))]
+if sys.argv[3] == "remote":
+    tries.append(("remote_exec", lambda: inject.remote_exec(pid, "/nonexistent.py", (3, 14), exe)))
+for name, call in tries:
+    try:
+        call()
+        print(name, "ran")
+    except inject.PtraceRefused:
+        print(name, "refused")
+    except inject.InjectError as exc:
+        print(name, "error:", exc)
+print(processes.ptrace_denied(processes.describe(pid)))
+''')
+
+
+@pytest.fixture
+def nobody_target(tmp_path):
+    """``nobody_target(exe, dumpable)``: an idle asyncio process of user nobody."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start a process as another user")
+    started = []
+
+    def _start(exe: str, dumpable: int) -> subprocess.Popen:
+        script = tmp_path / "nobody_target.py"
+        script.write_text(AS_NOBODY_TARGET)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKTOP", "PYTHON"))}
+        proc = subprocess.Popen([exe, str(script), str(dumpable)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env, cwd="/")
+        started.append(proc)
+        line = proc.stdout.readline()
+        assert "ready" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+        return proc
+
+    yield _start
+    for proc in started:
+        proc.kill()
+        proc.communicate(timeout=10)
+
+
+def as_nobody(script: str, *args: str, tmp_path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTOP")}
+    env["TASKTOP_DIR"] = str(tmp_path / "nobody")
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env,
+                          timeout=60, cwd="/")
+
+
+@pytest.mark.parametrize("version", [tuple(sys.version_info[:2]), (3, 14)], ids=lambda v: f"{v[0]}.{v[1]}")
+def test_attach_refuses_a_process_that_is_not_dumpable(version, nobody_target, tmp_path):
+    """Its own user may not trace it: one line naming the cause, and root as the remedy; the
+    kernel itself refuses every way in, and the explanation after the fact says the same."""
+    exe = need(version)
+    proc = nobody_target(exe, 0)
+    done = as_nobody(AS_NOBODY, str(proc.pid), tmp_path=tmp_path)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stderr.strip() == (
+        f"tasktop: error: process {proc.pid} is not dumpable (it called prctl(PR_SET_DUMPABLE, 0), or changed "
+        f"its user or capabilities), so only root may trace it: sudo tasktop attach {proc.pid}, or start it "
+        f"with TASKTOP=1")
+    tried = as_nobody(TRY_AS_NOBODY, str(proc.pid), exe, "remote" if version >= (3, 14) else "",
+                      tmp_path=tmp_path)
+    assert tried.returncode == 0, tried.stderr
+    lines = tried.stdout.splitlines()
+    assert lines[:-1] == ["ptrace refused"] + (["remote_exec refused"] if version >= (3, 14) else [])
+    assert lines[-1].startswith(f"process {proc.pid} is not dumpable")
+    assert proc.poll() is None
+
+
+@pytest.mark.skipif(not shutil.which("setpriv"), reason="no setpriv (util-linux) to drop CAP_SYS_PTRACE")
+def test_root_without_cap_sys_ptrace_is_refused_another_users_process(nobody_target, sockdir):
+    """As root with CAP_SYS_PTRACE dropped from its bounding set (as in a container)."""
+    proc = nobody_target(sys.executable, 1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTOP")}
+    env["TASKTOP_DIR"] = sockdir
+    done = subprocess.run(["setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace", "--",
+                           *tasktop_cmd(), "attach", str(proc.pid)], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stderr.strip() == (
+        f"tasktop: error: tasktop runs as root but without the CAP_SYS_PTRACE capability, which tracing process "
+        f"{proc.pid} of user nobody needs (a container, or capabilities dropped): give it CAP_SYS_PTRACE "
+        f"(docker run --cap-add SYS_PTRACE, or setcap cap_sys_ptrace+ep on tasktop's Python), or run tasktop "
+        f"as user nobody")
+    assert not os.path.exists(paths.socket_path(proc.pid, sockdir))
 
 
 OTHER_PROBE = r'''
