@@ -38,6 +38,8 @@ from .probe_client import ProbeClient, ProbeError, ProbeUnavailable
 #: is woken by ptrace.
 WAKE_AFTER = 0.2
 TIMEOUT = 15.0
+#: Seconds the main thread alone is tried for the ptrace wake-up on 3.14+ (see ``_start``).
+MAIN_ONLY_FOR = 1.0
 
 BOOT = '''\
 # Written by `tasktop attach`: run inside the process by sys.remote_exec or by ptrace.
@@ -310,7 +312,11 @@ def _start(proc: processes.PythonProcess, boot: str, token: str, deadline: float
     thread, so never at the same time as it), and then finds the token gone.  A one-time look
     is not enough: it can catch an idle main thread between two system calls (in ``futex``
     for the GIL), and an idle loop would then never serve the request; the main thread of a
-    busy process is never stopped once its request is served."""
+    busy process is never stopped once its request is served.  A main thread that never waits
+    in a safe call for ``MAIN_ONLY_FOR`` seconds (blocked on a lock, say, while the loops run in
+    other threads) is given up on: another thread runs the script, and the request stays
+    pending until the main thread runs bytecode, when it finds the token gone and does nothing
+    (the script stays where it is, so it still opens)."""
     code = PTRACE_CODE.format(boot=boot)
     if proc.version >= processes.REMOTE_DEBUG:
         inject.remote_exec(proc.pid, boot, proc.version, proc.exe)
@@ -319,10 +325,11 @@ def _start(proc: processes.PythonProcess, boot: str, token: str, deadline: float
             now = time.monotonic()
             if now > deadline:
                 break  # _wait says it did not start, and why
-            if now >= wake and inject.safe_syscall(proc.pid, proc.pid) is not None:
+            main_only = now < wake + MAIN_ONLY_FOR
+            if now >= wake and (not main_only or inject.safe_syscall(proc.pid, proc.pid) is not None):
                 try:
                     call = inject.ptrace_run(proc.pid, code, timeout=min(WAKE_AFTER, max(0.0, deadline - now)),
-                                             main_only=True)
+                                             main_only=main_only)
                 except inject.NoSafePoint:
                     continue  # it woke up meanwhile: it may serve the request by itself
                 except inject.InjectError:

@@ -172,6 +172,35 @@ def test_attach_then_detach_on_every_python(version, plain, sockdir):
     assert err == ""
 
 
+# The main thread blocked on a lock for good, the event loop in another thread.
+MAIN_BLOCKED = r'''
+import asyncio, threading
+
+def run():
+    async def main():
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+    asyncio.run(main())
+
+threading.Thread(target=run, daemon=True).start()
+threading.Event().wait()
+'''
+
+
+def test_attach_on_3_14_when_the_main_thread_never_runs_python(plain, sockdir):
+    """sys.remote_exec waits for the main thread, which never comes: after a second of trying
+    the main thread alone, another thread waiting in a safe call runs the script."""
+    proc = plain(MAIN_BLOCKED, need((3, 14)))
+    done = tasktop("attach", str(proc.pid), sockdir=sockdir)
+    assert done.returncode == 0, done.stderr
+    assert "by sys.remote_exec, woken by ptrace in epoll_wait" in done.stdout
+    groups = task_groups(paths.socket_path(proc.pid, sockdir))
+    assert sum(s["count"] for g in groups for s in g["created_by"]) == 1  # main(), in the other thread
+    assert tasktop("detach", str(proc.pid), sockdir=sockdir).returncode == 0
+    proc.kill()
+    assert proc.communicate(timeout=10)[1] == ""
+
+
 # -- refusals: one line, a non-zero status, and the remedy ---------------------------------------
 def refused(*args: str, sockdir: str) -> str:
     done = tasktop("attach", *args, sockdir=sockdir)
