@@ -3,8 +3,9 @@
 
 How the probe gets in (``client.inject``): on 3.14+ the process is asked with
 ``sys.remote_exec``, which it serves as soon as its main thread runs bytecode; if the main
-thread is idle in a system call instead (an event loop waiting in ``epoll_wait``), it is woken by
-running the same script there by ptrace, at that safe point.  On 3.9-3.13 ptrace is the only way.
+thread is idle in a system call instead (an event loop waiting in ``epoll_wait``) and the
+request is still unserved, it is woken by running the same script there by ptrace, at that safe
+point (see ``_start``).  On 3.9-3.13 ptrace is the only way.
 
 What runs inside is ``BOOT``, a short script that starts a thread and returns at once: the
 thread puts this installation's ``tasktop`` (and msgpack, unless the process has its own) on
