@@ -161,7 +161,10 @@ async def test_a_3_14_process_that_refuses_attach_can_still_be_viewed(tmp_path, 
             await pilot.pause(0.2)
             assert pilot.app.screen is question
             await pilot.press("enter")  # the one choice
-            await until(pilot, lambda: isinstance(pilot.app.screen, MainScreen), "the read-only view")
+            screen = await until(pilot, lambda: isinstance(pilot.app.screen, MainScreen)
+                                 and pilot.app.screen.session.model.summary is not None and pilot.app.screen,
+                                 "the first outside reading", timeout=60)
+            assert screen.session.model.summary["totals"]["tasks"] == 4  # read with remote debugging off
     finally:
         proc.kill()
         proc.communicate(timeout=10)
