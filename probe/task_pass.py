@@ -247,8 +247,6 @@ class _Walk:
                     try:
                         info.waiter = new = ref(waiter)
                         untrack(new)  # a million new tracked objects set off a full collection
-                        if old is None:
-                            untrack(info)  # first seen waiting: a record for a while
                     except TypeError:
                         info.waiter = _UNKNOWN  # never the same again: treated as new each pass
                     info.since = now
