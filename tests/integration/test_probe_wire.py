@@ -16,6 +16,7 @@ from support.targets import EVENT_WAITERS
 from tasktop import wire
 from tasktop.client.probe_client import ProbeClient, ProbeError
 
+
 def _raw(target) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(10)
