@@ -124,8 +124,8 @@ class ReplayScreen(MainScreen):
         elif index != self.index or session.model.summary is None:
             model = Model()
             first = max(rec.index_at(rec.times[index] - WARM_S), index - WARM_MAX, 0)
-            for i in range(first, index):
-                model.update(rec.counts(i))
+            for sample in rec.history(first, index):  # what the history reads of each, in one pass
+                model.update(sample)
             model.update(rec.summary(index))
             session.model = model
         self.index = index
@@ -181,9 +181,9 @@ class ReplayScreen(MainScreen):
         rec = self.recording
         target = rec.index_at(self._play_time)
         if target > self.index:
-            for i in range(self.index + 1, target):  # every sample on the way, for the history
-                self.session.model.update(rec.counts(i))
-                self.index = i
+            for sample in rec.history(self.index + 1, target):  # every sample on the way, for the history
+                self.session.model.update(sample)
+            self.index = target - 1
             play_time = self._play_time
             self.show_index(target)
             self._play_time = play_time

@@ -38,7 +38,10 @@ KEY_EVERY = 300
 #: A reader keeps the rebuilt summary of every this many samples it went through (at most
 #: ``CHECKPOINTS`` of them), so a step back replays at most this many deltas.
 CHECKPOINT_EVERY = 10
-CHECKPOINTS = 500
+CHECKPOINTS = 100
+#: ... kept only in this many samples before the moment a reader went to (where a step back
+#: goes next): every checkpoint is a state kept alive, and the garbage collector walks them all.
+CHECKPOINT_SPAN = 120
 #: A ``blocked_*_s`` within this many seconds of "the old value plus the time since" is
 #: unchanged: a group blocked for an hour does not change every second.
 CLOCK_SLACK = 0.5
@@ -287,11 +290,106 @@ def apply_delta(old: dict, delta: dict) -> dict:
     return new
 
 
+class Forward:
+    """A rebuilt summary carried through many deltas in a row (a reader reaching a moment far
+    from any state it knows): the same summary ``apply_delta`` gives, at a cost of what each
+    delta changed.
+
+    ``apply_delta`` makes a new state per delta (a new list of 200 groups each time: the price
+    of states that share what did not change); on the way to a moment nobody looks at those
+    states, so here the lists a delta changes are held as maps by id and changed in place, and
+    put back in order once (``state``).  A delta of an unusual shape (a whole list set or
+    dropped) is applied by ``apply_delta`` itself."""
+
+    def __init__(self, state: dict) -> None:
+        self._state = dict(state)
+        self._open: dict[str, dict] = {}  # list name -> its items by id, while deltas go through
+
+    def apply(self, delta: dict) -> None:
+        state, opened = self._state, self._open
+        lists = delta.get("lists") or {}
+        if any(key in opened for key in delta.get("set") or ()) or any(key in opened for key in delta.get("drop") or ()) \
+                or not all(key in opened or self._opened(key) for key in lists):
+            self._state = apply_delta(self.state(), delta)
+            return
+        t_new = delta.get("time") or 0.0
+        base = state.get(BASE, state.get("time") or 0.0)
+        state["time"] = t_new
+        for key, value in (delta.get("set") or {}).items():
+            state[key] = value
+        for key, part in (delta.get("merge") or {}).items():
+            merged = dict(state.get(key) or {})
+            merged.update(part)
+            state[key] = merged
+        for key, change in lists.items():  # as _apply_list does, item for item
+            items = opened[key]
+            for gid in change.get("gone") or ():
+                items.pop(gid, None)
+            for gid, part in {item["id"]: item for item in change.get("set") or ()}.items():
+                item = items.get(gid)
+                if item is None:
+                    items[gid] = dict(part, **{STAMP: t_new})
+                    continue
+                item = _aged(item, t_new - item.get(STAMP, base))
+                item.update(part)
+                item[STAMP] = t_new
+                items[gid] = item
+        for key in delta.get("drop") or ():
+            state.pop(key, None)
+
+    def _opened(self, key: str) -> bool:
+        """Hold list ``key`` by id; False when it is not a list of distinct ids."""
+        value = self._state.get(key) or []
+        if not isinstance(value, list) or not _is_id_list(value):
+            return False
+        items = {item["id"]: item for item in value}
+        if len(items) != len(value):
+            return False
+        self._open[key] = items
+        return True
+
+    def items(self, key: str) -> list:
+        """List ``key`` as it is now: its items in order but for the sorted lists (``groups``),
+        whose order ``state`` makes (a history needs the counts, not the order)."""
+        items = self._open.get(key)
+        return list(items.values()) if items is not None else list(self._state.get(key) or ())
+
+    def state(self) -> dict:
+        """The rebuilt summary, as ``apply_delta`` would have made it (the lists in order)."""
+        state = self._state
+        for key, items in self._open.items():
+            value = list(items.values())
+            order = _SORTED_LISTS.get(key)
+            if order is not None:  # every delta put the list back in order: so does one sort
+                value.sort(key=order)
+                state[ORDER + key] = (value, [order(item) for item in value])
+            state[key] = value
+        self._open.clear()
+        self._state = dict(state)  # the one given out is never changed again
+        return state
+
+    def get(self, key: str) -> Any:
+        return self._state.get(key)
+
+
+_CLOCK_NAMES: dict = {}  # an item's field names -> its clock fields: items share a few shapes
+
+
 def _aged(item: dict, elapsed: float) -> dict:
     """``item`` with its clock fields ``elapsed`` seconds older, and without its stamp."""
-    clock = _is_clock_field
-    return {k: (round(v + elapsed, 3) if clock(k) and isinstance(v, (int, float)) else v)
-            for k, v in item.items() if k != STAMP}
+    names = tuple(item)
+    clock = _CLOCK_NAMES.get(names)
+    if clock is None:
+        clock = tuple(k for k in names if k != STAMP and _is_clock_field(k))
+        if len(_CLOCK_NAMES) < 10_000:
+            _CLOCK_NAMES[names] = clock
+    out = dict(item)
+    out.pop(STAMP, None)
+    for k in clock:
+        v = out[k]
+        if isinstance(v, (int, float)):
+            out[k] = round(v + elapsed, 3)
+    return out
 
 
 def _apply_list(old: list, change: dict, t_new: float, base: float, order: Callable | None,
@@ -512,36 +610,91 @@ class Recording:
         self._stacks_upto[p] = max(done, upto)
         return part.stacks
 
-    def _interned_at(self, index: int) -> dict:
+    def _known(self, index: int) -> tuple[int, dict]:
+        """The nearest rebuilt state at or before sample ``index`` that deltas lead from to it:
+        the last one asked for (a step forward), a checkpoint (a step back), or the key."""
         cached = self._cache
         if cached is not None and cached[0] == index:
-            return cached[1]
+            return cached
         p = self.samples[index][0]
         start = index
         while self.samples[start][2] != "key":
             start -= 1
-        # Start from the nearest state known since that key: the last one asked for (a step
-        # forward), or a checkpoint (a step back, which otherwise replays up to KEY_EVERY deltas).
-        known, state = start, None
         if cached is not None and start <= cached[0] < index and self.samples[cached[0]][0] == p:
             known, state = cached
+        else:
+            known, state = start, None
         near = index - index % CHECKPOINT_EVERY
         while near > known:
             found = self._checkpoints.get(near)
             if found is not None and self.samples[near][0] == p:
-                known, state = near, found
-                break
+                return near, found
             near -= CHECKPOINT_EVERY
         if state is None:
             state = keyed(self._payload(*self.samples[start][:2]))
-        for i in range(known + 1, index + 1):
-            state = apply_delta(state, self._payload(*self.samples[i][:2]))
-            if i % CHECKPOINT_EVERY == 0:  # states share what did not change: a checkpoint is cheap
-                self._checkpoints[i] = state
-                if len(self._checkpoints) > CHECKPOINTS:
-                    del self._checkpoints[next(iter(self._checkpoints))]
-        self._cache = (index, state)
+        return known, state
+
+    def _walk(self, known: int, state: dict, last: int, visit: Callable[[int, Forward], Any] | None = None) -> dict:
+        """The state of sample ``last`` from ``state`` of sample ``known``; ``visit(i, forward)``
+        at every sample on the way (``known`` excluded).  Checkpoints are kept in the last
+        ``CHECKPOINT_SPAN`` samples before ``last``: where a step back goes next."""
+        if last - known <= 2 and visit is None:  # a step: apply_delta shares what did not change
+            for i in range(known + 1, last + 1):
+                state = apply_delta(state, self._payload(*self.samples[i][:2]))
+                self._keep(i, state)
+            return state
+        forward = Forward(state)
+        for i in range(known + 1, last + 1):
+            p, r, kind, _t = self.samples[i]
+            if kind == "key":  # a new stretch (or part): the deltas after it are against it
+                forward = Forward(keyed(self._payload(p, r)))
+            else:
+                forward.apply(self._payload(p, r))
+            if visit is not None:
+                visit(i, forward)
+            if i % CHECKPOINT_EVERY == 0 and i > last - CHECKPOINT_SPAN:
+                self._keep(i, forward.state())
+        return forward.state()
+
+    def _keep(self, i: int, state: dict) -> None:
+        if i % CHECKPOINT_EVERY == 0:  # states share what did not change: a checkpoint is cheap
+            self._checkpoints[i] = state
+            if len(self._checkpoints) > CHECKPOINTS:
+                del self._checkpoints[next(iter(self._checkpoints))]
+
+    def _interned_at(self, index: int) -> dict:
+        known, state = self._known(index)
+        if known != index:
+            state = self._walk(known, state, index)
+            self._cache = (index, state)
         return state
+
+    def history(self, first: int, last: int) -> list[dict]:
+        """Samples ``first`` to ``last`` - 1 with what a model's history reads of each (time,
+        totals, memory, the groups' counts, the loops and their stalls), read in one pass;
+        ``summary(last)`` is one delta away afterwards.  A replay's jump feeds a fresh model
+        the 120 s before the new moment: this costs what the deltas changed, not 120 rebuilt
+        summaries."""
+        out: list[dict] = []
+        if first >= last:
+            return out
+        with self._lock:
+            known, state = self._known(first)
+
+            def visit(i: int, forward: Forward) -> None:
+                if i < first:
+                    return
+                p, r = self.samples[i][:2]
+                out.append({"time": forward.get("time"), "totals": forward.get("totals"),
+                            "memory": forward.get("memory"), "groups": forward.items("groups"),
+                            "loops": expand(forward.items("loops"), self._load_stacks(p, r))})
+
+            if known == first:  # a state already rebuilt: its own sample first
+                first_state = Forward(state)
+                visit(first, first_state)
+            state = self._walk(known, state, last - 1, visit)
+            self._cache = (last - 1, state)
+        return out
 
     def summary(self, index: int) -> dict:
         """The summary of sample ``index`` as the probe sent it (stacks written out)."""
@@ -549,16 +702,6 @@ class Recording:
             p, r = self.samples[index][:2]
             stacks = self._load_stacks(p, r)
             return expand(view(self._interned_at(index)), stacks)
-
-    def counts(self, index: int) -> dict:
-        """Sample ``index`` with only its loops' stacks written out: enough for a history
-        (counts, totals, memory, stalls) at a fraction of ``summary``'s cost."""
-        with self._lock:
-            p, r = self.samples[index][:2]
-            stacks = self._load_stacks(p, r)
-            out = {k: v for k, v in self._interned_at(index).items() if not k.startswith("~")}
-            out["loops"] = expand(out.get("loops") or [], stacks)
-            return out
 
     def index_at(self, t: float) -> int:
         """The last sample at or before time ``t`` (the first one when ``t`` is before it)."""
