@@ -130,6 +130,35 @@ def test_a_new_group_grew_from_zero_and_a_vanished_one_is_forgotten():
     assert model.rows()[0].id == "a"
 
 
+def test_histories_keep_the_window_and_the_point_before_it_and_a_rewind_replays_the_same():
+    """Each history keeps the points of the last 120 s and the last one before them; a group
+    gone long enough is forgotten and comes back as new; stepping back and feeding the same
+    summaries again ends where feeding them once did."""
+    def counts(n: int) -> dict:
+        here = {"a": 5 + n % 7}
+        if 50 <= n < 100 or n >= 250:
+            here["b"] = 2
+        return here
+
+    model = Model()
+    feed(model, [counts(n) for n in range(300)], start=0.0)
+    assert list(model.counts["a"]) == [(float(n), 5 + n % 7) for n in range(179, 300)]
+    assert list(model.counts["b"]) == [(249.0, 0)] + [(float(n), 2) for n in range(250, 300)]
+    model = Model()
+    feed(model, [counts(n) for n in range(221)], start=0.0)
+    assert "b" not in model.counts  # its last count, at 99 s, is out of the window
+    model = Model()
+    feed(model, [counts(n) for n in range(220)], start=0.0)
+    assert list(model.counts["b"])[:2] == [(99.0, 2), (100.0, 0)]
+
+    straight, rewound = Model(), Model()
+    feed(straight, [counts(n) for n in range(300)], start=0.0)
+    feed(rewound, [counts(n) for n in range(290)], start=0.0)
+    rewound.rewind(summary(200.0, counts(200)))
+    feed(rewound, [counts(n) for n in range(201, 300)], start=201.0)
+    assert rewound.counts == straight.counts and list(rewound.samples) == list(straight.samples)
+
+
 def test_baseline_makes_changes_and_history_relative():
     model = Model()
     assert model.set_baseline() is None  # nothing to take it from yet

@@ -118,6 +118,7 @@ class GroupsTable(OpenTable):
         self._slots: list[tuple] = []  # row n -> the cells in the table
         self._made: dict[str, MadeRow] = {}  # group id -> its cells, made once
         self._last: tuple | None = None
+        self._fitted_for: tuple | None = None  # see _fit
         self._drawn: dict[tuple, tuple] = {}  # see _render_cell
         self._row_styles: dict[tuple, Style] = {}  # see _get_row_style
 
@@ -197,8 +198,14 @@ class GroupsTable(OpenTable):
         super().notify_style_update()
 
     def on_resize(self) -> None:
-        if self._last is not None:
+        # A box opened or closed below changes the height only: the rows fit as they were.
+        if self._last is not None and self._fitted_for != self._fit(len(self._last[0])):
             self.show(*self._last)
+
+    def _fit(self, rows: int) -> tuple:
+        """What the rows' fitting depends on: the width, and whether a scrollbar takes some."""
+        width = self.size.width or (self.app.size.width if self.is_attached else 80)
+        return width, 2 if rows + 1 > (self.size.height or 0) else 0
 
     def on_mount(self) -> None:
         self._add_columns()
@@ -222,9 +229,8 @@ class GroupsTable(OpenTable):
             self._cells = {}
             self._slots = []
         self._last = (rows, baseline)
-        width = self.size.width or (self.app.size.width if self.is_attached else 80)
+        self._fitted_for = width, scrollbar = self._fit(len(rows))
         state_width = 14 if width < 100 else 24
-        scrollbar = 2 if len(rows) + 1 > (self.size.height or 0) else 0
         keys = [row.id for row in rows]
         made = self._made
         entries = []
