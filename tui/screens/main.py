@@ -8,8 +8,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
+from ..panels.footer import KeysFooter
 from ..panels.groups import GroupsTable
 from ..panels.header import HeaderPanel
 from ..panels.history import HistoryPanel
@@ -49,7 +50,7 @@ class MainScreen(AttachedScreen):
         yield GroupsTable(id="groups")
         yield Input(placeholder="filter: any text of the stack, or a state (Enter keeps it, Esc clears)",
                     id="filter")
-        yield Footer(compact=True)
+        yield KeysFooter(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#filter").display = False
