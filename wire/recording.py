@@ -634,10 +634,14 @@ class Recording:
             state = keyed(self._payload(*self.samples[start][:2]))
         return known, state
 
-    def _walk(self, known: int, state: dict, last: int, visit: Callable[[int, Forward], Any] | None = None) -> dict:
+    def _walk(self, known: int, state: dict, last: int, visit: Callable[[int, Forward], Any] | None = None,
+              keep_from: int | None = None) -> dict:
         """The state of sample ``last`` from ``state`` of sample ``known``; ``visit(i, forward)``
-        at every sample on the way (``known`` excluded).  Checkpoints are kept in the last
-        ``CHECKPOINT_SPAN`` samples before ``last``: where a step back goes next."""
+        at every sample on the way (``known`` excluded).  Checkpoints are kept from ``keep_from``
+        (by default the last ``CHECKPOINT_SPAN`` samples before ``last``: where a step back
+        goes next)."""
+        if keep_from is None:
+            keep_from = last - CHECKPOINT_SPAN
         if last - known <= 2 and visit is None:  # a step: apply_delta shares what did not change
             for i in range(known + 1, last + 1):
                 state = apply_delta(state, self._payload(*self.samples[i][:2]))
@@ -652,7 +656,7 @@ class Recording:
                 forward.apply(self._payload(p, r))
             if visit is not None:
                 visit(i, forward)
-            if i % CHECKPOINT_EVERY == 0 and i > last - CHECKPOINT_SPAN:
+            if i % CHECKPOINT_EVERY == 0 and i >= keep_from:
                 self._keep(i, forward.state())
         return forward.state()
 
@@ -692,7 +696,8 @@ class Recording:
             if known == first:  # a state already rebuilt: its own sample first
                 first_state = Forward(state)
                 visit(first, first_state)
-            state = self._walk(known, state, last - 1, visit)
+            # From the checkpoint before ``first``: the next jump near here starts from it.
+            state = self._walk(known, state, last - 1, visit, keep_from=first - CHECKPOINT_EVERY)
             self._cache = (last - 1, state)
         return out
 
