@@ -675,7 +675,8 @@ class Recording:
 
     def history(self, first: int, last: int) -> list[dict]:
         """Samples ``first`` to ``last`` - 1 with what a model's history reads of each (time,
-        totals, memory, the groups' counts, the loops and their stalls), read in one pass;
+        totals, memory and loops as ``summary`` gives them; the groups in no order, with their
+        counts right and their clock fields as of their last change), read in one pass;
         ``summary(last)`` is one delta away afterwards.  A replay's jump feeds a fresh model
         the 120 s before the new moment: this costs what the deltas changed, not 120 rebuilt
         summaries."""
@@ -689,9 +690,12 @@ class Recording:
                 if i < first:
                     return
                 p, r = self.samples[i][:2]
-                out.append({"time": forward.get("time"), "totals": forward.get("totals"),
-                            "memory": forward.get("memory"), "groups": forward.items("groups"),
-                            "loops": expand(forward.items("loops"), self._load_stacks(p, r))})
+                t, base = forward.get("time") or 0.0, forward.get(BASE)
+                base = t if base is None else base
+                loops = [_aged(loop, t - loop.get(STAMP, base)) if isinstance(loop, dict) else loop
+                         for loop in forward.items("loops")]  # as summary() gives them (a few)
+                out.append({"time": t, "totals": forward.get("totals"), "memory": forward.get("memory"),
+                            "groups": forward.items("groups"), "loops": expand(loops, self._load_stacks(p, r))})
 
             if known == first:  # a state already rebuilt: its own sample first
                 first_state = Forward(state)

@@ -140,6 +140,61 @@ async def test_replay_steps_jumps_plays_and_opens_every_screen(recording):
         assert screen.index == n - 2
 
 
+def model_state(model) -> tuple:
+    """What a model shows: its history, stalls, the moment's summary, and the table's rows."""
+    return ({gid: list(points) for gid, points in model.counts.items()}, list(model.samples),
+            model.stalls, model.summary, model.rows(), model.rows(sort="growth"))
+
+
+@pytest.mark.anyio
+async def test_a_jump_shows_what_stepping_there_shows(tmp_path):
+    """A jump (and g, G) reads the samples before the new moment in one pass: the model it
+    builds is the one fed every summary of those samples one at a time, as steps feed it, and
+    a step back and forward from there gives it again."""
+    from tasktop.tui.model import Model
+    from tasktop.tui.replay import WARM_S
+    from tasktop.wire.recording import Writer
+
+    path = tmp_path / "steps.ttrec"
+    with open(path, "wb") as fh:
+        writer = Writer(fh.write, {"process": {"pid": 7}, "started": 1000.0}, key_every=40)
+        for i in range(400):
+            groups = [{"id": f"g{k:02d}", "kind": "task", "state": "Event.wait", "count": 5 + (i // (k + 1) if k < 3 else k),
+                       "blocked_min_s": 1.0, "blocked_max_s": float(i), "stack": [{"func": f"h{k}", "file": "/srv/a.py",
+                                                                                 "line": k}]}
+                      for k in range(20) if not (k == 7 and 150 <= i < 250)]
+            loops = [{"id": 1, "lag_ms": 0.5, "stalls": [{"at": 1000.0 + i - i % 30, "duration_ms": 150.0,
+                                                          "stack": [{"func": "slow"}]}]}]
+            writer.sample({"time": 1000.0 + i, "totals": {"tasks": sum(g["count"] for g in groups), "threads": 1},
+                           "memory": {"rss_bytes": 10_000 + i}, "loops": loops, "groups": groups})
+    rec = Recording(str(path))
+    stepped = Recording(str(path))
+
+    def by_steps(index: int):
+        model = Model()
+        first = max(rec.index_at(rec.times[index] - WARM_S), 0)
+        for i in range(first, index + 1):
+            model.update(stepped.summary(i))
+        return model_state(model)
+
+    app = TasktopApp(replay=(rec, None))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, ReplayScreen) and app.screen.index >= 0, "the replay")
+        screen = app.screen
+        assert model_state(screen.session.model) == by_steps(399)
+        for when in ("+200s", "+250s", "+123s"):
+            await pilot.press("j", *when, "enter")
+            index = screen.index
+            assert index == rec.index_at(1000.0 + float(when[1:-1])) and index > 100
+            assert model_state(screen.session.model) == by_steps(index), when
+            await pilot.press("comma", "full_stop")
+            assert screen.index == index and model_state(screen.session.model) == by_steps(index), when
+        await pilot.press("g")
+        assert model_state(screen.session.model) == by_steps(0)
+        await pilot.press("G")
+        assert model_state(screen.session.model) == by_steps(399)
+
+
 def test_replay_command_refuses_a_bad_file_in_one_line(tmp_path):
     bad = tmp_path / "x.ttrec"
     bad.write_bytes(b"\x00garbage")

@@ -101,6 +101,61 @@ def test_stepping_back_through_checkpoints_reads_every_sample_as_written(tmp_pat
     assert 0 < len(rec._checkpoints) <= 5
 
 
+def changing(n: int = 130) -> list[dict]:
+    """Summaries in which groups grow, vanish, come back and appear, stalls come and go, and
+    the groups are dropped once and set again (the delta shapes a reader meets)."""
+    summaries = [summary(100.0 + i, groups=15, grow=i // 4) for i in range(n)]
+    for i, s in enumerate(summaries):
+        if 30 <= i < 70:
+            s["groups"].pop(4)  # a group empties for a while
+        if i >= 50:
+            s["groups"].append(dict(s["groups"][1], id=f"new{i // 20:09d}", count=1 + i % 5))
+        if i % 9 == 0:
+            s["loops"][0]["stalls"] = s["loops"][0]["stalls"] + [{"at": 100.0 + i, "duration_ms": 80.0,
+                                                                  "stack": [{"func": f"stall{i}"}]}]
+    summaries[90].pop("groups")  # a summary without groups: the list dropped, then set again
+    return summaries
+
+
+def test_a_history_read_gives_each_sample_as_stepping_there_does(tmp_path):
+    """``history`` (a jump's one pass over the samples before the new moment) gives of each
+    sample what ``summary`` gives stepping there one by one, and leaves the reader able to
+    give ``summary`` of the moment and its neighbours as written."""
+    summaries = changing()
+    write(tmp_path / "r.ttrec", summaries, key_every=25)
+    rec = Recording(str(tmp_path / "r.ttrec"))
+    stepped = Recording(str(tmp_path / "r.ttrec"))
+    expected = [stepped.summary(i) for i in range(len(summaries))]  # one step at a time
+    for first, last in [(0, 129), (3, 40), (26, 27), (48, 120), (85, 95), (100, 129), (10, 60), (49, 51), (0, 1)]:
+        history = rec.history(first, last)
+        assert [h["time"] for h in history] == [summaries[i]["time"] for i in range(first, last)]
+        for i, h in zip(range(first, last), history):
+            for key in ("totals", "memory", "loops"):
+                assert h[key] == expected[i][key], (first, last, i, key)
+            assert {g["id"]: g["count"] for g in h["groups"] or ()} == \
+                {g["id"]: g["count"] for g in expected[i].get("groups") or ()}, (first, last, i)
+        for i in (last, last - 1, max(0, last - 11), min(last + 1, 129)):
+            assert rec.summary(i) == expected[i], (first, last, i)
+            same(rec.summary(i), summaries[i]) if "groups" in summaries[i] else None
+    assert rec.history(5, 5) == []
+
+
+def test_a_state_carried_through_many_deltas_is_the_one_apply_delta_gives(tmp_path):
+    """``Forward`` (lists held by id, put in order once) against ``apply_delta`` one delta at
+    a time, through every delta shape: the same state, sort keys included."""
+    write(tmp_path / "r.ttrec", changing(), key_every=1000)
+    rec = Recording(str(tmp_path / "r.ttrec"))
+    payloads = [rec._payload(p, r) for p, r, _kind, _t in rec.samples]
+    state = recording.keyed(payloads[0])
+    forward = recording.Forward(state)
+    for number, delta in enumerate(payloads[1:], 1):
+        state = recording.apply_delta(state, delta)
+        forward.apply(delta)
+        if number % 7 == 0 or number > 85:  # now and then, and around the dropped groups
+            assert forward.state() == state, number
+    assert forward.state() == state
+
+
 def test_new_fields_are_carried_without_code_changes(tmp_path):
     """A field the writer has never heard of (another branch's lifecycle counters) is kept."""
     summaries = [summary(10.0 + i, groups=3, lifecycle={"ended": i, "lost": [i, i]}) for i in range(5)]
