@@ -54,6 +54,7 @@ _ASYNCIO_FIELDS = ("task_size", "task_name", "task_awaited_by", "task_is_task", 
 _FRAME_STATES = {(3, 14): (-1, {1, 4}), (3, 15): (2, {5})}
 _LONG_SUBCLASS, _UNICODE_SUBCLASS = 1 << 24, 1 << 28  # tp_flags
 _BLOCK = 1 << 16
+_U64, _I8, _I32 = struct.Struct("<Q").unpack_from, struct.Struct("<b").unpack_from, struct.Struct("<i").unpack_from
 #: Blocks kept at most (32 MiB): the task lists run through the heap in allocation order, so
 #: recent blocks are the ones read again; code objects and types are kept apart (``TaskReader``).
 _MAX_BLOCKS = 512
@@ -97,6 +98,8 @@ class ProcessMemory:
 
     def raw(self, address: int, size: int) -> bytes:
         """Up to ``size`` bytes at ``address`` (fewer where the mapping ends)."""
+        if not 0 < address < 1 << 64 or address + size >= 1 << 64:
+            raise ReadError(f"cannot read address {address:#x} of process {self.pid}")
         buf = ctypes.create_string_buffer(size)
         local, remote = _Iovec(ctypes.addressof(buf), size), _Iovec(address, size)
         self.reads += 1
@@ -149,11 +152,21 @@ class ProcessMemory:
         data = b"".join(self.block(i) for i in range(first, last + 1))
         return data[offset:offset + size]
 
+    def span(self, address: int, size: int) -> tuple[bytes, int]:
+        """``(buffer, offset)`` where the ``size`` bytes at ``address`` are: no copy when they
+        lie in one block (the hot path: one object)."""
+        index, offset = divmod(address, _BLOCK)
+        if offset + size <= _BLOCK:
+            block = self.blocks.get(index)
+            return (self.block(index) if block is None else block), offset
+        return self.read(address, size), 0
+
     def u64(self, address: int) -> int:
         index, offset = divmod(address, _BLOCK)
         if offset <= _BLOCK - 8:
-            return struct.unpack_from("<Q", self.block(index), offset)[0]
-        return struct.unpack("<Q", self.read(address, 8))[0]
+            block = self.blocks.get(index)
+            return _U64(self.block(index) if block is None else block, offset)[0]
+        return _U64(self.read(address, 8))[0]
 
     def clear(self) -> None:
         self.blocks.clear()
@@ -200,6 +213,10 @@ def _section_addresses(pid: int) -> dict[str, int]:
         raise ProcessGone(f"process {pid} has exited") from None
     except OSError as exc:
         raise ReadError(f"cannot read the memory map of process {pid}: {exc.strerror}") from None
+    try:
+        exe = os.path.realpath(f"/proc/{pid}/exe")
+    except OSError:
+        exe = ""
     starts: dict[str, int] = {}
     for line in lines:
         parts = line.split(None, 5)
@@ -207,7 +224,8 @@ def _section_addresses(pid: int) -> dict[str, int]:
             continue
         path = parts[5].strip()
         name = os.path.basename(path)
-        if path.startswith("/") and (name.startswith(("python", "libpython", "_asyncio"))) and path not in starts:
+        wanted = path == exe or name.startswith(("python", "libpython", "_asyncio"))
+        if path.startswith("/") and wanted and path not in starts:
             starts[path] = int(parts[0].split("-")[0], 16)
     found: dict[str, int] = {}
     for path, start in starts.items():
@@ -305,10 +323,14 @@ class TaskReader:
         return data.decode({1: "latin-1", 2: "utf-16-le", 4: "utf-32-le"}[width], "replace")
 
     def integer(self, obj: int) -> int:
-        tag = self.mem.u64(obj + self.off.lv_tag)
-        digits = min(tag >> 3, 8)
-        words = struct.unpack(f"<{digits}I", self.mem.read(obj + self.off.ob_digit, 4 * digits))
-        value = sum(d << (30 * i) for i, d in enumerate(words))
+        buf, at = self.mem.span(obj, self.off.ob_digit + 8)
+        tag, = _U64(buf, at + self.off.lv_tag)
+        digits = tag >> 3
+        if digits == 1:  # the common case: below 2**30
+            value = _I32(buf, at + self.off.ob_digit)[0] & 0x3FFFFFFF
+        else:
+            words = struct.unpack(f"<{min(digits, 8)}I", self.mem.read(obj + self.off.ob_digit, 4 * min(digits, 8)))
+            value = sum(d << (30 * i) for i, d in enumerate(words))
         return -value if tag & 3 == 2 else value
 
     def task_name(self, obj: int) -> str:
@@ -350,35 +372,37 @@ class TaskReader:
     # -- coroutines ------------------------------------------------------------------------
     def coroutine_frames(self, coro: int) -> list[tuple[str, str, int]]:
         """The coroutine chain from ``coro`` down to what it awaits, innermost first."""
-        out = []
+        off, mem = self.off, self.mem
+        out: list[tuple[str, str, int]] = []
         seen = set()
         while coro and coro not in seen and len(out) < 256:
             seen.add(coro)
-            tp, name, _flags = self.type_of(coro)
+            gen, at = mem.span(coro, off.gen_size)  # the frame is inside the generator object
+            tp, = _U64(gen, at + off.ob_type)
+            found = self.types.get(tp)
+            name = found[0] if found else self.type_of(coro)[1]
             if name not in ("coroutine", "generator", "async_generator"):
                 break
-            gen = self.mem.read(coro, self.off.gen_size)
-            state, = struct.unpack_from("<b", gen, self.off.gi_frame_state)
+            state, = _I8(gen, at + off.gi_frame_state)
             if state in self.finished:
                 break
-            frame = self.mem.read(coro + self.off.gi_iframe, self.off.frame_size)
-            executable, = struct.unpack_from("<Q", frame, self.off.executable)
-            executable &= ~7  # a tagged stack reference
-            instr, = struct.unpack_from("<Q", frame, self.off.instr_ptr)
+            frame = at + off.gi_iframe
+            executable = _U64(gen, frame + off.executable)[0] & ~7  # a tagged stack reference
             if not executable:
                 break
-            qualname, filename, _first, _t, _b = self.code(executable)
-            out.append((filename, qualname, self.line(executable, instr)))
+            instr, = _U64(gen, frame + off.instr_ptr)
+            code = self.code(executable)
+            out.append((code[1], code[0], self.line(executable, instr)))
             if state != self.yield_from:
                 break
-            sp, = struct.unpack_from("<Q", frame, self.off.stackpointer)
+            sp, = _U64(gen, frame + off.stackpointer)
             if not sp:
                 break
             # What ``await`` waits on: the top of its stack (3.15 keeps a NULL reference above it).
-            awaited = self.mem.u64(sp - 8) & ~7
+            awaited = mem.u64(sp - 8) & ~7
             if not awaited:
-                awaited = self.mem.u64(sp - 16) & ~7
-            if not awaited or self.mem.u64(awaited + self.off.ob_type) != tp:
+                awaited = mem.u64(sp - 16) & ~7
+            if not awaited or mem.u64(awaited + off.ob_type) != tp:
                 break  # a future or another iterator: the chain of coroutines ends here
             coro = awaited
         out.reverse()
@@ -401,15 +425,16 @@ class TaskReader:
     # -- lists -----------------------------------------------------------------------------
     def task_list(self, head: int) -> list[int]:
         """Addresses of the tasks on the list whose head node is at ``head``."""
-        out, node = [], self.mem.u64(head)
+        u64, node_at = self.mem.u64, self.off.task_node
+        nodes, node = [], u64(head)
         seen = set()
         while node and node != head:
-            if node in seen or len(out) >= MAX_TASKS_PER_LIST:
+            if node in seen or len(nodes) >= MAX_TASKS_PER_LIST:
                 raise ReadError("a task list changed while it was read")
             seen.add(node)
-            out.append(node - self.off.task_node)
-            node = self.mem.u64(node)
-        return out
+            nodes.append(node)
+            node = u64(node)
+        return [node - node_at for node in nodes]
 
     def threads(self) -> list[tuple[int, int]]:
         """``(native thread id, tasks list head)`` of every thread of every interpreter, then
@@ -448,7 +473,7 @@ class TaskReader:
                 task = self.mem.read(address, self.off.task_size)
                 if not task[self.off.task_is_task]:
                     continue
-                coro, = struct.unpack_from("<Q", task, self.off.task_coro)
+                coro, = _U64(task, self.off.task_coro)
                 chain = tuple(self.coroutine_frames(coro)) if coro else ()
                 index = coro_stacks.get(chain)
                 if index is None:
@@ -463,7 +488,7 @@ class TaskReader:
                     if index == len(stacks):
                         stacks.append(ids)
                     coro_stacks[chain] = index
-                name_at, = struct.unpack_from("<Q", task, self.off.task_name)
+                name_at, = _U64(task, self.off.task_name)
                 entry = [address, self.task_name(name_at), index, self.awaiters(task)]
                 by_address[address] = entry
                 tasks.append(entry)

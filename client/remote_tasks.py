@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 from typing import Any
 
@@ -115,8 +116,8 @@ def read(pid: int, timeout: float = 30.0) -> dict:
         raw = remote_memory.read_tasks(pid)
     except (remote_memory.ProcessGone, remote_memory.NotAllowed) as exc:
         raise RemoteTasksError(str(exc)) from None
-    except remote_memory.ReadError:
-        pass  # another version or build: the interpreter's own reader may know it
+    except (remote_memory.ReadError, struct.error, ValueError, IndexError):
+        pass  # another version or build, or memory not laid out as expected: try the interpreter's
     else:
         raw["reader"] = "tasktop"
         return raw

@@ -224,6 +224,11 @@ def test_more_than_65536_tasks_on_one_thread_are_all_read(tmp_path, started, ver
     assert groups[("Event.wait", "park", "other")]["count"] == 7
     assert groups[("Event.wait", "park")]["state"] == "Event.wait"
     assert groups[("sleep", "main")]["count"] == 1
+    # The interpreter's reader, tasktop's fallback, refuses such a thread: one line that says so.
+    from tasktop.client import remote_tasks
+
+    with pytest.raises(remote_tasks.RemoteTasksError, match="^it has more than 65,536 tasks on one thread"):
+        remote_tasks.read_by_interpreter(proc.pid)
 
 
 @pytest.mark.parametrize("version", ["3.14", "3.15"])

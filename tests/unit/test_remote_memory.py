@@ -15,7 +15,8 @@ from tasktop.client import remote_memory
 
 def _code_objects():
     """Every code object of a few stdlib modules, compiled from their source, nested ones included."""
-    todo = [compile(inspect.getsource(m), m.__file__, "exec") for m in (json.decoder, asyncio.tasks, asyncio.queues, asyncio.base_events)]
+    modules = (json.decoder, asyncio.tasks, asyncio.queues, asyncio.base_events)
+    todo = [compile(inspect.getsource(m), m.__file__, "exec") for m in modules]
     out = []
     while todo:
         code = todo.pop()
