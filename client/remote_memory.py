@@ -35,14 +35,14 @@ _LAYOUTS = {
                   co_firstlineno=44, co_code_adaptive=48, ob_type=51, tp_name=53, tp_flags=55,
                   set_used=63, set_table=64, set_mask=65, lv_tag=72, ob_digit=73, bytes_size=75,
                   bytes_sval=76, str_state=78, str_length=79, ascii_size=80, gen_size=83,
-                  gi_iframe=85, gi_frame_state=86),
+                  gi_iframe=85, gi_frame_state=86, llist_next=87, llist_prev=88),
     (3, 15): dict(interpreters_head=5, interp_size=6, interp_next=8, threads_head=9, tstate_size=22,
                   tstate_next=24, native_thread_id=31, frame_size=39, executable=41, instr_ptr=42,
                   stackpointer=45, code_size=47, co_filename=48, co_qualname=50, co_linetable=51,
                   co_firstlineno=52, co_code_adaptive=56, ob_type=59, tp_name=61, tp_flags=63,
                   set_used=75, set_table=76, set_mask=77, lv_tag=84, ob_digit=85, bytes_size=87,
                   bytes_sval=88, str_state=90, str_length=91, ascii_size=92, gen_size=99,
-                  gi_iframe=101, gi_frame_state=102),
+                  gi_iframe=101, gi_frame_state=102, llist_next=103, llist_prev=104),
 }
 #: ``_AsyncioDebug`` (13 words, the same in 3.14 and 3.15): task object, interpreter, thread.
 _ASYNCIO_FIELDS = ("task_size", "task_name", "task_awaited_by", "task_is_task", "task_awaited_by_is_set",
@@ -168,6 +168,11 @@ class ProcessMemory:
             return _U64(self.block(index) if block is None else block, offset)[0]
         return _U64(self.read(address, 8))[0]
 
+    def forget(self, address: int) -> None:
+        """Read the block of ``address`` afresh next time (and the next block: a field there)."""
+        self.blocks.pop(address // _BLOCK, None)
+        self.blocks.pop(address // _BLOCK + 1, None)
+
     def clear(self) -> None:
         self.blocks.clear()
 
@@ -289,6 +294,7 @@ class TaskReader:
         asyncio_words = struct.unpack("<13Q", self.mem.raw(self.asyncio, 13 * 8)) if self.asyncio else None
         self.off = _Offsets(words, asyncio_words, self.version)
         self.yield_from, self.finished = _FRAME_STATES[self.version]
+        self.astray = 0  # lists of the last read whose walk forward went astray
         self.types: dict[int, tuple[str, int]] = {}
         self.codes: dict[int, Any] = {}
         self.lines: dict[tuple[int, int], int] = {}
@@ -423,18 +429,59 @@ class TaskReader:
         return [key for key in struct.unpack_from(f"<{2 * (mask + 1)}Q", entries)[::2] if key]
 
     # -- lists -----------------------------------------------------------------------------
-    def task_list(self, head: int) -> list[int]:
-        """Addresses of the tasks on the list whose head node is at ``head``."""
-        u64, node_at = self.mem.u64, self.off.task_node
-        nodes, node = [], u64(head)
-        seen = set()
-        while node and node != head:
-            if node in seen or len(nodes) >= MAX_TASKS_PER_LIST:
-                raise ReadError("a task list changed while it was read")
+    def _walk(self, head: int, link: int, back: int, seen: set) -> tuple[list[int], bool]:
+        """``(nodes, whole)``: the nodes from ``head`` following the link at offset ``link``
+        (next or prev), until back at ``head`` (``whole``) or astray: a NULL link (the node
+        after it ended: its links are cleared), one to a node already seen, or one to a node
+        whose link the other way (``back``) does not lead back (it ended, and its memory now
+        holds a task of another list)."""
+        u64 = self.mem.u64
+        nodes, previous = [], head
+        node = u64(head + link)
+        while node != head:
+            if not node or node in seen or u64(node + back) != previous:
+                # Most often the link came from a block read before the node after it ended:
+                # read both again, fresh; if they still lead astray, the walk stops here.
+                self.mem.forget(previous + link)
+                node = u64(previous + link)
+                if node == head:
+                    break
+                self.mem.forget(node + back)
+                if not node or node in seen or u64(node + back) != previous:
+                    return nodes, False
+            if len(seen) >= MAX_TASKS_PER_LIST:
+                raise ReadError(f"a task list of process {self.pid} has more than {MAX_TASKS_PER_LIST:,} tasks")
             seen.add(node)
             nodes.append(node)
-            node = u64(node)
-        return [node - node_at for node in nodes]
+            previous, node = node, u64(node + link)
+        return nodes, True
+
+    def task_list(self, head: int) -> tuple[list[int], bool]:
+        """``(nodes, whole)`` of the list whose head node is at ``head``.  The process keeps
+        changing it: a walk forward that goes astray is completed by one backward from the head,
+        so only tasks created or ended right where it went astray can be missed (``astray``)."""
+        seen: set = set()
+        forward, backward = self.off.llist_next, self.off.llist_prev
+        nodes, whole = self._walk(head, forward, backward, seen)
+        if not whole:
+            self.astray += 1
+            back, _whole = self._walk(head, backward, forward, seen)
+            nodes.extend(reversed(back))
+        return nodes, whole
+
+    def task_lists(self) -> list[tuple[int, list[int]]]:
+        """``(thread id, task addresses)`` of every list.  A walk gone astray can have followed
+        a node that ended and came back as another list's: a task is on one list only, so a
+        node met on several goes to one walked whole, and no list's head is taken for a task."""
+        walked = [(tid, head) + self.task_list(head) for tid, head in self.threads()]
+        heads = {head for _tid, head, _nodes, _whole in walked}
+        owner: dict[int, int] = {}
+        for index in sorted(range(len(walked)), key=lambda i: not walked[i][3]):  # whole walks first
+            for node in walked[index][2]:
+                owner.setdefault(node, index)
+        return [(tid, [node - self.off.task_node for node in nodes
+                       if owner[node] == index and node not in heads])
+                for index, (tid, _head, nodes, _whole) in enumerate(walked)]
 
     def threads(self) -> list[tuple[int, int]]:
         """``(native thread id, tasks list head)`` of every thread of every interpreter, then
@@ -461,15 +508,16 @@ class TaskReader:
         if not self.asyncio:  # asyncio's C module is not loaded: no task can exist
             return {"version": list(self.version), "frames": [], "stacks": [], "threads": []}
         self.mem.clear()
+        self.astray = 0
         frames: list = []
         frame_ids: dict = {}
         stacks: list = []
         stack_ids: dict = {}
         coro_stacks: dict[tuple, int] = {}
         threads, by_address = [], {}
-        for tid, head in self.threads():
+        for tid, addresses in self.task_lists():
             tasks = []
-            for address in self.task_list(head):
+            for address in addresses:
                 task = self.mem.read(address, self.off.task_size)
                 if not task[self.off.task_is_task]:
                     continue
@@ -498,7 +546,8 @@ class TaskReader:
             for entry in thread["tasks"]:
                 entry[3] = [[a, by_address[a][2]] for a in entry[3] if a in by_address]
         self.mem.clear()
-        return {"version": list(self.version), "frames": frames, "stacks": stacks, "threads": threads}
+        return {"version": list(self.version), "frames": frames, "stacks": stacks, "threads": threads,
+                "lists_changed": self.astray}
 
 
 def _varint(table: bytes, i: int) -> tuple[int, int]:

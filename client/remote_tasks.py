@@ -234,6 +234,9 @@ def merge_into(data: dict, raw: dict) -> dict:
     unread = unread_loop_threads(data.get("threads") or [], loops)
     if unread and limits:
         limits += f": the loops of threads {', '.join(unread)} are not read"
+    if raw.get("lists_changed"):  # tasktop's reader met lists changing under its walk
+        limits = "; ".join(filter(None, [limits, "the task lists changed during the read: tasks "
+                                                 "created or ended meanwhile may be missing"]))
     version = ".".join(map(str, raw.get("version") or ())) or "?"
     reader = ("tasktop's reader" if raw.get("reader") == "tasktop" else f"Python {version}'s own reader")
     data = dict(data, source="remote", tasks=tasks, loops=loops, reader=reader,

@@ -231,6 +231,57 @@ def test_more_than_65536_tasks_on_one_thread_are_all_read(tmp_path, started, ver
         remote_tasks.read_by_interpreter(proc.pid)
 
 
+#: Two loops, each with 20,000 tasks that stay and a churn of short ones coming and going.
+CHURN = r'''
+import asyncio, random, threading
+
+async def short():
+    await asyncio.sleep(random.random() * 0.01)
+
+async def stay(event):
+    await event.wait()
+
+async def churn():
+    while True:
+        kept = [asyncio.create_task(short()) for _ in range(200)]
+        await asyncio.sleep(0)
+
+async def main(ready):
+    event = asyncio.Event()
+    kept = [asyncio.create_task(stay(event)) for _ in range(20_000)]
+    kept.append(asyncio.create_task(churn()))
+    await asyncio.sleep(0.05)
+    ready()
+    await asyncio.sleep(1000)
+
+started = threading.Event()
+threading.Thread(target=lambda: asyncio.run(main(started.set)), daemon=True).start()
+started.wait()
+asyncio.run(main(lambda: print("ready", flush=True)))
+'''
+
+
+@pytest.mark.parametrize("version", ["3.14", "3.15"])
+def test_task_lists_changing_under_the_read_are_read_whole(tmp_path, started, version):
+    """Tasks created and ended thousands of times a second while the lists are walked: a walk
+    that goes astray is completed from the list's other end, and every task that stays is read,
+    each time, once."""
+    from tasktop.client import remote_memory, remote_tasks
+
+    proc = _start(tmp_path, _python(version), CHURN)
+    started.append(proc)
+    for _ in range(5):
+        raw = remote_memory.read_tasks(proc.pid)
+        staying = [t for thread in raw["threads"] for t in thread["tasks"]
+                   if [raw["frames"][i][1] for i in raw["stacks"][t[2]]] == ["Event.wait", "stay"]]
+        assert len(staying) == 40_000
+        assert len({t[0] for thread in raw["threads"] for t in thread["tasks"]}) == sum(
+            len(thread["tasks"]) for thread in raw["threads"])
+        assert len(raw["threads"]) == 2
+    changed = dict(raw, lists_changed=1)
+    assert "tasks created or ended meanwhile may be missing" in remote_tasks.merge_into({}, changed)["unknown"]
+
+
 @pytest.mark.parametrize("version", ["3.14", "3.15"])
 def test_a_process_that_exits_mid_read_is_one_line(tmp_path, started, version):
     """The target is killed after the reader has begun walking its task lists: one line, from
