@@ -29,6 +29,7 @@ from .handoff import Handoff, Pacer
 from .keys import GroupKey, Keys
 from .loops import LoopWatches
 from .recycled_lists import RecycledLists, empty
+from .untracked import untrack
 
 RECHECK = 30.0  # seconds: how long asyncio's registry may go without a full look-up
 #: 3.14+: below this many tasks, C's task lists are read on every pass (about 2 ms).
@@ -189,6 +190,8 @@ class TaskPasses:
             seq_of = self.seq_of
             result = (key, seq_of(awaiting) if awaiting is not None else None,
                       tuple(seq_of(c) for c in children))
+        if result is not key:
+            untrack(result)
         info.cache = result
         return result
 
@@ -242,7 +245,8 @@ class _Walk:
                 old = info.waiter
                 if old is None or old() is not waiter:
                     try:
-                        info.waiter = ref(waiter)
+                        info.waiter = new = ref(waiter)
+                        untrack(new)  # a million new tracked objects set off a full collection
                     except TypeError:
                         info.waiter = _UNKNOWN  # never the same again: treated as new each pass
                     info.since = now
