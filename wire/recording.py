@@ -39,8 +39,8 @@ KEY_EVERY = 300
 #: ``CHECKPOINTS`` of them), so a step back replays at most this many deltas.
 CHECKPOINT_EVERY = 10
 CHECKPOINTS = 100
-#: ... kept only in this many samples before the moment a reader went to (where a step back
-#: goes next): every checkpoint is a state kept alive, and the garbage collector walks them all.
+#: Checkpoints are kept only in this many samples before the moment a reader went to (where a
+#: step back goes next): each is a state kept alive, and the garbage collector walks them all.
 CHECKPOINT_SPAN = 120
 #: A ``blocked_*_s`` within this many seconds of "the old value plus the time since" is
 #: unchanged: a group blocked for an hour does not change every second.
@@ -268,13 +268,7 @@ def apply_delta(old: dict, delta: dict) -> dict:
     new = dict(old)
     t_new = delta.get("time") or 0.0
     base = old.get(BASE, old.get("time") or 0.0)
-    new["time"] = t_new
-    for key, value in (delta.get("set") or {}).items():
-        new[key] = value
-    for key, part in (delta.get("merge") or {}).items():
-        merged = dict(old.get(key) or {})
-        merged.update(part)
-        new[key] = merged
+    _set_and_merge(new, delta)
     for key, change in (delta.get("lists") or {}).items():
         before = old.get(key) or []
         order = _SORTED_LISTS.get(key)
@@ -314,13 +308,7 @@ class Forward:
             return
         t_new = delta.get("time") or 0.0
         base = state.get(BASE, state.get("time") or 0.0)
-        state["time"] = t_new
-        for key, value in (delta.get("set") or {}).items():
-            state[key] = value
-        for key, part in (delta.get("merge") or {}).items():
-            merged = dict(state.get(key) or {})
-            merged.update(part)
-            state[key] = merged
+        _set_and_merge(state, delta)
         for key, change in lists.items():  # as _apply_list does, item for item
             items = opened[key]
             for gid in change.get("gone") or ():
@@ -373,6 +361,18 @@ class Forward:
 
 
 _CLOCK_NAMES: dict = {}  # an item's field names -> its clock fields: items share a few shapes
+
+
+def _set_and_merge(state: dict, delta: dict) -> None:
+    """The time and the ``set`` and ``merge`` parts of ``delta``, into ``state`` (new maps for
+    what a merge changes: the old ones may be shared)."""
+    state["time"] = delta.get("time") or 0.0
+    for key, value in (delta.get("set") or {}).items():
+        state[key] = value
+    for key, part in (delta.get("merge") or {}).items():  # a delta names a key in one part only
+        merged = dict(state.get(key) or {})
+        merged.update(part)
+        state[key] = merged
 
 
 def _aged(item: dict, elapsed: float) -> dict:
@@ -670,7 +670,7 @@ class Recording:
         known, state = self._known(index)
         if known != index:
             state = self._walk(known, state, index)
-            self._cache = (index, state)
+        self._cache = (index, state)  # a key summary is not unpacked again for the next ask
         return state
 
     def history(self, first: int, last: int) -> list[dict]:
