@@ -2,13 +2,24 @@
 who cancelled it.  (Tasks lost while pending, and exceptions nobody retrieved, are counted by
 ``endings``, from the loops' exception handler: no done-callback sees them.)
 
-Every task our factory makes gets one done-callback (``task_done``), added in ``hooks._create``.
+A task our factory makes gets one done-callback (``task_done``), added in ``hooks._create``.
 It runs on the task's loop when the task finishes and does as little as it can: it notes the
 record, the time, and the outcome read from the task's fields (``_state``, ``_exception``: never
 ``exception()``, which would mark the exception as retrieved and silence asyncio's "Task
 exception was never retrieved").  The probe thread drains those notes (``EndHistory.drain``) into a
 ring per group: the group the pass last saw the task in, else its creation site.  Everything is
 bounded: the notes waiting to be drained, the rings, the number of rings, the cancellers.
+
+At most ``FOLLOW_PER_S`` tasks made a second are followed.  A done-callback costs about 1.7 us
+a task on asyncio's own loop, nearly all of it asyncio's (the C task schedules each callback
+through the Python ``loop.call_soon``: a ``Handle`` made, queued and run), whatever the
+callback does, and no cheaper per-task hook at a task's end exists.  So the creation hook asks
+``hooks.follow``, an iterator of that many tokens (``next`` of an ``itertools.chain``: C, about
+40 ns), whether a task gets the callback; the last token runs ``_spent``, which has the tokens
+renewed when the second is over (``resume``: on the loop, or at the probe thread's next drain).
+Past the limit, the rings are a sample of recent endings (the first tasks of each second), and
+``unfollowed`` counts the tasks made meanwhile.  A task being cancelled is always followed
+(``follow``, from ``note_cancel``).
 
 Who cancelled: ``Task.cancel`` of the C task cannot be hooked (a static type), so cancellations
 are seen where asyncio's own Python code asks for them: a ``TaskGroup`` aborting its tasks,
@@ -21,7 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import sys
+import threading
 import time
 from typing import Any
 
@@ -31,6 +44,7 @@ RING = 20  # recent endings kept per group
 MAX_RINGS = 500  # groups with a ring; the least recently ended is dropped past this
 PENDING = 50_000  # endings waiting for the probe thread (older ones are dropped, and counted)
 MAX_CANCELLERS = 10_000  # cancellations noted for tasks that have not ended yet
+FOLLOW_PER_S = 1000  # tasks followed a second, at most: about 1.7 ms of the loops' time a second
 
 _now = time.monotonic
 _ref = hooks._ref
@@ -43,6 +57,12 @@ ended_total = [0]  # tasks that ended (a list: one object the callback changes i
 cancellers: dict = {}
 
 
+unfollowed = [0]  # tasks made while the tokens were spent (a task cancelled then is followed anyway)
+_window_start = 0.0  # when the tokens were last renewed
+_spent_at_seq = None  # the next task sequence number when the last token went, or None
+_resume_lock = threading.Lock()
+
+
 def task_done(task: Any) -> None:
     """The done-callback: note how ``task`` ended (cheap: this runs once per task)."""
     try:
@@ -53,6 +73,64 @@ def task_done(task: Any) -> None:
         error = None if state == "CANCELLED" else task._exception
         pending.append((info, _now(), state, type(error) if error is not None else None))
         ended_total[0] += 1
+    except Exception:
+        pass
+
+
+def _next_seq() -> int:
+    """The sequence number the next task will get (``itertools.count`` says it in its repr)."""
+    return int(repr(hooks._seq)[6:-1])
+
+
+def tokens() -> Any:
+    """``FOLLOW_PER_S`` tokens for ``hooks.follow``, the last of which calls ``_spent``."""
+    return itertools.chain(itertools.repeat(True, FOLLOW_PER_S - 1), _last_token())
+
+
+def _last_token() -> Any:
+    _spent()
+    yield True
+
+
+def _spent() -> None:
+    """The last token went (on the thread making a task): renew them at once if a second has
+    passed since they were, else when it has."""
+    global _spent_at_seq
+    _spent_at_seq = _next_seq()
+    delay = _window_start + 1.0 - _now()
+    if delay <= 0:
+        resume()
+        return
+    try:
+        asyncio.get_running_loop().call_later(delay, resume)
+    except Exception:
+        pass  # no running loop here: the probe thread's next drain renews them
+
+
+def resume() -> None:
+    """Renew the tokens if they are spent and the second they were for is over."""
+    global _window_start, _spent_at_seq
+    if _spent_at_seq is None:
+        return
+    now = _now()
+    if now - _window_start < 1.0:
+        return
+    with _resume_lock:
+        if _spent_at_seq is None:
+            return
+        unfollowed[0] += max(0, _next_seq() - _spent_at_seq)
+        _spent_at_seq = None
+        _window_start = now
+        hooks.follow = tokens()
+
+
+def follow(task: Any) -> None:
+    """Have ``task``'s end noted even if it was made while the tokens were spent."""
+    try:
+        if task.done() or _records_get(_ref(task)) is None:
+            return
+        if not any(callback is task_done for callback, _ in (task._callbacks or ())):
+            task.add_done_callback(task_done, context=hooks._EMPTY_CONTEXT)
     except Exception:
         pass
 
@@ -75,6 +153,7 @@ def note_cancel(task: Any, how: str, by: Any = None, reason: str | None = None) 
             if len(cancellers) >= MAX_CANCELLERS:
                 cancellers.clear()
             cancellers.setdefault(info.seq, (how, by_seq, stack, reason))
+            follow(task)
             task = getattr(task, "_fut_waiter", None)  # the cancel goes on to what it awaits
             if not isinstance(task, asyncio.Task):
                 return
@@ -155,8 +234,10 @@ _installed = False
 
 
 def install() -> None:
-    """Hook asyncio's own cancellers (once)."""
-    global _installed
+    """Hook asyncio's own cancellers (once); a fresh second of tokens for ``hooks.follow``."""
+    global _installed, _window_start, _spent_at_seq
+    _window_start, _spent_at_seq = _now(), None
+    hooks.follow = tokens()
     if _installed:
         return
     _installed = True
@@ -238,7 +319,9 @@ class EndHistory:
         self.outcomes = {"returned": 0, "raised": 0, "cancelled": 0}  # every ending drained
 
     def drain(self) -> None:
-        """Move the noted endings into their rings."""
+        """Move the noted endings into their rings (and follow new tasks again if the loops
+        could not be asked to)."""
+        resume()
         keys = self.keys
         popleft = pending.popleft
         for _ in range(PENDING):
@@ -325,7 +408,9 @@ class EndHistory:
                 "recent": [e.wire(now, self.keys) for e in reversed(ring.items)],
             })
         return {"ended_total": ended_total[0],
-                "dropped": max(0, ended_total[0] - self.drained - len(pending)), "rings": out}
+                "dropped": max(0, ended_total[0] - self.drained - len(pending)),
+                "unfollowed": unfollowed[0] + (0 if _spent_at_seq is None else max(0, _next_seq() - _spent_at_seq)),
+                "follow_per_s": FOLLOW_PER_S, "rings": out}
 
     def task(self, seq: int) -> dict | None:
         """How task ``seq`` ended, if it is still in a ring."""

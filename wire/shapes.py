@@ -194,6 +194,8 @@ class Ends(TypedDict):
 
     ended_total: int
     dropped: int
+    unfollowed: NotRequired[int]  # tasks made while the history was at its rate limit
+    follow_per_s: NotRequired[int]  # that limit: endings followed a second
     rings: List[EndRing]
     ended: NotRequired[Optional[Ended]]
 
