@@ -21,12 +21,19 @@ Past the limit, the rings are a sample of recent endings (the first tasks of eac
 ``unfollowed`` counts the tasks made meanwhile.  A task being cancelled is always followed
 (``follow``, from ``note_cancel``).
 
-Who cancelled: ``Task.cancel`` of the C task cannot be hooked (a static type), so cancellations
-are seen where asyncio's own Python code asks for them: a ``TaskGroup`` aborting its tasks,
-``timeout()`` (and ``wait_for``, which uses it from 3.12), ``wait_for``'s own cancel before 3.12,
-``gather()`` cancelled, and ``asyncio.run()`` cancelling what is left at its end.  The canceller
-is the task that was running (or the TaskGroup's parent task) and its await stack at that
-moment.  A direct ``task.cancel()`` in application code shows as cancelled, by an unseen caller.
+Who cancelled: asyncio's own cancellers are hooked where its Python code asks for them (a
+``TaskGroup`` aborting its tasks, ``timeout()`` (and ``wait_for``, which uses it from 3.12),
+``wait_for``'s own cancel before 3.12, ``gather()`` cancelled, and ``asyncio.run()`` cancelling
+what is left at its end), with a reason.  A direct ``task.cancel()`` is a C method of a static
+type, which no wrapper reaches.  From 3.12 it is seen through ``sys.monitoring``: a ``CALL``
+event whose callback returns ``DISABLE`` for every call site that calls anything but a future's
+``cancel``, so after its first run a site costs nothing more; a site calling ``Task.cancel``
+notes the running task and the caller's stack (``_on_call``).  Not seen: before 3.12 (only
+``sys.setprofile`` sees C calls, at a cost to every call), calls made from C (uvloop's own
+code, ``loop.call_later(5, task.cancel)``: the loop's callback runs ``cancel`` from C), a site
+that first called something else, and any process in which another tool already holds both of
+the free monitoring ids (3 and 4).  The canceller is the task that was running (or the
+TaskGroup's parent task) and its stack at that moment.
 """
 from __future__ import annotations
 
@@ -36,6 +43,7 @@ import itertools
 import sys
 import threading
 import time
+import types
 from typing import Any
 
 from . import hooks
@@ -135,17 +143,19 @@ def follow(task: Any) -> None:
         pass
 
 
-def note_cancel(task: Any, how: str, by: Any = None, reason: str | None = None) -> None:
+def note_cancel(task: Any, how: str, by: Any = None, reason: str | None = None, stack: list | None = None) -> None:
     """Remember that ``how`` (asyncio's canceller) cancels ``task`` now, asked by task ``by``
-    (whose await stack is taken now); then the tasks it awaits, which its cancel reaches."""
+    (whose await stack is taken now, unless ``stack`` is given); then the tasks it awaits,
+    which its cancel reaches."""
     try:
-        stack: list = []
         by_seq = None
         if by is not None:
-            from .tasks import describe_flat  # the probe's walk of an await chain
             by_info = hooks.record_of(by)
             by_seq = by_info.seq if by_info is not None else None
-            stack = describe_flat(by, by)[0][:2 * 16]
+            if stack is None:
+                from .tasks import describe_flat  # the probe's walk of an await chain
+                stack = describe_flat(by, by)[0][:2 * 16]
+        stack = stack or []
         for _ in range(16):
             info = hooks.record_of(task)
             if info is None or task.done():
@@ -230,6 +240,85 @@ def _run_ends(loop: Any, *args: Any, **kwargs: Any) -> None:
         note_cancel(task, "asyncio.run()", None, "the loop was shutting down")
 
 
+_TASK_CANCEL = asyncio.Task.cancel
+#: Callables whose ``__name__`` is read without running any code of the application's.
+_PLAIN_CALLABLES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType,
+                    type(asyncio.Task.cancel), type("".join))
+_monitoring_tool = None
+
+
+def _on_call(code: Any, offset: int, callable: Any, arg0: Any) -> Any:
+    """``sys.monitoring``'s CALL event (3.12+): note a ``Task.cancel`` call's caller; switch the
+    event off for good at a site that calls anything but a future's ``cancel``."""
+    try:
+        if callable is _TASK_CANCEL:
+            _direct_cancel(arg0)
+            return None
+        if type(callable) not in _PLAIN_CALLABLES or callable.__name__ != "cancel":
+            return _DISABLE
+        target = callable.__self__ if type(callable) is not types.FunctionType else arg0
+        if isinstance(target, asyncio.Task):
+            _direct_cancel(target)
+        elif not isinstance(target, asyncio.Future):
+            return _DISABLE
+    except Exception:
+        return _DISABLE  # never again at this site rather than an error at every call
+    return None
+
+
+def _direct_cancel(task: Any) -> None:
+    """``task.cancel()`` is about to be called from the frame below ours: note it and who."""
+    if not isinstance(task, asyncio.Task) or task.done() or hooks.record_of(task) is None:
+        return
+    frame = sys._getframe(2)  # _on_call's caller: the frame making the call
+    stack: list = []
+    while frame is not None and len(stack) < 2 * 16:
+        code = frame.f_code
+        if code is hooks._HANDLE_RUN:
+            break  # the loop's own machinery from here on
+        stack.append(code)
+        stack.append(frame.f_lineno)
+        frame = frame.f_back
+    frame = None
+    loop = asyncio.events._get_running_loop()
+    by = asyncio.current_task(loop) if loop is not None else None
+    note_cancel(task, "cancel()", by, None, stack)
+
+
+def _watch_direct_cancels() -> None:
+    """3.12+: have ``_on_call`` see ``Task.cancel`` calls, on a monitoring id nobody holds."""
+    global _monitoring_tool, _DISABLE
+    monitoring = getattr(sys, "monitoring", None)
+    if monitoring is None or _monitoring_tool is not None:
+        return
+    for tool in (4, 3):
+        if monitoring.get_tool(tool) is None:
+            break
+    else:
+        return
+    _DISABLE = monitoring.DISABLE
+    monitoring.use_tool_id(tool, "tasktop")
+    monitoring.register_callback(tool, monitoring.events.CALL, _on_call)
+    monitoring.set_events(tool, monitoring.get_events(tool) | monitoring.events.CALL)
+    _monitoring_tool = tool
+
+
+def unwatch_direct_cancels() -> None:
+    """Give the monitoring id back (``tasktop detach``)."""
+    global _monitoring_tool
+    monitoring = getattr(sys, "monitoring", None)
+    if monitoring is None or _monitoring_tool is None:
+        return
+    try:
+        monitoring.set_events(_monitoring_tool, 0)
+        monitoring.register_callback(_monitoring_tool, monitoring.events.CALL, None)
+        monitoring.free_tool_id(_monitoring_tool)
+    except Exception:
+        pass
+    _monitoring_tool = None
+
+
+_DISABLE = None
 _installed = False
 
 
@@ -238,6 +327,10 @@ def install() -> None:
     global _installed, _window_start, _spent_at_seq
     _window_start, _spent_at_seq = _now(), None
     hooks.follow = tokens()
+    try:
+        _watch_direct_cancels()
+    except Exception:
+        pass
     if _installed:
         return
     _installed = True

@@ -67,13 +67,16 @@ async def raises():
 async def forever():
     await asyncio.Event().wait()
 
+def stop(task):
+    task.cancel()                                                       # LINE cancel call
+
 async def main():
     ts = [asyncio.ensure_future(returns()) for _ in range(30)]           # LINE returns
     await asyncio.gather(*ts)
     asyncio.ensure_future(raises())                                     # LINE raises
     direct = asyncio.ensure_future(forever())                           # LINE direct
     await asyncio.sleep(0.01)
-    direct.cancel()
+    stop(direct)                                                        # LINE stop
     try:
         await asyncio.wait_for(asyncio.ensure_future(forever()), 0.01)  # LINE wait_for
     except asyncio.TimeoutError:
@@ -136,7 +139,13 @@ def test_endings_say_how_each_task_ended_and_who_cancelled(spawn, mode):
     assert (raised["outcome"], raised["error"]) == ("raised", "KeyError")
 
     [direct] = by_line[_line(ENDINGS, "direct")]
-    assert direct["outcome"] == "cancelled" and direct["cancelled_by"] is None  # a direct cancel(): not seen
+    assert direct["outcome"] == "cancelled"
+    if sys.version_info >= (3, 12):  # seen through sys.monitoring: the caller's stack, the running task
+        by = direct["cancelled_by"]
+        assert by["how"] == "cancel()" and by["task"] is not None
+        assert [f["line"] for f in by["stack"][:2]] == [_line(ENDINGS, "cancel call"), _line(ENDINGS, "stop")]
+    else:  # not seen before 3.12
+        assert direct["cancelled_by"] is None
 
     [timed_out] = by_line[_line(ENDINGS, "wait_for")]
     assert timed_out["outcome"] == "cancelled"
