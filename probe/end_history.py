@@ -244,6 +244,7 @@ _TASK_CANCEL = asyncio.Task.cancel
 #: Callables whose ``__name__`` is read without running any code of the application's.
 _PLAIN_CALLABLES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType,
                     type(asyncio.Task.cancel), type("".join))
+_UNBOUND = (types.FunctionType, type(asyncio.Task.cancel))  # called with the object as arg0
 _monitoring_tool = None
 
 
@@ -256,7 +257,7 @@ def _on_call(code: Any, offset: int, callable: Any, arg0: Any) -> Any:
             return None
         if type(callable) not in _PLAIN_CALLABLES or callable.__name__ != "cancel":
             return _DISABLE
-        target = callable.__self__ if type(callable) is not types.FunctionType else arg0
+        target = arg0 if type(callable) in _UNBOUND else callable.__self__
         if isinstance(target, asyncio.Task):
             _direct_cancel(target)
         elif not isinstance(target, asyncio.Future):
