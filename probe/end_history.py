@@ -90,6 +90,12 @@ def _next_seq() -> int:
     return int(repr(hooks._seq)[6:-1])
 
 
+def unfollowed_now() -> int:
+    """Tasks made while the tokens were spent, those of this second included."""
+    spent_at = _spent_at_seq
+    return unfollowed[0] + (0 if spent_at is None else max(0, _next_seq() - spent_at))
+
+
 def tokens() -> Any:
     """``FOLLOW_PER_S`` tokens for ``hooks.follow``, the last of which calls ``_spent``."""
     return itertools.chain(itertools.repeat(True, FOLLOW_PER_S - 1), _last_token())
@@ -462,10 +468,11 @@ class EndHistory:
                 ring.returned += 1
 
     def counts(self) -> dict:
-        """Every ending since the probe started, by outcome, and ``total`` (with those not
-        drained yet, and those that came too fast to keep)."""
+        """Every ending followed since the probe started, by outcome, and ``total`` (with those
+        not drained yet, and those that came too fast to keep); ``unfollowed``: tasks made
+        while over the rate limit."""
         self.drain()
-        return dict(self.outcomes, total=ended_total[0])
+        return dict(self.outcomes, total=ended_total[0], unfollowed=unfollowed_now())
 
     def ring_of(self, gid: str) -> Ring | None:
         for key, ring in self.rings.items():
@@ -503,7 +510,7 @@ class EndHistory:
             })
         return {"ended_total": ended_total[0],
                 "dropped": max(0, ended_total[0] - self.drained - len(pending)),
-                "unfollowed": unfollowed[0] + (0 if _spent_at_seq is None else max(0, _next_seq() - _spent_at_seq)),
+                "unfollowed": unfollowed_now(),
                 "follow_per_s": FOLLOW_PER_S, "rings": out}
 
     def task(self, seq: int) -> dict | None:

@@ -238,7 +238,8 @@ class Summary(TypedDict):
     probe: ProbeFacts
     totals: Totals
     memory: Memory
-    ended: NotRequired[dict]  # tasks ended since the probe started: total, returned, raised, cancelled
+    ended: NotRequired[dict]  # tasks followed since the probe started that ended: total, returned,
+    # raised, cancelled; and unfollowed (made while over the end history's rate limit)
     loops: List[Loop]
     groups: List[Group]
     tasks: NotRequired[List[TaskRow]]
