@@ -169,7 +169,8 @@ def note_cancel(task: Any, how: str, by: Any = None, reason: str | None = None, 
             if len(cancellers) >= MAX_CANCELLERS:
                 cancellers.clear()
             cancellers.setdefault(info.seq, (how, by_seq, stack, reason))
-            follow(task)
+            if unfollowed[0] or _spent_at_seq is not None:  # else every task made has its callback
+                follow(task)
             task = getattr(task, "_fut_waiter", None)  # the cancel goes on to what it awaits
             if not isinstance(task, asyncio.Task):
                 return
