@@ -1,7 +1,7 @@
 """How tasks end, and what they wait on, read from real targets on every Python: outcomes and
-lifetimes per group, who cancelled (asyncio's own cancellers; direct cancel() calls on 3.12+), unretrieved exceptions left for
-asyncio to report, the rings' bounds, and the objects tasks and threads wait on with their
-numbers and movement.  Each target runs on asyncio's loop, on uvloop, with eager tasks (3.12+)
+lifetimes per group, who cancelled (asyncio's own cancellers; direct cancel() calls on 3.12+),
+unretrieved exceptions left for asyncio to report, the rings' bounds, and the objects tasks and
+threads wait on with their numbers and movement.  Each target runs on asyncio's loop, on uvloop, with eager tasks (3.12+)
 and under the application's own task factory."""
 from __future__ import annotations
 
