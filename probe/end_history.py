@@ -18,8 +18,8 @@ callback does, and no cheaper per-task hook at a task's end exists.  So the crea
 40 ns), whether a task gets the callback; the last token runs ``_spent``, which has the tokens
 renewed when the second is over (``resume``: on the loop, or at the probe thread's next drain).
 Past the limit, the rings are a sample of recent endings (the first tasks of each second), and
-``unfollowed`` counts the tasks made meanwhile.  A task being cancelled is always followed
-(``follow``, from ``note_cancel``).
+``unfollowed`` counts the tasks made meanwhile.  A task whose cancellation the probe sees is
+followed anyway (``follow``, from ``note_cancel``).
 
 Who cancelled: asyncio's own cancellers are hooked where its Python code asks for them (a
 ``TaskGroup`` aborting its tasks, ``timeout()`` (and ``wait_for``, which uses it from 3.12),
