@@ -127,6 +127,11 @@ def _start(python: str, kind: str, n: int, churn: int, env: dict) -> tuple[subpr
     return proc, info
 
 
+def _version(python: str) -> str:
+    return subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
+                          capture_output=True, text=True).stdout.strip()
+
+
 def _ask(proc: subprocess.Popen, line: str) -> dict:
     proc.stdin.write(line + "\n")
     proc.stdin.flush()
@@ -160,8 +165,7 @@ def sample(args) -> None:
                 proc.kill()
                 proc.wait()
     print(json.dumps(rows), file=sys.stderr)
-    version = subprocess.run([args.python, "-c", "import sys; print(sys.version.split()[0])"],
-                             capture_output=True, text=True).stdout.strip()
+    version = _version(args.python)
     print(f"Python {version}, {args.tasks:,} parked tasks, {args.churn:,} short tasks ending a second, "
           f"{args.quiet:.0f} s windows after {args.warmup:.0f} s, medians of {args.runs} (min–max)")
     print("| | probe thread CPU | process CPU | background sample (`sample_ms`) | interval |")
@@ -197,8 +201,7 @@ def waits(args) -> None:
         proc.kill()
         proc.wait()
     print(json.dumps({"times_s": times, "gaps_ms": gaps, "quiet_gaps_ms": quiet_gaps}), file=sys.stderr)
-    version = subprocess.run([args.python, "-c", "import sys; print(sys.version.split()[0])"],
-                             capture_output=True, text=True).stdout.strip()
+    version = _version(args.python)
     print(f"Python {version}, {args.tasks:,} waiting tasks on {reply.get('total', len(reply['waits'])):,} objects "
           f"({waited:,} waiters in the reply), {args.runs} requests after a first summary")
     print("| `waits` request | median | min | max |")
