@@ -134,8 +134,8 @@ def end_lines(ends: dict | None, per_ring: int = 5) -> list[str]:
     unfollowed = ends.get("unfollowed") or 0
     lines = ["", f"How tasks ended ({ends.get('ended_total', 0):,} since the probe started"
              + (f"; {dropped:,} came too fast to keep" if dropped else "")
-             + (f"; {unfollowed:,} more tasks made while over {ends.get('follow_per_s', 0):,} endings a second"
-                " were not followed" if unfollowed else "") + "), most recent first:"]
+             + (f"; {unfollowed:,} more tasks made past {ends.get('follow_per_s', 0):,} a second were not followed"
+                if unfollowed else "") + "), most recent first:"]
     if not rings:
         lines.append("  no task made since the probe started has ended")
     for ring in rings:
