@@ -103,16 +103,16 @@ def canceller_text(by: dict) -> str:
     reason = f" ({by['reason']})" if by.get("reason") else ""
     task = f" in task {by['task']}" if by.get("task") is not None else ""
     stack = by.get("stack") or []
-    where = f" at {where(stack)}" if stack else ""
-    return f"{by['how']}{reason}{task}{where}"
+    at = f" at {where(stack)}" if stack else ""
+    return f"{by['how']}{reason}{task}{at}"
 
 
 def ring_title(ring: dict) -> str:
     """What a ring is: its group's state and frame, or the creation site of tasks no pass saw."""
     if ring.get("group"):
         stack = ring.get("stack") or []
-        where = where(stack) if stack else "?"
-        return f"group {ring['group']} ({ring.get('state')} at {where})"
+        at = where(stack) if stack else "?"
+        return f"group {ring['group']} ({ring.get('state')} at {at})"
     created = ring.get("created_by") or []
     return f"tasks created at {frame_label(created[0])}" if created else "tasks of unknown origin"
 

@@ -5,11 +5,12 @@ of a direct ``cancel()`` is seen wherever the call site is, and ``detach`` gives
 id back."""
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
 
-from conftest import wait_until
+from conftest import tasktop, wait_until
 
 needs_monitoring = pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is 3.12+")
 
@@ -55,7 +56,7 @@ asyncio.run(main())
 '''
 
 
-def test_past_the_rate_limit_tasks_are_counted_not_followed_and_the_next_second_s_are(spawn):
+def test_past_the_rate_limit_tasks_are_counted_not_followed_and_the_next_second_s_are(spawn, sockdir):
     target = spawn(BURST)
     ends = wait_until(lambda: (lambda e: e if any(_created_at(*x) == _line(BURST, "after") for x in _endings(e))
                                else None)(target.request("ends")), message="the next second's tasks followed")
@@ -72,6 +73,10 @@ def test_past_the_rate_limit_tasks_are_counted_not_followed_and_the_next_second_
     [late] = by_line[_line(BURST, "late")]  # made past the limit, followed once cancelled
     assert (late["outcome"], late["cancelled_by"]["how"]) == ("cancelled", "wait_for")
     assert len(by_line[_line(BURST, "after")]) == 3
+    dump = tasktop("dump", "--full", str(target.pid), sockdir=sockdir)
+    assert dump.returncode == 0, dump.stderr
+    assert re.search(r"How tasks ended \([\d,]+ since the probe started; [\d,]+ more tasks made past 1,000 a second "
+                     r"were not followed\)", dump.stdout), dump.stdout
 
 
 SITES = '''
