@@ -110,14 +110,17 @@ def test_every_consumer_an_aiohttp_handler_dropped_is_live_or_lost(spawn, sockdi
     except AssertionError as exc:
         raise AssertionError(f"{exc}: live, lost, endings = {seen}") from None
     assert lost >= 15  # the collector ran after the first 15: those were destroyed while pending
-    (row,) = [r for r in endings["lost"] if r["site"] and r["site"][0]["line"] == created]
-    assert row["site"][0]["func"] == "handle"
-    if row["last_state"] is not None:  # the last one lost had been seen by a pass
-        assert row["last_state"] == "Queue.get" and row["last_stack"][-1]["func"] == "read_replies"
-    assert all(r is row or not r["site"] for r in endings["lost"])  # no other site lost anything
+    # One row per creation stack: the same line may head two (the frames below it differ).
+    rows = [r for r in endings["lost"] if r["site"] and r["site"][0]["line"] == created]
+    assert rows and all(r["site"][0]["func"] == "handle" for r in rows)
+    for row in rows:
+        if row["last_state"] is not None:  # the last one lost there had been seen by a pass
+            assert row["last_state"] == "Queue.get" and row["last_stack"][-1]["func"] == "read_replies"
+    assert all(r in rows or not r["site"] for r in endings["lost"])  # no other site lost anything
 
     dump = tasktop("dump", str(target.pid), sockdir=sockdir)
     assert dump.returncode == 0, dump.stderr
     script = os.path.basename(target.script)
-    said = re.search(rf"(\d+) tasks created by handle \({script}:{created}\) were destroyed while pending", dump.stdout)
-    assert said and int(said.group(1)) >= row["count"], dump.stdout  # (more may have been collected since)
+    said = re.findall(rf"(\d+) tasks? created by handle \({script}:{created}\) (?:was|were) destroyed while pending",
+                      dump.stdout)
+    assert said and max(map(int, said)) >= max(r["count"] for r in rows), dump.stdout  # (more may be lost since)
