@@ -6,6 +6,7 @@ while the target's 1 ms ticker runs: exit status, bytes, wall time, longest loop
 target's RSS after them.
 
     python bench/full_cost.py --tasks 1000000
+    python bench/full_cost.py --tasks 1000000 --summaries 3   # three plain dumps, no --full
 """
 from __future__ import annotations
 
@@ -28,16 +29,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--python", default=sys.executable, help="the target's interpreter (tasktop installed)")
+    parser.add_argument("--summaries", type=int, default=0,
+                        help="this many plain dumps in a row (the first walks every chain) instead of the --full ones")
     args = parser.parse_args()
     tasktop = os.path.join(os.path.dirname(args.python), "tasktop")
     with Target(args.python, args.tasks) as plain:
-        print(f"RSS without the probe: {plain.info['rss_kb'] // 1024} MiB", flush=True)
+        plain_mib = plain.info['rss_kb'] // 1024
+        print(f"RSS without the probe: {plain_mib} MiB", flush=True)
     directory = tempfile.mkdtemp(prefix="tasktop-bench-")
     env = dict(os.environ, TASKTOP_DIR=directory)
     with Target(args.python, args.tasks, {"TASKTOP": "1", "TASKTOP_DIR": directory}) as target:
         print(f"RSS with the probe, at start: {target.info['rss_kb'] // 1024} MiB", flush=True)
         wait_for(lambda: os.path.exists(os.path.join(directory, f"{target.pid}.sock")), timeout=120)
-        for extra in ([], ["--full"], ["--json", "--full"]):
+        runs = [[]] * args.summaries if args.summaries else [[], ["--full"], ["--json", "--full"]]
+        for extra in runs:
             target.tick()
             t0 = time.perf_counter()
             done = subprocess.run([tasktop, "dump", str(target.pid), "--no-verdicts", *extra],
@@ -47,6 +52,9 @@ def main() -> None:
             print(f"dump {' '.join(extra) or '(summary)'}: exit {done.returncode}, {len(done.stdout):,} bytes, "
                   f"{wall:.2f} s, longest loop gap {gaps['max_ms']} ms (non-GC {gaps['max_non_gc_ms']})"
                   + (f": {done.stderr.decode().strip()}" if done.returncode else ""), flush=True)
+            if args.summaries:
+                after = rss_mib(target.pid)
+                print(f"  RSS {after} MiB: the probe's share {(after - plain_mib) / after:.1%}", flush=True)
         print(f"RSS with the probe, after: {rss_mib(target.pid)} MiB")
 
 

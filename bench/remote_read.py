@@ -1,6 +1,8 @@
 """Reading a process WITHOUT the probe on CPython 3.14+, side by side with the interpreter's own
-tools: ``tasktop dump PID`` (tasks read from outside, grouped, plus py-spy's threads) against
-``python -m asyncio ps PID`` (one line per task, ungrouped) and, on 3.15,
+tools: ``tasktop dump PID`` (tasks read from outside, grouped, plus py-spy's threads), tasktop's
+reader alone (``remote_memory.read_tasks``: the walk of the task lists, no py-spy, no grouping)
+and the interpreter's reader as tasktop runs it (``remote_tasks.read_by_interpreter``, its
+fallback), against ``python -m asyncio ps PID`` (one line per task, ungrouped) and, on 3.15,
 ``python -m profiling.sampling dump --async-aware PID``.
 
 One ``workload.py`` target per Python and size, started without ``TASKTOP``; the commands are
@@ -22,9 +24,17 @@ import time
 from harness import Target, log
 
 
+#: Run by tasktop's Python: one reader of ``sys.argv[1]``'s tasks, printing how many it read.
+READ_ONLY = ("import sys; from tasktop.client import remote_memory, remote_tasks; "
+             "read = remote_memory.read_tasks if sys.argv[2] == 'tasktop' else remote_tasks.read_by_interpreter; "
+             "raw = read(int(sys.argv[1])); print(sum(len(t['tasks']) for t in raw['threads']))")
+
+
 def commands(python: str, pid: int, tasktop: str) -> dict[str, list[str]]:
     out = {
         "tasktop dump": [tasktop, "dump", str(pid), "--no-verdicts"],
+        "tasktop's reader alone": [sys.executable, "-c", READ_ONLY, str(pid), "tasktop"],
+        "interpreter's reader (tasktop's fallback)": [sys.executable, "-c", READ_ONLY, str(pid), "interpreter"],
         "asyncio ps": [python, "-m", "asyncio", "ps", str(pid)],
     }
     probe = subprocess.run([python, "-m", "profiling.sampling", "dump", "--help"], capture_output=True, text=True)
@@ -35,10 +45,13 @@ def commands(python: str, pid: int, tasktop: str) -> dict[str, list[str]]:
 
 
 def time_once(command: list[str]) -> tuple[float, int, int]:
-    """(wall seconds, exit status, lines of output)."""
+    """(wall seconds, exit status, lines of output; for a reader alone, the tasks it read)."""
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
-    return time.perf_counter() - started, done.returncode, done.stdout.count("\n")
+    wall = time.perf_counter() - started
+    if command[1:2] == ["-c"] and done.returncode == 0:
+        return wall, 0, int(done.stdout.strip() or 0)
+    return wall, done.returncode, done.stdout.count("\n")
 
 
 def measure(python: str, tasks: int, runs: int, tasktop: str) -> list[dict]:
@@ -74,7 +87,7 @@ def main() -> None:
     tasktop = shutil.which("tasktop", path=os.path.dirname(sys.executable)) or shutil.which("tasktop")
     if tasktop is None:
         sys.exit("tasktop is not installed next to this Python")
-    print("| Python | tasks | command | median s | min–max s | lines out | exit |")
+    print("| Python | tasks | command | median s | min–max s | lines out (tasks read) | exit |")
     print("| --- | ---: | --- | ---: | --- | ---: | ---: |")
     for python in args.python:
         for n in args.tasks:

@@ -3,8 +3,9 @@
 
 How the probe gets in (``client.inject``): on 3.14+ the process is asked with
 ``sys.remote_exec``, which it serves as soon as its main thread runs bytecode; if the main
-thread is idle in a system call instead (an event loop waiting in ``epoll_wait``), it is woken by
-running the same script there by ptrace, at that safe point.  On 3.9-3.13 ptrace is the only way.
+thread is idle in a system call instead (an event loop waiting in ``epoll_wait``) and the
+request is still unserved, it is woken by running the same script there by ptrace, at that safe
+point (see ``_start``).  On 3.9-3.13 ptrace is the only way.
 
 What runs inside is ``BOOT``, a short script that starts a thread and returns at once: the
 thread puts this installation's ``tasktop`` (and msgpack, unless the process has its own) on
@@ -38,6 +39,8 @@ from .probe_client import ProbeClient, ProbeError, ProbeUnavailable
 #: is woken by ptrace.
 WAKE_AFTER = 0.2
 TIMEOUT = 15.0
+#: Seconds the main thread alone is tried for the ptrace wake-up on 3.14+ (see ``_start``).
+MAIN_ONLY_FOR = 1.0
 
 BOOT = '''\
 # Written by `tasktop attach`: run inside the process by sys.remote_exec or by ptrace.
@@ -275,8 +278,11 @@ def attach(pid: int, timeout: float = TIMEOUT, directory: str | None = None) -> 
     if proc.uid != os.getuid():
         os.chown(token, proc.uid, -1)
     try:
-        how = _start(proc, boot, socket, error_file, started + timeout)
+        how = _start(proc, boot, token, started + timeout)
         _wait(proc, socket, error_file, started + timeout)
+    except inject.PtraceRefused:
+        _remove(token)
+        raise AttachError(processes.ptrace_denied(proc)) from None
     except inject.InjectError as exc:
         _remove(token)
         raise AttachError(str(exc)) from None
@@ -296,25 +302,44 @@ def _same_file(a: str, b: str) -> bool:
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
-def _start(proc: processes.PythonProcess, boot: str, socket: str, error_file: str, deadline: float) -> str:
-    """Have the process run ``boot``; return how."""
+def _start(proc: processes.PythonProcess, boot: str, token: str, deadline: float) -> str:
+    """Have the process run ``boot``; return how.
+
+    On 3.14+ the interpreter runs the ``sys.remote_exec`` request itself, at its main thread's
+    next bytecode, and the boot script removes ``token`` first thing: while the token is there
+    the request has not been served.  Only then, and only while the main thread waits in a
+    safe system call, is it woken by ptrace, on the main thread alone: the injected code
+    passes through the eval loop, which serves the pending request there (nested, on the same
+    thread, so never at the same time as it), and then finds the token gone.  A one-time look
+    is not enough: it can catch an idle main thread between two system calls (in ``futex``
+    for the GIL), and an idle loop would then never serve the request; the main thread of a
+    busy process is never stopped once its request is served.  A main thread that never waits
+    in a safe call for ``MAIN_ONLY_FOR`` seconds (blocked on a lock, say, while the loops run in
+    other threads) is given up on: another thread runs the script, and the request stays
+    pending until the main thread runs bytecode, when it finds the token gone and does nothing
+    (the script stays where it is, so it still opens)."""
     code = PTRACE_CODE.format(boot=boot)
     if proc.version >= processes.REMOTE_DEBUG:
         inject.remote_exec(proc.pid, boot, proc.version, proc.exe)
         wake = time.monotonic() + WAKE_AFTER
-        while time.monotonic() < wake:
-            if os.path.exists(socket) or os.path.exists(error_file):
-                return "sys.remote_exec"
+        while os.path.exists(token):
+            now = time.monotonic()
+            if now > deadline:
+                break  # _wait says it did not start, and why
+            main_only = now < wake + MAIN_ONLY_FOR
+            if now >= wake and (not main_only or inject.safe_syscall(proc.pid, proc.pid) is not None):
+                try:
+                    call = inject.ptrace_run(proc.pid, code, timeout=min(WAKE_AFTER, max(0.0, deadline - now)),
+                                             main_only=main_only)
+                except inject.NoSafePoint:
+                    continue  # it woke up meanwhile: it may serve the request by itself
+                except inject.InjectError:
+                    if not os.path.exists(token):
+                        break  # served meanwhile
+                    raise
+                return f"sys.remote_exec, woken by ptrace in {call}"
             time.sleep(0.01)
-        if inject.safe_syscall(proc.pid, proc.pid) is None:
-            return "sys.remote_exec"  # its main thread is busy: it serves the request soon
-        try:
-            call = inject.ptrace_run(proc.pid, code, timeout=max(0.5, deadline - time.monotonic()))
-        except inject.InjectError:
-            if os.path.exists(socket):
-                return "sys.remote_exec"
-            raise
-        return f"sys.remote_exec, woken by ptrace in {call}"
+        return "sys.remote_exec"
     call = inject.ptrace_run(proc.pid, code, timeout=max(0.5, deadline - time.monotonic()))
     return f"ptrace (in {call})"
 

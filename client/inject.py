@@ -44,6 +44,10 @@ class PtraceRefused(InjectError):
     """The kernel refused to let us trace the target (EPERM)."""
 
 
+class NoSafePoint(InjectError):
+    """No thread of the target was seen stopped in a safe system call before the timeout."""
+
+
 class RemoteDebugOff(InjectError):
     """The target refuses ``sys.remote_exec`` (``-X disable-remote-debug`` or the variable)."""
 
@@ -69,6 +73,8 @@ def remote_exec(pid: int, script: str, version: tuple, exe: str) -> None:
     try:
         done = subprocess.run([f"/proc/{pid}/exe", "-I", "-S", "-c", _SEND, str(pid), script],
                               capture_output=True, text=True, timeout=30)
+    except PermissionError:  # /proc/PID/exe is behind the kernel's ptrace access check
+        raise PtraceRefused(f"the kernel refused to let tasktop reach process {pid}") from None
     except (OSError, subprocess.SubprocessError) as exc:
         raise InjectError(f"cannot run process {pid}'s Python to reach it: {exc}") from None
     if done.returncode:
@@ -89,10 +95,13 @@ def _remote_error(pid: int, message: str) -> InjectError:
 # -- ptrace ---------------------------------------------------------------------------------------
 def safe_syscall(pid: int, tid: int) -> str | None:
     """The name of the safe system call thread ``tid`` is in now, or None (running, in another
-    call, gone, or a machine whose calls are not in ``SAFE_SYSCALLS``)."""
+    call, gone, or a machine whose calls are not in ``SAFE_SYSCALLS``).  ``PtraceRefused`` when
+    the kernel hides it from us: it would not let us trace the thread either."""
     try:
         with open(f"/proc/{pid}/task/{tid}/syscall") as fh:
             first = fh.read().split(" ", 1)[0]
+    except PermissionError:  # the kernel's ptrace access check, the same as for tracing it
+        raise PtraceRefused(f"the kernel refused to let tasktop trace process {pid}") from None
     except OSError:
         return None
     try:
@@ -162,10 +171,11 @@ def _peek(pid: int, address: int, size: int) -> bytes:
         os.close(fd)
 
 
-def ptrace_run(pid: int, code: str, timeout: float = 5.0) -> str:
+def ptrace_run(pid: int, code: str, timeout: float = 5.0, main_only: bool = False) -> str:
     """Run ``code`` in ``pid`` on the first of its threads found stopped in a safe system call
-    (main thread first); return the call it was in.  ``code`` runs to its end before this
-    returns, on that thread, holding the GIL: it should start a thread and return.
+    (main thread first; only the main thread with ``main_only``); return the call it was in.
+    ``code`` runs to its end before this returns, on that thread, holding the GIL: it should
+    start a thread and return.
 
     hypno's library is loaded as it is, its code buffer empty, so that its constructor runs
     nothing: Python run there would run inside ``dlopen``, holding the dynamic loader's lock,
@@ -182,7 +192,7 @@ def ptrace_run(pid: int, code: str, timeout: float = 5.0) -> str:
     payload = code.encode() + b"\0"
     deadline = time.monotonic() + timeout
     while True:
-        threads = _threads(pid)
+        threads = [t for t in _threads(pid) if t == pid or not main_only]
         if not threads:
             raise InjectError(f"no process with pid {pid} (it has exited)")
         for tid in threads:
@@ -213,7 +223,7 @@ def ptrace_run(pid: int, code: str, timeout: float = 5.0) -> str:
             except OSError as exc:
                 raise InjectError(f"ptrace injection into process {pid} failed: {exc}") from None
         if time.monotonic() > deadline:
-            raise InjectError(
+            raise NoSafePoint(
                 f"none of process {pid}'s threads waited in a system call where code can run "
                 f"safely within {timeout:.0f}s (all busy in Python or C code): try again")
         time.sleep(RETRY)

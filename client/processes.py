@@ -198,12 +198,36 @@ def _is_ancestor(pid: int) -> bool:
         return False
 
 
+def dumpable(pid: int) -> bool:
+    """Whether the process is dumpable (False after ``prctl(PR_SET_DUMPABLE, 0)``, or once it
+    changed its user, group or capabilities): the kernel then lets only ``CAP_SYS_PTRACE``
+    trace it or read its memory, whoever owns it.  Told by its private /proc files, which the
+    kernel gives to root instead of to the process's user (the /proc/PID directory keeps it)."""
+    try:
+        return os.stat(f"/proc/{pid}/environ").st_uid == os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return True  # gone, or cannot tell: the attempt itself will say
+
+
+def _without_cap(what: str, proc: PythonProcess) -> str:
+    """The refusal when tasktop runs as root but without CAP_SYS_PTRACE (a container, or a
+    bounding set that drops it), which ``what`` needs."""
+    return (f"tasktop runs as root but without the CAP_SYS_PTRACE capability, which {what} needs "
+            f"(a container, or capabilities dropped): give it CAP_SYS_PTRACE (docker run --cap-add "
+            f"SYS_PTRACE, or setcap cap_sys_ptrace+ep on tasktop's Python), or run tasktop as "
+            f"user {proc.user}")
+
+
 def ptrace_refusal(proc: PythonProcess) -> str:
     """Why the kernel will not let this process trace ``proc`` (with the remedy), or ""."""
     privileged = _has_cap_sys_ptrace()
     if proc.uid != os.getuid() and not privileged:
+        if os.geteuid() == 0:
+            return _without_cap(f"tracing process {proc.pid} of user {proc.user}", proc)
         return (f"process {proc.pid} belongs to user {proc.user}, not to you: run tasktop as that user "
                 f"or as root (sudo tasktop attach {proc.pid})")
+    if not privileged and not dumpable(proc.pid):
+        return not_dumpable(proc)
     scope = ptrace_scope()
     if scope == 3:
         return ("ptrace is switched off on this machine (kernel.yama.ptrace_scope = 3, until reboot): "
@@ -218,12 +242,38 @@ def ptrace_refusal(proc: PythonProcess) -> str:
     return ""
 
 
+def not_dumpable(proc: PythonProcess) -> str:
+    if os.geteuid() == 0:
+        return _without_cap(f"tracing process {proc.pid} (it is not dumpable)", proc)
+    return (f"process {proc.pid} is not dumpable (it called prctl(PR_SET_DUMPABLE, 0), or changed its "
+            f"user or capabilities), so only root may trace it: sudo tasktop attach {proc.pid}, or "
+            f"start it with TASKTOP=1")
+
+
+def ptrace_denied(proc: PythonProcess) -> str:
+    """Why the kernel said EPERM to tracing ``proc`` or reading its memory, when none of the
+    rules read beforehand (``ptrace_refusal``) foresaw it, with the remedy."""
+    found = ptrace_refusal(proc)
+    if found:
+        return found  # it changed meanwhile (it made itself non-dumpable, say)
+    if os.geteuid() == 0 and not _has_cap_sys_ptrace():
+        return _without_cap(f"tracing process {proc.pid}", proc)
+    return (f"the kernel refused to let tasktop trace process {proc.pid} (ptrace: operation not permitted), "
+            f"though it is yours and dumpable: a security module (SELinux, AppArmor) or another user "
+            f"namespace (a container) forbids it; run tasktop as root in the process's container, or "
+            f"start the process with TASKTOP=1")
+
+
 def refusal(proc: PythonProcess | None, pid: int) -> str:
     """Why ``tasktop attach`` cannot start a probe in ``pid`` (one line with the remedy), or ""."""
     if proc is None:
         return f"no process with pid {pid} (it has exited)"
-    if proc.uid != os.getuid() and not _has_cap_sys_ptrace():
-        return ptrace_refusal(proc)  # its executable and maps are hidden from us anyway
+    if (proc.uid != os.getuid() or not proc.exe) and not _has_cap_sys_ptrace():
+        # Its executable and maps are hidden from us (another user's, or not dumpable): the
+        # kernel's refusal is what to say, not what they would have told.
+        reason = ptrace_refusal(proc)
+        if reason:
+            return reason
     if not proc.is_python:
         what = os.path.basename(proc.exe or (proc.argv[0] if proc.argv else "")) or "?"
         return (f"process {pid} ({what}) is not a Python process as far as /proc tells: "

@@ -1,22 +1,30 @@
 """The asyncio tasks of a CPython 3.14+ process that has no probe, read without running code in it.
 
-CPython 3.14 added ``_remote_debugging.RemoteUnwinder`` (what ``python -m asyncio ps`` uses): it
-reads another process's task lists and coroutine stacks through ``process_vm_readv``, as py-spy
-reads threads.  The module reads only a process of its own minor version, and the ``tasktop``
-command may run on another Python, so the reading is done by the target's own interpreter
-(``/proc/PID/exe``) in a child process (``READER``), which prints the tasks as JSON; the rest
-here turns them into the probe's shapes, grouped by the same rule, so every output format works.
+Two readers, both reading the process's memory from outside as py-spy reads threads:
+
+- tasktop's own (``remote_memory``), used first on 3.14 and 3.15: it walks every thread's task
+  list by the debug offsets the interpreter publishes, in this process, on any Python.  It reads
+  what the interpreter's reader misses (3.14's threads other than the main one, more than 65,536
+  tasks on one thread) and is faster (bench/README.md, issue 12).
+- the interpreter's own (``_remote_debugging.RemoteUnwinder``, what ``python -m asyncio ps``
+  uses), for any other version or build: it reads only a process of its own minor version, and
+  the ``tasktop`` command may run on another Python, so it is run by the target's own
+  interpreter (``/proc/PID/exe``) in a child process (``READER``), which prints the tasks as JSON.
+
+Both give the same raw shape; the rest here turns it into the probe's shapes, grouped by the
+same rule, so every output format works.
 
 What cannot be known from outside is left unknown, not guessed: how long a task has been
 blocked, where it was created, and what it waits on beyond what its innermost frame says.
-Known limits of the interpreter's reader: on 3.14 it sees only the main thread's tasks (3.15
-sees every thread's); pure-Python tasks (``asyncio.tasks._PyTask``) are not in its lists; above
-65,536 tasks on one thread it refuses ("Task list appears corrupted").
+Pure-Python tasks (``asyncio.tasks._PyTask``) are in neither reader's lists.  Known limits of
+the interpreter's reader, said in the header where it was used: on 3.14 it sees only the main
+thread's tasks; above 65,536 tasks on one thread it refuses ("Task list appears corrupted").
 """
 from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 from typing import Any
 
@@ -100,6 +108,23 @@ class NoReader(RemoteTasksError):
 
 
 def read(pid: int, timeout: float = 30.0) -> dict:
+    """The raw reading of ``pid``'s tasks (see ``READER``): by tasktop's own reader where it
+    knows the interpreter (3.14, 3.15), else by the target's own interpreter."""
+    from . import remote_memory
+
+    try:
+        raw = remote_memory.read_tasks(pid)
+    except (remote_memory.ProcessGone, remote_memory.NotAllowed) as exc:
+        raise RemoteTasksError(str(exc)) from None
+    except (remote_memory.ReadError, struct.error, ValueError, IndexError):
+        pass  # another version or build, or memory not laid out as expected: try the interpreter's
+    else:
+        raw["reader"] = "tasktop"
+        return raw
+    return read_by_interpreter(pid, timeout)
+
+
+def read_by_interpreter(pid: int, timeout: float = 30.0) -> dict:
     """The raw reading of ``pid``'s tasks by its own interpreter (see ``READER``)."""
     try:
         exe = os.readlink(f"/proc/{pid}/exe")
@@ -122,9 +147,11 @@ def read(pid: int, timeout: float = 30.0) -> dict:
                                    "interpreter's reader cannot read")
         raise RemoteTasksError(f"reading the tasks of process {pid} failed: {last}")
     try:
-        return json.loads(done.stdout)
+        raw = json.loads(done.stdout)
     except ValueError:
         raise RemoteTasksError(f"reading the tasks of process {pid} gave unreadable output") from None
+    raw["reader"] = "interpreter"
+    return raw
 
 
 def _state(stack: list[dict], awaits_tasks: bool) -> str:
@@ -203,11 +230,16 @@ def merge_into(data: dict, raw: dict) -> dict:
     from tasktop.wire.groups import groups_of
 
     tasks, loops = tasks_of(raw)
-    limits = read_limits(raw.get("version"))
+    limits = read_limits(raw.get("version"), raw.get("reader"))
     unread = unread_loop_threads(data.get("threads") or [], loops)
     if unread and limits:
         limits += f": the loops of threads {', '.join(unread)} are not read"
-    data = dict(data, source="remote", tasks=tasks, loops=loops,
+    if raw.get("lists_changed"):  # tasktop's reader met lists changing under its walk
+        limits = "; ".join(filter(None, [limits, "the task lists changed during the read: tasks "
+                                                 "created or ended meanwhile may be missing"]))
+    version = ".".join(map(str, raw.get("version") or ())) or "?"
+    reader = ("tasktop's reader" if raw.get("reader") == "tasktop" else f"Python {version}'s own reader")
+    data = dict(data, source="remote", tasks=tasks, loops=loops, reader=reader,
                 unknown=UNKNOWN + (f"; {limits}" if limits else ""))
     data["process"] = dict(data.get("process") or {}, python=".".join(map(str, raw.get("version") or ())))
     groups = groups_of({"tasks": tasks, "threads": data.get("threads") or []})
@@ -280,8 +312,9 @@ def snapshot(pid: int, native: bool = False) -> tuple[dict, str]:
                   f"{data['unknown']} (they need the probe: TASKTOP=1, or tasktop run -- CMD)")
 
 
-def read_limits(version: Any) -> str:
-    """What the reader of this Python version cannot see, for the header."""
-    if list(version or ())[:2] == [3, 14]:
+def read_limits(version: Any, reader: str | None = "interpreter") -> str:
+    """What the reader that read this Python version cannot see, for the header: tasktop's own
+    reader sees every thread; the interpreter's, on 3.14, only the main thread."""
+    if reader != "tasktop" and list(version or ())[:2] == [3, 14]:
         return "3.14's reader sees only the main thread's tasks"
     return ""

@@ -29,10 +29,14 @@ from .handoff import Handoff, Pacer
 from .keys import GroupKey, Keys
 from .loops import LoopWatches
 from .recycled_lists import RecycledLists, empty
+from .untracked import untrack
 
 RECHECK = 30.0  # seconds: how long asyncio's registry may go without a full look-up
 #: 3.14+: below this many tasks, C's task lists are read on every pass (about 2 ms).
 LINKED_EVERY_PASS = 20_000
+#: Above this many records the loops get the GIL between the two copies: they may then
+#: disagree (a task made in between), which costs a full look-up, not a wrong answer.
+SPLIT_COPIES = 250_000
 
 _UNSET = object()  # not looked up yet
 
@@ -91,10 +95,13 @@ class TaskPasses:
         walk = _Walk(self, now, watched, grouping, rows, pace)
         self.fresh = []
         # The records and asyncio's registry, copied at one moment (two C calls in a row, of
-        # a few milliseconds at 100,000 tasks: the loops get the GIL just before).
+        # a few milliseconds at 100,000 tasks: the loops get the GIL just before; and between
+        # them above SPLIT_COPIES).
         records, refs = self.lists.take("records"), self.lists.take("refs")
         pace.now()
         records.extend(hooks.records)  # in creation order
+        if len(records) > SPLIT_COPIES:
+            pace.now()  # two copies in a row held the loop 15-24 ms at a million
         linked = registry.LINKED and (len(records) < LINKED_EVERY_PASS or now - self._linked_at >= RECHECK)
         if linked:
             self._linked_at = now
@@ -189,6 +196,8 @@ class TaskPasses:
             seq_of = self.seq_of
             result = (key, seq_of(awaiting) if awaiting is not None else None,
                       tuple(seq_of(c) for c in children))
+        if result is not key:
+            untrack(result)
         info.cache = result
         return result
 
@@ -242,7 +251,8 @@ class _Walk:
                 old = info.waiter
                 if old is None or old() is not waiter:
                     try:
-                        info.waiter = ref(waiter)
+                        info.waiter = new = ref(waiter)
+                        untrack(new)  # a million new tracked objects set off a full collection
                     except TypeError:
                         info.waiter = _UNKNOWN  # never the same again: treated as new each pass
                     info.since = now

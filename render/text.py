@@ -84,9 +84,10 @@ def _header(data: dict) -> list[str]:
             f"{totals.get('threads', 0)} threads; RSS {size(mem.get('rss_bytes'))}; snapshot at {when}",
         ]
     if data.get("source") == "remote":
+        reader = data.get("reader") or f"Python {proc.get('python') or '?'}'s own reader"
         return [
             f"tasktop dump of pid {proc.get('pid', '?')}: {argv}",
-            f"no probe: tasks read from outside by Python {proc.get('python') or '?'}'s own reader, "
+            f"no probe: tasks read from outside by {reader}, "
             f"threads by py-spy; {data.get('unknown') or 'what only a probe knows is unknown'}",
             f"{totals.get('tasks', 0)} tasks, {totals.get('threads', 0)} threads, "
             f"{totals.get('loops', 0)} event loops; RSS {size(mem.get('rss_bytes'))}; snapshot at {when}",

@@ -57,6 +57,7 @@ class Target:
 
     def wait_ready(self, timeout: float = 20.0) -> "Target":
         line = self.proc.stdout.readline() if self.proc.stdout else ""
+        self.ready_line = line
         if "ready" not in line:
             out, err = self.proc.communicate(timeout=5) if self.proc.poll() is not None else ("", "")
             raise AssertionError(f"target did not start: {line!r} {out!r} {err!r}")

@@ -62,10 +62,12 @@ class TasktopApp(App):
     ]
 
     #: Bumped whenever the attached session's model changes (a summary went in, a baseline was
-    #: set or cleared); the attachment's screens watch it and redraw from the model.
-    revision: reactive[int] = reactive(0, always_update=True, init=False)
+    #: set or cleared); the attachment's screens watch it and redraw from the model.  Neither
+    #: repaints the screen itself: the widgets that change redraw (a whole-screen repaint
+    #: drew every widget again at every summary).
+    revision: reactive[int] = reactive(0, always_update=True, init=False, repaint=False)
     #: What the attachment's status lines say (state, reason, paused, interval); watched likewise.
-    status: reactive[tuple] = reactive((), always_update=True, init=False)
+    status: reactive[tuple] = reactive((), always_update=True, init=False, repaint=False)
 
     def __init__(self, socket_path: "str | SummarySource | None" = None, interval: float = 1.0, *,
                  socket_dir: str | None = None,

@@ -14,13 +14,14 @@ import time
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Input, Static
+from textual.widgets import Input
 
 from tasktop.client.recorded import RecordedConnection, moment
 from tasktop.render import units
 from tasktop.wire.recording import Recording
 
 from .model import Model
+from .panels.text_line import TextLine
 from .screens.attached import session_bindings
 from .screens.main import MainScreen
 from .session import Session
@@ -34,7 +35,7 @@ SPEEDS = (1, 10, 100)
 TICK = 0.1  # seconds between two moves while playing
 
 
-class TimeBar(Static):
+class TimeBar(TextLine):
     """Where the moment shown is in the recording: a bar from its start to its end."""
 
     def show(self, position: "ReplayScreen") -> None:
@@ -52,7 +53,7 @@ class TimeBar(Static):
         bar.append(time.strftime("%H:%M:%S", time.localtime(rec.end)), style="dim")
         state = f"  ▶ {position.speed}x" if position.playing else "  ❚❚"
         bar.append(state, style="bold green" if position.playing else "dim")
-        self.update(bar)
+        self.show_text(bar)
 
 
 class ReplayScreen(MainScreen):

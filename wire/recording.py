@@ -22,6 +22,7 @@ reader applies to reach any moment.
 """
 from __future__ import annotations
 
+import bisect
 import os
 import threading
 import zlib
@@ -34,6 +35,10 @@ MAGIC = "tasktop-recording"
 VERSION = 1
 #: A whole summary every this many samples (and at the start of every file or segment).
 KEY_EVERY = 300
+#: A reader keeps the rebuilt summary of every this many samples it went through (at most
+#: ``CHECKPOINTS`` of them), so a step back replays at most this many deltas.
+CHECKPOINT_EVERY = 10
+CHECKPOINTS = 500
 #: A ``blocked_*_s`` within this many seconds of "the old value plus the time since" is
 #: unchanged: a group blocked for an hour does not change every second.
 CLOCK_SLACK = 0.5
@@ -48,6 +53,18 @@ class RecordingError(Exception):
 def is_clock_field(name: str) -> bool:
     """A duration that grows with the clock while nothing changes (see ``CLOCK_SLACK``)."""
     return name.startswith("blocked") and name.endswith("_s")
+
+
+_CLOCK_FIELDS: dict = {}  # name -> is_clock_field(name): a summary has few names, asked thousands of times
+
+
+def _is_clock_field(name: str) -> bool:
+    known = _CLOCK_FIELDS.get(name)
+    if known is None:
+        known = is_clock_field(name)
+        if len(_CLOCK_FIELDS) < 10_000:
+            _CLOCK_FIELDS[name] = known
+    return known
 
 
 #: Payloads at least this long are zlib-compressed when that makes them shorter (``compress``).
@@ -176,6 +193,7 @@ class Writer:
 #: clock fields hold their value as of then), and when the last key summary was.
 STAMP = "~t"
 BASE = "~t0"
+ORDER = "~order:"  # a reader's state: ORDER + list name -> (that list, its items' sort keys)
 
 
 def make_delta(old: dict, new: dict) -> dict:
@@ -255,7 +273,15 @@ def apply_delta(old: dict, delta: dict) -> dict:
         merged.update(part)
         new[key] = merged
     for key, change in (delta.get("lists") or {}).items():
-        new[key] = _apply_list(old.get(key) or [], change, t_new, base, key)
+        before = old.get(key) or []
+        order = _SORTED_LISTS.get(key)
+        keys = None
+        if order is not None:  # the sort keys of the list, kept beside it (see _apply_list)
+            known = old.get(ORDER + key)
+            keys = known[1] if known is not None and known[0] is before else None
+        new[key], keys = _apply_list(before, change, t_new, base, order, keys)
+        if order is not None:
+            new[ORDER + key] = (new[key], keys)
     for key in delta.get("drop") or ():
         new.pop(key, None)
     return new
@@ -263,35 +289,61 @@ def apply_delta(old: dict, delta: dict) -> dict:
 
 def _aged(item: dict, elapsed: float) -> dict:
     """``item`` with its clock fields ``elapsed`` seconds older, and without its stamp."""
-    return {k: (round(v + elapsed, 3) if is_clock_field(k) and isinstance(v, (int, float)) else v)
+    clock = _is_clock_field
+    return {k: (round(v + elapsed, 3) if clock(k) and isinstance(v, (int, float)) else v)
             for k, v in item.items() if k != STAMP}
 
 
-def _apply_list(old: list, change: dict, t_new: float, base: float, key: str) -> list:
+def _apply_list(old: list, change: dict, t_new: float, base: float, order: Callable | None,
+                keys: list | None) -> tuple[list, list | None]:
+    """``old`` after ``change``, and the sort keys of its items when it is kept in ``order``.
+    With ``old``'s keys (``old`` is then in order), only the items whose key changed are put
+    back in their place; without them the list is sorted (sorting 200 groups by a Python key at
+    every delta was a third of a replay's jump)."""
     gone = set(change.get("gone") or ())
     updates = {item["id"]: item for item in change.get("set") or ()}
-    out = []
-    for item in old:
+    out, out_keys, moving = [], [], []
+    for number, item in enumerate(old):
         if item["id"] in gone:
             continue
         part = updates.pop(item["id"], None)
+        key = keys[number] if keys is not None else None
         if part is not None:
             item = _aged(item, t_new - item.get(STAMP, base))
             item.update(part)
             item[STAMP] = t_new
+            if keys is not None:
+                new_key = order(item)
+                if new_key != key:
+                    moving.append((new_key, item))
+                    continue
         out.append(item)
+        out_keys.append(key)
     for item in updates.values():
-        out.append(dict(item, **{STAMP: t_new}))
-    order = _SORTED_LISTS.get(key)
-    if order is not None:
+        item = dict(item, **{STAMP: t_new})
+        if keys is not None:
+            moving.append((order(item), item))
+        else:
+            out.append(item)
+    if order is None:
+        return out, None
+    if keys is None:
         out.sort(key=order)
-    return out
+        return out, [order(item) for item in out]
+    for key, item in moving:  # into a list still in order, each where it belongs
+        place = bisect.bisect_left(out_keys, key)
+        out_keys.insert(place, key)
+        out.insert(place, item)
+    return out, out_keys
 
 
 def keyed(summary: dict) -> dict:
     """A key summary as a rebuilt one: its time is the base of its items' clock fields."""
     state = dict(summary)
     state[BASE] = summary.get("time") or 0.0
+    for key, order in _SORTED_LISTS.items():  # in order from the start: a delta sorts only what moved
+        if isinstance(state.get(key), list):
+            state[key] = sorted(state[key], key=order)
     return state
 
 
@@ -421,6 +473,7 @@ class Recording:
             raise RecordingError(f"{path} has no samples yet")
         self.times = [s[3] for s in self.samples]
         self._cache: tuple[int, dict] | None = None  # (sample index, interned summary)
+        self._checkpoints: dict[int, dict] = {}  # sample index -> interned summary, the oldest first
         self._stacks_upto: dict[int, int] = {}
         self._lock = threading.RLock()
         self._pages: dict | None = None  # group id -> (times, records) of its pages  # the replay's screens read from worker threads too
@@ -463,18 +516,30 @@ class Recording:
         cached = self._cache
         if cached is not None and cached[0] == index:
             return cached[1]
-        p, r, kind, _t = self.samples[index]
-        if cached is not None and cached[0] < index and self.samples[cached[0]][0] == p \
-                and all(self.samples[i][2] == "delta" for i in range(cached[0] + 1, index + 1)):
-            start, state = cached[0] + 1, cached[1]
-        else:
-            start = index
-            while self.samples[start][2] != "key":
-                start -= 1
+        p = self.samples[index][0]
+        start = index
+        while self.samples[start][2] != "key":
+            start -= 1
+        # Start from the nearest state known since that key: the last one asked for (a step
+        # forward), or a checkpoint (a step back, which otherwise replays up to KEY_EVERY deltas).
+        known, state = start, None
+        if cached is not None and start <= cached[0] < index and self.samples[cached[0]][0] == p:
+            known, state = cached
+        near = index - index % CHECKPOINT_EVERY
+        while near > known:
+            found = self._checkpoints.get(near)
+            if found is not None and self.samples[near][0] == p:
+                known, state = near, found
+                break
+            near -= CHECKPOINT_EVERY
+        if state is None:
             state = keyed(self._payload(*self.samples[start][:2]))
-            start += 1
-        for i in range(start, index + 1):
+        for i in range(known + 1, index + 1):
             state = apply_delta(state, self._payload(*self.samples[i][:2]))
+            if i % CHECKPOINT_EVERY == 0:  # states share what did not change: a checkpoint is cheap
+                self._checkpoints[i] = state
+                if len(self._checkpoints) > CHECKPOINTS:
+                    del self._checkpoints[next(iter(self._checkpoints))]
         self._cache = (index, state)
         return state
 
@@ -497,8 +562,6 @@ class Recording:
 
     def index_at(self, t: float) -> int:
         """The last sample at or before time ``t`` (the first one when ``t`` is before it)."""
-        import bisect
-
         return max(0, bisect.bisect_right(self.times, t) - 1)
 
     def extra_at(self, kind: str, t: float, match: Callable[[Any], bool] | None = None) -> tuple[float, Any] | None:
@@ -516,8 +579,6 @@ class Recording:
     def page_at(self, gid: str, t: float) -> tuple[float, Any] | None:
         """The last page of group ``gid`` recorded at or before ``t`` (pages are indexed by
         group on the first call)."""
-        import bisect
-
         with self._lock:
             if self._pages is None:
                 self._pages = {}
@@ -548,11 +609,13 @@ def expand(value: Any, stacks: list) -> Any:
         for k, v in value.items():
             if k == "stack" and isinstance(v, int) and not isinstance(v, bool):
                 out[k] = stacks[v] if 0 <= v < len(stacks) else []
-            else:
+            elif isinstance(v, (dict, list)):
                 out[k] = expand(v, stacks)
+            else:  # most values: no call for them (a summary of 200 groups has thousands)
+                out[k] = v
         return out
     if isinstance(value, list):
-        return [expand(v, stacks) for v in value]
+        return [expand(v, stacks) if isinstance(v, (dict, list)) else v for v in value]
     return value
 
 

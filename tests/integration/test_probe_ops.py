@@ -5,21 +5,8 @@ from __future__ import annotations
 
 import socket
 
+from support.targets import EVENT_WAITERS
 from tasktop import wire
-
-IDLE = r'''
-import asyncio
-EVENT = None
-async def main():
-    global EVENT
-    EVENT = asyncio.Event()  # referenced, so its waiters are not garbage
-    for _ in range(3):
-        asyncio.create_task(EVENT.wait())
-    await asyncio.sleep(0)  # they are waiting on it: the state under test is set before "ready"
-    print("ready", flush=True)
-    await asyncio.sleep(1000)
-asyncio.run(main())
-'''
 
 
 def _ask(sock: socket.socket, request: dict) -> dict:
@@ -28,7 +15,7 @@ def _ask(sock: socket.socket, request: dict) -> dict:
 
 
 def test_the_probe_answers_as_the_table_says(spawn):
-    target = spawn(IDLE)
+    target = spawn(EVENT_WAITERS)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(target.path)
     try:

@@ -360,12 +360,15 @@ asyncio.run(main())
 '''
 
 
-def test_tasks_no_factory_saw_are_counted_from_the_first_summary_on(spawn):
+@pytest.mark.parametrize("split", [False, True])
+def test_tasks_no_factory_saw_are_counted_from_the_first_summary_on(spawn, split):
     """A pass walks the probe's own records, then looks in asyncio's registry for tasks they
     miss: tasks made without the loop's factory are found on the pass they appear in (also
     one that a recorded task awaits, whose record the pass itself makes), and tasks that end
-    are gone from the next."""
-    target = spawn(UNHOOKED_TARGET)
+    are gone from the next.  ``split``: the loop gets the GIL between the two copies, as
+    above a quarter of a million tasks."""
+    setup = "import tasktop.probe.task_pass as task_pass; task_pass.SPLIT_COPIES = 0\n" if split else ""
+    target = spawn(setup + UNHOOKED_TARGET)
 
     def counts() -> dict:
         data = target.summary()

@@ -12,21 +12,9 @@ import textwrap
 import pytest
 
 from conftest import wait_until
+from support.targets import EVENT_WAITERS
 from tasktop import wire
 from tasktop.client.probe_client import ProbeClient, ProbeError
-
-IDLE = r'''
-import asyncio
-EVENT = None
-async def main():
-    global EVENT
-    EVENT = asyncio.Event()  # referenced, so its waiters are not garbage
-    for _ in range(3):
-        asyncio.create_task(EVENT.wait())
-    print("ready", flush=True)
-    await asyncio.sleep(1000)
-asyncio.run(main())
-'''
 
 
 def _raw(target) -> socket.socket:
@@ -51,7 +39,7 @@ def _healthy(target) -> None:
 
 
 def test_socket_and_directory_permissions(spawn):
-    target = spawn(IDLE)
+    target = spawn(EVENT_WAITERS)
     assert stat.S_IMODE(os.stat(target.path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(os.path.dirname(target.path)).st_mode) == 0o700
     assert stat.S_ISSOCK(os.stat(target.path).st_mode)
@@ -66,7 +54,7 @@ def test_socket_and_directory_permissions(spawn):
     b"\x00",                                                   # half a header
 ])
 def test_garbage_gets_an_error_or_a_close_and_leaks_nothing(spawn, payload):
-    target = spawn(IDLE)
+    target = spawn(EVENT_WAITERS)
     _healthy(target)
     fds, threads = _fds(target.pid), _threads(target.pid)
     for _ in range(20):
@@ -93,7 +81,7 @@ def test_garbage_gets_an_error_or_a_close_and_leaks_nothing(spawn, payload):
 
 
 def test_unknown_and_bad_requests_get_error_replies_and_the_connection_lives(spawn):
-    target = spawn(IDLE)
+    target = spawn(EVENT_WAITERS)
     with target.client() as client:
         for op, args, text in [("explode", {}, "unknown request"), ("task", {"id": 10**9}, "no task"),
                                ("group", {"id": "nope"}, "no group"), ("task", {}, "")]:
@@ -104,7 +92,7 @@ def test_unknown_and_bad_requests_get_error_replies_and_the_connection_lives(spa
 
 
 def test_wrong_protocol_version_is_refused(spawn):
-    target = spawn(IDLE)
+    target = spawn(EVENT_WAITERS)
     sock = _raw(target)
     wire.write_frame(sock, {"op": "hello", "version": 999}, 5)
     reply = wire.read_frame(sock, 5)
@@ -115,7 +103,7 @@ def test_wrong_protocol_version_is_refused(spawn):
 
 
 def test_silent_and_slow_clients_do_not_block_others(spawn):
-    target = spawn(IDLE)
+    target = spawn(EVENT_WAITERS)
     silent = [_raw(target) for _ in range(3)]
     half = _raw(target)
     half.sendall(wire.HEADER.pack(50) + b"\x81")  # a frame that never completes
@@ -132,7 +120,7 @@ def test_silent_and_slow_clients_do_not_block_others(spawn):
 
 
 def test_too_many_clients_are_refused_then_served_again(spawn):
-    target = spawn(IDLE)
+    target = spawn(EVENT_WAITERS)
     held = []
     for _ in range(wire.MAX_CLIENTS):
         client = target.client()
@@ -148,7 +136,7 @@ def test_too_many_clients_are_refused_then_served_again(spawn):
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as a second user")
 def test_a_second_uid_is_refused(spawn):
-    target = spawn(IDLE)
+    target = spawn(EVENT_WAITERS)
     # Open the socket up on purpose: the file mode must not be the only thing standing.
     os.chmod(os.path.dirname(target.path), 0o755)
     os.chmod(target.path, 0o777)
@@ -189,7 +177,7 @@ def test_client_timeouts_are_one_line_errors(tmp_path):
 
 
 def test_client_reconnects_once_when_the_probe_dropped_the_connection(spawn):
-    target = spawn(IDLE)
+    target = spawn(EVENT_WAITERS)
     with target.client() as client:
         client.summary()
         # As the probe does to a connection idle for IDLE_TIMEOUT: the socket is gone.

@@ -46,6 +46,10 @@ def anyio_backend():
 @pytest.fixture
 def recording(spawn, sockdir, tmp_path) -> str:
     target = spawn(LEAK)
+    # A stall first: the probe keeps its last ten, so every sample will hold it (on a loaded
+    # machine its heartbeats slow to one a second, and a 4 s recording could catch none).
+    wait_until(lambda: any(loop.get("stalls") for loop in target.summary()["loops"]), 60,
+               message="a stall of the target's loop")
     out = tmp_path / "leak.ttrec"
     done = tasktop("record", str(target.pid), "-o", str(out), "--interval", "0.2", "--duration", "4s",
                    "--verdicts", "1s", "--budget", "0", sockdir=sockdir)

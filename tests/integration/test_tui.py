@@ -207,7 +207,7 @@ async def test_filter_sort_and_kind(target):
         await pilot.press("s")
         assert "sort: blocked" in plain(screen.query_one("#caption", Static))
         model = screen.session.model
-        assert [r.id for r in model.rows(sort="blocked")][:1] == [table.coordinate_to_cell_key((0, 0)).row_key.value]
+        assert [r.id for r in model.rows(sort="blocked")][:1] == [table.id_at(0)]
         await pilot.press("s")
         assert "sort: count" in plain(screen.query_one("#caption", Static))
 

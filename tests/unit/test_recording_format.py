@@ -78,6 +78,29 @@ def test_every_sample_reads_back_across_key_summaries(tmp_path, compress):
     assert rec.extra_at("verdicts", 123.0) is None
 
 
+def test_stepping_back_through_checkpoints_reads_every_sample_as_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(recording, "CHECKPOINT_EVERY", 4)
+    monkeypatch.setattr(recording, "CHECKPOINTS", 5)  # some are dropped on the way
+    summaries = [summary(100.0 + i, groups=12, grow=i // 2) for i in range(40)]
+    summaries[17]["groups"].pop(3)
+    write(tmp_path / "r.ttrec", summaries, key_every=15)
+    rec = Recording(str(tmp_path / "r.ttrec"))
+    keys = [i for i, sample in enumerate(rec.samples) if sample[2] == "key"]
+    assert len(keys) == 3
+    firsts = {39} | {k - 1 for k in keys[1:]}
+    applied = []
+    real_apply = recording.apply_delta
+    monkeypatch.setattr(recording, "apply_delta", lambda *a: applied.append(1) or real_apply(*a))
+    for i in range(39, -1, -1):  # back, one sample at a time
+        applied.clear()
+        same(rec.summary(i), summaries[i])
+        if i not in firsts:  # the first of each key's stretch is rebuilt from its key
+            assert len(applied) < 4, i  # from the nearest checkpoint, not from the key
+    for i in list(range(0, 40, 3)) + [33, 32, 31, 5, 4, 16, 15, 14]:
+        same(rec.summary(i), summaries[i])
+    assert 0 < len(rec._checkpoints) <= 5
+
+
 def test_new_fields_are_carried_without_code_changes(tmp_path):
     """A field the writer has never heard of (another branch's lifecycle counters) is kept."""
     summaries = [summary(10.0 + i, groups=3, lifecycle={"ended": i, "lost": [i, i]}) for i in range(5)]

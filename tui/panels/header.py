@@ -7,12 +7,12 @@ same way every time.
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
 
 from tasktop.render import stacks
 from tasktop.render import units
 from tasktop.client.discovery import command_line
 from ..session import Session
+from .text_line import TextLine
 
 _STATE_STYLE = {
     "live": "bold green",
@@ -42,11 +42,11 @@ def state_badge(session: Session) -> Text:
     return text
 
 
-class HeaderPanel(Static):
+class HeaderPanel(TextLine):
     """Three lines about the attached process."""
 
     def show(self, session: Session) -> None:
-        self.update(self.render_session(session))
+        self.show_text(self.render_session(session))
 
     @staticmethod
     def render_session(session: Session) -> Text:

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from ..panels.groups import GroupsTable
 from ..panels.header import HeaderPanel
 from ..panels.history import HistoryPanel
+from ..panels.text_line import TextLine
 from ..session import Session
 from .attached import AttachedScreen, session_bindings
 
@@ -34,6 +35,7 @@ class MainScreen(AttachedScreen):
     ]
 
     follows_when_covered = True
+    _banner_text: str | None = None
 
     def __init__(self, session: Session, from_picker: bool = False) -> None:
         super().__init__(session)
@@ -43,7 +45,7 @@ class MainScreen(AttachedScreen):
         yield HeaderPanel(id="header")
         yield HistoryPanel(id="history")
         yield Static(id="banner")
-        yield Static(id="caption")
+        yield TextLine(id="caption")
         yield GroupsTable(id="groups")
         yield Input(placeholder="filter: any text of the stack, or a state (Enter keeps it, Esc clears)",
                     id="filter")
@@ -88,10 +90,10 @@ class MainScreen(AttachedScreen):
         if rows:
             caption.append(" · Enter opens", style="dim")
         # The footer is full at 80 columns: the leak verdicts are named here, when there is room.
-        box = self.query_one("#caption", Static)
+        box = self.query_one("#caption", TextLine)
         if caption.cell_len + len(VERDICTS_HINT) <= (box.size.width or self.app.size.width - 2):
             caption.append(VERDICTS_HINT, style="dim")
-        box.update(caption)
+        box.show_text(caption)
         self._show_banner()
 
     def _show_banner(self) -> None:
@@ -105,7 +107,9 @@ class MainScreen(AttachedScreen):
             text = f"{session.reason or 'The probe does not answer.'}\n{ENABLE_HINT}"
         elif session.state == "connecting" and session.model.summary is None:
             text = f"Connecting to {session.path}…"
-        banner.update(text)
+        if text != self._banner_text:  # an update lays the screen out: only when it changed
+            self._banner_text = text
+            banner.update(text)
         banner.display = bool(text)
         banner.set_class(session.state in ("exited", "unreachable"), "problem")
 
@@ -148,7 +152,7 @@ class MainScreen(AttachedScreen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id != "groups":
             return
-        group = self.session.model.group(str(event.row_key.value))
+        group = self.session.model.group(self.query_one(GroupsTable).id_at(event.cursor_row) or "")
         if group is None:
             self.notify("That group is gone", timeout=2)
             return

@@ -1,7 +1,8 @@
 """The process picker: every Python process of the user, refreshed every two seconds: first
 those with a live probe, then the others, each marked with what can be done without a probe:
 ``readable`` (CPython 3.14+, whose tasks can be read from outside) and ``attach`` (the probe
-can be started in it: Enter asks first, then attaches and opens the live view), or why not.
+can be started in it), or why not.  Enter on one asks first (``ConfirmAttachScreen``): attach,
+then the live view; or, where it is readable, the read-only live view, nothing run in it.
 
 Scanning connects to every socket and reads /proc, so it runs on a worker thread and its result
 arrives as a message; it is paused while an attachment is on top.  Attaching runs on a worker
@@ -25,7 +26,7 @@ from tasktop.client import processes
 from tasktop.client.discovery import command_line, scan
 from ..messages import ProbesListed
 from ..panels.table import OpenTable
-from .confirm_attach import ConfirmAttachScreen
+from .confirm_attach import ATTACH, VIEW, ConfirmAttachScreen
 
 from .main import ENABLE_HINT
 
@@ -157,20 +158,28 @@ class PickerScreen(Screen):
                 self.app.attach(path, from_picker=True)
                 return
 
-    # -- attaching to a process without a probe -------------------------------------------------
+    # -- a process without a probe: attach, or the read-only view --------------------------------
     def _offer_attach(self, proc, refusal: str) -> None:
-        if refusal:
+        """Ask what to do with ``proc``: attach (unless ``refusal`` says why not) and, on 3.14+
+        where the kernel lets us read it, the read-only view; say why when neither is possible."""
+        readable = proc.readable and not processes.ptrace_refusal(proc)
+        if refusal and not readable:
             self.notify(f"Cannot attach: {refusal}", severity="warning", timeout=10)
             return
-        how = ("by sys.remote_exec (PEP 768)" if proc.version >= processes.REMOTE_DEBUG
-               else "by ptrace injection")
+        how = None if refusal else ("by sys.remote_exec (PEP 768)" if proc.version >= processes.REMOTE_DEBUG
+                                    else "by ptrace injection")
 
-        def answered(yes: bool | None) -> None:
-            if yes:
+        def answered(choice: str | None) -> None:
+            if choice == ATTACH:
                 self.notify(f"Attaching to process {proc.pid}…")
                 self._attach_in_worker(proc.pid, self.directory)
+            elif choice == VIEW:
+                from tasktop.client.remote_tasks import RemoteSource
 
-        self.app.push_screen(ConfirmAttachScreen(proc.pid, _command(proc), how), answered)
+                self.app.attach(RemoteSource(proc.pid), from_picker=True)
+
+        self.app.push_screen(ConfirmAttachScreen(proc.pid, _command(proc), how, readable=readable,
+                                                 why_not_attach=refusal), answered)
 
     @work(thread=True, exclusive=True, group="attach", exit_on_error=False)
     def _attach_in_worker(self, pid: int, directory: str | None) -> None:
