@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import sys
 import threading
 
 from .config import Options
@@ -117,6 +118,9 @@ def detach() -> None:
 
             hooks.restore()
             _unregister_process_hooks()
+            end_history = sys.modules.get(__name__ + ".end_history")
+            if end_history is not None:
+                end_history.unwatch_direct_cancels()  # the monitoring id it holds (3.12+)
     except Exception:
         pass
 

@@ -2,7 +2,7 @@
 who cancelled it.  (Tasks lost while pending, and exceptions nobody retrieved, are counted by
 ``endings``, from the loops' exception handler: no done-callback sees them.)
 
-Every task our factory makes gets one done-callback (``task_done``), added in ``hooks._create``.
+A task our factory makes gets one done-callback (``task_done``), added in ``hooks._create``.
 It runs on the task's loop when the task finishes and does as little as it can: it notes the
 record, the time, and the outcome read from the task's fields (``_state``, ``_exception``: never
 ``exception()``, which would mark the exception as retrieved and silence asyncio's "Task
@@ -10,19 +10,40 @@ exception was never retrieved").  The probe thread drains those notes (``EndHist
 ring per group: the group the pass last saw the task in, else its creation site.  Everything is
 bounded: the notes waiting to be drained, the rings, the number of rings, the cancellers.
 
-Who cancelled: ``Task.cancel`` of the C task cannot be hooked (a static type), so cancellations
-are seen where asyncio's own Python code asks for them: a ``TaskGroup`` aborting its tasks,
-``timeout()`` (and ``wait_for``, which uses it from 3.12), ``wait_for``'s own cancel before 3.12,
-``gather()`` cancelled, and ``asyncio.run()`` cancelling what is left at its end.  The canceller
-is the task that was running (or the TaskGroup's parent task) and its await stack at that
-moment.  A direct ``task.cancel()`` in application code shows as cancelled, by an unseen caller.
+At most ``FOLLOW_PER_S`` tasks made a second are followed.  A done-callback costs about 1.7 us
+a task on asyncio's own loop, nearly all of it asyncio's (the C task schedules each callback
+through the Python ``loop.call_soon``: a ``Handle`` made, queued and run), whatever the
+callback does, and no cheaper per-task hook at a task's end exists.  So the creation hook asks
+``hooks.follow``, an iterator of that many tokens (``next`` of an ``itertools.chain``: C, about
+40 ns), whether a task gets the callback; the last token runs ``_spent``, which has the tokens
+renewed when the second is over (``resume``: on the loop, or at the probe thread's next drain).
+Past the limit, the rings are a sample of recent endings (the first tasks of each second), and
+``unfollowed`` counts the tasks made meanwhile.  A task whose cancellation the probe sees is
+followed anyway (``follow``, from ``note_cancel``).
+
+Who cancelled: asyncio's own cancellers are hooked where its Python code asks for them (a
+``TaskGroup`` aborting its tasks, ``timeout()`` (and ``wait_for``, which uses it from 3.12),
+``wait_for``'s own cancel before 3.12, ``gather()`` cancelled, and ``asyncio.run()`` cancelling
+what is left at its end), with a reason.  A direct ``task.cancel()`` is a C method of a static
+type, which no wrapper reaches.  From 3.12 it is seen through ``sys.monitoring``: a ``CALL``
+event whose callback returns ``DISABLE`` for every call site that calls anything but a future's
+``cancel``, so after its first run a site costs nothing more; a site calling ``Task.cancel``
+notes the running task and the caller's stack (``_on_call``).  Not seen: before 3.12 (only
+``sys.setprofile`` sees C calls, at a cost to every call), calls made from C (uvloop's own
+code, ``loop.call_later(5, task.cancel)``: the loop's callback runs ``cancel`` from C), a site
+that first called something else, and any process in which another tool already holds both of
+the free monitoring ids (3 and 4).  The canceller is the task that was running (or the
+TaskGroup's parent task) and its stack at that moment.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import sys
+import threading
 import time
+import types
 from typing import Any
 
 from . import hooks
@@ -31,6 +52,7 @@ RING = 20  # recent endings kept per group
 MAX_RINGS = 500  # groups with a ring; the least recently ended is dropped past this
 PENDING = 50_000  # endings waiting for the probe thread (older ones are dropped, and counted)
 MAX_CANCELLERS = 10_000  # cancellations noted for tasks that have not ended yet
+FOLLOW_PER_S = 1000  # tasks followed a second, at most: about 1.7 ms of the loops' time a second
 
 _now = time.monotonic
 _ref = hooks._ref
@@ -41,6 +63,12 @@ pending: collections.deque = collections.deque(maxlen=PENDING)
 ended_total = [0]  # tasks that ended (a list: one object the callback changes in place)
 #: task seq -> (how, canceller's seq or None, canceller's stack as ``[code, line, ...]``, reason)
 cancellers: dict = {}
+
+
+unfollowed = [0]  # tasks made while the tokens were spent (a task cancelled then is followed anyway)
+_window_start = 0.0  # when the tokens were last renewed
+_spent_at_seq = None  # the next task sequence number when the last token went, or None
+_resume_lock = threading.Lock()
 
 
 def task_done(task: Any) -> None:
@@ -57,17 +85,83 @@ def task_done(task: Any) -> None:
         pass
 
 
-def note_cancel(task: Any, how: str, by: Any = None, reason: str | None = None) -> None:
-    """Remember that ``how`` (asyncio's canceller) cancels ``task`` now, asked by task ``by``
-    (whose await stack is taken now); then the tasks it awaits, which its cancel reaches."""
+def _next_seq() -> int:
+    """The sequence number the next task will get (``itertools.count`` says it in its repr)."""
+    return int(repr(hooks._seq)[6:-1])
+
+
+def unfollowed_now() -> int:
+    """Tasks made while the tokens were spent, those of this second included."""
+    spent_at = _spent_at_seq
+    return unfollowed[0] + (0 if spent_at is None else max(0, _next_seq() - spent_at))
+
+
+def tokens() -> Any:
+    """``FOLLOW_PER_S`` tokens for ``hooks.follow``, the last of which calls ``_spent``."""
+    return itertools.chain(itertools.repeat(True, FOLLOW_PER_S - 1), _last_token())
+
+
+def _last_token() -> Any:
+    _spent()
+    yield True
+
+
+def _spent() -> None:
+    """The last token went (on the thread making a task): renew them at once if a second has
+    passed since they were, else when it has."""
+    global _spent_at_seq
+    _spent_at_seq = _next_seq()
+    delay = _window_start + 1.0 - _now()
+    if delay <= 0:
+        resume()
+        return
     try:
-        stack: list = []
+        asyncio.get_running_loop().call_later(delay, resume)
+    except Exception:
+        pass  # no running loop here: the probe thread's next drain renews them
+
+
+def resume() -> None:
+    """Renew the tokens if they are spent and the second they were for is over."""
+    global _window_start, _spent_at_seq
+    if _spent_at_seq is None:
+        return
+    now = _now()
+    if now - _window_start < 1.0:
+        return
+    with _resume_lock:
+        if _spent_at_seq is None:
+            return
+        unfollowed[0] += max(0, _next_seq() - _spent_at_seq)
+        _spent_at_seq = None
+        _window_start = now
+        hooks.follow = tokens()
+
+
+def follow(task: Any) -> None:
+    """Have ``task``'s end noted even if it was made while the tokens were spent."""
+    try:
+        if task.done() or _records_get(_ref(task)) is None:
+            return
+        if not any(callback is task_done for callback, _ in (task._callbacks or ())):
+            task.add_done_callback(task_done, context=hooks._EMPTY_CONTEXT)
+    except Exception:
+        pass
+
+
+def note_cancel(task: Any, how: str, by: Any = None, reason: str | None = None, stack: list | None = None) -> None:
+    """Remember that ``how`` (asyncio's canceller) cancels ``task`` now, asked by task ``by``
+    (whose await stack is taken now, unless ``stack`` is given); then the tasks it awaits,
+    which its cancel reaches."""
+    try:
         by_seq = None
         if by is not None:
-            from .tasks import describe_flat  # the probe's walk of an await chain
             by_info = hooks.record_of(by)
             by_seq = by_info.seq if by_info is not None else None
-            stack = describe_flat(by, by)[0][:2 * 16]
+            if stack is None:
+                from .tasks import describe_flat  # the probe's walk of an await chain
+                stack = describe_flat(by, by)[0][:2 * 16]
+        stack = stack or []
         for _ in range(16):
             info = hooks.record_of(task)
             if info is None or task.done():
@@ -75,6 +169,8 @@ def note_cancel(task: Any, how: str, by: Any = None, reason: str | None = None) 
             if len(cancellers) >= MAX_CANCELLERS:
                 cancellers.clear()
             cancellers.setdefault(info.seq, (how, by_seq, stack, reason))
+            if unfollowed[0] or _spent_at_seq is not None:  # else every task made has its callback
+                follow(task)
             task = getattr(task, "_fut_waiter", None)  # the cancel goes on to what it awaits
             if not isinstance(task, asyncio.Task):
                 return
@@ -151,12 +247,98 @@ def _run_ends(loop: Any, *args: Any, **kwargs: Any) -> None:
         note_cancel(task, "asyncio.run()", None, "the loop was shutting down")
 
 
+_TASK_CANCEL = asyncio.Task.cancel
+#: Callables whose ``__name__`` is read without running any code of the application's.
+_PLAIN_CALLABLES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType,
+                    type(asyncio.Task.cancel), type("".join))
+_UNBOUND = (types.FunctionType, type(asyncio.Task.cancel))  # called with the object as arg0
+_monitoring_tool = None
+
+
+def _on_call(code: Any, offset: int, callable: Any, arg0: Any) -> Any:
+    """``sys.monitoring``'s CALL event (3.12+): note a ``Task.cancel`` call's caller; switch the
+    event off for good at a site that calls anything but a future's ``cancel``."""
+    try:
+        if callable is _TASK_CANCEL:
+            _direct_cancel(arg0)
+            return None
+        if type(callable) not in _PLAIN_CALLABLES or callable.__name__ != "cancel":
+            return _DISABLE
+        target = arg0 if type(callable) in _UNBOUND else callable.__self__
+        if isinstance(target, asyncio.Task):
+            _direct_cancel(target)
+        elif not isinstance(target, asyncio.Future):
+            return _DISABLE
+    except Exception:
+        return _DISABLE  # never again at this site rather than an error at every call
+    return None
+
+
+def _direct_cancel(task: Any) -> None:
+    """``task.cancel()`` is about to be called from the frame below ours: note it and who."""
+    if not isinstance(task, asyncio.Task) or task.done() or hooks.record_of(task) is None:
+        return
+    frame = sys._getframe(2)  # _on_call's caller: the frame making the call
+    stack: list = []
+    while frame is not None and len(stack) < 2 * 16:
+        code = frame.f_code
+        if code is hooks._HANDLE_RUN:
+            break  # the loop's own machinery from here on
+        stack.append(code)
+        stack.append(frame.f_lineno)
+        frame = frame.f_back
+    frame = None
+    loop = asyncio.events._get_running_loop()
+    by = asyncio.current_task(loop) if loop is not None else None
+    note_cancel(task, "cancel()", by, None, stack)
+
+
+def _watch_direct_cancels() -> None:
+    """3.12+: have ``_on_call`` see ``Task.cancel`` calls, on a monitoring id nobody holds."""
+    global _monitoring_tool, _DISABLE
+    monitoring = getattr(sys, "monitoring", None)
+    if monitoring is None or _monitoring_tool is not None:
+        return
+    for tool in (4, 3):
+        if monitoring.get_tool(tool) is None:
+            break
+    else:
+        return
+    _DISABLE = monitoring.DISABLE
+    monitoring.use_tool_id(tool, "tasktop")
+    monitoring.register_callback(tool, monitoring.events.CALL, _on_call)
+    monitoring.set_events(tool, monitoring.get_events(tool) | monitoring.events.CALL)
+    _monitoring_tool = tool
+
+
+def unwatch_direct_cancels() -> None:
+    """Give the monitoring id back (``tasktop detach``)."""
+    global _monitoring_tool
+    monitoring = getattr(sys, "monitoring", None)
+    if monitoring is None or _monitoring_tool is None:
+        return
+    try:
+        monitoring.set_events(_monitoring_tool, 0)
+        monitoring.register_callback(_monitoring_tool, monitoring.events.CALL, None)
+        monitoring.free_tool_id(_monitoring_tool)
+    except Exception:
+        pass
+    _monitoring_tool = None
+
+
+_DISABLE = None
 _installed = False
 
 
 def install() -> None:
-    """Hook asyncio's own cancellers (once)."""
-    global _installed
+    """Hook asyncio's own cancellers (once); a fresh second of tokens for ``hooks.follow``."""
+    global _installed, _window_start, _spent_at_seq
+    _window_start, _spent_at_seq = _now(), None
+    hooks.follow = tokens()
+    try:
+        _watch_direct_cancels()
+    except Exception:
+        pass
     if _installed:
         return
     _installed = True
@@ -238,7 +420,9 @@ class EndHistory:
         self.outcomes = {"returned": 0, "raised": 0, "cancelled": 0}  # every ending drained
 
     def drain(self) -> None:
-        """Move the noted endings into their rings."""
+        """Move the noted endings into their rings (and follow new tasks again if the loops
+        could not be asked to)."""
+        resume()
         keys = self.keys
         popleft = pending.popleft
         for _ in range(PENDING):
@@ -285,10 +469,11 @@ class EndHistory:
                 ring.returned += 1
 
     def counts(self) -> dict:
-        """Every ending since the probe started, by outcome, and ``total`` (with those not
-        drained yet, and those that came too fast to keep)."""
+        """Every ending followed since the probe started, by outcome, and ``total`` (with those
+        not drained yet, and those that came too fast to keep); ``unfollowed``: tasks made
+        while over the rate limit."""
         self.drain()
-        return dict(self.outcomes, total=ended_total[0])
+        return dict(self.outcomes, total=ended_total[0], unfollowed=unfollowed_now())
 
     def ring_of(self, gid: str) -> Ring | None:
         for key, ring in self.rings.items():
@@ -325,7 +510,9 @@ class EndHistory:
                 "recent": [e.wire(now, self.keys) for e in reversed(ring.items)],
             })
         return {"ended_total": ended_total[0],
-                "dropped": max(0, ended_total[0] - self.drained - len(pending)), "rings": out}
+                "dropped": max(0, ended_total[0] - self.drained - len(pending)),
+                "unfollowed": unfollowed_now(),
+                "follow_per_s": FOLLOW_PER_S, "rings": out}
 
     def task(self, seq: int) -> dict | None:
         """How task ``seq`` ended, if it is still in a ring."""

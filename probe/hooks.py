@@ -121,6 +121,9 @@ BORN_GRAIN = 1e-4
 _born = [0.0]  # the ``born`` shared by the tasks made last
 #: The done-callback every task we make gets (``end_history.task_done``, set by the probe), or None.
 on_done: Callable | None = None
+#: Whether the task being made gets ``on_done``: ``next(follow, False)`` per task, an iterator
+#: ``end_history`` replaces (its rate limit); endless until then.
+follow = itertools.repeat(True)
 #: The one context ``on_done`` runs in: without it, each task would keep a copy of the context
 #: it was made in for the callback, one more object per task for the collector to track.
 _EMPTY_CONTEXT = contextvars.Context()
@@ -380,7 +383,7 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2, f
         info = records.setdefault(info, info)
         if info.site is None:  # an eager task, seen during its first step
             info.parent, info.site = parent, site
-        if on_done is not None:
+        if on_done is not None and next(follow, False):
             task.add_done_callback(on_done, context=_EMPTY_CONTEXT)
     except Exception:
         pass

@@ -95,7 +95,7 @@ def ending_text(ended: dict) -> str:
         text = f"{ended['outcome']}{after}"
     by = ended.get("cancelled_by")
     if ended["outcome"] == "cancelled":
-        text += " by " + canceller_text(by) if by else " (by a direct cancel(): who called it is not seen)"
+        text += " by " + canceller_text(by) if by else " (by a cancel() whose caller is not seen: Python < 3.12, or called from C)"
     return text
 
 
@@ -103,16 +103,16 @@ def canceller_text(by: dict) -> str:
     reason = f" ({by['reason']})" if by.get("reason") else ""
     task = f" in task {by['task']}" if by.get("task") is not None else ""
     stack = by.get("stack") or []
-    where = f" at {where(stack)}" if stack else ""
-    return f"{by['how']}{reason}{task}{where}"
+    at = f" at {where(stack)}" if stack else ""
+    return f"{by['how']}{reason}{task}{at}"
 
 
 def ring_title(ring: dict) -> str:
     """What a ring is: its group's state and frame, or the creation site of tasks no pass saw."""
     if ring.get("group"):
         stack = ring.get("stack") or []
-        where = where(stack) if stack else "?"
-        return f"group {ring['group']} ({ring.get('state')} at {where})"
+        at = where(stack) if stack else "?"
+        return f"group {ring['group']} ({ring.get('state')} at {at})"
     created = ring.get("created_by") or []
     return f"tasks created at {frame_label(created[0])}" if created else "tasks of unknown origin"
 
@@ -131,8 +131,11 @@ def end_lines(ends: dict | None, per_ring: int = 5) -> list[str]:
         return []
     rings = ends.get("rings") or []
     dropped = ends.get("dropped") or 0
+    unfollowed = ends.get("unfollowed") or 0
     lines = ["", f"How tasks ended ({ends.get('ended_total', 0):,} since the probe started"
-             + (f"; {dropped:,} came too fast to keep" if dropped else "") + "), most recent first:"]
+             + (f"; {dropped:,} came too fast to keep" if dropped else "")
+             + (f"; {unfollowed:,} more tasks made past {ends.get('follow_per_s', 0):,} a second were not followed"
+                if unfollowed else "") + "), most recent first:"]
     if not rings:
         lines.append("  no task made since the probe started has ended")
     for ring in rings:

@@ -194,6 +194,8 @@ class Ends(TypedDict):
 
     ended_total: int
     dropped: int
+    unfollowed: NotRequired[int]  # tasks made while the history was at its rate limit
+    follow_per_s: NotRequired[int]  # that limit: endings followed a second
     rings: List[EndRing]
     ended: NotRequired[Optional[Ended]]
 
@@ -236,7 +238,8 @@ class Summary(TypedDict):
     probe: ProbeFacts
     totals: Totals
     memory: Memory
-    ended: NotRequired[dict]  # tasks ended since the probe started: total, returned, raised, cancelled
+    ended: NotRequired[dict]  # tasks followed since the probe started that ended: total, returned,
+    # raised, cancelled; and unfollowed (made while over the end history's rate limit)
     loops: List[Loop]
     groups: List[Group]
     tasks: NotRequired[List[TaskRow]]
