@@ -500,7 +500,16 @@ def test_fifty_attaches_under_load_lose_no_request(version, pause, sockdir, tmp_
     finally:
         server.kill()
         _out, err = server.communicate(timeout=10)
-    assert err == ""
+    assert _without_namedtuple_refusals(err) == ""
+
+
+def _without_namedtuple_refusals(err: str) -> str:
+    """``err`` without CPython's own report of a sys.remote_exec request it served inside a
+    namedtuple's ``__new__``, whose globals have empty builtins, so that opening the script
+    could not import (README, known defect): tasktop then attaches by ptrace."""
+    report = ("Can't open debugger script {path}:\nTraceback (most recent call last):\n"
+              '  File "<string>", line 1, in <lambda>\nKeyError: \'__import__\'\n')
+    return re.sub(re.escape(report).replace(re.escape("{path}"), r"\S+"), "", err)
 
 
 def _drop_to_nobody() -> None:
