@@ -243,9 +243,14 @@ def _link(pid: int, socket: str, directory: str | None = None) -> str:
 
 
 # -- attach ----------------------------------------------------------------------------------------
-def attach(pid: int, timeout: float = TIMEOUT, directory: str | None = None) -> Attached:
+#: How to get in: ``auto`` is ptrace injection wherever tasktop can inject (its own Python
+#: below 3.14), else ``sys.remote_exec`` (3.14+ targets).  See ``_way``.
+WAYS = ("auto", "ptrace", "remote-exec")
+
+
+def attach(pid: int, timeout: float = TIMEOUT, directory: str | None = None, via: str = "auto") -> Attached:
     """Start the probe in ``pid`` (a no-op if it has one); return once it answers.  ``directory``:
-    our socket directory, if not the default (``TASKTOP_DIR``, ...)."""
+    our socket directory, if not the default (``TASKTOP_DIR``, ...); ``via``: one of ``WAYS``."""
     started = time.monotonic()
     proc = processes.describe(pid)
     ours = paths.socket_path(pid, directory)
@@ -255,6 +260,7 @@ def attach(pid: int, timeout: float = TIMEOUT, directory: str | None = None) -> 
     if reason:
         raise AttachError(reason)
     assert proc is not None and proc.version is not None
+    way = _way(proc, via)
     mine, directory = directory, _socket_dir_for(proc, directory)
     socket = paths.socket_path(pid, directory)
     if os.path.exists(socket) and _answers(socket):
@@ -278,7 +284,7 @@ def attach(pid: int, timeout: float = TIMEOUT, directory: str | None = None) -> 
     if proc.uid != os.getuid():
         os.chown(token, proc.uid, -1)
     try:
-        how = _start(proc, boot, token, started + timeout)
+        how = _start(proc, boot, token, started + timeout, way)
         _wait(proc, socket, error_file, started + timeout)
     except inject.PtraceRefused:
         _remove(token)
@@ -302,10 +308,29 @@ def _same_file(a: str, b: str) -> bool:
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
-def _start(proc: processes.PythonProcess, boot: str, token: str, deadline: float) -> str:
-    """Have the process run ``boot``; return how.
+def _way(proc: processes.PythonProcess, via: str) -> str:
+    """``ptrace`` or ``remote-exec`` for ``proc``, as asked (``via``) and as possible.
 
-    On 3.14+ the interpreter runs the ``sys.remote_exec`` request itself, at its main thread's
+    ptrace injection is preferred on 3.14+ too: the interpreter serves a ``sys.remote_exec``
+    request at whatever bytecode its main thread runs next, and inside a ``namedtuple``'s
+    ``__new__`` (globals with empty builtins) it cannot import the module that opens the
+    script, and says so on the process's stderr.  ``sys.remote_exec`` remains where tasktop
+    cannot inject (its own Python is 3.14+: no injection library there)."""
+    if via not in WAYS:
+        raise AttachError(f"unknown way in {via!r}: one of {', '.join(WAYS)}")
+    remote = proc.version is not None and proc.version >= processes.REMOTE_DEBUG
+    if via == "auto":
+        return "ptrace" if not remote or inject.injector_available() else "remote-exec"
+    if via == "remote-exec" and not remote:
+        raise AttachError(f"sys.remote_exec needs CPython 3.14+ in the process (it runs "
+                          f"{'.'.join(map(str, proc.version or ()))}): use --via ptrace")
+    return via
+
+
+def _start(proc: processes.PythonProcess, boot: str, token: str, deadline: float, way: str = "ptrace") -> str:
+    """Have the process run ``boot`` (``way``: see ``_way``); return how.
+
+    With ``remote-exec`` (3.14+) the interpreter runs the request itself, at its main thread's
     next bytecode, and the boot script removes ``token`` first thing: while the token is there
     the request has not been served.  Only then, and only while the main thread waits in a
     safe system call, is it woken by ptrace, on the main thread alone: the injected code
@@ -319,7 +344,7 @@ def _start(proc: processes.PythonProcess, boot: str, token: str, deadline: float
     pending until the main thread runs bytecode, when it finds the token gone and does nothing
     (the script stays where it is, so it still opens)."""
     code = PTRACE_CODE.format(boot=boot)
-    if proc.version >= processes.REMOTE_DEBUG:
+    if way == "remote-exec":
         inject.remote_exec(proc.pid, boot, proc.version, proc.exe)
         wake = time.monotonic() + WAKE_AFTER
         while os.path.exists(token):

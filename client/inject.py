@@ -171,6 +171,18 @@ def _peek(pid: int, address: int, size: int) -> bytes:
         os.close(fd)
 
 
+def injector_available() -> bool:
+    """Whether ``ptrace_run`` can run here (pyinjector and hypno are installed for tasktop's
+    own Python below 3.14, on Linux)."""
+    try:
+        import pyinjector.api  # noqa: F401
+
+        _library()
+    except (ImportError, InjectError):
+        return False
+    return True
+
+
 def ptrace_run(pid: int, code: str, timeout: float = 5.0, main_only: bool = False) -> str:
     """Run ``code`` in ``pid`` on the first of its threads found stopped in a safe system call
     (main thread first; only the main thread with ``main_only``); return the call it was in.

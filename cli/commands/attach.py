@@ -12,20 +12,23 @@ from ..errors import CliError
 
 name = "attach"
 description = ("Start the probe inside a running Python process (CPython 3.9-3.15) started without it: "
-               "sys.remote_exec on 3.14+, ptrace injection before.")
+               "ptrace injection, or sys.remote_exec on 3.14+ where tasktop cannot inject.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pid", type=arguments.pid, help="the process")
     parser.add_argument("--timeout", type=arguments.seconds("timeout", 1, 300), default=15.0,
                         metavar="SECONDS", help="how long to wait for the probe to answer (default 15)")
+    parser.add_argument("--via", choices=("auto", "ptrace", "remote-exec"), default="auto",
+                        help="how to get in: ptrace injection (auto, where tasktop can inject) or "
+                             "sys.remote_exec (3.14+ processes; auto where tasktop cannot inject)")
 
 
 def run(args: argparse.Namespace) -> int:
     from tasktop.client import attach
 
     try:
-        done = attach.attach(args.pid, timeout=args.timeout)
+        done = attach.attach(args.pid, timeout=args.timeout, via=args.via)
     except attach.AttachError as exc:
         raise CliError(str(exc)) from None
     if done.already:

@@ -121,14 +121,17 @@ def task_groups(path: str) -> list[dict]:
         return [g for g in client.summary()["groups"] if g["kind"] == "task"]
 
 
-@pytest.mark.parametrize("version", VERSIONS, ids=lambda v: f"{v[0]}.{v[1]}")
-def test_attach_then_detach_on_every_python(version, plain, sockdir):
+@pytest.mark.parametrize("version, via", [(v, "auto") for v in VERSIONS] + [((3, 14), "remote-exec"),
+                                                                       ((3, 15), "remote-exec")],
+                         ids=lambda x: x if isinstance(x, str) else f"{x[0]}.{x[1]}")
+def test_attach_then_detach_on_every_python(version, via, plain, sockdir):
     proc = plain(IDLE, need(version))
     pid = str(proc.pid)
     path = paths.socket_path(proc.pid, sockdir)
 
-    done = tasktop("attach", pid, sockdir=sockdir)
+    done = tasktop("attach", pid, "--via", via, sockdir=sockdir)
     assert done.returncode == 0, done.stderr
+    assert ("by sys.remote_exec" if via == "remote-exec" else "by ptrace") in done.stdout
     assert f"probe started in process {pid} (Python {version[0]}.{version[1]}" in done.stdout
     assert os.path.exists(path)
     again = tasktop("attach", pid, sockdir=sockdir)
@@ -191,7 +194,7 @@ def test_attach_on_3_14_when_the_main_thread_never_runs_python(plain, sockdir):
     """sys.remote_exec waits for the main thread, which never comes: after a second of trying
     the main thread alone, another thread waiting in a safe call runs the script."""
     proc = plain(MAIN_BLOCKED, need((3, 14)))
-    done = tasktop("attach", str(proc.pid), sockdir=sockdir)
+    done = tasktop("attach", str(proc.pid), "--via", "remote-exec", sockdir=sockdir)
     assert done.returncode == 0, done.stderr
     assert "by sys.remote_exec, woken by ptrace in epoll_wait" in done.stdout
     groups = task_groups(paths.socket_path(proc.pid, sockdir))
@@ -461,14 +464,17 @@ class Load:
         self.thread.join(30)
 
 
-# Through ptrace injection (the tool's Python) and through sys.remote_exec (3.14, 3.15).  The
-# steady load keeps a 3.14+ server serving the request itself; with a pause of about
-# WAKE_AFTER between requests its main thread is idle when tasktop looks, and a request may
-# come in just as ptrace wakes it, both ways at once.
-@pytest.mark.parametrize("version, pause", [(tuple(sys.version_info[:2]), 0.0), ((3, 14), 0.0), ((3, 15), 0.0),
-                                            ((3, 14), 0.25), ((3, 15), 0.25)],
-                         ids=["tool-steady", "3.14-steady", "3.15-steady", "3.14-paced", "3.15-paced"])
-def test_fifty_attaches_under_load_lose_no_request(version, pause, sockdir, tmp_path, monkeypatch):
+# Through ptrace injection (the tool's Python, 3.14, 3.15) and through sys.remote_exec (3.14,
+# 3.15).  The steady load keeps a 3.14+ server serving the request itself; with a pause of
+# about WAKE_AFTER between requests its main thread is idle when tasktop looks, and a request
+# may come in just as ptrace wakes it, both ways at once.
+@pytest.mark.parametrize("version, pause, via", [
+    (tuple(sys.version_info[:2]), 0.0, "auto"), ((3, 14), 0.0, "auto"), ((3, 15), 0.0, "auto"),
+    ((3, 14), 0.0, "remote-exec"), ((3, 15), 0.0, "remote-exec"),
+    ((3, 14), 0.25, "remote-exec"), ((3, 15), 0.25, "remote-exec")],
+    ids=["tool-steady", "3.14-steady", "3.15-steady", "3.14-remote-exec-steady", "3.15-remote-exec-steady",
+         "3.14-remote-exec-paced", "3.15-remote-exec-paced"])
+def test_fifty_attaches_under_load_lose_no_request(version, pause, via, sockdir, tmp_path, monkeypatch):
     from tasktop.client import attach
 
     monkeypatch.setenv("TASKTOP_DIR", sockdir)
@@ -484,7 +490,7 @@ def test_fifty_attaches_under_load_lose_no_request(version, pause, sockdir, tmp_
         try:
             for _ in range(50):
                 before = load.done
-                assert not attach.attach(server.pid).already
+                assert not attach.attach(server.pid, via=via).already
                 assert attach.detach(server.pid)
                 wait_until(lambda: load.done > before, message="a request served after this detach")
             # No sys.remote_exec request is left pending (3.14+): one served now would find its
@@ -500,13 +506,13 @@ def test_fifty_attaches_under_load_lose_no_request(version, pause, sockdir, tmp_
     finally:
         server.kill()
         _out, err = server.communicate(timeout=10)
-    assert _without_namedtuple_refusals(err) == ""
+    assert (_without_namedtuple_refusals(err) if via == "remote-exec" else err) == ""
 
 
 def _without_namedtuple_refusals(err: str) -> str:
     """``err`` without CPython's own report of a sys.remote_exec request it served inside a
     namedtuple's ``__new__``, whose globals have empty builtins, so that opening the script
-    could not import (README, known defect): tasktop then attaches by ptrace."""
+    could not import (README): why ``auto`` injects by ptrace on 3.14+ too."""
     report = ("Can't open debugger script {path}:\nTraceback (most recent call last):\n"
               '  File "<string>", line 1, in <lambda>\nKeyError: \'__import__\'\n')
     return re.sub(re.escape(report).replace(re.escape("{path}"), r"\S+"), "", err)
