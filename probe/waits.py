@@ -25,6 +25,10 @@ from .task_pass import Pass
 from .waiters import PRIMITIVES, task_target, thread_target
 
 MAX_WAITS = 200  # objects listed in a reply, most waiters first
+#: A look keeps what it found per task in this many dicts, not one: a dict growing to a million
+#: entries is rehashed whole at each resize, and freed whole, each one C call of 20-50 ms.
+SHARDS = 64
+SHARD_MASK = SHARDS - 1
 
 
 def _count(waiters: Any) -> int:
@@ -75,19 +79,20 @@ class Waits:
 
     def __init__(self) -> None:
         # task seq -> the waiter reference (``info.waiter``) its target was found under, and
-        # -> a weak reference to that target: two dicts of objects that exist anyway (a
-        # reference to a queue is shared by all its waiters), no tuple per task for the
-        # collector to track (a million of them made each young collection take 60 ms).
-        self._waiter_of: dict = {}
-        self._target_of: dict = {}
+        # -> a weak reference to that target: dicts of objects that exist anyway (a reference
+        # to a queue is shared by all its waiters), no tuple per task for the collector to
+        # track (a million of them made a young collection take 62 ms); each split in SHARDS
+        # by seq (see SHARDS).
+        self._waiter_of: list = [{} for _ in range(SHARDS)]
+        self._target_of: list = [{} for _ in range(SHARDS)]
         self._last: dict = {}  # id(object) -> (weak reference, time, numbers)
         self._last_at: float | None = None
 
     def look(self, found: Pass, pace: Pacer) -> dict:
         now = time.monotonic()
         objects: dict = {}  # id -> [obj, {state: count}, {group id: count}, frame]
-        waiter_of, target_of = {}, {}
-        known_waiter, known_target = self._waiter_of.get, self._target_of.get
+        waiter_of, target_of = [{} for _ in range(SHARDS)], [{} for _ in range(SHARDS)]
+        known_waiter, known_target = self._waiter_of, self._target_of
 
         def add(obj: Any, state: str, gid: str, frame: Any) -> None:
             entry = objects.get(id(obj))
@@ -108,7 +113,8 @@ class Waits:
                 if task is None:
                     continue
                 seq, waiter = info.seq, info.waiter
-                target = known_target(seq) if known_waiter(seq) is waiter else None
+                shard = seq & SHARD_MASK
+                target = known_target[shard].get(seq) if known_waiter[shard].get(seq) is waiter else None
                 obj = target() if target is not None else None
                 if obj is None:
                     obj = task_target(task, key.state)
@@ -119,9 +125,13 @@ class Waits:
                     except TypeError:
                         target = None
                 if target is not None:
-                    waiter_of[seq], target_of[seq] = waiter, target
+                    waiter_of[shard][seq], target_of[shard][seq] = waiter, target
                 add(obj, key.state, key.id, frame)
+        last_look = self._waiter_of + self._target_of
         self._waiter_of, self._target_of = waiter_of, target_of
+        for n in range(len(last_look)):  # let go of the last look's dicts one at a time
+            last_look[n] = None
+            pace()
         self._threads(found, add)
         out = []
         last = {}
