@@ -244,7 +244,7 @@ def _link(pid: int, socket: str, directory: str | None = None) -> str:
 
 # -- attach ----------------------------------------------------------------------------------------
 #: How to get in: ``auto`` is ptrace injection wherever tasktop can inject (its own Python
-#: below 3.14), else ``sys.remote_exec`` (3.14+ targets).  See ``_way``.
+#: below 3.14), else ``sys.remote_exec`` (3.14+ targets).  See ``way_for``.
 WAYS = ("auto", "ptrace", "remote-exec")
 
 
@@ -260,7 +260,7 @@ def attach(pid: int, timeout: float = TIMEOUT, directory: str | None = None, via
     if reason:
         raise AttachError(reason)
     assert proc is not None and proc.version is not None
-    way = _way(proc, via)
+    way = way_for(proc, via)
     mine, directory = directory, _socket_dir_for(proc, directory)
     socket = paths.socket_path(pid, directory)
     if os.path.exists(socket) and _answers(socket):
@@ -308,7 +308,7 @@ def _same_file(a: str, b: str) -> bool:
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
-def _way(proc: processes.PythonProcess, via: str) -> str:
+def way_for(proc: processes.PythonProcess, via: str = "auto") -> str:
     """``ptrace`` or ``remote-exec`` for ``proc``, as asked (``via``) and as possible.
 
     ptrace injection is preferred on 3.14+ too: the interpreter serves a ``sys.remote_exec``
@@ -328,7 +328,7 @@ def _way(proc: processes.PythonProcess, via: str) -> str:
 
 
 def _start(proc: processes.PythonProcess, boot: str, token: str, deadline: float, way: str = "ptrace") -> str:
-    """Have the process run ``boot`` (``way``: see ``_way``); return how.
+    """Have the process run ``boot`` (``way``: see ``way_for``); return how.
 
     With ``remote-exec`` (3.14+) the interpreter runs the request itself, at its main thread's
     next bytecode, and the boot script removes ``token`` first thing: while the token is there

@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Footer, Static
 from tasktop.wire import paths
 
 from tasktop.render import units
-from tasktop.client import inject, processes
+from tasktop.client import attach, processes
 from tasktop.client.discovery import command_line, scan
 from ..messages import ProbesListed
 from ..panels.table import OpenTable
@@ -166,8 +166,8 @@ class PickerScreen(Screen):
         if refusal and not readable:
             self.notify(f"Cannot attach: {refusal}", severity="warning", timeout=10)
             return
-        by_ptrace = proc.version < processes.REMOTE_DEBUG or inject.injector_available()  # attach's "auto"
-        how = None if refusal else ("by ptrace injection" if by_ptrace else "by sys.remote_exec (PEP 768)")
+        how = None if refusal else ("by ptrace injection" if attach.way_for(proc) == "ptrace"
+                                    else "by sys.remote_exec (PEP 768)")
 
         def answered(choice: str | None) -> None:
             if choice == ATTACH:
@@ -183,8 +183,6 @@ class PickerScreen(Screen):
 
     @work(thread=True, exclusive=True, group="attach", exit_on_error=False)
     def _attach_in_worker(self, pid: int, directory: str | None) -> None:
-        from tasktop.client import attach
-
         try:
             done = attach.attach(pid, directory=directory)
         except attach.AttachError as exc:
