@@ -12,10 +12,10 @@ snapshot then replays identically, and a slow reply does not distort a rate.
 """
 from __future__ import annotations
 
+import bisect
 import collections
-import itertools
 from dataclasses import dataclass, field
-from typing import Deque, Iterable
+from typing import Deque
 
 from tasktop.render import stacks
 
@@ -70,17 +70,44 @@ class Stall:
     stack: list
 
 
-def first_at(points, t: float) -> int:
-    """The index of the first of ``points`` (``(time, value)`` in time order) at or after ``t``
-    (the last one when none is): a binary search, since redraws ask it of every group."""
-    low, high = 0, len(points) - 1
-    while low < high:
-        middle = (low + high) // 2
-        if points[middle][0] < t:
-            low = middle + 1
-        else:
-            high = middle
-    return low
+def first_at(times: list, t: float) -> int:
+    """The index of the first of ``times`` (in order) at or after ``t`` (the last one when none
+    is): a binary search, since redraws ask it of every group."""
+    return min(bisect.bisect_left(times, t), len(times) - 1)
+
+
+class Counts:
+    """A group's count at each snapshot: its points ``(time, count)`` kept as two lists.
+
+    A point per group per snapshot is 24,000 points for a replay's jump at 200 groups; as
+    tuples, those were 24,000 objects that outlived the key, and the garbage collector ran a
+    full collection (40-75 ms) after about every jump.  Two lists are two objects (times are
+    the snapshots' own floats, shared by every group)."""
+
+    __slots__ = ("times", "counts")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.counts: list[int] = []
+
+    def append(self, t: float, count: int) -> None:
+        self.times.append(t)
+        self.counts.append(count)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def __iter__(self):
+        return zip(self.times, self.counts)
+
+    def __getitem__(self, index: int) -> tuple:
+        return self.times[index], self.counts[index]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Counts) and self.times == other.times and self.counts == other.counts
+
+    def __repr__(self) -> str:
+        return f"Counts({list(self)!r})"
 
 
 class Model:
@@ -97,7 +124,7 @@ class Model:
         self.suspect_span = suspect_span
         self.summary: dict | None = None
         self.samples: Deque[Sample] = collections.deque(maxlen=max_samples)
-        self.counts: dict[str, Deque[tuple]] = {}
+        self.counts: dict[str, Counts] = {}
         self.baseline: Baseline | None = None
         self.stalls: list[Stall] = []  # newest first
         self._stall_keys: set = set()
@@ -128,19 +155,24 @@ class Model:
             seen.add(gid)
             history = counts.get(gid)
             if history is None:
-                history = counts[gid] = collections.deque()
+                history = counts[gid] = Counts()
                 if previous is not None:
-                    history.append((previous, 0))  # it was not there a snapshot ago: it grew from 0
-            history.append((t, int(group.get("count") or 0)))
+                    history.append(previous, 0)  # it was not there a snapshot ago: it grew from 0
+            history.times.append(t)
+            history.counts.append(int(group.get("count") or 0))
         horizon = t - max(self.window, self.suspect_window)
         emptied = []
         for gid, history in counts.items():  # (a replay's jump feeds 120 summaries: this is its loop)
             here = gid in seen
             if not here:
-                history.append((t, 0))
-            while len(history) > 2 and history[1][0] <= horizon:
-                history.popleft()
-            if not here and not any(c for _, c in history):
+                history.append(t, 0)
+            times = history.times
+            if len(times) > 2 and times[1] <= horizon:
+                # The points before the last one at or before the horizon go (two stay).
+                drop = min(bisect.bisect_right(times, horizon) - 1, len(times) - 2)
+                del times[:drop]
+                del history.counts[:drop]
+            if not here and not any(history.counts):
                 emptied.append(gid)
         for gid in emptied:
             del counts[gid]
@@ -170,9 +202,10 @@ class Model:
             self.samples.pop()
         for gid in list(self.counts):
             history = self.counts[gid]
-            while history and history[-1][0] > t:
-                history.pop()
-            if all(count == 0 for _, count in history):  # it had not appeared yet
+            keep = bisect.bisect_right(history.times, t)
+            del history.times[keep:]
+            del history.counts[keep:]
+            if not any(history.counts):  # it had not appeared yet
                 del self.counts[gid]
                 self._text.pop(gid, None)
         self.stalls = [s for s in self.stalls if s.at <= t]
@@ -213,27 +246,26 @@ class Model:
         if self.baseline is not None:
             base = getattr(self.baseline, name)
             return None if base is None else float(latest - base)
-        points = [(s.t, getattr(s, name)) for s in self.samples if getattr(s, name) is not None]
-        return self._rate(points)
+        known = [s for s in self.samples if getattr(s, name) is not None]
+        return self._rate([s.t for s in known], [getattr(s, name) for s in known])
 
-    def _rate(self, points: Iterable[tuple]) -> float | None:
-        if not isinstance(points, (list, collections.deque)):
-            points = list(points)
-        if len(points) < 2:
+    def _rate(self, times: list, values: list) -> float | None:
+        """Growth per minute over the last ``window`` seconds of ``values`` at ``times``."""
+        if len(times) < 2:
             return None
-        t_end, v_end = points[-1]
-        start = points[first_at(points, t_end - self.window)]
-        if t_end - start[0] < 1.0:
+        t_end = times[-1]
+        start = first_at(times, t_end - self.window)
+        if t_end - times[start] < 1.0:
             return None
-        return (v_end - start[1]) * 60.0 / (t_end - start[0])
+        return (values[-1] - values[start]) * 60.0 / (t_end - times[start])
 
     # -- groups ---------------------------------------------------------------------------
     def group_change(self, gid: str) -> float | None:
         history = self.counts.get(gid)
         if self.baseline is not None:
-            current = history[-1][1] if history else 0
+            current = history.counts[-1] if history else 0
             return float(current - self.baseline.counts.get(gid, 0))
-        return self._rate(history) if history else None
+        return self._rate(history.times, history.counts) if history else None
 
     def is_suspect(self, gid: str) -> bool:
         """Whether a group *keeps* growing: over the suspect window, the average count rises
@@ -243,18 +275,17 @@ class Model:
         history = self.counts.get(gid)
         if not history or len(history) < 6:
             return False
-        end, last = history[-1]
-        cutoff = end - self.suspect_window
-        first = first_at(history, cutoff)
+        times, counts = history.times, history.counts
+        end, last = times[-1], counts[-1]
+        first = first_at(times, end - self.suspect_window)
         # The cheap necessary conditions first: most groups do not grow (one redraw asks this of
         # every group, and building the thirds of 200 histories cost a replay step 40 ms).
-        t0, c0 = history[first]
+        t0, c0 = times[first], counts[first]
         span = end - t0
-        if len(history) - first < 6 or span < self.suspect_span or last - c0 < 3:
+        if len(times) - first < 6 or span < self.suspect_span or last - c0 < 3:
             return False
-        points = list(itertools.islice(history, first, None))
         thirds: list[list[int]] = [[], [], []]
-        for t, c in points:
+        for t, c in zip(times[first:], counts[first:]):
             thirds[min(2, int((t - t0) / span * 3))].append(c)
         if not all(thirds):
             return False
