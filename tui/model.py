@@ -70,41 +70,42 @@ class Stall:
     stack: list
 
 
-def first_at(times: list, t: float) -> int:
-    """The index of the first of ``times`` (in order) at or after ``t`` (the last one when none
-    is): a binary search, since redraws ask it of every group."""
-    return min(bisect.bisect_left(times, t), len(times) - 1)
+def first_at(times: list, t: float, lo: int = 0) -> int:
+    """The index of the first of ``times`` (in order) from ``lo`` on that is at or after ``t``
+    (the last one when none is): a binary search, since redraws ask it of every group."""
+    return min(bisect.bisect_left(times, t, lo), len(times) - 1)
 
 
 class Counts:
-    """A group's count at each snapshot: its points ``(time, count)`` kept as two lists.
+    """A group's count at each snapshot since it appeared (or since the window's start).
 
-    A point per group per snapshot is 24,000 points for a replay's jump at 200 groups; as
-    tuples, those were 24,000 objects that outlived the key, and the garbage collector ran a
-    full collection (40-75 ms) after about every jump.  Two lists are two objects (times are
-    the snapshots' own floats, shared by every group)."""
+    Every group the model knows gets a point at every snapshot (0 while it is absent), so its
+    points are at the last ``len(counts)`` of the model's snapshot times (``times``, one list
+    shared by every group), and a group keeps one list of counts.  A point per group per
+    snapshot is 24,000 points for a replay's jump at 200 groups: as tuples, those were 24,000
+    objects that outlived the key (the garbage collector then ran a full collection, 40-75 ms,
+    after about every jump), and two appends per point were a third of the model's feed."""
 
     __slots__ = ("times", "counts")
 
-    def __init__(self) -> None:
-        self.times: list[float] = []
+    def __init__(self, times: list) -> None:
+        self.times = times  # the model's, shared
         self.counts: list[int] = []
 
-    def append(self, t: float, count: int) -> None:
-        self.times.append(t)
-        self.counts.append(count)
+    @property
+    def start(self) -> int:
+        """Where the first point is in ``times``."""
+        return len(self.times) - len(self.counts)
 
     def __len__(self) -> int:
-        return len(self.times)
+        return len(self.counts)
 
     def __iter__(self):
-        return zip(self.times, self.counts)
-
-    def __getitem__(self, index: int) -> tuple:
-        return self.times[index], self.counts[index]
+        """The points, ``(time, count)``."""
+        return zip(self.times[self.start:], self.counts)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Counts) and self.times == other.times and self.counts == other.counts
+        return isinstance(other, Counts) and list(self) == list(other)
 
     def __repr__(self) -> str:
         return f"Counts({list(self)!r})"
@@ -125,6 +126,7 @@ class Model:
         self.summary: dict | None = None
         self.samples: Deque[Sample] = collections.deque(maxlen=max_samples)
         self.counts: dict[str, Counts] = {}
+        self._times: list[float] = []  # the snapshot times of the groups' points (see Counts)
         self.baseline: Baseline | None = None
         self.stalls: list[Stall] = []  # newest first
         self._stall_keys: set = set()
@@ -148,32 +150,33 @@ class Model:
         memory = summary.get("memory") or {}
         self.samples.append(Sample(t, int(totals.get("tasks") or 0), int(totals.get("threads") or 0),
                                    memory.get("rss_bytes")))
+        times = self._times
+        times.append(t)
+        now = {group["id"]: int(group.get("count") or 0) for group in summary.get("groups") or ()}
         counts = self.counts
-        seen = set()
-        for group in summary.get("groups") or ():
-            gid = group["id"]
-            seen.add(gid)
-            history = counts.get(gid)
-            if history is None:
-                history = counts[gid] = Counts()
-                if previous is not None:
-                    history.append(previous, 0)  # it was not there a snapshot ago: it grew from 0
-            history.times.append(t)
-            history.counts.append(int(group.get("count") or 0))
+        if previous is not None:
+            for gid in now:
+                if gid not in counts:  # it was not there a snapshot ago: it grew from 0
+                    history = counts[gid] = Counts(times)
+                    history.counts.append(0)
+        # Each group keeps its points from the last one at or before the horizon (two at least).
         horizon = t - max(self.window, self.suspect_window)
+        keep = max(len(times) - bisect.bisect_right(times, horizon) + 1, 2)
+        if len(times) > keep:
+            del times[:len(times) - keep]
         emptied = []
         for gid, history in counts.items():  # (a replay's jump feeds 120 summaries: this is its loop)
-            here = gid in seen
-            if not here:
-                history.append(t, 0)
-            times = history.times
-            if len(times) > 2 and times[1] <= horizon:
-                # The points before the last one at or before the horizon go (two stay).
-                drop = min(bisect.bisect_right(times, horizon) - 1, len(times) - 2)
-                del times[:drop]
-                del history.counts[:drop]
-            if not here and not any(history.counts):
+            count = now.get(gid)
+            points = history.counts
+            points.append(0 if count is None else count)
+            if len(points) > keep:
+                del points[:len(points) - keep]
+            if count is None and not any(points):
                 emptied.append(gid)
+        if previous is None:
+            for gid, count in now.items():  # the first snapshot
+                history = counts[gid] = Counts(times)
+                history.counts.append(count)
         for gid in emptied:
             del counts[gid]
             self._text.pop(gid, None)
@@ -200,11 +203,14 @@ class Model:
         t = float(summary.get("time") or 0.0)
         while self.samples and self.samples[-1].t > t:
             self.samples.pop()
+        times = self._times
+        later = len(times) - bisect.bisect_right(times, t)
+        if later:
+            del times[-later:]
         for gid in list(self.counts):
             history = self.counts[gid]
-            keep = bisect.bisect_right(history.times, t)
-            del history.times[keep:]
-            del history.counts[keep:]
+            if later:
+                del history.counts[max(0, len(history.counts) - later):]
             if not any(history.counts):  # it had not appeared yet
                 del self.counts[gid]
                 self._text.pop(gid, None)
@@ -250,14 +256,16 @@ class Model:
         return self._rate([s.t for s in known], [getattr(s, name) for s in known])
 
     def _rate(self, times: list, values: list) -> float | None:
-        """Growth per minute over the last ``window`` seconds of ``values`` at ``times``."""
-        if len(times) < 2:
+        """Growth per minute over the last ``window`` seconds of ``values``, which are at the
+        last ``len(values)`` of ``times``."""
+        if len(values) < 2:
             return None
+        offset = len(times) - len(values)
         t_end = times[-1]
-        start = first_at(times, t_end - self.window)
+        start = first_at(times, t_end - self.window, offset)
         if t_end - times[start] < 1.0:
             return None
-        return (values[-1] - values[start]) * 60.0 / (t_end - times[start])
+        return (values[-1] - values[start - offset]) * 60.0 / (t_end - times[start])
 
     # -- groups ---------------------------------------------------------------------------
     def group_change(self, gid: str) -> float | None:
@@ -276,16 +284,17 @@ class Model:
         if not history or len(history) < 6:
             return False
         times, counts = history.times, history.counts
+        offset = history.start
         end, last = times[-1], counts[-1]
-        first = first_at(times, end - self.suspect_window)
+        first = first_at(times, end - self.suspect_window, offset)
         # The cheap necessary conditions first: most groups do not grow (one redraw asks this of
         # every group, and building the thirds of 200 histories cost a replay step 40 ms).
-        t0, c0 = times[first], counts[first]
+        t0, c0 = times[first], counts[first - offset]
         span = end - t0
         if len(times) - first < 6 or span < self.suspect_span or last - c0 < 3:
             return False
         thirds: list[list[int]] = [[], [], []]
-        for t, c in zip(times[first:], counts[first:]):
+        for t, c in zip(times[first:], counts[first - offset:]):
             thirds[min(2, int((t - t0) / span * 3))].append(c)
         if not all(thirds):
             return False
