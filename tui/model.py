@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import copy
 from dataclasses import dataclass, field
 from typing import Deque
 
@@ -217,6 +218,22 @@ class Model:
         self.stalls = [s for s in self.stalls if s.at <= t]
         self._stall_keys = {(s.loop, s.at) for s in self.stalls}
         self.summary = summary
+
+    def copy(self) -> "Model":
+        """A model that goes on from here on its own: fed, rewound or given a baseline, it
+        changes nothing of this one (a replay keeps the model it built for a moment, to go back
+        there without reading the samples before it again)."""
+        other = copy.copy(self)  # what is replaced, never changed in place, is shared
+        other.samples = collections.deque(self.samples, maxlen=self.samples.maxlen)
+        times = other._times = list(self._times)
+        other.counts = {}
+        for gid, history in self.counts.items():
+            mine = other.counts[gid] = Counts(times)
+            mine.counts = list(history.counts)
+        other.stalls = list(self.stalls)
+        other._stall_keys = set(self._stall_keys)
+        other._text = dict(self._text)
+        return other
 
     def set_baseline(self) -> Baseline | None:
         """Make the latest snapshot the baseline; changes are shown against it from now on."""

@@ -191,7 +191,7 @@ async def test_a_jump_shows_what_stepping_there_shows(tmp_path):
         await until(pilot, lambda: isinstance(app.screen, ReplayScreen) and app.screen.index >= 0, "the replay")
         screen = app.screen
         assert model_state(screen.session.model) == by_steps(399)
-        for when in ("+200s", "+250s", "+123s"):
+        for when in ("+200s", "+250s", "+123s", "+200s"):  # the last, a model built before: a copy
             await pilot.press("j", *when, "enter")
             index = screen.index
             assert index == rec.index_at(1000.0 + float(when[1:-1])) and index > 100
@@ -201,6 +201,8 @@ async def test_a_jump_shows_what_stepping_there_shows(tmp_path):
         await pilot.press("g")
         assert model_state(screen.session.model) == by_steps(0)
         await pilot.press("G")
+        assert model_state(screen.session.model) == by_steps(399)
+        await pilot.press("comma", "comma", "g", "G")  # the end's model, kept as it was built
         assert model_state(screen.session.model) == by_steps(399)
 
 
