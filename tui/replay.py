@@ -242,6 +242,14 @@ class ReplayScreen(MainScreen):
             self.jump_text += event.character
         self.query_one(TimeBar).show(self)
 
+    def on_paste(self, event: events.Paste) -> None:
+        """Text pasted while a TIME is asked for goes into it (its first line)."""
+        if self.jump_text is None:
+            return
+        event.stop()
+        self.jump_text += (event.text.splitlines() or [""])[0]
+        self.query_one(TimeBar).show(self)
+
     def _submit_jump(self, text: str) -> None:
         try:
             t = moment(text, self.recording.start, self.recording.end)

@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import pytest
+from textual import events
 from textual.widgets import DataTable, Static
 
 from conftest import tasktop, wait_until
@@ -109,7 +110,11 @@ async def test_replay_steps_jumps_plays_and_opens_every_screen(recording):
         await pilot.press("enter")
         assert screen.index == rec.index_at(rec.start + 1.0) and screen.jump_text is None
         assert "●" in plain(screen.query_one("#timebar", Static)) and table.has_focus
-        await pilot.press("j", *"nonsense", "enter")
+        await pilot.press("j")
+        app.focused.post_message(events.Paste("+2s\nmore"))  # as a terminal pastes: to the focused widget
+        await pilot.pause()
+        assert screen.jump_text == "+2s"
+        await pilot.press("escape", "j", *"nonsense", "enter")
         assert screen.jump_text == "nonsense" and screen.index == rec.index_at(rec.start + 1.0)  # refused, kept
         await pilot.press("escape")
         assert screen.jump_text is None and "●" in plain(screen.query_one("#timebar", Static))
