@@ -67,6 +67,8 @@ def check(screen: ReplayScreen) -> None:
         assert cells[0].plain.strip() == f"{row.count:,}"
         assert cells[2].plain.strip() == row.kind
         assert cells[5].plain.strip().startswith(row.where[:10])
+    kinds = [table.get_row_at(index)[2] for index in range(len(rows))]  # equal cells are one (drawn once)
+    assert len({id(cell) for cell in kinds}) == len({cell.plain for cell in kinds})
     for number, (key, _) in enumerate(COLUMNS):  # every column as wide as its widest cell
         column = table.columns[ColumnKey(key)]
         widest = max([column.label.cell_len] + [table.get_row_at(i)[number].cell_len for i in range(len(rows))])

@@ -117,6 +117,7 @@ class GroupsTable(OpenTable):
         self._cells: dict[str, tuple] = {}  # group id -> the cells in the table
         self._slots: list[tuple] = []  # row n -> the cells in the table
         self._made: dict[str, MadeRow] = {}  # group id -> its cells, made once
+        self._same_text: dict[tuple, Text] = {}  # see _shared
         self._last: tuple | None = None
         self._fitted_for: tuple | None = None  # see _fit
         self._drawn: dict[tuple, tuple] = {}  # see _render_cell
@@ -238,7 +239,7 @@ class GroupsTable(OpenTable):
             what = shown(row, baseline, state_width)
             entry = made.get(row.id)
             if entry is None or entry.what != what:
-                entry = made[row.id] = MadeRow(what, cells(row, baseline, state_width))
+                entry = made[row.id] = MadeRow(what, self._shared(cells(row, baseline, state_width)))
             entries.append(entry)
         if len(made) > 2 * len(rows) + 100:
             wanted = set(keys)
@@ -250,6 +251,21 @@ class GroupsTable(OpenTable):
         self._fit_columns(keys, widths)
         for key, entry in zip(keys, entries):
             entry.cells = self._cells[key]  # what the table holds: the same object next time
+
+    def _shared(self, made: tuple) -> tuple:
+        """``made`` with each cell replaced by an equal one made before, when there is one.
+
+        A cell is drawn once per object (see ``_render_cell``): after a jump, where every line
+        shows another group, the kinds, states, counts and growths of the new lines are mostly
+        texts some line showed before, and are then drawn from memory instead of by Rich."""
+        shared = self._same_text
+        if len(shared) > 5000:
+            shared.clear()
+        out = []
+        for column, cell in enumerate(made):
+            key = (column, cell.plain, cell.style, tuple(cell.spans), cell.justify)
+            out.append(shared.setdefault(key, cell))
+        return tuple(out)
 
     def _place(self, keys: list[str], new_cells: dict[str, tuple]) -> None:
         """Make the table show ``new_cells`` in the order of ``keys``, touching only what
