@@ -42,9 +42,9 @@ CHECKPOINTS = 100
 #: Checkpoints are kept only in this many samples before the moment a reader went to (where a
 #: step back goes next): each is a state kept alive, and the garbage collector walks them all.
 CHECKPOINT_SPAN = 120
-#: A reader keeps what ``history`` gave of this many samples, the last ones read (five
+#: A reader keeps what ``history`` gave of this many samples, the last ones read (three
 #: replay jumps' worth at one sample a second; a few objects each).
-HISTORY_KEPT = 600
+HISTORY_KEPT = 360
 #: A ``blocked_*_s`` within this many seconds of "the old value plus the time since" is
 #: unchanged: a group blocked for an hour does not change every second.
 CLOCK_SLACK = 0.5

@@ -118,6 +118,7 @@ class GroupsTable(OpenTable):
         self._slots: list[tuple] = []  # row n -> the cells in the table
         self._made: dict[str, MadeRow] = {}  # group id -> its cells, made once
         self._same_text: dict[tuple, Text] = {}  # see _shared
+        self._renders_for: int | None = None  # see _forget_stale_renders
         self._last: tuple | None = None
         self._fitted_for: tuple | None = None  # see _fit
         self._drawn: dict[tuple, tuple] = {}  # see _render_cell
@@ -173,7 +174,7 @@ class GroupsTable(OpenTable):
                      for line in drawn[2]]
         else:
             lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        if len(self._drawn) > 6000:
+        if len(self._drawn) > 1500:  # ~5 entries per line shown, a few redraws: what comes back
             self._drawn.clear()
         self._drawn[key] = (cell, row_index, lines)
         return lines
@@ -251,6 +252,18 @@ class GroupsTable(OpenTable):
         self._fit_columns(keys, widths)
         for key, entry in zip(keys, entries):
             entry.cells = self._cells[key]  # what the table holds: the same object next time
+        self._forget_stale_renders()
+
+    def _forget_stale_renders(self) -> None:
+        """Empty Textual's caches of the table's rendered lines, rows and cells once its update
+        count moved: they are keyed by that count, so no entry of an earlier one is read again,
+        yet each stayed until its cache was full (1,000 lines, 10,000 cells): after a few jumps,
+        ~20,000 objects more for every full collection of the garbage collector to walk."""
+        count = getattr(self, "_update_count", None)
+        clear = getattr(self, "_clear_caches", None)
+        if count != self._renders_for and callable(clear):
+            self._renders_for = count
+            clear()
 
     def _shared(self, made: tuple) -> tuple:
         """``made`` with each cell replaced by an equal one made before, when there is one.
@@ -259,7 +272,7 @@ class GroupsTable(OpenTable):
         shows another group, the kinds, states, counts and growths of the new lines are mostly
         texts some line showed before, and are then drawn from memory instead of by Rich."""
         shared = self._same_text
-        if len(shared) > 5000:
+        if len(shared) > 1000:  # the texts that come back (kinds, states, small counts) come back at once
             shared.clear()
         out = []
         for column, cell in enumerate(made):
