@@ -42,7 +42,7 @@ WARM_MAX = 300  # samples, at most
 KEPT_MODELS = 4
 SPEEDS = (1, 10, 100)
 TICK = 0.1  # seconds between two moves while playing
-JUMP_HINT = "HH:MM:SS, -5m (before the end), +30s (after the start), start, end · Enter jumps, Esc closes"
+JUMP_HINT = "Enter jumps, Esc closes · HH:MM:SS, -5m (before the end), +30s (after the start), start, end"
 
 
 class TimeBar(TextLine):
