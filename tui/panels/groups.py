@@ -121,6 +121,7 @@ class GroupsTable(OpenTable):
         self._renders_for: int | None = None  # see _forget_stale_renders
         self._last: tuple | None = None
         self._fitted_for: tuple | None = None  # see _fit
+        self._where: tuple = (None, 0)  # (WHERE's budget, the widest WHERE shown at it): see show
         self._drawn: dict[tuple, tuple] = {}  # see _render_cell
         self._row_styles: dict[tuple, Style] = {}  # see _get_row_style
 
@@ -248,7 +249,14 @@ class GroupsTable(OpenTable):
         widths = [max(column) for column in zip(LABEL_WIDTHS, *(entry.widths for entry in entries))]
         budget = where_budget(widths, width, scrollbar)
         self._place(keys, {key: entry.fitted(budget) for key, entry in zip(keys, entries)})
-        widths[-1] = max([LABEL_WIDTHS[-1]] + [entry.where_width for entry in entries])
+        # WHERE, the last column, is never made narrower at the same budget: one column less
+        # changes the table's width, and Textual lays the whole screen out again (~15-20 ms of
+        # a replay's jump); the column's end is blank either way.
+        where = max([LABEL_WIDTHS[-1]] + [entry.where_width for entry in entries])
+        if self._where[0] == budget:
+            where = max(where, self._where[1])
+        self._where = (budget, where)
+        widths[-1] = where
         self._fit_columns(keys, widths)
         for key, entry in zip(keys, entries):
             entry.cells = self._cells[key]  # what the table holds: the same object next time
