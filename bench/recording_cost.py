@@ -169,6 +169,7 @@ def cmd_replay(args) -> None:
         async with app.run_test(size=(120, 40)) as pilot:
             while not (isinstance(app.screen, ReplayScreen) and app.screen.index >= 0):
                 await pilot.pause(0.01)
+            started = time.perf_counter()
             # Each is the time ``pilot.press`` takes: the key handled and the screen redrawn.
             # "x" is bound to nothing (the floor), "s" is the live view's sort (a redraw of the
             # same table, for comparison).
@@ -180,6 +181,17 @@ def cmd_replay(args) -> None:
                                        ("jump -12h (j … Enter)", "enter", "j -12h"),
                                        ("jump to a new moment (j -Nm … Enter)", "enter", "j new")):
                 samples = []
+                # The pass over the file after it opened (client/recording_pass.py): a jump to a
+                # new moment is measured once it is done (until then it reads as before it).
+                walked = getattr(app.screen, "recording_pass", None)
+                if before == "j new" and walked is not None:
+                    waited = time.perf_counter()
+                    while not walked.done.is_set():
+                        await pilot.pause(0.1)
+                    print(f"the pass: {walked.received} packed summaries, "
+                          f"{recording._packed_bytes / 1e6:.1f} MB, done "
+                          f"{time.perf_counter() - started:.1f} s after the app started "
+                          f"(waited {time.perf_counter() - waited:.1f} s for it)", flush=True)
                 for n in range(args.presses):
                     if before == "j -12h":
                         await pilot.press("G", "j", *"-12h")

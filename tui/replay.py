@@ -22,6 +22,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 
+from tasktop.client import recording_pass
 from tasktop.client.recorded import RecordedConnection, moment
 from tasktop.render import units
 from tasktop.wire.recording import Recording
@@ -113,6 +114,7 @@ class ReplayScreen(MainScreen):
         self._built: dict[int, Model] = {}  # sample index -> the model built for it (see KEPT_MODELS)
         #: What was typed after the jump key (None: not asking for a TIME).
         self.jump_text: str | None = None
+        self.recording_pass: recording_pass.RecordingPass | None = None
         session.replay = self
         session.state = "live"
 
@@ -133,6 +135,11 @@ class ReplayScreen(MainScreen):
 
     def on_mount(self) -> None:  # before MainScreen's and AttachedScreen's (Textual calls each)
         self.show_index(self.start_index)
+        self.recording_pass = recording_pass.start(self.recording)  # jumps apply fewer deltas once it is done
+
+    def on_unmount(self) -> None:
+        if self.recording_pass is not None:
+            self.recording_pass.stop()
 
     # Moving ------------------------------------------------------------------------------
     def show_index(self, index: int) -> None:

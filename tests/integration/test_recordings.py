@@ -197,3 +197,36 @@ def test_unwritable_directory_stops_the_recorder_quietly(spawn, tmp_path):
     assert target.proc.poll() is None
     out, err = target.stop()
     assert "Traceback" not in err
+
+
+def test_a_pass_in_another_process_packs_summaries_the_replay_reads_from(tmp_path):
+    """``client.recording_pass``: a long recording walked once in another process; what it
+    sends back is kept by the reader, which then gives every moment as it did without it;
+    stopped early, the process ends."""
+    from tasktop.client import recording_pass
+    from tasktop.wire import recording as fmt
+
+    path = tmp_path / "long.ttrec"
+    with open(path, "wb") as fh:
+        writer = fmt.Writer(fh.write, {"process": {"pid": 42}, "started": 100.0})
+        for i in range(recording_pass.PASS_FROM + 100):
+            writer.sample({"time": 100.0 + i, "totals": {"tasks": i},
+                           "groups": [{"id": f"{g:012x}", "kind": "task", "count": 1 + (i * g) // 50,
+                                       "blocked_max_s": float(i), "stack": [{"func": f"f{g}"}]}
+                                      for g in range(20)]})
+    rec, plain = Recording(str(path)), Recording(str(path))
+    walked = recording_pass.start(rec)
+    assert walked is not None
+    wait_until(walked.done.is_set, message="the pass to end")
+    assert walked.process.returncode == 0
+    expected = sum(1 for i, s in enumerate(rec.samples) if s[2] == "delta" and i % fmt.PACKED_EVERY == 0)
+    assert walked.received == expected == len(rec._packed_at) > 0
+    for i in (len(rec) - 1, 450, 333, 301, 29, 0):
+        assert rec.summary(i) == plain.summary(i), i
+    stopped = recording_pass.start(Recording(str(path)))
+    stopped.stop()
+    assert stopped.done.is_set() and stopped.process.returncode is not None
+    short = tmp_path / "short.ttrec"
+    with open(short, "wb") as fh:
+        fmt.Writer(fh.write, {"process": {"pid": 42}, "started": 100.0}).sample({"time": 100.0, "groups": []})
+    assert recording_pass.start(Recording(str(short))) is None  # too short to be worth one

@@ -179,6 +179,41 @@ def test_a_state_carried_through_many_deltas_is_the_one_apply_delta_gives(tmp_pa
     assert forward.state() == state
 
 
+def test_packed_summaries_give_every_sample_and_history_as_the_deltas_do(tmp_path, monkeypatch):
+    """The pass over a whole recording (``packed_checkpoints``, given to ``add_packed``) packs a
+    rebuilt summary every few samples; a reader given them reads each moment and each history
+    from the nearest one, and gives what a reader without them gives, around every delta
+    shape; past its byte budget it keeps every other one and the next ones as far apart."""
+    summaries = changing()
+    write(tmp_path / "r.ttrec", summaries, key_every=60)
+    path = str(tmp_path / "r.ttrec")
+    plain, packed = Recording(path), Recording(path)
+    given = list(Recording(path).packed_checkpoints(every=4))
+    assert [t for _, _, t, _ in given] == [summaries[i]["time"] for i in range(4, 130, 4)
+                                           if plain.samples[i][2] == "delta"]  # a key is its own
+    monkeypatch.setattr(recording, "PACKED_BYTES", sum(len(body) for *_, body in given) // 2)
+    assert all(packed.add_packed(*item) for item in given[:12])
+    assert [i % 4 for i in packed._packed_at] == [0] * len(packed._packed_at)
+    for item in given[12:]:
+        packed.add_packed(*item)
+    at = packed._packed_at
+    assert packed._packed_bytes <= recording.PACKED_BYTES and len(at) < len(given) // 2 + 2
+    assert {b - a for a, b in zip(at, at[1:])} <= {8, 16, 12}  # thinned, and the next ones as far apart
+    assert not packed.add_packed(path, 10_000, 1.0, b"") and not packed.add_packed("/srv/other.ttrec", 5, 104.0, b"")
+    applied = []
+    real_apply = recording.Forward.apply
+    monkeypatch.setattr(recording.Forward, "apply", lambda self, delta: applied.append(1) or real_apply(self, delta))
+    for i in (125, 57, 33, 90, 91, 64, 3, 128):
+        expected = plain.summary(i)
+        applied.clear()
+        assert packed.summary(i) == expected, i
+        assert len(applied) <= 16, i  # from the packed summary before it, not from the key
+    for first, last in [(40, 100), (85, 95), (61, 129), (0, 20)]:
+        by_id = [dict(h, groups=sorted(h["groups"], key=lambda g: g["id"])) for h in packed.history(first, last)]
+        assert by_id == [dict(h, groups=sorted(h["groups"], key=lambda g: g["id"])) for h in plain.history(first, last)]
+        assert packed.summary(last) == plain.summary(last)
+
+
 def test_new_fields_are_carried_without_code_changes(tmp_path):
     """A field the writer has never heard of (another branch's lifecycle counters) is kept."""
     summaries = [summary(10.0 + i, groups=3, lifecycle={"ended": i, "lost": [i, i]}) for i in range(5)]
