@@ -3,11 +3,12 @@ summary of every ``PACKED_EVERY``-th sample comes back packed, so that a jump to
 read before applies at most that many deltas before its window instead of up to ``KEY_EVERY``
 (300: the file format's key summaries, which recordings already written keep).
 
-Why another process: the pass is ~6 s of CPU for a day at 200 groups. In a thread it would
+Why another process: the pass is ~6 s of CPU for a day at 200 groups.  In a thread it would
 hold the GIL against the app's keys (Python hands it over every 5 ms), and in the app's idle
-time it would keep the app from ever being idle; another process runs on another core, at a
-lower priority, and the app only stores the bytes it sends (``Recording.add_packed``: bytes,
-which the garbage collector does not walk).  Until it is done a jump reads as before.
+time it would keep the app from ever being idle; another process runs on another core, only
+when nothing else wants it (``SCHED_IDLE``), and the app only keeps the bytes it sends
+(``Recording.add_packed``: bytes, which the garbage collector does not walk).  Until it is done
+a jump reads as before.
 
     python -m tasktop.client.recording_pass FILE   # writes msgpack [path, record, time, bytes]...
 """
@@ -80,10 +81,13 @@ def start(recording: Recording) -> RecordingPass | None:
 
 
 def main(argv: list[str]) -> int:
-    try:
-        os.nice(10)  # the replay's own keys first
-    except OSError:
-        pass
+    try:  # the replay's own keys first: this runs only on a core nothing else wants
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        try:
+            os.nice(19)
+        except OSError:
+            pass
     try:
         recording = Recording(argv[0])
         # In bursts (~170 summaries each): the app wakes up for a few of them, not for each.
