@@ -153,7 +153,9 @@ class Model:
                                    memory.get("rss_bytes")))
         times = self._times
         times.append(t)
-        now = {group["id"]: int(group.get("count") or 0) for group in summary.get("groups") or ()}
+        now = summary.get("group_counts")  # a recording's history gives them ready (Recording.history)
+        if now is None:
+            now = {group["id"]: int(group.get("count") or 0) for group in summary.get("groups") or ()}
         counts = self.counts
         if previous is not None:
             for gid in now:
@@ -163,14 +165,16 @@ class Model:
         # Each group keeps its points from the last one at or before the horizon (two at least).
         horizon = t - max(self.window, self.suspect_window)
         keep = max(len(times) - bisect.bisect_right(times, horizon) + 1, 2)
-        if len(times) > keep:
+        trimmed = len(times) > keep  # else no group has more points than ``keep``: none has more than ``times``
+        if trimmed:
             del times[:len(times) - keep]
         emptied = []
+        get = now.get
         for gid, history in counts.items():  # (a replay's jump feeds 120 summaries: this is its loop)
-            count = now.get(gid)
+            count = get(gid)
             points = history.counts
             points.append(0 if count is None else count)
-            if len(points) > keep:
+            if trimmed and len(points) > keep:
                 del points[:len(points) - keep]
             if count is None and not any(points):
                 emptied.append(gid)
