@@ -11,6 +11,10 @@ order, so a pass reads them nearly in memory order and needs no lookup to get fr
 its record (at 100,000 tasks the lookups alone cost more than the rest).  The registry is then
 only checked, in C, for tasks the records miss (made by ``asyncio.Task(...)``, or before the
 probe started): those are recorded and visited, and later passes find them in the records.
+Above a quarter of a million tasks no pass copies the records either: the first pass's copy is
+kept, the records made since each pass (``hooks.made``) are added to it, and the records of
+freed tasks left out a slice at a time; asyncio's registry is then read only when it may hold a
+task the records miss (see ``TaskPasses._run_many``).
 
 Nothing allocated per task outlives the pass: 100,000 surviving container objects make the
 collector run a full collection of the host's whole heap, which held its event loop up for most
@@ -93,9 +97,9 @@ class TaskPasses:
         self._trusted: tuple | None = None
         self._checked = 0.0
         self._linked_at = -RECHECK  # when C's task lists were last read (3.14+)
-        # Above SPLIT_COPIES (see _run_many): the last pass's list of records, the records
-        # that may be in it twice, and the difference of the sizes of the records and
-        # asyncio's registry when the registry last had no task the records miss.
+        # Every record since the first pass, kept up to date (see _run_copied; walked above
+        # SPLIT_COPIES), the records that may be in it twice, and the difference of the sizes
+        # of the records and asyncio's registry when the registry last had no task they miss.
         self._known: list | None = None
         self._doubles: set | None = None
         self._size: int | None = None
@@ -135,11 +139,14 @@ class TaskPasses:
         """Visit a copy of the records and find the tasks they miss: the records and asyncio's
         registry are copied at one moment (two C calls in a row, of a few milliseconds at
         100,000 tasks: the loops get the GIL just before; and between them above
-        SPLIT_COPIES, where the copy of the records is kept for the next passes).  Returns
-        the tasks no factory of ours saw."""
+        SPLIT_COPIES).  The first pass keeps its copy, and every later one adds the records
+        made since to it (see _run_many), so that no pass copies the records of more than
+        SPLIT_COPIES tasks but the first.  Returns the tasks no factory of ours saw."""
+        first = self._known is None
         records, refs = self.lists.take("records"), self.lists.take("refs")
         pace.now()
-        del hooks.made[:]  # every record made so far is in the copy
+        if first:
+            del hooks.made[:]  # every record made so far is in the copy
         records.extend(hooks.records)  # in creation order
         if len(records) > SPLIT_COPIES:
             pace.now()  # two copies in a row held the loop 15-24 ms at a million
@@ -150,14 +157,15 @@ class TaskPasses:
         since = records[-1].seq if records else 0
         difference = self._difference_of(records, refs, eager, pace)
         walk.visit(records)
-        if len(records) > SPLIT_COPIES:  # the next passes walk this list and what is made since
+        if first:
             self.lists.keep("records")
             self._known = records
             # A record made between emptying ``made`` and the copy is in both: the next pass
             # leaves out those of its new records that are among the copy's last ones.
             self._doubles = set(map(id, records[-DOUBLES:]))
         else:
-            self._forget_known(pace)
+            self._ended = self._take_made(self._known, pace) or self._ended
+            _prune(self._known, pace)
         # Then what that copy could not hold: tasks no factory of ours saw, and records made
         # meanwhile for tasks first met as awaited by another (each visited once).
         unknown = self._unrecorded(difference, refs, eager, since, pace, now)
@@ -169,8 +177,9 @@ class TaskPasses:
         return unknown
 
     def _run_many(self, walk: "_Walk", watches: list, now: float, pace: Pacer) -> list:
-        """Above SPLIT_COPIES: visit the last pass's list of records and those made since
-        (``hooks.made``), with no copy of a million records (one C call of 13-22 ms).
+        """Above SPLIT_COPIES: visit the list of records kept since the first pass, with those
+        made since (``hooks.made``) added, with no copy of a million records (one C call of
+        13-35 ms).
         asyncio's registry (a copy of 11-20 ms) is read only when it may hold a task the
         records miss: when the difference of the two sizes moved; when a task recorded since
         it was last read has ended (3.12+: one that ended in its eager first step is recorded
@@ -193,8 +202,7 @@ class TaskPasses:
             eager = registry.copy(refs, [w.loop for w in watches] if linked else ())
         since = known[-1].seq if known else 0
         walk.visit(known)
-        if walk.dead > len(known) // 8:  # records of freed tasks: left out, in place
-            _compact(known, pace)
+        _prune(known, pace)
         if not due:
             return []
         missing, complete = registry.unrecorded(hooks.records, refs, eager, since, pace)
@@ -228,11 +236,6 @@ class TaskPasses:
             taken -= cut
             pace()
         return ended
-
-    def _forget_known(self, pace: Pacer) -> None:
-        known, self._known = self._known, None
-        if known is not None:
-            empty(known, pace)
 
     @staticmethod
     def _difference_of(records: list, refs: list, eager: list, pace: Pacer) -> tuple | None:
@@ -320,10 +323,13 @@ def _ended(info: Any) -> bool:
         return True
 
 
-def _compact(records: list, pace: Pacer) -> None:
-    """Leave out the records of freed tasks, in place and a slice at a time: the list stays
-    the one the collector has seen survive (a new list of a million is walked by every young
-    collection while it is young)."""
+def _prune(records: list, pace: Pacer) -> None:
+    """Leave out the records of freed tasks once they are an eighth of ``records`` (which
+    holds every live one: ``hooks.records`` counts those), in place and a slice at a time:
+    the list stays the one the collector has seen survive (a new list of a million is walked
+    by every young collection while it is young)."""
+    if len(records) - len(hooks.records) <= len(records) // 8:
+        return
     kept = 0
     for start in range(0, len(records), CHUNK):
         chunk = records[start:start + CHUNK]
@@ -345,7 +351,6 @@ class _Walk:
         self.passes, self.now, self.watched, self.grouping, self.pace = passes, now, watched, grouping, pace
         self.rows = rows
         self.count = 0  # tasks found
-        self.dead = 0  # records of freed tasks met
         # Only when rows are asked for, and records only (a record is a weak reference to
         # its task): a young list of 100,000 tasks is traversed by every collection, which
         # reads each task's GC header while the loop waits.
@@ -362,13 +367,12 @@ class _Walk:
         rows = self.rows
         add_info = self.infos.append
         ref = weakref.ref
-        found = dead = 0
+        found = 0
         for n, info in enumerate(records):
             if not n & 511:
                 pace()
             task = info()
             if task is None:
-                dead += 1
                 continue
             try:
                 if task.done():
@@ -411,7 +415,6 @@ class _Walk:
             if rows:
                 add_info(info)
         self.count += found
-        self.dead += dead
 
     def _describe(self, task: Any, info: Any, loop_id: int) -> tuple:
         current = self._currents.get(loop_id, _UNSET)
