@@ -51,7 +51,6 @@ CHECK_MANY = 2.0
 #: Records made while a copy of the records was taken may be in ``hooks.made`` too: they are
 #: among the copy's last ones (one switch of threads makes at most a few thousand tasks).
 DOUBLES = 16_384
-CUT = 65_536  # records dropped from the front of ``hooks.made`` per C call
 
 _UNSET = object()  # not looked up yet
 
@@ -230,9 +229,9 @@ class TaskPasses:
             if EAGER and not ended:
                 ended = any(_ended(info) for info in part)
             pace()
-        while taken:
-            cut = min(taken, CUT)
-            del made[:cut]
+        while taken:  # from the end of what was taken: only what was appended since moves
+            cut = min(taken, CHUNK)
+            del made[taken - cut:taken]
             taken -= cut
             pace()
         return ended
