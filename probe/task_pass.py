@@ -188,14 +188,15 @@ class TaskPasses:
         known = self._known
         self._ended = self._take_made(known, pace) or self._ended
         size = len(hooks.records) - registry.size()
-        due = (size != self._size or now - self._checked >= RECHECK
+        # 3.14+: tasks no factory saw are only in C's lists, which asyncio's sets do not count.
+        linked = registry.LINKED and (len(hooks.records) < LINKED_EVERY_PASS or now - self._linked_at >= RECHECK)
+        due = (linked or size != self._size or now - self._checked >= RECHECK
                or (self._ended and now - self._checked >= CHECK_MANY))
         refs: list = []
         eager: list = []
         if due:
             refs = self.lists.take("refs")
             pace.now()
-            linked = registry.LINKED and now - self._linked_at >= RECHECK
             if linked:
                 self._linked_at = now
             eager = registry.copy(refs, [w.loop for w in watches] if linked else ())
