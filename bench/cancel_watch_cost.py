@@ -1,11 +1,13 @@
-"""What watching direct ``task.cancel()`` calls costs code that does not cancel tasks (3.12+).
+"""What watching direct ``task.cancel()`` calls costs code that does not cancel tasks.
 
-The probe's ``sys.monitoring`` CALL callback (``end_history._on_call``) switches itself off at
-every call site that calls anything but a future's ``cancel``, after that site's first call.
+3.12+: the probe's ``sys.monitoring`` CALL callback (``end_history._on_call``) switches itself
+off at every call site that calls anything but a future's ``cancel``, after that site's first
+call.  Before 3.12 (only with ``TASKTOP_CANCELLERS=profile``): ``sys.setprofile``'s callback
+(``end_history._on_profile``) runs at every call and return.
 ``--inner`` times three workloads by the main thread's CPU time (the fastest of 5 rounds each)
-with the watch off or on (``_watch_direct_cancels()`` called in the process, no probe
-started): a method call in a tight loop, JSON round trips, and 100,000 short asyncio tasks
-created and gathered.  The driver alternates processes off / on and prints the medians::
+with the watch off or on (set up in the process, no probe started): a method call in a tight
+loop, JSON round trips, and 100,000 short asyncio tasks created and gathered.  The driver
+alternates processes off / on and prints the medians::
 
     python bench/cancel_watch_cost.py --runs 5 --python /path/to/python3.12 /path/to/python3.13
 """
@@ -57,8 +59,12 @@ def _inner(on: bool) -> dict:
     if on:
         from tasktop.probe import end_history
 
-        end_history._watch_direct_cancels()
-        assert end_history._monitoring_tool is not None
+        if sys.version_info >= (3, 12):
+            end_history._watch_direct_cancels()
+            assert end_history._monitoring_tool is not None
+        else:
+            end_history._watch_by_profile()
+            assert sys.getprofile() is end_history._on_profile
     out = {}
     for fn, n in WORKLOADS:
         rounds = []

@@ -40,7 +40,8 @@ _DEADLY = {getattr(signal, name) for name in (
 def start(**overrides) -> bool:
     """Start the probe (idempotent).  Keyword arguments override the ``TASKTOP_*`` options:
     ``directory``, ``interval``, ``creation_stacks``, ``creation_depth``, ``tracemalloc``,
-    ``stall_ms``.  Returns whether the probe is running."""
+    ``stall_ms``, ``end_history``, ``cancellers_by_profile``, ``record``, ``record_size``,
+    ``record_interval``.  Returns whether the probe is running."""
     global _options, _error
     try:
         with _lock:
@@ -72,7 +73,7 @@ def _start_locked(options: Options) -> bool:
     if options.end_history:
         from . import end_history
 
-        end_history.install()
+        end_history.install(profile=options.cancellers_by_profile)
         hooks.on_done = end_history.task_done
     server = Server(options)
     try:

@@ -11,6 +11,9 @@
 ``TASKTOP_STALL_MS``         an event loop silent for longer than this is stalled (default 100).
 ``TASKTOP_END_HISTORY``      ``0`` turns off the history of how tasks end (a done-callback per
                              task, and who cancelled) (default on).
+``TASKTOP_CANCELLERS``       ``profile``: before 3.12, see direct ``task.cancel()`` callers through
+                             ``sys.setprofile`` (slows the host: off by default; 3.12+ always
+                             sees them, through ``sys.monitoring``).
 ``TASKTOP_RECORD``           a directory: the flight recorder keeps the recent past there (off by default).
 ``TASKTOP_RECORD_SIZE``      bytes the flight recorder may keep per process (default 4 MB; ``K``/``M``/``G``).
 ``TASKTOP_RECORD_INTERVAL``  seconds between two recorded summaries (default 5).
@@ -60,6 +63,7 @@ class Options:
     tracemalloc: int = 0
     stall_ms: float = 100.0
     end_history: bool = True
+    cancellers_by_profile: bool = False
     record: str | None = None
     record_size: int = 4 << 20
     record_interval: float = 5.0
@@ -79,6 +83,7 @@ class Options:
             tracemalloc=max(0, frames),
             stall_ms=_float("TASKTOP_STALL_MS", 100.0, 10.0),
             end_history=_flag("TASKTOP_END_HISTORY", True),
+            cancellers_by_profile=os.environ.get("TASKTOP_CANCELLERS", "").strip().lower() == "profile",
             record=os.environ.get("TASKTOP_RECORD") or None,
             record_size=_size("TASKTOP_RECORD_SIZE", 4 << 20, 64 << 10),
             record_interval=_float("TASKTOP_RECORD_INTERVAL", 5.0, 0.2),

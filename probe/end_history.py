@@ -28,8 +28,9 @@ what is left at its end), with a reason.  A direct ``task.cancel()`` is a C meth
 type, which no wrapper reaches.  From 3.12 it is seen through ``sys.monitoring``: a ``CALL``
 event whose callback returns ``DISABLE`` for every call site that calls anything but a future's
 ``cancel``, so after its first run a site costs nothing more; a site calling ``Task.cancel``
-notes the running task and the caller's stack (``_on_call``).  Not seen: before 3.12 (only
-``sys.setprofile`` sees C calls, at a cost to every call), calls made from C (uvloop's own
+notes the running task and the caller's stack (``_on_call``).  Before 3.12 only
+``sys.setprofile`` sees C calls, at a cost to every call: only when asked for
+(``TASKTOP_CANCELLERS=profile``, ``_on_profile``).  Not seen: calls made from C (uvloop's own
 code, ``loop.call_later(5, task.cancel)``: the loop's callback runs ``cancel`` from C), a site
 that first called something else, and any process in which another tool already holds both of
 the free monitoring ids (3 and 4).  The canceller is the task that was running (or the
@@ -311,9 +312,54 @@ def _watch_direct_cancels() -> None:
     _monitoring_tool = tool
 
 
+_BUILTIN_METHOD = type(len)  # a C method bound to its object: ``task.cancel``
+_profiling = False
+
+
+def _on_profile(frame: Any, event: str, arg: Any) -> None:
+    """``sys.setprofile``'s callback (before 3.12, when asked for): a C call of a task's
+    ``cancel`` notes its caller, as ``_on_call`` does from 3.12.  Once the probe is detached,
+    each thread drops it at its next call (only a thread can change its own)."""
+    if not _profiling:
+        sys.setprofile(None)
+    elif event == "c_call" and type(arg) is _BUILTIN_METHOD and arg.__name__ == "cancel":
+        try:
+            target = arg.__self__
+            if isinstance(target, asyncio.Task):
+                _direct_cancel(target)
+        except Exception:
+            pass
+
+
+def _watch_by_profile() -> None:
+    """Before 3.12 (``TASKTOP_CANCELLERS=profile``): see direct ``task.cancel()`` calls through
+    ``sys.setprofile``, in the thread that starts the probe and every thread started after it.
+    The only hook that sees a C method called, and it runs a Python function at every call and
+    return of the host (bench/cancel_watch_cost.py): never on by default.  A profiler the
+    application set already is left alone."""
+    global _profiling
+    if _profiling or sys.version_info >= (3, 12) or sys.getprofile() is not None:
+        return
+    _profiling = True  # first: the callback drops itself while it is False
+    threading.setprofile(_on_profile)
+    sys.setprofile(_on_profile)
+
+
+def stop_profiling_here() -> None:
+    """No profile callback in the calling thread (the probe's own threads)."""
+    if _profiling and sys.getprofile() is _on_profile:
+        sys.setprofile(None)
+
+
 def unwatch_direct_cancels() -> None:
-    """Give the monitoring id back (``tasktop detach``)."""
-    global _monitoring_tool
+    """Give the monitoring id back (``tasktop detach``); stop the profile callback (each thread
+    drops it at its next call)."""
+    global _monitoring_tool, _profiling
+    if _profiling:
+        if getattr(threading, "_profile_hook", None) is _on_profile:
+            threading.setprofile(None)
+        stop_profiling_here()
+        _profiling = False
     monitoring = getattr(sys, "monitoring", None)
     if monitoring is None or _monitoring_tool is None:
         return
@@ -330,13 +376,16 @@ _DISABLE = None
 _installed = False
 
 
-def install() -> None:
-    """Hook asyncio's own cancellers (once); a fresh second of tokens for ``hooks.follow``."""
+def install(profile: bool = False) -> None:
+    """Hook asyncio's own cancellers (once); a fresh second of tokens for ``hooks.follow``;
+    with ``profile``, direct cancels before 3.12 too (``_watch_by_profile``)."""
     global _installed, _window_start, _spent_at_seq
     _window_start, _spent_at_seq = _now(), None
     hooks.follow = tokens()
     try:
         _watch_direct_cancels()
+        if profile:
+            _watch_by_profile()
     except Exception:
         pass
     if _installed:

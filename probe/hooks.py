@@ -178,13 +178,17 @@ def record_of(task: Any) -> TaskInfo | None:
 
 
 def find_record(task: Any) -> TaskInfo | None:
-    """The record of a task, also one freed a moment ago (see ``departed``): the newest
-    record with the task's hash, which is its address, still its own while it is finalized."""
+    """The record of a task, also one freed a moment ago (see ``departed``; or, while the
+    collector has not run its callback, still in ``records`` but dead): the newest record with
+    the task's hash, which is its address, still its own while it is finalized."""
     info = record_of(task)
     if info is not None:
         return info
     try:
         key = hash(task)
+        info = records.get(_DeadAt(key))  # cleared, its callback not run yet (3.14)
+        if info is not None:
+            return info
         for info in reversed(departed):
             if hash(info) == key:
                 return info
@@ -194,11 +198,57 @@ def find_record(task: Any) -> TaskInfo | None:
 
 
 def info_for(task: asyncio.Task) -> TaskInfo:
-    """The task's record, created (with no creation site) for tasks made before the hook."""
+    """The task's record, created (with no creation site) for tasks made before the hook, or
+    given back what the task's own record knew if the collector took that one (see _revived)."""
     info = records.get(_ref(task))
     if info is None:
         info = _record(task, None, None)
+        if info.site is None:
+            _revived(task, info)
     return info
+
+
+def _revived(task: Any, info: TaskInfo) -> None:
+    """A task our factory made whose record's weak reference the collector cleared while the
+    task lived on gets its creation site, parent and birth back from that record.
+
+    The collector clears the weak references to all it found unreachable before it runs their
+    finalizers; one may make a task reachable again (a coroutine closed by the collector
+    cancels the future it awaited, which puts the task's wake-up on its loop: seen on uvloop),
+    and asyncio reports the task as lost later, when it is freed for good.  The old record is
+    still in ``records`` as a dead key (3.14 runs its callback only then), or already in
+    ``departed``: the newest one at the task's address, which no other live object can have.
+    Only for a task that carries our done-callback (made by our factory, so it had a record):
+    a task made elsewhere may sit at the address of a freed one of ours."""
+    try:
+        if on_done is None or not any(cb[0] is on_done for cb in task._callbacks or ()):
+            return
+        key = hash(task)
+        old = records.get(_DeadAt(key))
+        if old is None:
+            old = next((d for d in reversed(departed) if hash(d) == key), None)
+        if old is not None:
+            info.parent, info.site = old.parent, old.site
+            if hasattr(old, "born"):
+                info.born = old.born
+    except Exception:
+        pass
+
+
+class _DeadAt:
+    """A key equal to any dead record of the given hash (a task's address): a dict compares
+    keys of equal hash, and a weak reference leaves the comparison to us."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+
+    def __hash__(self) -> int:
+        return self.key
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is TaskInfo and other() is None
 
 
 def creation_stack(task: Any) -> tuple | None:

@@ -191,6 +191,10 @@ class Server:
     # -- the thread ------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
+            if self.options.cancellers_by_profile:
+                from . import end_history
+
+                end_history.stop_profiling_here()  # our own calls are not the host's
             self.state.threads.exclude.add(threading.get_ident())
             hooks.discover_loops()
         except Exception:

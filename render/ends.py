@@ -95,7 +95,7 @@ def ending_text(ended: dict) -> str:
         text = f"{ended['outcome']}{after}"
     by = ended.get("cancelled_by")
     if ended["outcome"] == "cancelled":
-        text += " by " + canceller_text(by) if by else " (by a cancel() whose caller is not seen: Python < 3.12, or called from C)"
+        text += " by " + canceller_text(by) if by else " (by a cancel() whose caller is not seen: Python < 3.12 without TASKTOP_CANCELLERS=profile, or called from C)"
     return text
 
 

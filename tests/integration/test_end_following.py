@@ -139,3 +139,27 @@ def test_detach_gives_the_monitoring_id_back(spawn):
     target = spawn(DETACH, wait=False)
     line = target.proc.stdout.readline()
     assert line.split() == ["ready", "tasktop", "None", "None"]
+
+
+PROFILE_DETACH = '''
+import asyncio, sys, threading
+from tasktop import probe
+
+async def main():
+    await asyncio.sleep(0.2)  # the probe started
+    before = sys.getprofile()
+    other = threading.Thread(target=probe.detach)  # not this thread: it drops the callback itself
+    other.start()
+    other.join()
+    await asyncio.sleep(0.01)
+    print("ready", getattr(before, "__name__", None), sys.getprofile(), threading._profile_hook, flush=True)
+
+asyncio.run(main())
+'''
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ watches cancels through sys.monitoring")
+def test_detach_takes_the_profile_callback_away_from_every_thread(spawn):
+    target = spawn(PROFILE_DETACH, wait=False, TASKTOP_CANCELLERS="profile")
+    line = target.proc.stdout.readline()
+    assert line.split() == ["ready", "_on_profile", "None", "None"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 import pytest
 
@@ -110,6 +111,67 @@ def test_lost_tasks_and_unretrieved_exceptions_are_counted_by_site(spawn, sockdi
     _out, err = target.stop()
     assert err.count("Task was destroyed but it is pending!") == 28
     assert "Task exception was never retrieved" in err
+
+
+# Lost tasks that come back: the collector clears a lost task's weak references (the probe's
+# record is one) before the finalizers run, and one of them makes the task reachable again (here
+# on purpose; on uvloop a coroutine the collector closed cancelled the future it awaited, which
+# put the task's wake-up on the loop). 3.14+ keeps such a task in its list of tasks.
+REVIVED = r'''
+import asyncio, gc, sys
+
+revived = []
+
+
+class Revives:
+    def __del__(self):
+        revived.append(self.task)
+
+
+async def wait_for_nothing(fut, keep):
+    await fut
+
+
+async def handle():
+    keep = Revives()
+    keep.task = asyncio.create_task(wait_for_nothing(asyncio.get_running_loop().create_future(), keep))  # CREATED
+
+
+async def main():
+    for _ in range(3):
+        await handle()
+    await asyncio.sleep(0.01)
+    gc.collect()
+    print("ready", len(revived), flush=True)
+    await asyncio.sleep(1000)
+
+if sys.argv[1:] == ["uvloop"]:
+    import uvloop
+    uvloop.run(main())
+else:
+    asyncio.run(main())
+'''
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_lost_task_made_reachable_again_keeps_its_creation_site(spawn, loop):
+    if loop == "uvloop" and uvloop is None:
+        pytest.skip("uvloop is not installed")
+    target = spawn(REVIVED, args=(loop,))
+    assert target.ready_line.split() == ["ready", "3"]  # the three came back
+    created = _line(target.script, "# CREATED")
+    summary = wait_until(lambda: (lambda s: s if s["endings"]["lost_total"] == 3 else None)(target.summary()),
+                         message="3 lost tasks")
+    (lost,) = summary["endings"]["lost"]
+    assert (lost["count"], lost["site"][0]["func"], lost["site"][0]["line"]) == (3, "handle", created)
+    back = [g for g in target.groups(summary) if g["state"] == "future"]
+    if sys.version_info >= (3, 14):  # still in the interpreter's list of tasks: a pass meets it again
+        (group,) = back
+        assert group["count"] == 3
+        (made,) = group["created_by"]
+        assert (made["stack"][0]["func"], made["stack"][0]["line"]) == ("handle", created)
+    else:  # asyncio's registry of tasks is weak: the task is gone from it with its weak references
+        assert back == []
 
 
 def test_the_exporter_counts_lost_tasks_by_site(spawn, sockdir):

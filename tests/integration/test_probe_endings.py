@@ -1,5 +1,6 @@
 """How tasks end, and what they wait on, read from real targets on every Python: outcomes and
-lifetimes per group, who cancelled (asyncio's own cancellers; direct cancel() calls on 3.12+),
+lifetimes per group, who cancelled (asyncio's own cancellers; direct cancel() calls on 3.12+, and
+before 3.12 with TASKTOP_CANCELLERS=profile),
 unretrieved exceptions left for asyncio to report, the rings' bounds, and the objects tasks and
 threads wait on with their numbers and movement.  Each target runs on asyncio's loop, on uvloop, with eager tasks (3.12+)
 and under the application's own task factory."""
@@ -120,10 +121,13 @@ def _created_at(ending: dict, ring: dict) -> int | None:
     return stack[0]["line"] if stack else None
 
 
+@pytest.mark.parametrize("profile", [False, True], ids=["", "profile"])
 @pytest.mark.parametrize("mode", MODES)
-def test_endings_say_how_each_task_ended_and_who_cancelled(spawn, mode):
+def test_endings_say_how_each_task_ended_and_who_cancelled(spawn, mode, profile):
     _skip_mode(mode)
-    target = spawn(ENDINGS, args=(mode,))
+    if profile and sys.version_info >= (3, 12):
+        pytest.skip("3.12+ sees direct cancel() calls without it")
+    target = spawn(ENDINGS, args=(mode,), **({"TASKTOP_CANCELLERS": "profile"} if profile else {}))
     found = wait_until(lambda: [(e, r) for r in _rings(target) for e in r["recent"]], message="endings")
     by_line: dict = {}
     for ending, ring in found:
@@ -140,11 +144,11 @@ def test_endings_say_how_each_task_ended_and_who_cancelled(spawn, mode):
 
     [direct] = by_line[_line(ENDINGS, "direct")]
     assert direct["outcome"] == "cancelled"
-    if sys.version_info >= (3, 12):  # seen through sys.monitoring: the caller's stack, the running task
+    if sys.version_info >= (3, 12) or profile:  # sys.monitoring, or sys.setprofile when asked for
         by = direct["cancelled_by"]
         assert by["how"] == "cancel()" and by["task"] is not None
         assert [f["line"] for f in by["stack"][:2]] == [_line(ENDINGS, "cancel call"), _line(ENDINGS, "stop")]
-    else:  # not seen before 3.12
+    else:  # not seen before 3.12 by default
         assert direct["cancelled_by"] is None
 
     [timed_out] = by_line[_line(ENDINGS, "wait_for")]

@@ -20,6 +20,8 @@ async def work(n):
     return n * n
 
 async def main():
+    # -X dev logs any step over 0.1 s: on a loaded machine one can be, probe or not.
+    asyncio.get_running_loop().slow_callback_duration = 60
     results = await asyncio.gather(*(work(n) for n in range(20)))
     q = queue.Queue()
     t = threading.Thread(target=lambda: q.put(sum(results)))

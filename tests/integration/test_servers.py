@@ -262,11 +262,20 @@ def compare(plain: Run, probed: Run, plain_end: tuple, probed_end: tuple) -> Non
     assert probed.responses == plain.responses
     assert code == plain_code, f"exit code {code}, without the probe {plain_code}: {err}"
     assert suspicious(err) <= suspicious(plain_err), err
+    # A worker the server killed (SIGKILL: no code of it runs) cannot remove its socket.
+    killed = killed_by_server(err)
     try:
-        wait_until(lambda: not probed.sockets(), timeout=30, message="no socket left behind")  # workers exit slowly under load
+        wait_until(lambda: probed.sockets() <= killed, timeout=30, message="no socket left behind")  # workers exit slowly under load
     except AssertionError:
-        left = sorted(probed.sockets())
+        left = sorted(probed.sockets() - killed)
         raise AssertionError(f"probe sockets left behind by processes that have exited: {left}")
+
+
+def killed_by_server(err: str) -> set:
+    """Workers the server says it killed: uvicorn's supervisor kills a worker that does not
+    answer its health check within 5 s (a loaded machine), gunicorn one past its timeout."""
+    found = re.findall(r"Child process \[(\d+)\] died|Worker \(pid:(\d+)\) was sent SIGKILL", err)
+    return {int(a or b) for a, b in found}
 
 
 def test_uvicorn_workers(harness) -> None:
