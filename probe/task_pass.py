@@ -48,6 +48,8 @@ SPLIT_COPIES = 250_000
 #: Above SPLIT_COPIES, asyncio's registry is read at most this often when only tasks that
 #: ended in their first step can have hidden a task the records miss (see TaskPasses._run_many).
 CHECK_MANY = 2.0
+#: Records waiting in ``hooks.made`` that make the probe's heartbeat take them (see tidy).
+TIDY = 10_000
 #: Records made while a copy of the records was taken may be in ``hooks.made`` too: they are
 #: among the copy's last ones (one switch of threads makes at most a few thousand tasks).
 DOUBLES = 16_384
@@ -228,7 +230,7 @@ class TaskPasses:
                 part = [info for info in part if id(info) not in doubles]
             known.extend(part)
             if EAGER and not ended:
-                ended = any(_ended(info) for info in part)
+                ended = _any_ended(part)
             pace()
         while taken:  # from the end of what was taken: only what was appended since moves
             cut = min(taken, CHUNK)
@@ -236,6 +238,18 @@ class TaskPasses:
             taken -= cut
             pace()
         return ended
+
+    def tidy(self) -> None:
+        """Between passes (the probe's heartbeat): once TIDY records wait in ``hooks.made``,
+        they are moved to the pass's list and those of freed tasks left out, so that a
+        process that makes and frees many tasks does not keep their records until the next
+        pass (up to a minute away when the CPU budget stretches the interval)."""
+        known = self._known
+        if known is None or len(hooks.made) < TIDY:
+            return
+        pace = Pacer(self.handoff)
+        self._ended = self._take_made(known, pace) or self._ended
+        _prune(known, pace)
 
     @staticmethod
     def _difference_of(records: list, refs: list, eager: list, pace: Pacer) -> tuple | None:
@@ -315,10 +329,13 @@ _CALL = weakref.ReferenceType.__call__
 EAGER = sys.version_info >= (3, 12)
 
 
-def _ended(info: Any) -> bool:
-    task = info()
+_DONE = operator.methodcaller("done")
+
+
+def _any_ended(records: list) -> bool:
+    """Whether the task of one of ``records`` has ended (in C: no Python call per record)."""
     try:
-        return task is not None and task.done()
+        return any(map(_DONE, filter(None, map(_CALL, records))))
     except Exception:
         return True
 
