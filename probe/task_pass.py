@@ -180,9 +180,8 @@ class TaskPasses:
     def _run_many(self, walk: "_Walk", watches: list, now: float, pace: Pacer) -> list:
         """Above SPLIT_COPIES: visit the list of records kept since the first pass, with those
         made since (``hooks.made``) added, with no copy of a million records (one C call of
-        13-35 ms).
-        asyncio's registry (a copy of 11-20 ms) is read only when it may hold a task the
-        records miss: when the difference of the two sizes moved; when a task recorded since
+        13-35 ms).  asyncio's registry (a copy of 11-20 ms) is read only when it may hold a
+        task the records miss: when the difference of the two sizes moved; when a task recorded since
         it was last read has ended (3.12+: one that ended in its eager first step is recorded
         and not registered, and one made without our factory meanwhile leaves the sizes
         alike), at most every CHECK_MANY seconds; and anyway every RECHECK seconds.
