@@ -4,6 +4,7 @@ replay on a 24-hour recording.
     python bench/recording_cost.py size                  # bytes per hour at 20, 200, 2,000 groups
     python bench/recording_cost.py target --tasks 10000 --quiet 60
     python bench/recording_cost.py replay                # writes a 24 h recording, opens it, keys
+    python bench/recording_cost.py replay --file /tmp/rec24h/day.ttrec --presses 15
 
 ``size`` and ``replay`` feed the real writer (``wire.recording.Writer``) summaries shaped like the
 probe's: every group has a stack of 8 frames and a creation stack, 5% of the groups change
@@ -171,14 +172,19 @@ def cmd_replay(args) -> None:
             # Each is the time ``pilot.press`` takes: the key handled and the screen redrawn.
             # "x" is bound to nothing (the floor), "s" is the live view's sort (a redraw of the
             # same table, for comparison).
+            # "jump to a new moment" goes each time where no key went before (nothing of it
+            # read yet: the deltas from the key summary before it); "jump -12h" again and again.
             for label, key, before in (("x (no binding)", "x", None), ("s (sort, as live)", "s", None),
                                        ("step back (,)", "comma", None), ("step forward (.)", "full_stop", None),
                                        ("start (g)", "g", "G"), ("end (G)", "G", "g"),
-                                       ("jump -12h (j … Enter)", "enter", "j -12h")):
+                                       ("jump -12h (j … Enter)", "enter", "j -12h"),
+                                       ("jump to a new moment (j -Nm … Enter)", "enter", "j new")):
                 samples = []
-                for _ in range(7):
+                for n in range(args.presses):
                     if before == "j -12h":
                         await pilot.press("G", "j", *"-12h")
+                    elif before == "j new":
+                        await pilot.press("G", "j", *f"-{300 + 37 * n}m")
                     elif before:
                         await pilot.press(before)
                     t0 = time.perf_counter()
@@ -208,6 +214,7 @@ def main() -> None:
     replay.add_argument("--groups", type=int, default=200)
     replay.add_argument("--hours", type=int, default=24)
     replay.add_argument("--file", help="a recording to open (written first when it does not exist)")
+    replay.add_argument("--presses", type=int, default=7, help="presses of each key (the median and maximum of them)")
     args = parser.parse_args()
     {"size": cmd_size, "target": cmd_target, "replay": cmd_replay}[args.what](args)
 

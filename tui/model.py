@@ -12,10 +12,11 @@ snapshot then replays identically, and a slow reply does not distort a rate.
 """
 from __future__ import annotations
 
+import bisect
 import collections
-import itertools
+import copy
 from dataclasses import dataclass, field
-from typing import Deque, Iterable
+from typing import Deque
 
 from tasktop.render import stacks
 
@@ -70,17 +71,45 @@ class Stall:
     stack: list
 
 
-def first_at(points, t: float) -> int:
-    """The index of the first of ``points`` (``(time, value)`` in time order) at or after ``t``
+def first_at(times: list, t: float, lo: int = 0) -> int:
+    """The index of the first of ``times`` (in order) from ``lo`` on that is at or after ``t``
     (the last one when none is): a binary search, since redraws ask it of every group."""
-    low, high = 0, len(points) - 1
-    while low < high:
-        middle = (low + high) // 2
-        if points[middle][0] < t:
-            low = middle + 1
-        else:
-            high = middle
-    return low
+    return min(bisect.bisect_left(times, t, lo), len(times) - 1)
+
+
+class Counts:
+    """A group's count at each snapshot since it appeared (or since the window's start).
+
+    Every group the model knows gets a point at every snapshot (0 while it is absent), so its
+    points are at the last ``len(counts)`` of the model's snapshot times (``times``, one list
+    shared by every group), and a group keeps one list of counts.  A point per group per
+    snapshot is 24,000 points for a replay's jump at 200 groups: as tuples, those were 24,000
+    objects that outlived the key (the garbage collector then ran a full collection, 40-75 ms,
+    after about every jump), and two appends per point were a third of the model's feed."""
+
+    __slots__ = ("times", "counts")
+
+    def __init__(self, times: list) -> None:
+        self.times = times  # the model's, shared
+        self.counts: list[int] = []
+
+    @property
+    def start(self) -> int:
+        """Where the first point is in ``times``."""
+        return len(self.times) - len(self.counts)
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def __iter__(self):
+        """The points, ``(time, count)``."""
+        return zip(self.times[self.start:], self.counts)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Counts) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"Counts({list(self)!r})"
 
 
 class Model:
@@ -97,7 +126,8 @@ class Model:
         self.suspect_span = suspect_span
         self.summary: dict | None = None
         self.samples: Deque[Sample] = collections.deque(maxlen=max_samples)
-        self.counts: dict[str, Deque[tuple]] = {}
+        self.counts: dict[str, Counts] = {}
+        self._times: list[float] = []  # the snapshot times of the groups' points (see Counts)
         self.baseline: Baseline | None = None
         self.stalls: list[Stall] = []  # newest first
         self._stall_keys: set = set()
@@ -121,27 +151,33 @@ class Model:
         memory = summary.get("memory") or {}
         self.samples.append(Sample(t, int(totals.get("tasks") or 0), int(totals.get("threads") or 0),
                                    memory.get("rss_bytes")))
+        times = self._times
+        times.append(t)
+        now = {group["id"]: int(group.get("count") or 0) for group in summary.get("groups") or ()}
         counts = self.counts
-        seen = set()
-        for group in summary.get("groups") or ():
-            gid = group["id"]
-            seen.add(gid)
-            history = counts.get(gid)
-            if history is None:
-                history = counts[gid] = collections.deque()
-                if previous is not None:
-                    history.append((previous, 0))  # it was not there a snapshot ago: it grew from 0
-            history.append((t, int(group.get("count") or 0)))
+        if previous is not None:
+            for gid in now:
+                if gid not in counts:  # it was not there a snapshot ago: it grew from 0
+                    history = counts[gid] = Counts(times)
+                    history.counts.append(0)
+        # Each group keeps its points from the last one at or before the horizon (two at least).
         horizon = t - max(self.window, self.suspect_window)
+        keep = max(len(times) - bisect.bisect_right(times, horizon) + 1, 2)
+        if len(times) > keep:
+            del times[:len(times) - keep]
         emptied = []
         for gid, history in counts.items():  # (a replay's jump feeds 120 summaries: this is its loop)
-            here = gid in seen
-            if not here:
-                history.append((t, 0))
-            while len(history) > 2 and history[1][0] <= horizon:
-                history.popleft()
-            if not here and not any(c for _, c in history):
+            count = now.get(gid)
+            points = history.counts
+            points.append(0 if count is None else count)
+            if len(points) > keep:
+                del points[:len(points) - keep]
+            if count is None and not any(points):
                 emptied.append(gid)
+        if previous is None:
+            for gid, count in now.items():  # the first snapshot
+                history = counts[gid] = Counts(times)
+                history.counts.append(count)
         for gid in emptied:
             del counts[gid]
             self._text.pop(gid, None)
@@ -168,16 +204,36 @@ class Model:
         t = float(summary.get("time") or 0.0)
         while self.samples and self.samples[-1].t > t:
             self.samples.pop()
+        times = self._times
+        later = len(times) - bisect.bisect_right(times, t)
+        if later:
+            del times[-later:]
         for gid in list(self.counts):
             history = self.counts[gid]
-            while history and history[-1][0] > t:
-                history.pop()
-            if all(count == 0 for _, count in history):  # it had not appeared yet
+            if later:
+                del history.counts[max(0, len(history.counts) - later):]
+            if not any(history.counts):  # it had not appeared yet
                 del self.counts[gid]
                 self._text.pop(gid, None)
         self.stalls = [s for s in self.stalls if s.at <= t]
         self._stall_keys = {(s.loop, s.at) for s in self.stalls}
         self.summary = summary
+
+    def copy(self) -> "Model":
+        """A model that goes on from here on its own: fed, rewound or given a baseline, it
+        changes nothing of this one (a replay keeps the model it built for a moment, to go back
+        there without reading the samples before it again)."""
+        other = copy.copy(self)  # what is replaced, never changed in place, is shared
+        other.samples = collections.deque(self.samples, maxlen=self.samples.maxlen)
+        times = other._times = list(self._times)
+        other.counts = {}
+        for gid, history in self.counts.items():
+            mine = other.counts[gid] = Counts(times)
+            mine.counts = list(history.counts)
+        other.stalls = list(self.stalls)
+        other._stall_keys = set(self._stall_keys)
+        other._text = dict(self._text)
+        return other
 
     def set_baseline(self) -> Baseline | None:
         """Make the latest snapshot the baseline; changes are shown against it from now on."""
@@ -213,27 +269,28 @@ class Model:
         if self.baseline is not None:
             base = getattr(self.baseline, name)
             return None if base is None else float(latest - base)
-        points = [(s.t, getattr(s, name)) for s in self.samples if getattr(s, name) is not None]
-        return self._rate(points)
+        known = [s for s in self.samples if getattr(s, name) is not None]
+        return self._rate([s.t for s in known], [getattr(s, name) for s in known])
 
-    def _rate(self, points: Iterable[tuple]) -> float | None:
-        if not isinstance(points, (list, collections.deque)):
-            points = list(points)
-        if len(points) < 2:
+    def _rate(self, times: list, values: list) -> float | None:
+        """Growth per minute over the last ``window`` seconds of ``values``, which are at the
+        last ``len(values)`` of ``times``."""
+        if len(values) < 2:
             return None
-        t_end, v_end = points[-1]
-        start = points[first_at(points, t_end - self.window)]
-        if t_end - start[0] < 1.0:
+        offset = len(times) - len(values)
+        t_end = times[-1]
+        start = first_at(times, t_end - self.window, offset)
+        if t_end - times[start] < 1.0:
             return None
-        return (v_end - start[1]) * 60.0 / (t_end - start[0])
+        return (values[-1] - values[start - offset]) * 60.0 / (t_end - times[start])
 
     # -- groups ---------------------------------------------------------------------------
     def group_change(self, gid: str) -> float | None:
         history = self.counts.get(gid)
         if self.baseline is not None:
-            current = history[-1][1] if history else 0
+            current = history.counts[-1] if history else 0
             return float(current - self.baseline.counts.get(gid, 0))
-        return self._rate(history) if history else None
+        return self._rate(history.times, history.counts) if history else None
 
     def is_suspect(self, gid: str) -> bool:
         """Whether a group *keeps* growing: over the suspect window, the average count rises
@@ -243,18 +300,18 @@ class Model:
         history = self.counts.get(gid)
         if not history or len(history) < 6:
             return False
-        end, last = history[-1]
-        cutoff = end - self.suspect_window
-        first = first_at(history, cutoff)
+        times, counts = history.times, history.counts
+        offset = history.start
+        end, last = times[-1], counts[-1]
+        first = first_at(times, end - self.suspect_window, offset)
         # The cheap necessary conditions first: most groups do not grow (one redraw asks this of
         # every group, and building the thirds of 200 histories cost a replay step 40 ms).
-        t0, c0 = history[first]
+        t0, c0 = times[first], counts[first - offset]
         span = end - t0
-        if len(history) - first < 6 or span < self.suspect_span or last - c0 < 3:
+        if len(times) - first < 6 or span < self.suspect_span or last - c0 < 3:
             return False
-        points = list(itertools.islice(history, first, None))
         thirds: list[list[int]] = [[], [], []]
-        for t, c in points:
+        for t, c in zip(times[first:], counts[first - offset:]):
             thirds[min(2, int((t - t0) / span * 3))].append(c)
         if not all(thirds):
             return False

@@ -5,16 +5,22 @@ whose every request is answered from the recording at its cursor), and the main 
 ``ReplayScreen`` that moves the cursor instead of the app running a watcher; each move bumps
 the app's ``revision``, so every screen of the attachment redraws as it does live.  Moving one sample forward feeds the model that
 one summary, as live; any other move rebuilds the model from the ``WARM_S`` seconds before the
-new moment, so growth per minute and the leak heuristic read the same as they did live.
+new moment, so growth per minute and the leak heuristic read the same as they did live (the
+models built for the last few moments are kept, and going back to one of those copies it).
+
+The jump key asks for a TIME on the time bar's own line, while the groups table keeps the
+focus: an ``Input`` box below the table took the focus and gave it back, and each time
+Textual restyled the screen, laid it out again (the table one line shorter, then taller) and
+drew every cell of the table anew, ~40 ms of a jump's key.
 """
 from __future__ import annotations
 
 import time
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Input
 
 from tasktop.client.recorded import RecordedConnection, moment
 from tasktop.render import units
@@ -31,14 +37,21 @@ WARM_S = 120.0
 #: A step back of at most this many samples rewinds the model instead of rebuilding it.
 REWIND_MAX = 10
 WARM_MAX = 300  # samples, at most
+#: Models built for a moment (a jump, the start, the end) kept, as they were built, to go back
+#: there: a copy costs a fraction of a millisecond, building one from the samples ~15 ms.
+KEPT_MODELS = 4
 SPEEDS = (1, 10, 100)
 TICK = 0.1  # seconds between two moves while playing
+JUMP_HINT = "Enter jumps, Esc closes · HH:MM:SS, -5m (before the end), +30s (after the start), start, end"
 
 
 class TimeBar(TextLine):
     """Where the moment shown is in the recording: a bar from its start to its end."""
 
     def show(self, position: "ReplayScreen") -> None:
+        if position.jump_text is not None:
+            self.show_text(self.prompt(position.jump_text))
+            return
         rec = position.recording
         width = max(10, (self.size.width or 80) - 34)
         span = max(rec.end - rec.start, 1e-9)
@@ -54,6 +67,16 @@ class TimeBar(TextLine):
         state = f"  ▶ {position.speed}x" if position.playing else "  ❚❚"
         bar.append(state, style="bold green" if position.playing else "dim")
         self.show_text(bar)
+
+    def prompt(self, typed: str) -> Text:
+        """The jump's prompt: what was typed, a cursor, and the TIME forms, on one line."""
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append("jump to: ", style="bold")
+        line.append(typed, style="bold yellow")
+        line.append("▏", style="bold")
+        line.append(f"  {JUMP_HINT}", style="dim")
+        line.truncate(max(10, self.size.width or 80), overflow="ellipsis")
+        return line
 
 
 class ReplayScreen(MainScreen):
@@ -87,6 +110,9 @@ class ReplayScreen(MainScreen):
         self.speed = SPEEDS[0]
         self._play_time = 0.0  # the recording's time the player is at (between samples)
         self._timer = None
+        self._built: dict[int, Model] = {}  # sample index -> the model built for it (see KEPT_MODELS)
+        #: What was typed after the jump key (None: not asking for a TIME).
+        self.jump_text: str | None = None
         session.replay = self
         session.state = "live"
 
@@ -103,12 +129,9 @@ class ReplayScreen(MainScreen):
     def compose(self) -> ComposeResult:
         parts = list(super().compose())
         parts.insert(1, TimeBar(id="timebar"))
-        parts.insert(-1, Input(placeholder="jump to: HH:MM:SS, -5m (before the end), +30s (after the start), "
-                                           "start, end (Enter jumps, Esc closes)", id="jump"))
         yield from parts
 
     def on_mount(self) -> None:  # before MainScreen's and AttachedScreen's (Textual calls each)
-        self.query_one("#jump").display = False
         self.show_index(self.start_index)
 
     # Moving ------------------------------------------------------------------------------
@@ -122,12 +145,17 @@ class ReplayScreen(MainScreen):
         elif self.index - REWIND_MAX <= index < self.index and session.model.summary is not None:
             session.model.rewind(rec.summary(index))
         elif index != self.index or session.model.summary is None:
-            model = Model()
-            first = max(rec.index_at(rec.times[index] - WARM_S), index - WARM_MAX, 0)
-            for sample in rec.history(first, index):  # what the history reads of each, in one pass
-                model.update(sample)
-            model.update(rec.summary(index))
-            session.model = model
+            built = self._built.pop(index, None)
+            if built is None:
+                built = Model()
+                first = max(rec.index_at(rec.times[index] - WARM_S), index - WARM_MAX, 0)
+                for sample in rec.history(first, index):  # what the history reads of each, in one pass
+                    built.update(sample)
+                built.update(rec.summary(index))
+            self._built[index] = built  # the newest last
+            if len(self._built) > KEPT_MODELS:
+                del self._built[next(iter(self._built))]
+            session.model = built.copy()
         self.index = index
         self._play_time = rec.times[index]
         session.connection.index = index
@@ -193,32 +221,43 @@ class ReplayScreen(MainScreen):
 
     def action_jump(self) -> None:
         self._stop_playing()
-        box = self.query_one("#jump", Input)
-        box.display = True
-        box.value = ""
-        box.focus()
+        self.jump_text = ""
+        self.query_one(TimeBar).show(self)
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id != "jump":
-            super().on_input_submitted(event)
+    def on_key(self, event: events.Key) -> None:
+        """While a TIME is asked for, every key edits it (no other key acts): Enter jumps
+        there, Escape closes the prompt, Backspace takes a character back."""
+        if self.jump_text is None:
             return
+        event.stop()
+        event.prevent_default()
+        if event.key == "enter":
+            self._submit_jump(self.jump_text)
+            return
+        if event.key == "escape":
+            self.jump_text = None
+        elif event.key == "backspace":
+            self.jump_text = self.jump_text[:-1]
+        elif event.is_printable and event.character:
+            self.jump_text += event.character
+        self.query_one(TimeBar).show(self)
+
+    def on_paste(self, event: events.Paste) -> None:
+        """Text pasted while a TIME is asked for goes into it (its first line)."""
+        if self.jump_text is None:
+            return
+        event.stop()
+        self.jump_text += (event.text.splitlines() or [""])[0]
+        self.query_one(TimeBar).show(self)
+
+    def _submit_jump(self, text: str) -> None:
         try:
-            t = moment(event.value, self.recording.start, self.recording.end)
+            t = moment(text, self.recording.start, self.recording.end)
         except ValueError as exc:
             self.notify(str(exc), severity="error", timeout=4)
-            return
-        event.input.display = False
-        self.show_index(self.recording.index_at(t))
-        self.query_one("#groups").focus()
-
-    def action_back(self) -> None:
-        box = self.query_one("#jump", Input)
-        if box.display:
-            box.display = False
-            self.query_one("#groups").focus()
-            return
-        super().action_back()
-
+            return  # the prompt stays, with what was typed
+        self.jump_text = None
+        self.show_index(self.recording.index_at(t))  # the time bar shows the moment again
 
 
 def run_replay(recording: Recording, at: float | None = None) -> int:

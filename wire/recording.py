@@ -42,6 +42,9 @@ CHECKPOINTS = 100
 #: Checkpoints are kept only in this many samples before the moment a reader went to (where a
 #: step back goes next): each is a state kept alive, and the garbage collector walks them all.
 CHECKPOINT_SPAN = 120
+#: A reader keeps what ``history`` gave of this many samples, the last ones read (three
+#: replay jumps' worth at one sample a second; a few objects each).
+HISTORY_KEPT = 360
 #: A ``blocked_*_s`` within this many seconds of "the old value plus the time since" is
 #: unchanged: a group blocked for an hour does not change every second.
 CLOCK_SLACK = 0.5
@@ -572,6 +575,7 @@ class Recording:
         self.times = [s[3] for s in self.samples]
         self._cache: tuple[int, dict] | None = None  # (sample index, interned summary)
         self._checkpoints: dict[int, dict] = {}  # sample index -> interned summary, the oldest first
+        self._points: dict[int, dict] = {}  # sample index -> what history() gave of it, the oldest first
         self._stacks_upto: dict[int, int] = {}
         self._lock = threading.RLock()
         self._pages: dict | None = None  # group id -> (times, records) of its pages  # the replay's screens read from worker threads too
@@ -679,27 +683,41 @@ class Recording:
         counts right and their clock fields as of their last change), read in one pass;
         ``summary(last)`` is one delta away afterwards.  A replay's jump feeds a fresh model
         the 120 s before the new moment: this costs what the deltas changed, not 120 rebuilt
-        summaries."""
+        summaries.  What a read gives of a sample is kept (the last ``HISTORY_KEPT``): going
+        back to a moment seen before (the end, the start, a jump made again) reads no delta of
+        the samples before it."""
         out: list[dict] = []
         if first >= last:
             return out
         with self._lock:
-            known, state = self._known(first)
+            kept = self._points
+            start = first
+            while start < last and start in kept:  # read before: as it was given then
+                out.append(kept[start])
+                start += 1
+            if start == last:
+                known, state = self._known(last - 1)  # a checkpoint, at most CHECKPOINT_EVERY away
+                self._cache = (last - 1, self._walk(known, state, last - 1) if known != last - 1 else state)
+                return out
+            known, state = self._known(start)
 
             def visit(i: int, forward: Forward) -> None:
-                if i < first:
+                if i < start:
                     return
                 p, r = self.samples[i][:2]
                 t, base = forward.get("time") or 0.0, forward.get(BASE)
                 base = t if base is None else base
                 loops = [_aged(loop, t - loop.get(STAMP, base)) if isinstance(loop, dict) else loop
                          for loop in forward.items("loops")]  # as summary() gives them (a few)
-                out.append({"time": t, "totals": forward.get("totals"), "memory": forward.get("memory"),
-                            "groups": forward.items("groups"), "loops": expand(loops, self._load_stacks(p, r))})
+                point = {"time": t, "totals": forward.get("totals"), "memory": forward.get("memory"),
+                         "groups": forward.items("groups"), "loops": expand(loops, self._load_stacks(p, r))}
+                out.append(point)
+                kept[i] = point  # never changed afterwards: a state's items are replaced, not changed
+                if len(kept) > HISTORY_KEPT:
+                    del kept[next(iter(kept))]
 
-            if known == first:  # a state already rebuilt: its own sample first
-                first_state = Forward(state)
-                visit(first, first_state)
+            if known == start:  # a state already rebuilt: its own sample first
+                visit(start, Forward(state))
             # From the checkpoint before ``first``: the next jump near here starts from it.
             state = self._walk(known, state, last - 1, visit, keep_from=first - CHECKPOINT_EVERY)
             self._cache = (last - 1, state)

@@ -7,7 +7,8 @@ import os
 import subprocess
 
 import pytest
-from textual.widgets import DataTable, Input, Static
+from textual import events
+from textual.widgets import DataTable, Static
 
 from conftest import tasktop, wait_until
 from tasktop.client.recorded import open_recording
@@ -101,14 +102,23 @@ async def test_replay_steps_jumps_plays_and_opens_every_screen(recording):
         assert screen.index == 0 and hangs(screen) == counts[0]
         await pilot.press("G")
         assert screen.index == n - 1
-        await pilot.press("j")  # jump to a moment
-        box = screen.query_one("#jump", Input)
-        assert box.display and box.has_focus
-        await pilot.press(*"+1s", "enter")
-        assert screen.index == rec.index_at(rec.start + 1.0) and not box.display
-        await pilot.press("j", *"nonsense", "enter")
-        assert box.display and screen.index == rec.index_at(rec.start + 1.0)  # refused, kept
+        await pilot.press("j")  # jump to a moment: asked for on the time bar's line
+        table = screen.query_one("#groups", DataTable)
+        assert "jump to:" in plain(screen.query_one("#timebar", Static)) and table.has_focus
+        await pilot.press(*"+1x", "backspace", "s")  # every key edits the TIME (s does not sort)
+        assert "jump to: +1s" in plain(screen.query_one("#timebar", Static)) and screen.session.sort == "count"
+        await pilot.press("enter")
+        assert screen.index == rec.index_at(rec.start + 1.0) and screen.jump_text is None
+        assert "●" in plain(screen.query_one("#timebar", Static)) and table.has_focus
+        await pilot.press("j")
+        app.focused.post_message(events.Paste("+2s\nmore"))  # as a terminal pastes: to the focused widget
+        await pilot.pause()
+        assert screen.jump_text == "+2s"
+        await pilot.press("escape", "j", *"nonsense", "enter")
+        assert screen.jump_text == "nonsense" and screen.index == rec.index_at(rec.start + 1.0)  # refused, kept
         await pilot.press("escape")
+        assert screen.jump_text is None and "●" in plain(screen.query_one("#timebar", Static))
+        assert screen.index == rec.index_at(rec.start + 1.0)
         await pilot.press("g", "1")  # play at 1x from the start (the recording lasts 4 s)...
         assert screen.playing and screen.speed == 1
         assert "▶ 1x" in plain(screen.query_one("#timebar", Static))
@@ -186,7 +196,7 @@ async def test_a_jump_shows_what_stepping_there_shows(tmp_path):
         await until(pilot, lambda: isinstance(app.screen, ReplayScreen) and app.screen.index >= 0, "the replay")
         screen = app.screen
         assert model_state(screen.session.model) == by_steps(399)
-        for when in ("+200s", "+250s", "+123s"):
+        for when in ("+200s", "+250s", "+123s", "+200s"):  # the last, a model built before: a copy
             await pilot.press("j", *when, "enter")
             index = screen.index
             assert index == rec.index_at(1000.0 + float(when[1:-1])) and index > 100
@@ -196,6 +206,8 @@ async def test_a_jump_shows_what_stepping_there_shows(tmp_path):
         await pilot.press("g")
         assert model_state(screen.session.model) == by_steps(0)
         await pilot.press("G")
+        assert model_state(screen.session.model) == by_steps(399)
+        await pilot.press("comma", "comma", "g", "G")  # the end's model, kept as it was built
         assert model_state(screen.session.model) == by_steps(399)
 
 

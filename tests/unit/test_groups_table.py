@@ -67,10 +67,15 @@ def check(screen: ReplayScreen) -> None:
         assert cells[0].plain.strip() == f"{row.count:,}"
         assert cells[2].plain.strip() == row.kind
         assert cells[5].plain.strip().startswith(row.where[:10])
+    kinds = [table.get_row_at(index)[2] for index in range(len(rows))]  # equal cells are one (drawn once)
+    assert len({id(cell) for cell in kinds}) == len({cell.plain for cell in kinds})
     for number, (key, _) in enumerate(COLUMNS):  # every column as wide as its widest cell
         column = table.columns[ColumnKey(key)]
         widest = max([column.label.cell_len] + [table.get_row_at(i)[number].cell_len for i in range(len(rows))])
         assert column.content_width == widest, key
+    # Textual's rendered rows are keyed by the table's update count: those of earlier counts go
+    # at the next redraw (a resize may move the count between two).
+    assert len({key[0] for key in table._row_renderable_cache.keys()}) <= 2
     top = int(table.scroll_y)
     for y in range(1, min(table.size.height, len(rows) + 1 - top)):  # line 0 is the header
         index = top + y - 1

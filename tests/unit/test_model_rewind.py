@@ -26,3 +26,30 @@ def test_rewind_forgets_the_later_samples():
     assert model.stalls == [] and model.summary is second
     model.update(snap(12.0, 3))  # and goes on from there as if live
     assert list(model.counts["a"])[-1] == (12.0, 3) and len(model.samples) == 3
+
+
+def state(model: Model) -> tuple:
+    return ({gid: list(points) for gid, points in model.counts.items()}, list(model.samples), model.stalls,
+            model.summary, model.rows(), model.rows(sort="growth"))
+
+
+def test_a_copy_goes_on_on_its_own():
+    """A copy (a replay going back to a moment it built a model for) is fed, rewound and given
+    a baseline without changing the model it was made from, and reads as one fed straight."""
+    model, straight = Model(), Model()
+    for t in range(10, 30):
+        for m in (model, straight):
+            m.update(snap(float(t), t // 2, extra_group=t > 20, stall_at=15.5 if t >= 16 else None))
+    before = state(model)
+    copy = model.copy()
+    assert state(copy) == before
+    for t in range(30, 40):
+        copy.update(snap(float(t), t, stall_at=35.5 if t >= 36 else None))
+        straight.update(snap(float(t), t, stall_at=35.5 if t >= 36 else None))
+    copy.rewind(snap(37.0, 37, stall_at=35.5))
+    straight.rewind(snap(37.0, 37, stall_at=35.5))
+    copy.set_baseline()
+    straight.set_baseline()
+    assert state(model) == before and model.baseline is None
+    assert state(copy) == state(straight) and list(copy.counts["b"])[-1] == (37.0, 0)
+    assert list(model.counts["b"])[-1] == (29.0, 1)

@@ -140,6 +140,29 @@ def test_a_history_read_gives_each_sample_as_stepping_there_does(tmp_path):
     assert rec.history(5, 5) == []
 
 
+def test_a_history_read_again_gives_what_it_gave_without_reading_the_deltas_again(tmp_path):
+    """What ``history`` gave of a sample is kept: going back to a moment seen before (the end
+    after the start, a jump made again) gives the same samples, read once, and ``summary``
+    of the moment as written; a read that overlaps one before reads only the samples after."""
+    summaries = changing()
+    write(tmp_path / "r.ttrec", summaries, key_every=25)
+    rec = Recording(str(tmp_path / "r.ttrec"))
+    stepped = Recording(str(tmp_path / "r.ttrec"))
+    expected = [stepped.summary(i) for i in range(len(summaries))]
+    end = rec.history(60, 128)
+    rec.summary(0)  # elsewhere, as a replay's g does
+    again = rec.history(60, 128)
+    assert all(a is b for a, b in zip(again, end)) and len(again) == len(end)
+    assert rec.summary(128) == expected[128] and rec.summary(127) == expected[127]
+    later = rec.history(100, 129)  # overlapping: the samples before 128 as given, the last read
+    assert all(a is b for a, b in zip(later, end[40:])) and later[-1]["time"] == summaries[128]["time"]
+    assert {g["id"]: g["count"] for g in later[-1]["groups"] or ()} == \
+        {g["id"]: g["count"] for g in expected[128].get("groups") or ()}
+    assert later[-1]["totals"] == expected[128]["totals"] and later[-1]["loops"] == expected[128]["loops"]
+    for i in (129 - 1, 120, 100):
+        assert rec.summary(i) == expected[i], i
+
+
 def test_a_state_carried_through_many_deltas_is_the_one_apply_delta_gives(tmp_path):
     """``Forward`` (lists held by id, put in order once) against ``apply_delta`` one delta at
     a time, through every delta shape: the same state, sort keys included."""

@@ -2,7 +2,6 @@
 baseline, filter and sort, stalls gathered across summaries, the user's frame of a stack."""
 from __future__ import annotations
 
-import collections
 import json
 import os
 import threading
@@ -289,8 +288,8 @@ def test_export_names_files_by_pid_and_time_in_the_export_dir(tmp_path, monkeypa
 def test_first_at_is_the_first_point_at_or_after_a_time():
     from tasktop.tui.model import first_at
 
-    points = collections.deque((float(t), t) for t in (3, 5, 5.5, 8, 13, 21))
+    times = [3.0, 5.0, 5.5, 8.0, 13.0, 21.0]
     for t in (-1, 3, 4, 5, 5.2, 5.5, 6, 13, 20.9, 21):
-        assert first_at(points, t) == next(i for i, (at, _) in enumerate(points) if at >= t), t
-    assert first_at(points, 99) == len(points) - 1  # none: the last one
-    assert first_at([(1.0, 0)], 5) == 0
+        assert first_at(times, t) == next(i for i, at in enumerate(times) if at >= t), t
+    assert first_at(times, 99) == len(times) - 1  # none: the last one
+    assert first_at([1.0], 5) == 0

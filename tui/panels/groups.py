@@ -117,6 +117,8 @@ class GroupsTable(OpenTable):
         self._cells: dict[str, tuple] = {}  # group id -> the cells in the table
         self._slots: list[tuple] = []  # row n -> the cells in the table
         self._made: dict[str, MadeRow] = {}  # group id -> its cells, made once
+        self._same_text: dict[tuple, Text] = {}  # see _shared
+        self._renders_for: int | None = None  # see _forget_stale_renders
         self._last: tuple | None = None
         self._fitted_for: tuple | None = None  # see _fit
         self._drawn: dict[tuple, tuple] = {}  # see _render_cell
@@ -172,7 +174,7 @@ class GroupsTable(OpenTable):
                      for line in drawn[2]]
         else:
             lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        if len(self._drawn) > 6000:
+        if len(self._drawn) > 1500:  # ~5 entries per line shown, a few redraws: what comes back
             self._drawn.clear()
         self._drawn[key] = (cell, row_index, lines)
         return lines
@@ -238,7 +240,7 @@ class GroupsTable(OpenTable):
             what = shown(row, baseline, state_width)
             entry = made.get(row.id)
             if entry is None or entry.what != what:
-                entry = made[row.id] = MadeRow(what, cells(row, baseline, state_width))
+                entry = made[row.id] = MadeRow(what, self._shared(cells(row, baseline, state_width)))
             entries.append(entry)
         if len(made) > 2 * len(rows) + 100:
             wanted = set(keys)
@@ -250,6 +252,33 @@ class GroupsTable(OpenTable):
         self._fit_columns(keys, widths)
         for key, entry in zip(keys, entries):
             entry.cells = self._cells[key]  # what the table holds: the same object next time
+        self._forget_stale_renders()
+
+    def _forget_stale_renders(self) -> None:
+        """Empty Textual's caches of the table's rendered lines, rows and cells once its update
+        count moved: they are keyed by that count, so no entry of an earlier one is read again,
+        yet each stayed until its cache was full (1,000 lines, 10,000 cells): after a few jumps,
+        ~20,000 objects more for every full collection of the garbage collector to walk."""
+        count = getattr(self, "_update_count", None)
+        clear = getattr(self, "_clear_caches", None)
+        if count != self._renders_for and callable(clear):
+            self._renders_for = count
+            clear()
+
+    def _shared(self, made: tuple) -> tuple:
+        """``made`` with each cell replaced by an equal one made before, when there is one.
+
+        A cell is drawn once per object (see ``_render_cell``): after a jump, where every line
+        shows another group, the kinds, states, counts and growths of the new lines are mostly
+        texts some line showed before, and are then drawn from memory instead of by Rich."""
+        shared = self._same_text
+        if len(shared) > 1000:  # the texts that come back (kinds, states, small counts) come back at once
+            shared.clear()
+        out = []
+        for column, cell in enumerate(made):
+            key = (column, cell.plain, cell.style, tuple(cell.spans), cell.justify)
+            out.append(shared.setdefault(key, cell))
+        return tuple(out)
 
     def _place(self, keys: list[str], new_cells: dict[str, tuple]) -> None:
         """Make the table show ``new_cells`` in the order of ``keys``, touching only what
