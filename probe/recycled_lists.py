@@ -14,6 +14,9 @@ from .handoff import Pacer
 from .registry import CHUNK
 
 
+MAX_KEPT = 4096  # empty lists kept for names no pass took lately
+
+
 class RecycledLists:
     """Lists by name (or group key), handed out empty to each pass."""
 
@@ -29,11 +32,22 @@ class RecycledLists:
         self._used[name] = found
         return found
 
+    def keep(self, name: Any) -> None:
+        """The list handed out for ``name`` in this pass is the caller's from now on: it is
+        neither emptied nor handed out again."""
+        self._used.pop(name, None)
+
     def recycle(self, pace: Pacer) -> None:
-        """A pass starts: the last pass's lists are emptied and kept; others are let go."""
+        """A pass starts: the last pass's lists are emptied and kept, and so are the empty
+        ones it did not take, up to MAX_KEPT lists (a pass that does not group takes no
+        group's list, and the next one that does would make them all anew)."""
         for items in self._used.values():
             empty(items, pace)
-        self._kept, self._used = self._used, {}
+        kept, self._kept, self._used = self._kept, self._used, {}
+        for name, items in kept.items():
+            if len(self._kept) >= MAX_KEPT:
+                break
+            self._kept.setdefault(name, items)
 
 
 def empty(items: list, pace: Pacer) -> None:

@@ -187,7 +187,7 @@ class Replies:
         return out
 
     def waits(self) -> dict:
-        found = self.state.collect()
+        found = self.state.collect(rows=False)  # the groups' members are enough
         return self.state.waits.look(found, Pacer(self.state.handoff))
 
     # -- parts ------------------------------------------------------------------------------

@@ -45,8 +45,13 @@ class State:
         self.record_pass = None
 
     def heartbeat(self, now: float) -> None:
-        """Post/collect heartbeats on every running loop."""
+        """Post/collect heartbeats on every running loop; records made since the last pass
+        taken (see ``TaskPasses.tidy``)."""
         self.loops.heartbeat(now)
+        try:
+            self.passes.tidy()
+        except Exception:  # the next pass takes them anyway
+            pass
 
     def sample(self) -> None:
         """The background sample, within the budget (see budget.py).  When a group pass is due

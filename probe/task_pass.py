@@ -11,6 +11,10 @@ order, so a pass reads them nearly in memory order and needs no lookup to get fr
 its record (at 100,000 tasks the lookups alone cost more than the rest).  The registry is then
 only checked, in C, for tasks the records miss (made by ``asyncio.Task(...)``, or before the
 probe started): those are recorded and visited, and later passes find them in the records.
+Above a quarter of a million tasks no pass copies the records either: the first pass's copy is
+kept, the records made since each pass (``hooks.made``) are added to it, and the records of
+freed tasks left out a slice at a time; asyncio's registry is then read only when it may hold a
+task the records miss (see ``TaskPasses._run_many``).
 
 Nothing allocated per task outlives the pass: 100,000 surviving container objects make the
 collector run a full collection of the host's whole heap, which held its event loop up for most
@@ -19,6 +23,9 @@ of a second.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import operator
+import sys
 import time
 import weakref
 from typing import Any
@@ -29,6 +36,7 @@ from .handoff import Handoff, Pacer
 from .keys import GroupKey, Keys
 from .loops import LoopWatches
 from .recycled_lists import RecycledLists, empty
+from .registry import CHUNK
 from .untracked import untrack
 
 RECHECK = 30.0  # seconds: how long asyncio's registry may go without a full look-up
@@ -37,6 +45,14 @@ LINKED_EVERY_PASS = 20_000
 #: Above this many records the loops get the GIL between the two copies: they may then
 #: disagree (a task made in between), which costs a full look-up, not a wrong answer.
 SPLIT_COPIES = 250_000
+#: Above SPLIT_COPIES, asyncio's registry is read at most this often when only tasks that
+#: ended in their first step can have hidden a task the records miss (see TaskPasses._run_many).
+CHECK_MANY = 2.0
+#: Records waiting in ``hooks.made`` that make the probe's heartbeat take them (see tidy).
+TIDY = 10_000
+#: Records made while a copy of the records was taken may be in ``hooks.made`` too: they are
+#: among the copy's last ones (one switch of threads makes at most a few thousand tasks).
+DOUBLES = 16_384
 
 _UNSET = object()  # not looked up yet
 
@@ -82,6 +98,13 @@ class TaskPasses:
         self._trusted: tuple | None = None
         self._checked = 0.0
         self._linked_at = -RECHECK  # when C's task lists were last read (3.14+)
+        # Every record since the first pass, kept up to date (see _run_copied; walked above
+        # SPLIT_COPIES), the records that may be in it twice, and the difference of the sizes
+        # of the records and asyncio's registry when the registry last had no task they miss.
+        self._known: list | None = None
+        self._doubles: set | None = None
+        self._size: int | None = None
+        self._ended = False  # a task recorded since the registry was last read has ended
 
     def run(self, grouping: bool, rows: bool = False) -> Pass:
         """Every live task of every running loop with its record, the waiter it is blocked on
@@ -94,26 +117,10 @@ class TaskPasses:
         self.lists.recycle(pace)
         walk = _Walk(self, now, watched, grouping, rows, pace)
         self.fresh = []
-        # The records and asyncio's registry, copied at one moment (two C calls in a row, of
-        # a few milliseconds at 100,000 tasks: the loops get the GIL just before; and between
-        # them above SPLIT_COPIES).
-        records, refs = self.lists.take("records"), self.lists.take("refs")
-        pace.now()
-        records.extend(hooks.records)  # in creation order
-        if len(records) > SPLIT_COPIES:
-            pace.now()  # two copies in a row held the loop 15-24 ms at a million
-        linked = registry.LINKED and (len(records) < LINKED_EVERY_PASS or now - self._linked_at >= RECHECK)
-        if linked:
-            self._linked_at = now
-        eager = registry.copy(refs, [w.loop for w in watches] if linked else ())
-        since = records[-1].seq if records else 0
-        difference = self._difference_of(records, refs, eager, pace)
-        walk.visit(records)
-        empty(records, pace)
-        # Then what that copy could not hold: tasks no factory of ours saw, and records made
-        # meanwhile for tasks first met as awaited by another (each visited once).
-        unknown = self._unrecorded(difference, refs, eager, since, pace, now)
-        empty(refs, pace)
+        if len(hooks.records) > SPLIT_COPIES and self._known is not None:
+            unknown = self._run_many(walk, watches, now, pace)
+        else:
+            unknown = self._run_copied(walk, watches, now, pace)
         batch = self.fresh + [hooks.info_for(task) for task in unknown]
         for _round in range(100):  # each round describes tasks awaited by the last one's
             if not batch:
@@ -128,6 +135,120 @@ class TaskPasses:
         for group in walk.groups.values():
             group.tally(now, self.keys.site, pace)
         return Pass(now, walk.count, walk.infos, counts, [], walk.groups)
+
+    def _run_copied(self, walk: "_Walk", watches: list, now: float, pace: Pacer) -> list:
+        """Visit a copy of the records and find the tasks they miss: the records and asyncio's
+        registry are copied at one moment (two C calls in a row, of a few milliseconds at
+        100,000 tasks: the loops get the GIL just before; and between them above
+        SPLIT_COPIES).  The first pass keeps its copy, and every later one adds the records
+        made since to it (see _run_many), so that no pass copies the records of more than
+        SPLIT_COPIES tasks but the first.  Returns the tasks no factory of ours saw."""
+        first = self._known is None
+        records, refs = self.lists.take("records"), self.lists.take("refs")
+        pace.now()
+        if first:
+            del hooks.made[:]  # every record made so far is in the copy
+        records.extend(hooks.records)  # in creation order
+        if len(records) > SPLIT_COPIES:
+            pace.now()  # two copies in a row held the loop 15-24 ms at a million
+        linked = registry.LINKED and (len(records) < LINKED_EVERY_PASS or now - self._linked_at >= RECHECK)
+        if linked:
+            self._linked_at = now
+        eager = registry.copy(refs, [w.loop for w in watches] if linked else ())
+        since = records[-1].seq if records else 0
+        difference = self._difference_of(records, refs, eager, pace)
+        walk.visit(records)
+        if first:
+            self.lists.keep("records")
+            self._known = records
+            # A record made between emptying ``made`` and the copy is in both: the next pass
+            # leaves out those of its new records that are among the copy's last ones.
+            self._doubles = set(map(id, records[-DOUBLES:]))
+        else:
+            self._ended = self._take_made(self._known, pace) or self._ended
+            _prune(self._known, pace)
+        # Then what that copy could not hold: tasks no factory of ours saw, and records made
+        # meanwhile for tasks first met as awaited by another (each visited once).
+        unknown = self._unrecorded(difference, refs, eager, since, pace, now)
+        # The difference of the sizes while the registry held no task the records miss.
+        self._size = len(records) - len(refs) - len(eager) if not (unknown or linked or eager) else None
+        if self._known is not records:
+            empty(records, pace)
+        empty(refs, pace)
+        return unknown
+
+    def _run_many(self, walk: "_Walk", watches: list, now: float, pace: Pacer) -> list:
+        """Above SPLIT_COPIES: visit the list of records kept since the first pass, with those
+        made since (``hooks.made``) added, with no copy of a million records (one C call of
+        13-35 ms).  asyncio's registry (a copy of 11-20 ms) is read only when it may hold a
+        task the records miss: when the difference of the two sizes moved; when a task recorded since
+        it was last read has ended (3.12+: one that ended in its eager first step is recorded
+        and not registered, and one made without our factory meanwhile leaves the sizes
+        alike), at most every CHECK_MANY seconds; and anyway every RECHECK seconds.
+        Returns the tasks no factory of ours saw."""
+        known = self._known
+        self._ended = self._take_made(known, pace) or self._ended
+        size = len(hooks.records) - registry.size()
+        # 3.14+: tasks no factory saw are only in C's lists, which asyncio's sets do not count.
+        linked = registry.LINKED and (len(hooks.records) < LINKED_EVERY_PASS or now - self._linked_at >= RECHECK)
+        due = (linked or size != self._size or now - self._checked >= RECHECK
+               or (self._ended and now - self._checked >= CHECK_MANY))
+        refs: list = []
+        eager: list = []
+        if due:
+            refs = self.lists.take("refs")
+            pace.now()
+            if linked:
+                self._linked_at = now
+            eager = registry.copy(refs, [w.loop for w in watches] if linked else ())
+        since = known[-1].seq if known else 0
+        walk.visit(known)
+        _prune(known, pace)
+        if not due:
+            return []
+        missing, complete = registry.unrecorded(hooks.records, refs, eager, since, pace)
+        self._size = size if complete else None
+        self._ended = False
+        self._checked = now
+        empty(refs, pace)
+        return missing
+
+    def _take_made(self, known: list, pace: Pacer) -> bool:
+        """Move the records made since the last pass from ``hooks.made`` to the end of
+        ``known``, a slice at a time (a million of them may have been made since).  Returns
+        whether the task of one of them has ended (3.12+ only): one that ended in its eager
+        first step is recorded and not registered."""
+        made, doubles = hooks.made, self._doubles
+        self._doubles = None
+        taken = 0
+        ended = False
+        while taken < len(made):  # what is appended meanwhile is taken too
+            part = made[taken:taken + CHUNK]
+            taken += len(part)
+            if doubles:
+                part = [info for info in part if id(info) not in doubles]
+            known.extend(part)
+            if EAGER and not ended:
+                ended = _any_ended(part)
+            pace()
+        while taken:  # from the end of what was taken: only what was appended since moves
+            cut = min(taken, CHUNK)
+            del made[taken - cut:taken]
+            taken -= cut
+            pace()
+        return ended
+
+    def tidy(self) -> None:
+        """Between passes (the probe's heartbeat): once TIDY records wait in ``hooks.made``,
+        they are moved to the pass's list and those of freed tasks left out, so that a
+        process that makes and frees many tasks does not keep their records until the next
+        pass (up to a minute away when the CPU budget stretches the interval)."""
+        known = self._known
+        if known is None or len(hooks.made) < TIDY:
+            return
+        pace = Pacer(self.handoff)
+        self._ended = self._take_made(known, pace) or self._ended
+        _prune(known, pace)
 
     @staticmethod
     def _difference_of(records: list, refs: list, eager: list, pace: Pacer) -> tuple | None:
@@ -202,6 +323,41 @@ class TaskPasses:
         return result
 
 
+_CALL = weakref.ReferenceType.__call__
+#: Tasks may end in their first step, never registered (3.12+: eager task factories).
+EAGER = sys.version_info >= (3, 12)
+
+
+_DONE = operator.methodcaller("done")
+
+
+def _any_ended(records: list) -> bool:
+    """Whether the task of one of ``records`` has ended (in C: no Python call per record)."""
+    try:
+        return any(map(_DONE, filter(None, map(_CALL, records))))
+    except Exception:
+        return True
+
+
+def _prune(records: list, pace: Pacer) -> None:
+    """Leave out the records of freed tasks once they are an eighth of ``records`` (which
+    holds every live one: ``hooks.records`` counts those), in place and a slice at a time:
+    the list stays the one the collector has seen survive (a new list of a million is walked
+    by every young collection while it is young)."""
+    if len(records) - len(hooks.records) <= len(records) // 8:
+        return
+    kept = 0
+    for start in range(0, len(records), CHUNK):
+        chunk = records[start:start + CHUNK]
+        alive = list(itertools.compress(chunk, map(operator.is_not, map(_CALL, chunk), itertools.repeat(None))))
+        records[kept:kept + len(alive)] = alive
+        kept += len(alive)
+        pace()
+    while len(records) > kept:
+        del records[max(kept, len(records) - CHUNK):]
+        pace()
+
+
 class _Walk:
     """One pass over task records (see ``TaskPasses.run``); ``visit`` is called again for
     records the pass could not see in its first copy."""
@@ -246,7 +402,7 @@ class _Walk:
             if waiter is None:
                 info.waiter = None
                 info.since = now
-                info.cache = None
+                info.cache = info.target = None
             else:
                 old = info.waiter
                 if old is None or old() is not waiter:
@@ -256,7 +412,7 @@ class _Walk:
                     except TypeError:
                         info.waiter = _UNKNOWN  # never the same again: treated as new each pass
                     info.since = now
-                    info.cache = None
+                    info.cache = info.target = None
             if grouping:
                 cached = info.cache
                 if cached is None:

@@ -25,10 +25,6 @@ from .task_pass import Pass
 from .waiters import PRIMITIVES, task_target, thread_target
 
 MAX_WAITS = 200  # objects listed in a reply, most waiters first
-#: A look keeps what it found per task in this many dicts, not one: a dict growing to a million
-#: entries is rehashed whole at each resize, and freed whole, each one C call of 20-50 ms.
-SHARDS = 64
-SHARD_MASK = SHARDS - 1
 
 
 def _count(waiters: Any) -> int:
@@ -78,21 +74,17 @@ class Waits:
     """What tasks and threads wait on, looked at on request.  Used only from the probe thread."""
 
     def __init__(self) -> None:
-        # task seq -> the waiter reference (``info.waiter``) its target was found under, and
-        # -> a weak reference to that target: dicts of objects that exist anyway (a reference
-        # to a queue is shared by all its waiters), no tuple per task for the collector to
-        # track (a million of them made a young collection take 62 ms); each split in SHARDS
-        # by seq (see SHARDS).
-        self._waiter_of: list = [{} for _ in range(SHARDS)]
-        self._target_of: list = [{} for _ in range(SHARDS)]
         self._last: dict = {}  # id(object) -> (weak reference, time, numbers)
         self._last_at: float | None = None
 
     def look(self, found: Pass, pace: Pacer) -> dict:
+        """What a task waits on is kept in its record (``info.target``, a weak reference
+        shared by all the object's waiters), which a pass clears when the task's waiter
+        changes: dicts of a million entries by task, made anew by each look, were rehashed
+        in one go in all their shards at once and held the loop up 13-30 ms at a time."""
         now = time.monotonic()
         objects: dict = {}  # id -> [obj, {state: count}, {group id: count}, frame]
-        waiter_of, target_of = [{} for _ in range(SHARDS)], [{} for _ in range(SHARDS)]
-        known_waiter, known_target = self._waiter_of, self._target_of
+        refs: dict = {}  # id -> a weak reference to the object (None: not referenceable)
 
         def add(obj: Any, state: str, gid: str, frame: Any) -> None:
             entry = objects.get(id(obj))
@@ -112,26 +104,20 @@ class Waits:
                 task = info()
                 if task is None:
                     continue
-                seq, waiter = info.seq, info.waiter
-                shard = seq & SHARD_MASK
-                target = known_target[shard].get(seq) if known_waiter[shard].get(seq) is waiter else None
-                obj = target() if target is not None else None
+                ref = info.target  # every record a pass grouped has one (None at first)
+                obj = ref() if ref is not None else None
                 if obj is None:
                     obj = task_target(task, key.state)
                     if obj is None:
                         continue
-                    try:
-                        target = weakref.ref(obj)
-                    except TypeError:
-                        target = None
-                if target is not None:
-                    waiter_of[shard][seq], target_of[shard][seq] = waiter, target
+                    ref = refs.get(id(obj), False)
+                    if ref is False:
+                        try:
+                            ref = refs[id(obj)] = weakref.ref(obj)
+                        except TypeError:
+                            ref = refs[id(obj)] = None
+                    info.target = ref
                 add(obj, key.state, key.id, frame)
-        last_look = self._waiter_of + self._target_of
-        self._waiter_of, self._target_of = waiter_of, target_of
-        for n in range(len(last_look)):  # let go of the last look's dicts one at a time
-            last_look[n] = None
-            pace()
         self._threads(found, add)
         out = []
         last = {}

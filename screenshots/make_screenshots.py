@@ -8,7 +8,8 @@ It starts ``python -m tasktop.demo`` with the probe (and tracemalloc) on, attach
 app in a headless terminal, lets it watch for ``--wait`` seconds so the history and the leak
 marker have something to show, then visits every screen and writes ``NAME.svg`` and
 ``NAME.png`` next to this script (with ``--only``, just the named ones: main, group, task,
-thread, stalls, memory, waits, verdicts, help, picker).
+thread, stalls, memory, waits, verdicts, help, picker, replay).  ``replay`` is ``tasktop replay``
+on a recording of the same demo, made by ``tasktop record`` while the other screens were shot.
 """
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MONO_FONT = os.environ.get("TASKTOP_SCREENSHOT_FONT", "DejaVu Sans Mono")
-SCREENS = ("main", "group", "task", "thread", "stalls", "memory", "waits", "verdicts", "help", "picker")
+SCREENS = ("main", "group", "task", "thread", "stalls", "memory", "waits", "verdicts", "help", "picker", "replay")
 ONLY: set = set(SCREENS)
 
 
@@ -153,6 +155,38 @@ async def picker_screen(directory: str, size: tuple, out: str) -> None:
         await shoot(app, "picker", out)
 
 
+def start_recording(pid: int, directory: str, path: str) -> subprocess.Popen:
+    """``tasktop record`` of the demo, a sample a second, until it is interrupted."""
+    env = dict(os.environ, TASKTOP_DIR=directory)
+    return subprocess.Popen([sys.executable, "-m", "tasktop.cli", "record", str(pid), "-o", path, "--interval", "1"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def stop_recording(recorder: subprocess.Popen) -> None:
+    recorder.send_signal(signal.SIGINT)  # Ctrl-C: the file ends on a whole record
+    try:
+        _out, err = recorder.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        recorder.kill()
+        raise SystemExit("tasktop record did not stop")
+    if recorder.returncode != 0:
+        raise SystemExit(f"tasktop record failed: {err.strip()}")
+
+
+async def replay_screen(path: str, size: tuple, out: str) -> None:
+    from tasktop.client.recorded import open_recording
+    from tasktop.tui.app import TasktopApp
+    from tasktop.tui.replay import ReplayScreen
+
+    app = TasktopApp(replay=(open_recording(path), None))
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, ReplayScreen) and app.screen.index >= 0)
+        for _ in range(5):  # a few seconds before the end: the time bar shows where
+            await pilot.press("comma")
+        await pilot.pause(0.5)
+        await shoot(app, "replay", out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="100x30", help="terminal size, COLUMNSxROWS (default 100x30)")
@@ -175,10 +209,18 @@ def main() -> None:
     try:
         path = os.path.join(directory, f"{demo.pid}.sock")
         wait_for_socket(path)
-        if ONLY - {"picker"}:
+        recording = os.path.join(directory + "-recording", "demo.ttrec")
+        os.makedirs(os.path.dirname(recording), exist_ok=True)
+        recorder = start_recording(demo.pid, directory, recording) if "replay" in ONLY else None
+        if ONLY - {"picker", "replay"}:
             asyncio.run(attached_screens(path, size, args.wait, args.out))
         if "picker" in ONLY:
             asyncio.run(picker_screen(directory, size, args.out))
+        if recorder is not None:
+            if not ONLY - {"picker", "replay"}:
+                time.sleep(args.wait)  # something to replay
+            stop_recording(recorder)
+            asyncio.run(replay_screen(recording, size, args.out))
     finally:
         demo.terminate()
         try:
@@ -186,6 +228,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             demo.kill()
         shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree(directory + "-recording", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -285,6 +285,52 @@ def test_waits_list_what_is_waited_on_with_its_numbers(spawn, mode, sockdir, tmp
         target.stop()
 
 
+MOVING_WAITERS = r'''
+import asyncio, signal
+
+async def consumer(queues):
+    for q in queues:  # the same line waits on each queue in turn: the same group, another waiter
+        await q.get()
+    await asyncio.Event().wait()
+
+async def main():
+    first, second = asyncio.Queue(), asyncio.Queue()
+    first.name, second.name = "first", "second"
+    tasks = [asyncio.create_task(consumer([first, second])) for _ in range(3)]
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, lambda: [first.put_nowait(i) for i in range(3)])
+    await asyncio.sleep(0.05)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+'''
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_waits_follow_a_task_to_what_it_waits_on_next(spawn, many):
+    """What a task waits on is kept until a pass sees its waiter change: tasks that move from
+    one queue to the next at the same line are found on the second.  ``many``: the passes of
+    more than a quarter of a million tasks (their records kept from pass to pass)."""
+    import os
+    import signal
+
+    setup = "import tasktop.probe.task_pass as task_pass; task_pass.SPLIT_COPIES = 0\n" if many else ""
+    target = spawn(setup + MOVING_WAITERS)
+
+    def queues() -> list:
+        return [(w["id"], w["numbers"]["getters"], w["waiting"])
+                for w in target.request("waits")["waits"] if w["kind"] == "asyncio.queues.Queue"]
+
+    [(first, _, _)] = wait_until(lambda: queues() if queues() and queues()[0][1:] == (3, 3) else None,
+                                 message="three consumers on the first queue")
+    assert queues() == [(first, 3, 3)]  # a second look, from what the first one kept
+    os.kill(target.pid, signal.SIGUSR1)
+    [(second, _, _)] = wait_until(lambda: [q for q in queues() if q[0] != first],
+                                  message="the consumers waiting on the second queue")
+    assert queues() == [(second, 3, 3)]
+
+
 GROUP_LIFETIMES = PRELUDE + '''
 async def parked():
     await asyncio.Event().wait()

@@ -390,6 +390,44 @@ def test_tasks_no_factory_saw_are_counted_from_the_first_summary_on(spawn, split
     assert counts()["hooked"] == 3
 
 
+CHURN_TARGET = r'''
+import asyncio
+
+async def parked():
+    await asyncio.Event().wait()
+
+async def brief():
+    await asyncio.sleep(0)
+
+async def main():
+    kept = [asyncio.create_task(parked()) for _ in range(100)]
+    await asyncio.sleep(0.05)
+    print("ready", flush=True)
+    while True:  # tasks made and freed all the time: their records come and go
+        for _ in range(50):
+            asyncio.create_task(brief())
+        await asyncio.sleep(0.001)
+
+asyncio.run(main())
+'''
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_counts_stay_exact_while_tasks_come_and_go(spawn, many):
+    """Passes over a loop that makes and frees tasks all the time count the parked ones
+    exactly, pass after pass.  ``many``: the passes of more than a quarter of a million tasks,
+    which keep their list of records from pass to pass, add the new ones and leave out those
+    of freed tasks."""
+    setup = "import tasktop.probe.task_pass as task_pass; task_pass.SPLIT_COPIES = 0\n" if many else ""
+    target = spawn(setup + CHURN_TARGET)
+    for _ in range(20):
+        data = target.summary()
+        tasks = [g for g in data["groups"] if g["kind"] == "task"]
+        assert data["totals"]["tasks"] == sum(g["count"] for g in tasks)
+        [group] = [g for g in tasks if g["stack"][-1]["func"].endswith("parked")]
+        assert group["count"] == 100
+
+
 TWO_RUNS_TARGET = r'''
 import asyncio
 

@@ -1,0 +1,51 @@
+"""How long single probe requests hold the target's event loop up, at a given number of tasks.
+
+Starts ``workload.py`` with N parked tasks and ``TASKTOP=1``, measures the loop's own jitter
+(its 1 ms ticker with nobody asking, ``--quiet`` seconds), then sends each request of ``--ops``
+in turn through one ``ProbeClient`` connection, each while the ticker runs: wall time, the
+longest loop gap, and the longest once garbage collections are taken out.
+
+    python bench/request_cost.py --tasks 1000000 --ops summary,summary,summary,waits,waits,waits
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+from harness import Target, wait_for
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--ops", default="summary,summary,summary,waits,waits,waits")
+    parser.add_argument("--quiet", type=float, default=5.0, help="seconds of ticker with no request first")
+    parser.add_argument("--python", default=sys.executable, help="the target's interpreter (tasktop installed)")
+    args = parser.parse_args()
+    from tasktop.client.probe_client import ProbeClient
+
+    directory = tempfile.mkdtemp(prefix="tasktop-bench-")
+    with Target(args.python, args.tasks, {"TASKTOP": "1", "TASKTOP_DIR": directory}) as target:
+        path = os.path.join(directory, f"{target.pid}.sock")
+        wait_for(lambda: os.path.exists(path), timeout=120)
+        target.tick()
+        time.sleep(args.quiet)
+        quiet = target.untick()
+        print(f"{args.tasks:,} tasks; the loop's own jitter over {args.quiet:.0f} s: longest gap "
+              f"{quiet['max_ms']} ms", flush=True)
+        with ProbeClient(path, timeout=1800) as client:
+            for op in args.ops.split(","):
+                target.tick()
+                t0 = time.perf_counter()
+                getattr(client, op)()
+                wall = time.perf_counter() - t0
+                gaps = target.untick()
+                print(f"{op}: {wall:.2f} s, longest loop gap {gaps['max_ms']} ms "
+                      f"(non-GC {gaps['max_non_gc_ms']}), gaps over 10 ms: {gaps['over_10ms']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
