@@ -22,6 +22,7 @@ import time
 from tasktop.wire.kernel import SYSCALL_STATES, kernel_state as read_kernel_state
 
 from . import procfs
+from .handoff import Handoff
 from .frames import RawStack, frame_stack
 from .tasks import ABSORBS, _add, STATES
 
@@ -89,6 +90,11 @@ def classify(stack: RawStack, kernel: dict) -> str:
     return "waiting" if syscall else "unknown"
 
 
+#: The probe's hand-off timer on a loop: a thread seen in it was running its loop's callbacks
+#: and sleeps a moment only to let the probe in, which is exactly when the probe looks.
+_HANDOFF_TICK = Handoff._tick.__code__
+
+
 def current(exclude: set[int]) -> list[dict]:
     """Every Python thread but those in ``exclude``: ident, names, stack and kernel state.
 
@@ -112,6 +118,11 @@ def current(exclude: set[int]) -> list[dict]:
         if native_id is None and ident == main_ident:
             native_id = os.getpid()
         kernel = kernel_state(native_id)
+        if stack and stack[0][0] is _HANDOFF_TICK:  # our frame, not the host's
+            stack = stack[1:]
+            state = "running"
+        else:
+            state = classify(stack, kernel)
         out.append({
             "ident": ident,
             "native_id": native_id,
@@ -121,7 +132,7 @@ def current(exclude: set[int]) -> list[dict]:
             "lasti": lasti,
             "stack": stack,
             "kernel": kernel,
-            "state": classify(stack, kernel),
+            "state": state,
         })
     return out
 

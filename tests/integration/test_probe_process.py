@@ -10,6 +10,7 @@ import pytest
 
 from conftest import target_env, wait_until
 from tasktop.wire import paths
+from tasktop.wire.kernel import SYSCALL_STATES
 from tasktop.client.probe_client import ProbeClient
 
 HOST = r'''
@@ -134,6 +135,36 @@ def test_probe_answers_while_a_busy_loop_keeps_taking_the_gil(spawn):
             assert len(parked) == 3
             assert "idle-worker" in [t["name"] for t in data["threads"]]
             assert client.request("summary")["totals"]["loops"] == 1
+
+
+HANDING_OFF = r'''
+import asyncio
+from tasktop import probe
+from tasktop.probe import handoff
+
+async def main():
+    await asyncio.sleep(0.3)  # the probe runs, its hand-off timer on this loop
+    # The timer finds the probe starved and sleeps to let it in: here for good, so that the
+    # probe looks while the loop thread is in the timer, as it does under load.
+    handoff.SLICE = 3600
+    probe._server.handoff.check = lambda now: (True, True)
+    print("ready", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+'''
+
+
+def test_a_loop_thread_letting_the_probe_in_is_shown_running_without_the_probe_s_frame(spawn):
+    target = spawn(HANDING_OFF)
+
+    def main_thread():
+        (main,) = [t for t in target.request("threads") if t["name"] == "MainThread"]
+        return main if SYSCALL_STATES.get(main["kernel"].get("syscall") or "") == "sleep" else None
+    main = wait_until(main_thread, message="the loop thread in the hand-off")
+    assert main["state"] == "running", main
+    funcs = [f["func"].split(".")[-1] for f in main["stack"]]  # qualified from 3.11
+    assert "_tick" not in funcs and funcs[:2] == ["_run", "_run_once"], funcs  # the loop's frames kept
 
 
 LOOP_THREADS = r'''
