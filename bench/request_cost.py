@@ -6,6 +6,7 @@ in turn through one ``ProbeClient`` connection, each while the ticker runs: wall
 longest loop gap, and the longest once garbage collections are taken out.
 
     python bench/request_cost.py --tasks 1000000 --ops summary,summary,summary,waits,waits,waits
+    python bench/request_cost.py --tasks 1000000 --ops summary,idle:40,summary   # the 30-s look-up
 """
 from __future__ import annotations
 
@@ -40,7 +41,10 @@ def main() -> None:
             for op in args.ops.split(","):
                 target.tick()
                 t0 = time.perf_counter()
-                getattr(client, op)()
+                if op.startswith("idle:"):  # no request: what the background passes cost meanwhile
+                    time.sleep(float(op[5:]))
+                else:
+                    getattr(client, op)()
                 wall = time.perf_counter() - t0
                 gaps = target.untick()
                 print(f"{op}: {wall:.2f} s, longest loop gap {gaps['max_ms']} ms "
