@@ -159,10 +159,19 @@ class Run:
             found = self.workers()
             if len(found) != workers or get(self.port, "/ready")[0] != 200:
                 return None
-            if self.probe and not self.tree() <= self.sockets():
+            if self.probe and not (self.tree() <= self.sockets() and all(map(self.serving, found))):
                 return None
             return found
         return wait_until(up, timeout=30, message=f"{workers} workers up")
+
+    def serving(self, pid: int) -> bool:
+        """Whether the worker runs its event loop (so the server's own signal handlers are set):
+        one still starting when SIGTERM comes dies of it and cannot remove its probe socket."""
+        try:
+            with ProbeClient(paths.socket_path(pid, self.sockdir), timeout=5) as client:
+                return client.request("summary")["totals"]["loops"] >= 1
+        except Exception:
+            return False
 
     def batch(self, count: int) -> None:
         for _ in range(count):
