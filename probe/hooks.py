@@ -185,16 +185,18 @@ def find_record(task: Any) -> TaskInfo | None:
     if info is not None:
         return info
     try:
-        key = hash(task)
-        info = records.get(_DeadAt(key))  # cleared, its callback not run yet (3.14)
-        if info is not None:
-            return info
-        for info in reversed(departed):
-            if hash(info) == key:
-                return info
+        return _dead_record(hash(task))
     except Exception:
-        pass
-    return None
+        return None
+
+
+def _dead_record(key: int) -> TaskInfo | None:
+    """The newest record of a freed task at address ``key``: still in ``records`` while the
+    collector has not run its callback (3.14), else in ``departed``."""
+    info = records.get(_DeadAt(key))
+    if info is not None:
+        return info
+    return next((d for d in reversed(departed) if hash(d) == key), None)
 
 
 def info_for(task: asyncio.Task) -> TaskInfo:
@@ -223,10 +225,7 @@ def _revived(task: Any, info: TaskInfo) -> None:
     try:
         if on_done is None or not any(cb[0] is on_done for cb in task._callbacks or ()):
             return
-        key = hash(task)
-        old = records.get(_DeadAt(key))
-        if old is None:
-            old = next((d for d in reversed(departed) if hash(d) == key), None)
+        old = _dead_record(hash(task))
         if old is not None:
             info.parent, info.site = old.parent, old.site
             if hasattr(old, "born"):
