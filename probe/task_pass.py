@@ -40,8 +40,11 @@ from .registry import CHUNK
 from .untracked import untrack
 
 RECHECK = 30.0  # seconds: how long asyncio's registry may go without a full look-up
-#: 3.14+: below this many tasks, C's task lists are read on every pass (about 2 ms).
+#: 3.14+: below this many tasks, C's task lists are read on every pass (about 1 ms).
 LINKED_EVERY_PASS = 20_000
+#: 3.14+: from this many tasks on, C's task lists are read on the first pass only: reading
+#: them is one C call over every task (3 ms at 50,000, 8 ms at 100,000, 224 ms at a million).
+LINKED_MOST = 50_000
 #: Above this many records the loops get the GIL between the two copies: they may then
 #: disagree (a task made in between), which costs a full look-up, not a wrong answer.
 SPLIT_COPIES = 250_000
@@ -151,7 +154,7 @@ class TaskPasses:
         records.extend(hooks.records)  # in creation order
         if len(records) > SPLIT_COPIES:
             pace.now()  # two copies in a row held the loop 15-24 ms at a million
-        linked = registry.LINKED and (len(records) < LINKED_EVERY_PASS or now - self._linked_at >= RECHECK)
+        linked = self._linked_due(len(records), now, first)
         if linked:
             self._linked_at = now
         eager = registry.copy(refs, [w.loop for w in watches] if linked else ())
@@ -190,7 +193,7 @@ class TaskPasses:
         self._ended = self._take_made(known, pace) or self._ended
         size = len(hooks.records) - registry.size()
         # 3.14+: tasks no factory saw are only in C's lists, which asyncio's sets do not count.
-        linked = registry.LINKED and (len(hooks.records) < LINKED_EVERY_PASS or now - self._linked_at >= RECHECK)
+        linked = self._linked_due(len(hooks.records), now, False)
         due = (linked or size != self._size or now - self._checked >= RECHECK
                or (self._ended and now - self._checked >= CHECK_MANY))
         refs: list = []
@@ -212,6 +215,17 @@ class TaskPasses:
         self._checked = now
         empty(refs, pace)
         return missing
+
+    def _linked_due(self, count: int, now: float, first: bool) -> bool:
+        """3.14+: whether this pass reads C's task lists, the only place that holds the tasks no
+        factory of ours saw (``asyncio.Task(...)`` called directly, or made before the probe
+        started): on the first pass (what an attached probe finds), on every pass below
+        LINKED_EVERY_PASS tasks, every RECHECK seconds below LINKED_MOST; beyond that never,
+        since that one C call would hold the loops longer than any pass may (such tasks are
+        then seen only where a recorded task awaits them)."""
+        if not registry.LINKED:
+            return False
+        return first or count < LINKED_EVERY_PASS or (count < LINKED_MOST and now - self._linked_at >= RECHECK)
 
     def _take_made(self, known: list, pace: Pacer) -> bool:
         """Move the records made since the last pass from ``hooks.made`` to the end of

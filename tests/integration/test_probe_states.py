@@ -390,6 +390,54 @@ def test_tasks_no_factory_saw_are_counted_from_the_first_summary_on(spawn, split
     assert counts()["hooked"] == 3
 
 
+
+ATTACHED_TARGET = r"""
+import asyncio, signal
+import tasktop.probe
+import tasktop.probe.task_pass as task_pass
+
+async def direct():  # made by asyncio.Task(...), which no task factory sees
+    await asyncio.Event().wait()
+
+async def marker():
+    await asyncio.Event().wait()
+
+async def main():
+    made = [asyncio.Task(direct()) for _ in range(4)]  # before the probe: as when attaching
+    await asyncio.sleep(0)
+    # As if there were more tasks than C's task lists may be read for (3.14+).
+    task_pass.LINKED_EVERY_PASS = task_pass.LINKED_MOST = 0
+    task_pass.RECHECK = 0.0  # and no look-up left for later
+    assert tasktop.probe.start(), tasktop.probe.last_error()
+
+    def more():
+        made.extend(asyncio.Task(direct()) for _ in range(4))
+        made.append(asyncio.create_task(marker()))  # seen by a pass that can see the four
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, more)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def test_tasks_no_factory_saw_above_the_linked_limit(spawn):
+    """An attached probe finds the tasks made before it on its first pass, on every Python.
+    From 3.14 such tasks are only in C's task lists, read in one C call over every task, which
+    is not done past LINKED_MOST tasks (224 ms at a million): made then, they go unseen (unless
+    a recorded task awaits one); before 3.14 asyncio's own sets show them all."""
+    target = spawn(ATTACHED_TARGET, TASKTOP="0")
+
+    def count(func: str) -> int:
+        return sum(g["count"] for g in target.groups() if g["stack"][-1]["func"].split(".")[-1] == func)
+
+    assert count("direct") == 4
+    os.kill(target.pid, signal.SIGUSR1)
+    wait_until(lambda: count("marker") == 1, message="the task made after the four")
+    assert count("direct") == (4 if sys.version_info >= (3, 14) else 8)
+
+
 CHURN_TARGET = r'''
 import asyncio
 
