@@ -17,6 +17,19 @@ from .frames import creation_site, func_name, resolve, to_wire
 
 MAX_KEYS = 50000  # interned keys (and sites) kept before the table is started afresh
 
+#: The one frame of the stack of tasks whose await chain a pass had no time to walk (see
+#: ``task_pass.WalkBudget``): they are counted, by state, under it until a pass walks them.
+UNWALKED_FUNC = "(await chain not walked yet)"
+UNWALKED_FILE = "<tasktop>"
+
+
+def _unwalked() -> None:
+    pass
+
+
+_code = _unwalked.__code__.replace(co_name=UNWALKED_FUNC, co_filename=UNWALKED_FILE)
+UNWALKED_CODE = _code.replace(co_qualname=UNWALKED_FUNC) if hasattr(_code, "co_qualname") else _code
+
 
 class _WireStack:
     """A stack kept as ``(code, line)`` pairs, turned into frame maps once and then shared by
@@ -44,6 +57,11 @@ class GroupKey(_WireStack):
         self.kind, self.state, self.stack = kind, state, stack
         self.id = group_id(kind, state, [(code.co_filename, func_name(code), line) for code, line in stack])
         self._wire = self._wire_source = None
+
+
+def is_unwalked(key: GroupKey) -> bool:
+    """Whether ``key`` is a pseudo-group of tasks whose await chain was not walked yet."""
+    return len(key.stack) == 1 and key.stack[0][0] is UNWALKED_CODE
 
 
 class SiteKey(_WireStack):
@@ -84,6 +102,10 @@ class Keys:
                 self._keys.clear()
             found = self._keys[lookup] = GroupKey(kind, state, tuple(zip(flat[0::2], flat[1::2])))
         return found
+
+    def unwalked(self, state: str) -> GroupKey:
+        """The key of the pseudo-group of tasks in ``state`` whose chain was not walked yet."""
+        return self.group_flat("task", state, [UNWALKED_CODE, 0])
 
     def site(self, info: hooks.TaskInfo) -> Any:
         """The record's creation stack as a ``SiteKey``, made once per interned stack (looked

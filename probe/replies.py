@@ -62,8 +62,10 @@ class Replies:
         """Also the reply that opens a connection (with ``ok``)."""
         return {"version": wire.VERSION, "pid": self.pid, "probe": PROBE_VERSION}
 
-    def summary(self) -> dict:
-        return self._summary(self.state.collect(rows=False))
+    def summary(self, complete: bool = False) -> dict:
+        """Quick: the chains no pass has walked yet are walked for a while only, the tasks left
+        counted in pseudo-groups (see ``task_pass``); ``complete`` walks them all."""
+        return self._summary(self.state.collect(rows=False, complete=complete))
 
     def full(self) -> dict:
         found = self.state.collect()
