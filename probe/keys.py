@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasktop.wire.groups import group_id
+from tasktop.wire.stacks import SYNTHETIC_FILE, UNWALKED_FUNC
 
 from . import hooks
 from .config import Options
@@ -17,17 +18,13 @@ from .frames import creation_site, func_name, resolve, to_wire
 
 MAX_KEYS = 50000  # interned keys (and sites) kept before the table is started afresh
 
-#: The one frame of the stack of tasks whose await chain a pass had no time to walk (see
-#: ``task_pass.WalkBudget``): they are counted, by state, under it until a pass walks them.
-UNWALKED_FUNC = "(await chain not walked yet)"
-UNWALKED_FILE = "<tasktop>"
-
-
 def _unwalked() -> None:
     pass
 
 
-_code = _unwalked.__code__.replace(co_name=UNWALKED_FUNC, co_filename=UNWALKED_FILE)
+#: The code of the one frame of the pseudo-groups (``Keys.unwalked``): tasks whose await chain
+#: a pass had no time to walk (see ``task_pass``), counted by state until a pass walks them.
+_code = _unwalked.__code__.replace(co_name=UNWALKED_FUNC, co_filename=SYNTHETIC_FILE)
 UNWALKED_CODE = _code.replace(co_qualname=UNWALKED_FUNC) if hasattr(_code, "co_qualname") else _code
 
 
@@ -57,11 +54,6 @@ class GroupKey(_WireStack):
         self.kind, self.state, self.stack = kind, state, stack
         self.id = group_id(kind, state, [(code.co_filename, func_name(code), line) for code, line in stack])
         self._wire = self._wire_source = None
-
-
-def is_unwalked(key: GroupKey) -> bool:
-    """Whether ``key`` is a pseudo-group of tasks whose await chain was not walked yet."""
-    return len(key.stack) == 1 and key.stack[0][0] is UNWALKED_CODE
 
 
 class SiteKey(_WireStack):

@@ -393,6 +393,8 @@ def _prune(records: list, pace: Pacer) -> None:
         pace()
 
 
+#: The states of the pseudo-groups (see ``_Walk.within``): what is known without the chain.
+UNWALKED_STATES = ("waiting", "ready", "running")
 _LATER = object()  # a record whose chain is walked once the others have been (see _Walk.visit)
 
 
@@ -472,8 +474,12 @@ class _Walk:
                             cached = self.within(task, info, loop_id)
                         except Exception:
                             continue
-                if cached is not _LATER:
-                    self._add(cached if type(cached) is GroupKey else cached[0], info)
+                if cached is not _LATER:  # as _add does, inline: once per task and pass
+                    key = cached if type(cached) is GroupKey else cached[0]
+                    group = groups.get(key)
+                    if group is None:
+                        group = groups[key] = Group(key, self.passes.lists.take(key))
+                    group.members.append(info)
             if several:
                 counts[loop_id] = counts.get(loop_id, 0) + 1
             found += 1

@@ -13,7 +13,7 @@ import json
 import os
 import signal
 
-from tasktop.probe.keys import UNWALKED_FILE, UNWALKED_FUNC
+from tasktop.wire.stacks import UNWALKED_FUNC, is_unwalked
 
 from conftest import tasktop, wait_until
 
@@ -42,8 +42,7 @@ asyncio.run(main())
 
 
 def _unwalked(data: dict) -> list[dict]:
-    return [g for g in data["groups"]
-            if g["kind"] == "task" and g["stack"] == [{"func": UNWALKED_FUNC, "file": UNWALKED_FILE, "line": 0}]]
+    return [g for g in data["groups"] if g["kind"] == "task" and is_unwalked(g["stack"])]
 
 
 def _counts(data: dict) -> dict:
