@@ -69,6 +69,9 @@ PASS_WITHIN = 0.7
 WALK_AT_LEAST = 0.1
 #: Seconds per record a pass takes besides walking, to estimate the first pass's rest.
 VISIT_S = 0.6e-6
+#: Tasks a pass must have seen for its time per record to be the next estimate (below, the
+#: time of a pass is mostly not per record).
+MEASURED = 10_000
 
 _UNSET = object()  # not looked up yet
 
@@ -122,15 +125,15 @@ class TaskPasses:
         self._doubles: set | None = None
         self._size: int | None = None
         self._ended = False  # a task recorded since the registry was last read has ended
-        self._rest: float | None = None  # seconds the last grouping pass took besides walking
+        self._rest: float | None = None  # seconds per record the last grouping pass took besides walking
         self._resume = 0  # the seq where the last budgeted pass ran out of time to walk
 
     def walk_budget(self) -> float:
         """Seconds of walking chains for a pass that must be quick: PASS_WITHIN less what the
-        last grouping pass took besides walking (the visit of every record is about 0.5 s at a
-        million), at least WALK_AT_LEAST."""
-        rest = self._rest if self._rest is not None else VISIT_S * len(hooks.records)
-        return max(WALK_AT_LEAST, PASS_WITHIN - rest)
+        last grouping pass took per record besides walking (the visit of every record is about
+        0.5 s at a million) times the records now, at least WALK_AT_LEAST."""
+        per_record = self._rest if self._rest is not None else VISIT_S
+        return max(WALK_AT_LEAST, PASS_WITHIN - per_record * len(hooks.records))
 
     def run(self, grouping: bool, rows: bool = False, budget: float | None = None) -> Pass:
         """Every live task of every running loop with its record, the waiter it is blocked on
@@ -166,8 +169,9 @@ class TaskPasses:
             counts[next(iter(watched))] = walk.count
         for group in walk.groups.values():
             group.tally(now, self.keys.site, pace)
+        if grouping and walk.count >= MEASURED:
+            self._rest = (time.perf_counter() - started - walk.walked_s) / walk.count
         if grouping:
-            self._rest = time.perf_counter() - started - walk.walked_s
             self._resume = walk.first_skipped or 0
         return Pass(now, walk.count, walk.infos, counts, [], walk.groups, walk.unwalked)
 
@@ -415,6 +419,7 @@ class _Walk:
         self.later: list = passes.lists.take("later") if budget is not None else []
         self.first_skipped: int | None = None
         self.unwalked = 0
+        self._unwalked_keys = {state: passes.keys.unwalked(state) for state in UNWALKED_STATES} if budget is not None else {}
         self.count = 0  # tasks found
         # Only when rows are asked for, and records only (a record is a weak reference to
         # its task): a young list of 100,000 tasks is traversed by every collection, which
@@ -432,7 +437,8 @@ class _Walk:
         rows = self.rows
         add_info = self.infos.append
         ref = weakref.ref
-        resume, later = self.resume, self.later.append
+        resume, later, budget = self.resume, self.later.append, self.budget
+        unwalked_waiting = self._unwalked_keys.get("waiting")
         found = 0
         for n, info in enumerate(records):
             if not n & 511:
@@ -469,6 +475,12 @@ class _Walk:
                     if info.seq < resume:
                         later(info)
                         cached = _LATER
+                    elif waiter is not None and self.walked_s >= budget:
+                        # What ``within`` does then, inline: up to a million times a pass.
+                        if self.first_skipped is None:
+                            self.first_skipped = info.seq
+                        self.unwalked += 1
+                        cached = unwalked_waiting
                     else:
                         try:
                             cached = self.within(task, info, loop_id)
@@ -509,7 +521,7 @@ class _Walk:
             state = "waiting"
         else:
             state = "running" if task is self._current(task, loop_id) else "ready"
-        return self.passes.keys.unwalked(state)
+        return self._unwalked_keys[state]
 
     def walk_later(self) -> None:
         """Walk (within the budget) the chains of the records ``visit`` put off: those before
