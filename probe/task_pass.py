@@ -169,7 +169,7 @@ class TaskPasses:
             counts[next(iter(watched))] = walk.count
         for group in walk.groups.values():
             group.tally(now, self.keys.site, pace)
-        if grouping and walk.count >= MEASURED:
+        if grouping and walk.budget != _NO_BUDGET and walk.count >= MEASURED:  # a complete pass does not time its walks
             self._rest = (time.perf_counter() - started - walk.walked_s) / walk.count
         if grouping:
             self._resume = walk.first_skipped or 0
@@ -399,6 +399,7 @@ def _prune(records: list, pace: Pacer) -> None:
 
 #: The states of the pseudo-groups (see ``_Walk.within``): what is known without the chain.
 UNWALKED_STATES = ("waiting", "ready", "running")
+_NO_BUDGET = float("inf")
 _LATER = object()  # a record whose chain is walked once the others have been (see _Walk.visit)
 
 
@@ -413,7 +414,7 @@ class _Walk:
         # The walks of chains not cached: seconds allowed (inf: no budget) and spent; with a
         # budget, records before ``resume`` are walked after the others (``later``), so that
         # walking goes on where the last pass stopped; the first record left unwalked.
-        self.budget = float("inf") if budget is None else budget
+        self.budget = _NO_BUDGET if budget is None else budget
         self.walked_s = 0.0
         self.resume = resume if budget is not None else 0
         self.later: list = passes.lists.take("later") if budget is not None else []
@@ -508,6 +509,8 @@ class _Walk:
     def within(self, task: Any, info: Any, loop_id: int) -> Any:
         """The task's description (see ``TaskPasses.describe``) while the budget for walking
         lasts; then the key of its pseudo-group, the record left uncached for the next pass."""
+        if self.budget == _NO_BUDGET:  # a complete pass: not timed
+            return self._describe(task, info, loop_id)
         if self.walked_s < self.budget:
             started = time.perf_counter()
             try:
