@@ -101,7 +101,8 @@ class Group:
                     if every or not site_sets[k].isdisjoint(present):
                         got.update(distinct)
                 elif not site_sets[k].isdisjoint(present):
-                    got.update(dict.fromkeys(itertools.compress(parents, map(site_sets[k].__contains__, sites))))
+                    made_here = map(site_sets[k].__contains__, sites)
+                    got.update(dict.fromkeys(itertools.compress(parents, made_here)))
                 got.pop(None, None)
             wanted = [k for k in wanted if len(found[k]) < 3]
             pace()

@@ -16,11 +16,11 @@ kept, the records made since each pass (``hooks.made``) are added to it, and the
 freed tasks left out a slice at a time; asyncio's registry is then read only when it may hold a
 task the records miss (see ``TaskPasses._run_many``).
 
-Walking a chain costs 3-4 µs a task in Python: 3-6 s for a million tasks no pass has walked yet
+Walking a chain costs 3-8 µs a task in Python: 3-9 s for a million tasks no pass has walked yet
 (right after the probe attaches, or after a burst of new tasks).  A pass that must answer
 quickly (a summary, the background pass) is given a time for walking (``TaskPasses.walk_budget``):
 the tasks it has no time for are counted, by state, in a pseudo-group whose stack is one
-synthetic frame (``keys.UNWALKED_FUNC``), and left uncached, so the next pass walks on from where
+synthetic frame (``wire.stacks.UNWALKED_FUNC``), and left uncached, so the next pass walks on from where
 this one stopped, in creation order.  Counts and totals stay exact; the groups fill in over a
 few passes.  A pass without a budget (rows, verdicts, a complete summary) walks every chain.
 
@@ -169,7 +169,7 @@ class TaskPasses:
             counts[next(iter(watched))] = walk.count
         for group in walk.groups.values():
             group.tally(now, self.keys.site, pace)
-        if grouping and walk.budget != _NO_BUDGET and walk.count >= MEASURED:  # a complete pass does not time its walks
+        if grouping and walk.budget != _NO_BUDGET and walk.count >= MEASURED:  # (complete: walks not timed)
             self._rest = (time.perf_counter() - started - walk.walked_s) / walk.count
         if grouping:
             self._resume = walk.first_skipped or 0
@@ -420,7 +420,8 @@ class _Walk:
         self.later: list = passes.lists.take("later") if budget is not None else []
         self.first_skipped: int | None = None
         self.unwalked = 0
-        self._unwalked_keys = {state: passes.keys.unwalked(state) for state in UNWALKED_STATES} if budget is not None else {}
+        self._unwalked_keys = ({state: passes.keys.unwalked(state) for state in UNWALKED_STATES}
+                               if budget is not None else {})
         self.count = 0  # tasks found
         # Only when rows are asked for, and records only (a record is a weak reference to
         # its task): a young list of 100,000 tasks is traversed by every collection, which
