@@ -262,7 +262,8 @@ class RemoteSource:
         self.pid = pid
         self.path = f"pid {pid} (no probe)"
 
-    def summary(self) -> dict:
+    def summary(self, complete: bool = False) -> dict:
+        """Always complete (``complete`` is for a probe's summary): every task is read."""
         from .probe_client import ProbeError, ProbeUnavailable
         from . import pyspy
 

@@ -81,7 +81,9 @@ def ask(pid: int, path: str, timeout: float) -> Answer:
     client = ProbeClient(path, timeout=timeout)
     try:
         client.connect()
-        summary = client.summary()
+        # Complete: the ``waits`` request after it walks every await chain anyway, and a
+        # pseudo-group of tasks not walked yet would make the group series jump as it fills in.
+        summary = client.summary(complete=True)
         try:
             waits = client.waits()
         except (ProbeUnavailable, ProbeError):  # an older probe, or gone since: the summary stands

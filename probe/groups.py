@@ -71,30 +71,42 @@ class Group:
             entry[0] += count
             entry[1].add(site)
         top = sorted(shown.items(), key=lambda kv: -kv[1][0])[:10]
-        self.created = [(stack, count, self._parents(sites, len(shown) == 1, pace))
-                        for stack, (count, sites) in top]
+        parents = self._parents([sites for _stack, (_count, sites) in top], len(shown) == 1, pace)
+        self.created = [(stack, count, found) for (stack, (count, _sites)), found in zip(top, parents)]
 
-    def _parents(self, sites: set, every: bool, pace: Any) -> list:
-        """The first three distinct tasks (seqs) that made members created at one of ``sites``
-        (``every``: all the group's sites).
+    def _parents(self, site_sets: list, every: bool, pace: Any) -> list:
+        """For each set of sites of ``site_sets``, the first three distinct tasks (seqs) that
+        made members created at one of them (``every``: one set, all the group's sites), in
+        one scan of the members: a group of many sites made by one task (the pseudo-group of
+        tasks not walked yet) was scanned whole once per site.
 
         Distinct values are gathered in ``dict.fromkeys`` of plain ints: a dict that holds
         no container is not tracked by the collector, whereas a tuple per (site, parent) pair
         was, and thousands of them per pass set off collections that each walked every young
         container of the pass."""
         members = self.members
-        found: dict = {}
+        found: list = [{} for _ in site_sets]
+        wanted = list(range(len(site_sets)))  # sets with fewer than three tasks found
         for start in range(0, len(members), CHUNK):
-            chunk = members[start:start + CHUNK]
-            parents = map(_PARENT, chunk)
-            if not every:
-                parents = itertools.compress(parents, map(sites.__contains__, map(_SITE, chunk)))
-            found.update(dict.fromkeys(parents))
-            found.pop(None, None)
-            pace()
-            if len(found) >= 3:
+            if not wanted:
                 break
-        return list(found)[:3]
+            chunk = members[start:start + CHUNK]
+            parents = list(map(_PARENT, chunk))
+            distinct = dict.fromkeys(parents)
+            sites = None if every else list(map(_SITE, chunk))
+            present = None if every else set(sites)
+            for k in wanted:
+                got = found[k]
+                if every or len(distinct) == 1:  # one task made the whole slice (the usual)
+                    if every or not site_sets[k].isdisjoint(present):
+                        got.update(distinct)
+                elif not site_sets[k].isdisjoint(present):
+                    made_here = map(site_sets[k].__contains__, sites)
+                    got.update(dict.fromkeys(itertools.compress(parents, made_here)))
+                got.pop(None, None)
+            wanted = [k for k in wanted if len(found[k]) < 3]
+            pace()
+        return [list(got)[:3] for got in found]
 
     def to_wire(self, source: bool = False) -> dict:
         return {

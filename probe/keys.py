@@ -10,12 +10,22 @@ from __future__ import annotations
 from typing import Any
 
 from tasktop.wire.groups import group_id
+from tasktop.wire.stacks import SYNTHETIC_FILE, UNWALKED_FUNC
 
 from . import hooks
 from .config import Options
 from .frames import creation_site, func_name, resolve, to_wire
 
 MAX_KEYS = 50000  # interned keys (and sites) kept before the table is started afresh
+
+def _unwalked() -> None:
+    pass
+
+
+#: The code of the one frame of the pseudo-groups (``Keys.unwalked``): tasks whose await chain
+#: a pass had no time to walk (see ``task_pass``), counted by state until a pass walks them.
+_code = _unwalked.__code__.replace(co_name=UNWALKED_FUNC, co_filename=SYNTHETIC_FILE)
+UNWALKED_CODE = _code.replace(co_qualname=UNWALKED_FUNC) if hasattr(_code, "co_qualname") else _code
 
 
 class _WireStack:
@@ -84,6 +94,10 @@ class Keys:
                 self._keys.clear()
             found = self._keys[lookup] = GroupKey(kind, state, tuple(zip(flat[0::2], flat[1::2])))
         return found
+
+    def unwalked(self, state: str) -> GroupKey:
+        """The key of the pseudo-group of tasks in ``state`` whose chain was not walked yet."""
+        return self.group_flat("task", state, [UNWALKED_CODE, 0])
 
     def site(self, info: hooks.TaskInfo) -> Any:
         """The record's creation stack as a ``SiteKey``, made once per interned stack (looked

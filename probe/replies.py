@@ -25,7 +25,7 @@ from .handoff import Pacer
 from .keys import GroupKey
 from .registry import CHUNK
 from .state import State
-from .task_pass import Pass, described
+from .task_pass import UNWALKED_STATES, Pass, described
 
 PROBE_VERSION = "0.1.0"
 
@@ -62,8 +62,10 @@ class Replies:
         """Also the reply that opens a connection (with ``ok``)."""
         return {"version": wire.VERSION, "pid": self.pid, "probe": PROBE_VERSION}
 
-    def summary(self) -> dict:
-        return self._summary(self.state.collect(rows=False))
+    def summary(self, complete: bool = False) -> dict:
+        """Quick: the chains no pass has walked yet are walked for a while only, the tasks left
+        counted in pseudo-groups (see ``task_pass``); ``complete`` walks them all."""
+        return self._summary(self.state.collect(rows=False, complete=complete))
 
     def full(self) -> dict:
         found = self.state.collect()
@@ -83,6 +85,10 @@ class Replies:
             if group.key.id == gid:
                 break
         else:
+            if gid in {self.state.keys.unwalked(state).id for state in UNWALKED_STATES}:
+                # This pass (complete: it lists members) walked every chain.
+                raise LookupError(f"no group {gid}: its tasks' await chains are walked now, "
+                                  "they are in their own groups")
             raise LookupError(f"no group {gid} (it may have emptied)")
         if group.key.kind == "task":
             # Longest blocked first, then by id: two stable sorts on plain numbers, so that

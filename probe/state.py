@@ -62,18 +62,21 @@ class State:
         flight = self.flight
         if flight is not None and flight.due(now) and self.record_pass is not None:
             # The recorder's summary and its write count against the budget like the pass.
-            self.record_pass(self.collect(rows=False), now)
+            self.record_pass(self.collect(rows=False, complete=False), now)
         elif not self.history or now - self.history[-1][0] >= HISTORY_STEP:
-            self.collect(rows=False)
+            self.collect(rows=False, complete=False)
         else:
             self.passes.run(grouping=False)
             self.threads.rows()
         self.ends.drain()
         self.budget.sampled(now, t0, time.thread_time())
 
-    def collect(self, rows: bool = True) -> Pass:
-        """One consistent pass: groups, thread rows, and (with ``rows``) tasks and their records."""
-        found = self.passes.run(grouping=True, rows=rows)
+    def collect(self, rows: bool = True, complete: bool = True) -> Pass:
+        """One consistent pass: groups, thread rows, and (with ``rows``) tasks and their records.
+        Not ``complete``: the await chains not walked yet are walked for a while only (see
+        ``TaskPasses.walk_budget``), the other tasks counted in pseudo-groups."""
+        budget = None if complete or rows else self.passes.walk_budget()
+        found = self.passes.run(grouping=True, rows=rows, budget=budget)
         found.thread_rows = thread_rows = self.threads.rows()
         groups = found.groups
         for row in thread_rows:
@@ -83,12 +86,14 @@ class State:
             if group is None:
                 group = groups[key] = Group(key)
             group.add(row["blocked_s"], row)
-        self._remember(groups)
+        self._remember(groups, found.unwalked > 0)
         return found
 
-    def _remember(self, groups: dict) -> None:
-        """Keep group counts over time (at most one point per ``HISTORY_STEP``) for growth verdicts."""
+    def _remember(self, groups: dict, partial: bool) -> None:
+        """Keep group counts over time (at most one point per ``HISTORY_STEP``) for growth
+        verdicts; none from a ``partial`` pass (chains left unwalked): its groups are still
+        filling in, which is no growth."""
         now = time.monotonic()
-        if self.history and now - self.history[-1][0] < HISTORY_STEP:
+        if partial or self.history and now - self.history[-1][0] < HISTORY_STEP:
             return
         self.history.append((now, {g.key.id: g.count for g in groups.values()}))

@@ -16,6 +16,14 @@ kept, the records made since each pass (``hooks.made``) are added to it, and the
 freed tasks left out a slice at a time; asyncio's registry is then read only when it may hold a
 task the records miss (see ``TaskPasses._run_many``).
 
+Walking a chain costs 3-8 µs a task in Python: 3-9 s for a million tasks no pass has walked yet
+(right after the probe attaches, or after a burst of new tasks).  A pass that must answer
+quickly (a summary, the background pass) is given a time for walking (``TaskPasses.walk_budget``):
+the tasks it has no time for are counted, by state, in a pseudo-group whose stack is one
+synthetic frame (``wire.stacks.UNWALKED_FUNC``), and left uncached, so the next pass walks on from where
+this one stopped, in creation order.  Counts and totals stay exact; the groups fill in over a
+few passes.  A pass without a budget (rows, verdicts, a complete summary) walks every chain.
+
 Nothing allocated per task outlives the pass: 100,000 surviving container objects make the
 collector run a full collection of the host's whole heap, which held its event loop up for most
 of a second.
@@ -56,6 +64,17 @@ TIDY = 10_000
 #: Records made while a copy of the records was taken may be in ``hooks.made`` too: they are
 #: among the copy's last ones (one switch of threads makes at most a few thousand tasks).
 DOUBLES = 16_384
+#: Seconds a budgeted grouping pass with chains to walk may take in all (the visit of every
+#: record, the walks, the tallies): what a summary waits for.  The walks get what the rest of
+#: the last grouping pass left of it (see TaskPasses.walk_budget).
+PASS_WITHIN = 0.9
+#: Seconds of walking a budgeted pass gets however long the rest took: it always progresses.
+WALK_AT_LEAST = 0.25
+#: Seconds per record a pass takes besides walking, to estimate the first pass's rest.
+VISIT_S = 0.6e-6
+#: Tasks a pass must have seen for its time per record to be the next estimate (below, the
+#: time of a pass is mostly not per record).
+MEASURED = 10_000
 
 _UNSET = object()  # not looked up yet
 
@@ -72,12 +91,13 @@ class Pass:
     the tasks, in creation order; ``info()`` is the task (None once it has been freed), and
     ``described(info)`` its description: ``(group key, awaited task seq, awaited seqs)``."""
 
-    __slots__ = ("now", "count", "infos", "loop_counts", "thread_rows", "groups")
+    __slots__ = ("now", "count", "infos", "loop_counts", "thread_rows", "groups", "unwalked")
 
     def __init__(self, now: float, count: int, infos: list, loop_counts: dict,
-                 thread_rows: list, groups: dict) -> None:
+                 thread_rows: list, groups: dict, unwalked: int = 0) -> None:
         self.now, self.count, self.infos, self.loop_counts = now, count, infos, loop_counts
         self.thread_rows, self.groups = thread_rows, groups
+        self.unwalked = unwalked  # tasks in the pseudo-groups: their chains not walked yet
 
     def blocked(self, info: Any) -> float:
         return self.now - info.since if info.waiter is not None else 0.0
@@ -108,22 +128,37 @@ class TaskPasses:
         self._doubles: set | None = None
         self._size: int | None = None
         self._ended = False  # a task recorded since the registry was last read has ended
+        self._rest: float | None = None  # seconds per record the last grouping pass took besides walking
+        self._resume = 0  # the seq where the last budgeted pass ran out of time to walk
 
-    def run(self, grouping: bool, rows: bool = False) -> Pass:
+    def walk_budget(self) -> float:
+        """Seconds of walking chains for a pass that must be quick: PASS_WITHIN less what the
+        last grouping pass took per record besides walking (the visit of every record is about
+        0.5 s at a million) times the records now, at least WALK_AT_LEAST."""
+        per_record = self._rest if self._rest is not None else VISIT_S
+        return max(WALK_AT_LEAST, PASS_WITHIN - per_record * len(hooks.records))
+
+    def run(self, grouping: bool, rows: bool = False, budget: float | None = None) -> Pass:
         """Every live task of every running loop with its record, the waiter it is blocked on
         brought up to date; with ``grouping``, described (cached while the waiter is the same)
-        and grouped; with ``rows``, listed (``Pass.infos``)."""
+        and grouped; with ``rows``, listed (``Pass.infos``).  With a ``budget`` (seconds;
+        never with ``rows``, whose rows need every description), chains are walked for that
+        long at most, starting where the last budgeted pass stopped; the tasks left are
+        counted in the pseudo-groups (see ``_Walk.within``)."""
+        started = time.perf_counter()
         now = time.monotonic()
         watches = self.loops.refresh()
         watched = {id(w.loop) for w in watches}
         pace = Pacer(self.handoff)
         self.lists.recycle(pace)
-        walk = _Walk(self, now, watched, grouping, rows, pace)
+        walk = _Walk(self, now, watched, grouping, rows, pace,
+                     budget if grouping and not rows else None, self._resume)
         self.fresh = []
         if len(hooks.records) > SPLIT_COPIES and self._known is not None:
             unknown = self._run_many(walk, watches, now, pace)
         else:
             unknown = self._run_copied(walk, watches, now, pace)
+        walk.walk_later()
         batch = self.fresh + [hooks.info_for(task) for task in unknown]
         for _round in range(100):  # each round describes tasks awaited by the last one's
             if not batch:
@@ -137,7 +172,11 @@ class TaskPasses:
             counts[next(iter(watched))] = walk.count
         for group in walk.groups.values():
             group.tally(now, self.keys.site, pace)
-        return Pass(now, walk.count, walk.infos, counts, [], walk.groups)
+        if grouping and walk.budget != _NO_BUDGET and walk.count >= MEASURED:  # (complete: walks not timed)
+            self._rest = (time.perf_counter() - started - walk.walked_s) / walk.count
+        if grouping:
+            self._resume = walk.first_skipped or 0
+        return Pass(now, walk.count, walk.infos, counts, [], walk.groups, walk.unwalked)
 
     def _run_copied(self, walk: "_Walk", watches: list, now: float, pace: Pacer) -> list:
         """Visit a copy of the records and find the tasks they miss: the records and asyncio's
@@ -372,14 +411,31 @@ def _prune(records: list, pace: Pacer) -> None:
         pace()
 
 
+#: The states of the pseudo-groups (see ``_Walk.within``): what is known without the chain.
+UNWALKED_STATES = ("waiting", "ready", "running")
+_NO_BUDGET = float("inf")
+_LATER = object()  # a record whose chain is walked once the others have been (see _Walk.visit)
+
+
 class _Walk:
     """One pass over task records (see ``TaskPasses.run``); ``visit`` is called again for
     records the pass could not see in its first copy."""
 
     def __init__(self, passes: TaskPasses, now: float, watched: set, grouping: bool, rows: bool,
-                 pace: Pacer) -> None:
+                 pace: Pacer, budget: float | None = None, resume: int = 0) -> None:
         self.passes, self.now, self.watched, self.grouping, self.pace = passes, now, watched, grouping, pace
         self.rows = rows
+        # The walks of chains not cached: seconds allowed (inf: no budget) and spent; with a
+        # budget, records before ``resume`` are walked after the others (``later``), so that
+        # walking goes on where the last pass stopped; the first record left unwalked.
+        self.budget = _NO_BUDGET if budget is None else budget
+        self.walked_s = 0.0
+        self.resume = resume if budget is not None else 0
+        self.later: list = passes.lists.take("later") if budget is not None else []
+        self.first_skipped: int | None = None
+        self.unwalked = 0
+        self._unwalked_keys = ({state: passes.keys.unwalked(state) for state in UNWALKED_STATES}
+                               if budget is not None else {})
         self.count = 0  # tasks found
         # Only when rows are asked for, and records only (a record is a weak reference to
         # its task): a young list of 100,000 tasks is traversed by every collection, which
@@ -397,6 +453,8 @@ class _Walk:
         rows = self.rows
         add_info = self.infos.append
         ref = weakref.ref
+        resume, later, budget = self.resume, self.later.append, self.budget
+        unwalked_waiting = self._unwalked_keys.get("waiting")
         found = 0
         for n, info in enumerate(records):
             if not n & 511:
@@ -430,15 +488,26 @@ class _Walk:
             if grouping:
                 cached = info.cache
                 if cached is None:
-                    try:
-                        cached = self._describe(task, info, loop_id)
-                    except Exception:
-                        continue
-                key = cached if type(cached) is GroupKey else cached[0]
-                group = groups.get(key)
-                if group is None:
-                    group = groups[key] = Group(key, self.passes.lists.take(key))
-                group.members.append(info)
+                    if info.seq < resume:
+                        later(info)
+                        cached = _LATER
+                    elif waiter is not None and self.walked_s >= budget:
+                        # What ``within`` does then, inline: up to a million times a pass.
+                        if self.first_skipped is None:
+                            self.first_skipped = info.seq
+                        self.unwalked += 1
+                        cached = unwalked_waiting
+                    else:
+                        try:
+                            cached = self.within(task, info, loop_id)
+                        except Exception:
+                            continue
+                if cached is not _LATER:  # as _add does, inline: once per task and pass
+                    key = cached if type(cached) is GroupKey else cached[0]
+                    group = groups.get(key)
+                    if group is None:
+                        group = groups[key] = Group(key, self.passes.lists.take(key))
+                    group.members.append(info)
             if several:
                 counts[loop_id] = counts.get(loop_id, 0) + 1
             found += 1
@@ -446,7 +515,50 @@ class _Walk:
                 add_info(info)
         self.count += found
 
-    def _describe(self, task: Any, info: Any, loop_id: int) -> tuple:
+    def _add(self, key: GroupKey, info: Any) -> None:
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = Group(key, self.passes.lists.take(key))
+        group.members.append(info)
+
+    def within(self, task: Any, info: Any, loop_id: int) -> Any:
+        """The task's description (see ``TaskPasses.describe``) while the budget for walking
+        lasts; then the key of its pseudo-group, the record left uncached for the next pass."""
+        if self.budget == _NO_BUDGET:  # a complete pass: not timed
+            return self._describe(task, info, loop_id)
+        if self.walked_s < self.budget:
+            started = time.perf_counter()
+            try:
+                return self._describe(task, info, loop_id)
+            finally:
+                self.walked_s += time.perf_counter() - started
+        if self.first_skipped is None:
+            self.first_skipped = info.seq
+        self.unwalked += 1
+        if getattr(task, "_fut_waiter", None) is not None:
+            state = "waiting"
+        else:
+            state = "running" if task is self._current(task, loop_id) else "ready"
+        return self._unwalked_keys[state]
+
+    def walk_later(self) -> None:
+        """Walk (within the budget) the chains of the records ``visit`` put off: those before
+        where the last pass stopped.  From now on ``visit`` puts off none."""
+        self.resume = 0
+        pace, later = self.pace, self.later
+        for n, info in enumerate(later):
+            if not n & 511:
+                pace()
+            task = info()
+            try:
+                cached = self.within(task, info, id(task._loop))
+            except Exception:  # freed or broken since the visit counted it: counted no more
+                self.count -= 1
+                continue
+            self._add(cached if type(cached) is GroupKey else cached[0], info)
+
+    def _current(self, task: Any, loop_id: int) -> Any:
+        """The task running on the task's loop (looked up once per loop and pass)."""
         current = self._currents.get(loop_id, _UNSET)
         if current is _UNSET:
             try:
@@ -454,4 +566,7 @@ class _Walk:
             except Exception:
                 current = None
             self._currents[loop_id] = current
-        return self.passes.describe(task, info, current)
+        return current
+
+    def _describe(self, task: Any, info: Any, loop_id: int) -> tuple:
+        return self.passes.describe(task, info, self._current(task, loop_id))

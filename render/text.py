@@ -11,7 +11,7 @@ import time
 from typing import Any, Iterable
 
 from tasktop.wire import SCHEMA
-from tasktop.wire.stacks import user_frame
+from tasktop.wire.stacks import SYNTHETIC_FILE, user_frame
 from tasktop.wire.units import duration, size
 
 from . import stacks
@@ -50,6 +50,8 @@ def short_path(path: str, base: str | None = None) -> str:
 
 def frame_text(frame: dict, base: str | None = None) -> str:
     """``func (file:line)``, the file as :func:`short_path` shows it relative to ``base``."""
+    if frame.get("file") == SYNTHETIC_FILE:  # made up by the probe: no place to show
+        return frame.get("func", "?")
     return f"{frame.get('func', '?')} ({short_path(frame.get('file', '?'), base)}:{frame.get('line', 0)})"
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Deque
 
 from tasktop.render import stacks
+from tasktop.wire.stacks import is_unwalked
 
 SORTS = ("count", "growth", "blocked")
 KINDS = ("both", "task", "thread")
@@ -136,6 +137,9 @@ class Model:
         self.memory_sites_baseline: dict | None = None
         self._memory_baseline_pending = True
         self.verdicts: dict | None = None  # the last ``verdicts`` reply
+        # When the last summary with tasks whose await chain the probe had not walked yet came:
+        # until then its groups were filling in, which is no growth (see ``is_suspect``).
+        self._filled_after = float("-inf")
         self._proven: frozenset = frozenset()
 
     # -- feeding ---------------------------------------------------------------------------
@@ -156,6 +160,8 @@ class Model:
         now = summary.get("group_counts")  # a recording's history gives them ready (Recording.history)
         if now is None:
             now = {group["id"]: int(group.get("count") or 0) for group in summary.get("groups") or ()}
+        if any(is_unwalked(group.get("stack")) for group in summary.get("groups") or ()):
+            self._filled_after = t
         counts = self.counts
         if previous is not None:
             for gid in now:
@@ -221,6 +227,7 @@ class Model:
                 self._text.pop(gid, None)
         self.stalls = [s for s in self.stalls if s.at <= t]
         self._stall_keys = {(s.loop, s.at) for s in self.stalls}
+        self._filled_after = min(self._filled_after, t)  # (which earlier snapshots were partial is not kept)
         self.summary = summary
 
     def copy(self) -> "Model":
@@ -307,7 +314,8 @@ class Model:
         times, counts = history.times, history.counts
         offset = history.start
         end, last = times[-1], counts[-1]
-        first = first_at(times, end - self.suspect_window, offset)
+        # Only from the first snapshot whose groups were all filled in.
+        first = first_at(times, max(end - self.suspect_window, self._filled_after + 1e-6), offset)
         # The cheap necessary conditions first: most groups do not grow (one redraw asks this of
         # every group, and building the thirds of 200 histories cost a replay step 40 ms).
         t0, c0 = times[first], counts[first - offset]

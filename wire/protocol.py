@@ -13,9 +13,12 @@ then any number of request/reply pairs, strictly one at a time::
 
 Requests (``op``) and their arguments (``OPS`` is the same list as a table, read by both sides):
 
-``summary``
+``summary``  ``complete`` (false)
     process, time, totals, loops, memory, groups.  Its size depends on the number of
-    distinct stacks (capped at ``MAX_GROUPS``), never on the number of tasks.
+    distinct stacks (capped at ``MAX_GROUPS``), never on the number of tasks.  Quick: tasks
+    whose await chain the probe had no time to walk yet (a million, just after attaching) are
+    counted, by state, in groups whose stack is the one frame ``(await chain not walked yet)``
+    (file ``<tasktop>``), filled in by the next passes; with ``complete`` every chain is walked.
 ``group``  ``id``, ``offset`` (0), ``limit`` (100, at most ``MAX_PAGE``)
     one group of the latest snapshot, with source lines, and one page of its members.
 ``task``  ``id``
@@ -120,7 +123,7 @@ class Op(NamedTuple):
 #: Every request, by ``op``: what the probe answers and the client asks (see the list above).
 OPS: dict[str, Op] = {
     "hello": Op(),  # ``version`` is checked when the connection opens, not here
-    "summary": Op(),
+    "summary": Op((Arg("complete", bool, False),)),
     "group": Op((Arg("id", str), Arg("offset", int, 0, low=0), Arg("limit", int, 100, 1, MAX_PAGE))),
     "task": Op((Arg("id", int),)),
     "thread": Op((Arg("ident", int),)),

@@ -63,6 +63,19 @@ def user_frame(stack: Iterable[dict] | None) -> dict | None:
     return frames[0]
 
 
+#: The one frame of a probe's pseudo-group of tasks whose await chain it had no time to walk
+#: yet (``summary``): counted apart, by state, until a later pass walks them.
+UNWALKED_FUNC = "(await chain not walked yet)"
+#: The file of a frame the probe made up: shown by its function alone.
+SYNTHETIC_FILE = "<tasktop>"
+
+
+def is_unwalked(stack: Iterable[dict] | None) -> bool:
+    """Whether a group's stack is that of a pseudo-group of tasks not walked yet."""
+    frames = list(stack or ())
+    return len(frames) == 1 and frames[0].get("file") == SYNTHETIC_FILE and frames[0].get("func") == UNWALKED_FUNC
+
+
 def func_label(func: str) -> str:
     """``start.<locals>.inner`` reads as ``start.inner``: the nesting is the information."""
     return (func or "?").replace(".<locals>.", ".")
@@ -72,5 +85,7 @@ def frame_label(frame: dict | None) -> str:
     """``consume (worker.py:40)``."""
     if not frame:
         return "-"
+    if frame.get("file") == SYNTHETIC_FILE:
+        return frame.get("func", "?")
     name = os.path.basename(frame.get("file") or "?")
     return f"{func_label(frame.get('func', '?'))} ({name}:{frame.get('line', 0)})"

@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         # The profiles take every member: the summary lists only the largest groups, and
         # blocked sums need each member's time.
-        data = client.full() if args.full or fmt in ("folded", "pprof") else client.summary()
+        # A one-shot dump is complete: every await chain walked, however long that takes.
+        data = client.full() if args.full or fmt in ("folded", "pprof") else client.summary(complete=True)
         if args.verdicts and fmt in ("text", "json"):
             judged = client.verdicts(args.budget)
             data["verdicts"] = judged["verdicts"]

@@ -15,6 +15,7 @@ from tasktop.render import units
 from tasktop.client.connection import Connection
 from tasktop.client.probe_client import ProbeUnavailable
 from tasktop.tui.messages import ConnectionChanged, SnapshotReceived
+from tasktop.wire.stacks import UNWALKED_FUNC
 from tasktop.tui.model import Model
 from tasktop.tui.session import Session
 from tasktop.tui.source import SummarySource
@@ -109,6 +110,23 @@ def test_a_steadily_growing_group_is_a_leak_suspect_and_a_breathing_pool_is_not(
     assert not model.is_suspect("flat")
     rows = {row.id: row for row in model.rows()}
     assert rows["leak"].suspect and not rows["pool"].suspect
+
+
+def test_a_group_filling_in_while_the_probe_walks_cold_chains_is_not_a_suspect():
+    """Summaries with tasks whose await chain the probe had not walked yet (its pseudo-group
+    ``(await chain not walked yet)``) show the real groups rising as the chains are walked:
+    no growth; once every chain is walked, growth counts again."""
+    unwalked = [{"func": UNWALKED_FUNC, "file": "<tasktop>", "line": 0}]
+    model = Model()
+    for n in range(16):  # the group fills in, the pseudo-group empties
+        data = summary(1000.0 + n, {"parked": 100 * n})
+        data["groups"].append({"id": "cold", "kind": "task", "count": 1500 - 100 * n, "state": "waiting",
+                               "blocked_min_s": 0.0, "blocked_max_s": 0.0, "stack": unwalked, "created_by": []})
+        model.update(data)
+    feed(model, [{"parked": 1500}] * 3, start=1016.0)
+    assert not model.is_suspect("parked")
+    feed(model, [{"parked": 1500 + 10 * n} for n in range(16)], start=1019.0)  # then it grows
+    assert model.is_suspect("parked")
 
 
 def test_a_burst_that_settled_is_not_a_suspect_and_short_history_says_nothing():

@@ -1,0 +1,184 @@
+"""Summaries of tasks no pass has walked yet (a cold probe): quick, exact in their counts, and
+filled in by the next passes; complete when asked to be.
+
+Walking a task's await chain costs microseconds, so a summary walks the chains not cached yet
+for a limited time only (``task_pass.walk_budget``) and counts the other tasks in pseudo-groups
+whose stack is one frame ``(await chain not walked yet)``.  The targets here make that time
+one millisecond (``PASS_WITHIN = 0``, ``WALK_AT_LEAST = 0.001``): thousands of tasks are then
+cold for several passes, as a million are with the real budget.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+from tasktop.wire.stacks import UNWALKED_FUNC, is_unwalked
+
+from conftest import tasktop, wait_until
+
+TINY_BUDGET = ("import tasktop.probe.task_pass as task_pass\n"
+               "task_pass.PASS_WITHIN = 0.0\n"
+               "task_pass.WALK_AT_LEAST = 0.001\n")
+
+PARKED_TARGET = r'''
+import asyncio
+
+async def park_a():
+    await asyncio.Event().wait()
+
+async def park_b():
+    await asyncio.Event().wait()
+
+async def main():
+    kept = [asyncio.create_task(park_a()) for _ in range(12000)]
+    kept += [asyncio.create_task(park_b()) for _ in range(8000)]
+    await asyncio.sleep(0.05)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+'''
+
+
+def _unwalked(data: dict) -> list[dict]:
+    return [g for g in data["groups"] if g["kind"] == "task" and is_unwalked(g["stack"])]
+
+
+def _counts(data: dict) -> dict:
+    """Tasks per function of the group's stack (the pseudo-groups under their one frame)."""
+    out: dict = {}
+    for g in data["groups"]:
+        if g["kind"] == "task":
+            func = g["stack"][-1]["func"].split(".")[-1]
+            out[func] = out.get(func, 0) + g["count"]
+    return out
+
+
+def _exact(data: dict) -> None:
+    tasks = [g for g in data["groups"] if g["kind"] == "task"]
+    assert data["totals"]["tasks"] == sum(g["count"] for g in tasks) == 20001
+
+
+def test_a_cold_summary_counts_unwalked_tasks_apart_and_the_next_ones_fill_in(spawn):
+    """The first summary has no time to walk 20,000 chains: the tasks left are counted by state
+    in the pseudo-group, the totals exact; the next summaries walk on until every task is in
+    its own group."""
+    target = spawn(TINY_BUDGET + PARKED_TARGET, TASKTOP_INTERVAL="600")
+    first = target.summary()
+    _exact(first)
+    [pseudo] = _unwalked(first)  # every parked task waits: one state
+    assert pseudo["state"] == "waiting" and pseudo["count"] > 0, pseudo
+    counts = _counts(first)
+    assert counts.get("park_a", 0) + counts.get("park_b", 0) + pseudo["count"] >= 20000
+
+    def filled() -> dict | None:
+        data = target.summary()
+        _exact(data)
+        return data if not _unwalked(data) else None
+
+    data = wait_until(filled, timeout=60, message="every chain walked by later summaries")
+    assert (_counts(data)["park_a"], _counts(data)["park_b"]) == (12000, 8000)
+
+
+def test_a_complete_summary_and_a_dump_walk_every_chain(spawn, sockdir):
+    """``summary`` with ``complete``, and ``tasktop dump`` (text and JSON), of a cold probe:
+    every task in its own group, none unwalked."""
+    target = spawn(TINY_BUDGET + PARKED_TARGET, TASKTOP_INTERVAL="600")
+    data = target.request("summary", complete=True)
+    _exact(data)
+    assert not _unwalked(data)
+    assert (_counts(data)["park_a"], _counts(data)["park_b"]) == (12000, 8000)
+
+    other = spawn(TINY_BUDGET + PARKED_TARGET, TASKTOP_INTERVAL="600")
+    dumped = json.loads(tasktop("dump", str(other.pid), "--json", sockdir=sockdir).stdout)
+    assert not _unwalked(dumped)
+    assert (_counts(dumped)["park_a"], _counts(dumped)["park_b"]) == (12000, 8000)
+    third = spawn(TINY_BUDGET + PARKED_TARGET, TASKTOP_INTERVAL="600")
+    text = tasktop("dump", str(third.pid), sockdir=sockdir).stdout
+    assert "park_a" in text and UNWALKED_FUNC not in text
+
+
+MOVING_TARGET = r'''
+import asyncio
+import signal
+
+events = []
+
+async def moving(i):
+    while True:  # a new future to wait on each time the test signals: walked again
+        events[i] = asyncio.Event()
+        await events[i].wait()
+
+async def parked():
+    await asyncio.Event().wait()
+
+def move():
+    for event in events:
+        event.set()
+    asyncio.get_running_loop().call_later(0.02, lambda: print("moved", flush=True))
+
+async def main():
+    events.extend([None] * 3000)
+    kept = [asyncio.create_task(moving(i)) for i in range(3000)]  # first in creation order
+    kept += [asyncio.create_task(parked()) for _ in range(5000)]
+    await asyncio.sleep(0.05)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, move)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+'''
+
+
+def test_walking_goes_on_where_the_last_pass_stopped(spawn):
+    """3,000 tasks made first move before every summary, so each pass must walk them again,
+    which takes longer than its time for walking: the 5,000 parked tasks made after them are
+    walked all the same, each pass starting where the last one stopped."""
+    target = spawn(TINY_BUDGET + MOVING_TARGET, TASKTOP_INTERVAL="600")
+
+    def parked_walked() -> bool:
+        os.kill(target.pid, signal.SIGUSR1)
+        assert "moved" in target.proc.stdout.readline()
+        data = target.summary()
+        assert data["totals"]["tasks"] == sum(g["count"] for g in data["groups"] if g["kind"] == "task") == 8001
+        return _counts(data).get("parked", 0) == 5000
+
+    wait_until(parked_walked, timeout=60, message="the parked tasks walked despite the moving ones")
+
+
+GROWTH_TARGET = "import tasktop.probe.state as state; state.HISTORY_STEP = 0.2\n" + \
+    "import tasktop.probe.verdicts as verdicts; verdicts.growth.__defaults__ = (1.0,)\n" + TINY_BUDGET + r'''
+import asyncio
+
+async def park_a():
+    await asyncio.Event().wait()
+
+async def main():
+    kept = [asyncio.create_task(park_a()) for _ in range(40000)]
+    await asyncio.sleep(0.05)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+'''
+
+
+def test_groups_filling_in_are_no_growth(spawn):
+    """While passes walk the chains a few at a time, the real group rises and the pseudo-group
+    falls pass after pass: neither is growth (a partial pass leaves no point in the history the
+    growth verdicts read), and the verdicts' own pass is complete."""
+    target = spawn(GROWTH_TARGET)  # background passes every 0.2 s, a history point each
+    seen: list = []
+
+    def risen() -> bool:
+        data = target.summary()
+        seen.append(_counts(data).get("park_a", 0))
+        return len(set(seen)) >= 8 and _unwalked(data)
+
+    wait_until(risen, timeout=60, message="the group filling in over passes, still partial")
+    judged = target.request("verdicts", budget_s=0.5)["verdicts"]
+    assert not [v for v in judged if v["verdict"] == "growing"], judged
+    assert not [v for v in judged if v["frame"] and v["frame"]["func"] == UNWALKED_FUNC], judged
+    data = target.summary()
+    assert not _unwalked(data) and _counts(data)["park_a"] == 40000  # the verdicts walked them
