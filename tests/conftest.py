@@ -32,6 +32,16 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, interval: fl
     raise AssertionError(f"timed out waiting for {message}" + (f" (last error: {last_exc})" if last_exc else ""))
 
 
+def task_counts(data: dict) -> dict[str, int]:
+    """Tasks per function of their group's outermost frame, in a summary."""
+    out: dict[str, int] = {}
+    for g in data["groups"]:
+        if g["kind"] == "task":
+            func = g["stack"][-1]["func"].split(".")[-1]
+            out[func] = out.get(func, 0) + g["count"]
+    return out
+
+
 class Target:
     """A real Python process with the probe enabled by the environment variable."""
 
@@ -67,6 +77,9 @@ class Target:
     def groups(self, data: dict | None = None, kind: str = "task") -> list[dict]:
         data = data or self.summary()
         return [g for g in data["groups"] if g["kind"] == kind]
+
+    def task_counts(self, data: dict | None = None) -> dict[str, int]:
+        return task_counts(data or self.summary())
 
     def stop(self) -> tuple[str, str]:
         if self.proc.poll() is None:

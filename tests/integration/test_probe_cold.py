@@ -15,7 +15,7 @@ import signal
 
 from tasktop.wire.stacks import UNWALKED_FUNC, is_unwalked
 
-from conftest import tasktop, wait_until
+from conftest import task_counts, tasktop, wait_until
 
 TINY_BUDGET = ("import tasktop.probe.task_pass as task_pass\n"
                "task_pass.PASS_WITHIN = 0.0\n"
@@ -45,16 +45,6 @@ def _unwalked(data: dict) -> list[dict]:
     return [g for g in data["groups"] if g["kind"] == "task" and is_unwalked(g["stack"])]
 
 
-def _counts(data: dict) -> dict:
-    """Tasks per function of the group's stack (the pseudo-groups under their one frame)."""
-    out: dict = {}
-    for g in data["groups"]:
-        if g["kind"] == "task":
-            func = g["stack"][-1]["func"].split(".")[-1]
-            out[func] = out.get(func, 0) + g["count"]
-    return out
-
-
 def _exact(data: dict) -> None:
     tasks = [g for g in data["groups"] if g["kind"] == "task"]
     assert data["totals"]["tasks"] == sum(g["count"] for g in tasks) == 20001
@@ -69,7 +59,7 @@ def test_a_cold_summary_counts_unwalked_tasks_apart_and_the_next_ones_fill_in(sp
     _exact(first)
     [pseudo] = _unwalked(first)  # every parked task waits: one state
     assert pseudo["state"] == "waiting" and pseudo["count"] > 0, pseudo
-    counts = _counts(first)
+    counts = task_counts(first)
     assert counts.get("park_a", 0) + counts.get("park_b", 0) + pseudo["count"] >= 20000
 
     def filled() -> dict | None:
@@ -78,7 +68,7 @@ def test_a_cold_summary_counts_unwalked_tasks_apart_and_the_next_ones_fill_in(sp
         return data if not _unwalked(data) else None
 
     data = wait_until(filled, timeout=60, message="every chain walked by later summaries")
-    assert (_counts(data)["park_a"], _counts(data)["park_b"]) == (12000, 8000)
+    assert (task_counts(data)["park_a"], task_counts(data)["park_b"]) == (12000, 8000)
 
 
 def test_a_complete_summary_and_a_dump_walk_every_chain(spawn, sockdir):
@@ -88,12 +78,12 @@ def test_a_complete_summary_and_a_dump_walk_every_chain(spawn, sockdir):
     data = target.request("summary", complete=True)
     _exact(data)
     assert not _unwalked(data)
-    assert (_counts(data)["park_a"], _counts(data)["park_b"]) == (12000, 8000)
+    assert (task_counts(data)["park_a"], task_counts(data)["park_b"]) == (12000, 8000)
 
     other = spawn(TINY_BUDGET + PARKED_TARGET, TASKTOP_INTERVAL="600")
     dumped = json.loads(tasktop("dump", str(other.pid), "--json", sockdir=sockdir).stdout)
     assert not _unwalked(dumped)
-    assert (_counts(dumped)["park_a"], _counts(dumped)["park_b"]) == (12000, 8000)
+    assert (task_counts(dumped)["park_a"], task_counts(dumped)["park_b"]) == (12000, 8000)
     third = spawn(TINY_BUDGET + PARKED_TARGET, TASKTOP_INTERVAL="600")
     text = tasktop("dump", str(third.pid), sockdir=sockdir).stdout
     assert "park_a" in text and UNWALKED_FUNC not in text
@@ -142,7 +132,7 @@ def test_walking_goes_on_where_the_last_pass_stopped(spawn):
         assert "moved" in target.proc.stdout.readline()
         data = target.summary()
         assert data["totals"]["tasks"] == sum(g["count"] for g in data["groups"] if g["kind"] == "task") == 8001
-        return _counts(data).get("parked", 0) == 5000
+        return task_counts(data).get("parked", 0) == 5000
 
     wait_until(parked_walked, timeout=60, message="the parked tasks walked despite the moving ones")
 
@@ -173,7 +163,7 @@ def test_groups_filling_in_are_no_growth(spawn):
 
     def risen() -> bool:
         data = target.summary()
-        seen.append(_counts(data).get("park_a", 0))
+        seen.append(task_counts(data).get("park_a", 0))
         return len(set(seen)) >= 8 and _unwalked(data)
 
     wait_until(risen, timeout=60, message="the group filling in over passes, still partial")
@@ -181,4 +171,4 @@ def test_groups_filling_in_are_no_growth(spawn):
     assert not [v for v in judged if v["verdict"] == "growing"], judged
     assert not [v for v in judged if v["frame"] and v["frame"]["func"] == UNWALKED_FUNC], judged
     data = target.summary()
-    assert not _unwalked(data) and _counts(data)["park_a"] == 40000  # the verdicts walked them
+    assert not _unwalked(data) and task_counts(data)["park_a"] == 40000  # the verdicts walked them

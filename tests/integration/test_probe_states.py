@@ -372,13 +372,8 @@ def test_tasks_no_factory_saw_are_counted_from_the_first_summary_on(spawn, split
 
     def counts() -> dict:
         data = target.summary()
-        assert data["totals"]["tasks"] == sum(g["count"] for g in data["groups"] if g["kind"] == "task")
-        out: dict = {}
-        for g in data["groups"]:
-            if g["kind"] == "task":
-                func = g["stack"][-1]["func"].split(".")[-1]
-                out[func] = out.get(func, 0) + g["count"]
-        return out
+        assert data["totals"]["tasks"] == sum(g["count"] for g in target.groups(data))
+        return target.task_counts(data)
 
     first = counts()
     assert (first["direct"], first["hooked"], first["main"]) == (5, 3, 1), first
@@ -430,7 +425,7 @@ def test_tasks_no_factory_saw_above_the_linked_limit(spawn):
     target = spawn(ATTACHED_TARGET, TASKTOP="0")
 
     def count(func: str) -> int:
-        return sum(g["count"] for g in target.groups() if g["stack"][-1]["func"].split(".")[-1] == func)
+        return target.task_counts().get(func, 0)
 
     assert count("direct") == 4
     os.kill(target.pid, signal.SIGUSR1)
