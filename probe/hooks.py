@@ -115,17 +115,47 @@ class TaskInfo(weakref.ref):
     weak reference to the primitive a ``waits`` look found the task waiting on, until a pass
     sees its waiter change (an eighth slot costs nothing from 3.10 on: 136 bytes are rounded
     up to 144 anyway).
+
+    ``seq`` (the task's id) and ``born`` are kept in ``number`` and ``birth``: as they are for
+    a task made alone, and for tasks made in a burst (see ``BORN_GRAIN``) as ``birth``, a
+    ``(first seq, born)`` tuple the burst shares, and ``number``, the task's place in it: a
+    small int, of which CPython keeps one object each.  An int of its own per task was 32
+    bytes, a tenth of what the probe kept per task at a million.
     """
 
-    __slots__ = ("seq", "parent", "site", "waiter", "since", "cache", "born", "target")
+    __slots__ = ("number", "parent", "site", "waiter", "since", "cache", "birth", "target")
+
+    @property
+    def seq(self) -> int:
+        """The task's id: 1, 2, 3, ... in the order the records were made (like goroutine ids)."""
+        birth = self.birth
+        return birth[0] + self.number if type(birth) is tuple else self.number
+
+    @property
+    def born(self) -> float | None:
+        """When the task was made (``time.monotonic``, to ``BORN_GRAIN``), None if not known
+        (a task no factory of ours made)."""
+        birth = self.birth
+        return birth[1] if type(birth) is tuple else birth
+
+    @born.setter
+    def born(self, value: float | None) -> None:
+        self.number, self.birth = self.seq, value
 
 
 _ref = weakref.ref
 _now = time.monotonic
-#: Tasks made within ``BORN_GRAIN`` seconds of each other share one ``born`` float: a burst of
-#: a million tasks kept a million floats (32 MB), for lifetimes shown to the millisecond.
+#: Tasks made within ``BORN_GRAIN`` seconds of each other share one ``born`` float and one
+#: ``(first seq, born)`` tuple their seqs are counted from (a burst): a burst of a million
+#: tasks kept a million floats (32 MB) and a million ints (32 MB), for lifetimes shown to the
+#: millisecond.  At most ``BURST`` tasks after the first: a place in it stays a small int
+#: (CPython keeps one object of each from -5 to 256).
 BORN_GRAIN = 1e-4
-_born = [0.0]  # the ``born`` shared by the tasks made last
+BURST = 256
+#: The burst of the task our factory made last: ``(first seq, born, shared tuple or None)``,
+#: the tuple made when a second task joins (a task made alone keeps its seq and born as they
+#: are).  Replaced whole, never changed: a thread always reads one burst's three together.
+_burst: tuple = (0, -1.0, None)
 #: The done-callback every task we make gets (``end_history.task_done``, set by the probe), or None.
 on_done: Callable | None = None
 #: Whether the task being made gets ``on_done``: ``next(follow, False)`` per task, an iterator
@@ -150,7 +180,8 @@ def _record(task: asyncio.Task, parent: int | None, site: tuple | None) -> TaskI
     """A new record for ``task``, or the one it has (another thread may have made it, or its
     own eager first step, seen from a task it made)."""
     info = TaskInfo(task, _forget)
-    info.seq = next(_seq)
+    info.number = next(_seq)
+    info.birth = None
     info.parent = parent
     info.site = site
     info.waiter = None  # weakref to the future the task was last seen waiting on (``since``
@@ -165,8 +196,9 @@ class _Nothing:
     pass
 
 
-#: The record of the task that last made a task (a weak reference, dead at first).
-_last_parent: TaskInfo = TaskInfo(_Nothing())
+#: The record of the task that last made a task (a weak reference, dead at first), and its
+#: seq: one int shared by the ``parent`` of all the tasks it makes.
+_last_parent: tuple = (TaskInfo(_Nothing()), 0)
 
 
 def record_of(task: Any) -> TaskInfo | None:
@@ -228,7 +260,7 @@ def _revived(task: Any, info: TaskInfo) -> None:
         old = _dead_record(hash(task))
         if old is not None:
             info.parent, info.site = old.parent, old.site
-            if hasattr(old, "born"):
+            if old.born is not None:
                 info.born = old.born
     except Exception:
         pass
@@ -387,7 +419,7 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2, f
     ``create_task`` when our pass-through factory is the only one (see _wrap_create_task).
     ``caller`` is how far up the caller of ``create_task`` (or of the factory) is: reaching it
     with ``_getframe(caller)`` makes no frame objects for our own frames on the way."""
-    global _last_parent
+    global _last_parent, _burst
     if not _active:
         if inner is None:
             return _new_task(loop, coro, **kwargs)
@@ -416,9 +448,10 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2, f
         current = _current_task(loop)
         if current is not None:
             last = _last_parent  # a task that makes one task often makes many
-            if last() is not current:
-                last = _last_parent = records.get(_ref(current)) or _record(current, None, None)
-            parent = last.seq
+            if last[0]() is not current:
+                made_it = records.get(_ref(current)) or _record(current, None, None)
+                last = _last_parent = (made_it, made_it.seq)
+            parent = last[1]
     except Exception:
         pass
     if inner is not None:
@@ -429,16 +462,24 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2, f
             _trim_traceback(task._source_traceback)
     try:  # _record, inlined: this is the one call per task that has to be cheap
         info = TaskInfo(task, _forget)
-        info.seq = next(_seq)
+        seq = next(_seq)
         info.parent = parent
         info.site = site
         info.waiter = None
         born = _now()
-        if born - _born[0] < BORN_GRAIN:
-            born = _born[0]
+        burst = _burst
+        nth = seq - burst[0]  # below 0 if another thread started a burst since next(_seq): still right
+        if born - burst[1] < BORN_GRAIN and nth <= BURST:
+            shared = burst[2]
+            if shared is None:  # the burst's second task
+                shared = burst[:2]
+                _burst = (burst[0], burst[1], shared)
+            info.birth = shared
+            info.number = nth
         else:
-            _born[0] = born
-        info.born = born
+            _burst = (seq, born, None)
+            info.birth = born
+            info.number = seq
         found = records.setdefault(info, info)
         if found is info:
             _made(info)

@@ -84,6 +84,7 @@ def _unknown_waiter() -> None:
 
 
 _UNKNOWN = _unknown_waiter  # a waiter that cannot be weakly referenced: returns None, never it
+_TASK = asyncio.Task  # a waiter of this type may have a record (see _Walk.visit)
 
 
 class Pass:
@@ -455,6 +456,7 @@ class _Walk:
         ref = weakref.ref
         resume, later, budget = self.resume, self.later.append, self.budget
         unwalked_waiting = self._unwalked_keys.get("waiting")
+        records_get = hooks.records.get
         found = 0
         for n, info in enumerate(records):
             if not n & 511:
@@ -479,8 +481,14 @@ class _Walk:
                 old = info.waiter
                 if old is None or old() is not waiter:
                     try:
-                        info.waiter = new = ref(waiter)
-                        untrack(new)  # a million new tracked objects set off a full collection
+                        new = ref(waiter)
+                        # A task awaited (``await task``) has a record, which is a weak
+                        # reference to it already: 80 bytes fewer for each of its awaiters.
+                        record = records_get(new) if type(waiter) is _TASK else None
+                        if record is None:
+                            untrack(new)  # a million new tracked objects set off a full collection
+                            record = new
+                        info.waiter = record
                     except TypeError:
                         info.waiter = _UNKNOWN  # never the same again: treated as new each pass
                     info.since = now
