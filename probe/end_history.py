@@ -145,7 +145,7 @@ def follow(task: Any) -> None:
         if task.done() or _records_get(_ref(task)) is None:
             return
         if not any(callback is task_done for callback, _ in (task._callbacks or ())):
-            task.add_done_callback(task_done, context=hooks._EMPTY_CONTEXT)
+            task.add_done_callback(task_done, context=hooks.context_for(task.get_loop()))
     except Exception:
         pass
 

@@ -161,9 +161,25 @@ on_done: Callable | None = None
 #: Whether the task being made gets ``on_done``: ``next(follow, False)`` per task, an iterator
 #: ``end_history`` replaces (its rate limit); endless until then.
 follow = itertools.repeat(True)
-#: The one context ``on_done`` runs in: without it, each task would keep a copy of the context
-#: it was made in for the callback, one more object per task for the collector to track.
-_EMPTY_CONTEXT = contextvars.Context()
+#: The empty context ``on_done`` runs in, one per loop (by id): without it, each task would keep
+#: a copy of the context it was made in for the callback, one more object per task for the
+#: collector to track.  Not one for all: a context entered by one thread's loop cannot be
+#: entered by another's meanwhile (``RuntimeError`` in the host's loop).
+_contexts: dict = {}
+#: Contexts kept at most: a process that makes loop after loop (``asyncio.run`` per test) does
+#: not keep one for each; a loop whose context was dropped gets a new one.
+CONTEXTS = 256
+
+
+def context_for(loop: Any) -> contextvars.Context:
+    """The empty context the done-callbacks of ``loop``'s tasks run in (see ``_contexts``)."""
+    context = _contexts.get(id(loop))
+    if context is None:
+        if len(_contexts) >= CONTEXTS:
+            _contexts.clear()
+        context = _contexts[id(loop)] = contextvars.Context()
+    return context
+
 #: The records of the tasks freed last: a task destroyed while pending is reported by its
 #: finalizer after the collector has already dropped its record (weak references are cleared
 #: first), so the report looks here for its creation site and where it was last seen waiting.
@@ -486,7 +502,7 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2, f
         elif found.site is None:  # an eager task, seen during its first step
             found.parent, found.site = parent, site
         if on_done is not None and next(follow, False):
-            task.add_done_callback(on_done, context=_EMPTY_CONTEXT)
+            task.add_done_callback(on_done, context=_contexts.get(id(loop)) or context_for(loop))
     except Exception:
         pass
     return task

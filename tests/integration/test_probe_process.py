@@ -2,6 +2,7 @@
 exit — and the host's own behaviour left exactly as it was."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -406,7 +407,6 @@ asyncio.run(main())
 def test_what_the_probe_keeps_per_task_is_not_left_to_the_collector(spawn, tmp_path):
     """A pass untracks its references to the futures parked tasks wait on: a million of them
     once set off a full collection of the host's heap (3.4 s)."""
-    import json
 
     target = spawn(COUNTED, TASKTOP_INTERVAL="60")  # no background pass: the summaries do it
     at_start = json.loads(target.ready_line.split(" ready")[0])
@@ -450,7 +450,6 @@ asyncio.run(main())
 def test_tasks_made_in_a_burst_share_their_birth_time(spawn):
     """10,000 tasks made in one burst keep a birth time each, to a tenth of a millisecond, in
     a few hundred floats rather than 10,000."""
-    import json
 
     target = spawn(BURST)
     seen = json.loads(target.ready_line.split(" ready")[0])
@@ -506,7 +505,6 @@ def test_task_ids_are_unique_in_creation_order_and_cost_no_object_each(spawn):
     worked out from the burst its task was made in (shared by the tasks made within 0.1 ms,
     here all of them: the clock is stopped), not kept as an int per task (32 bytes each, a
     tenth of the probe's memory at a million)."""
-    import json
 
     target = spawn(IDS)
     seen = json.loads(target.ready_line.split(" ready")[0])
@@ -516,3 +514,37 @@ def test_task_ids_are_unique_in_creation_order_and_cost_no_object_each(spawn):
         assert seqs == sorted(seqs)
     assert seen["parents"] == [[seen["spawners"][0]], [seen["spawners"][1]]]
     assert seen["held"] < 2000, seen["held"]  # with an int per task: over 40,000
+
+
+CONTEXTS = r'''
+import asyncio, json, threading
+from tasktop.probe import end_history
+
+def contexts_of_a_loop(out, index):
+    async def main():
+        ev = asyncio.Event()
+        tasks = [asyncio.ensure_future(ev.wait()) for _ in range(3)]
+        out[index] = {id(ctx) for t in tasks for cb, ctx in t._callbacks if cb is end_history.task_done}
+        ev.set()
+        await asyncio.gather(*tasks)
+    asyncio.run(main())
+
+out = [None, None]
+threads = [threading.Thread(target=contexts_of_a_loop, args=(out, i)) for i in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(json.dumps([sorted(ids) for ids in out]), "ready", flush=True)
+'''
+
+
+def test_done_callbacks_of_two_loops_run_in_contexts_of_their_own(spawn):
+    """The probe's done-callback runs in an empty context (no copy of the creator's per task),
+    one per loop: a context one thread's loop has entered cannot be entered by another's
+    meanwhile, which raised ``RuntimeError`` in the host's loop (two threads' ``asyncio.run``
+    cancelling 20,000 tasks each at once)."""
+    target = spawn(CONTEXTS)
+    first, second = json.loads(target.ready_line.split(" ready")[0])
+    assert len(first) == len(second) == 1, (first, second)  # one context for a loop's tasks
+    assert first != second  # and another for the other loop's
