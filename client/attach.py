@@ -268,6 +268,11 @@ def attach(pid: int, timeout: float = TIMEOUT, directory: str | None = None, via
     library, msgpack_library = _library_dir()
     if proc.uid != os.getuid():
         gids = _gids(pid)
+        for place in (library, msgpack_library, directory):  # the directories themselves, then what they link to
+            if not _readable_by(place, proc.uid, gids):
+                raise AttachError(f"process {pid} runs as user {proc.user}, who cannot reach {place} (tasktop's "
+                                  f"files for it, in {tempfile.gettempdir()}): set TMPDIR to a directory every "
+                                  f"user can reach, such as /var/tmp, and try again")
         for needed in (os.path.join(library, "tasktop", "probe"), os.path.join(msgpack_library, "msgpack")):
             if not _readable_by(needed, proc.uid, gids):
                 raise AttachError(f"process {pid} runs as user {proc.user}, who cannot read tasktop's "

@@ -97,10 +97,23 @@ class Target:
         return out or "", err or ""
 
 
+def _shared_tmp() -> str:
+    """A directory for sockets that other users can reach (a test connects as ``nobody``):
+    ``/tmp``, unless it is closed to them (mode 700 on some machines)."""
+    for base in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(base) and all(os.stat(part).st_mode & 0o001 for part in ("/", base)):
+            return base
+    return "/tmp"
+
+
+#: Short, for Unix socket paths (~107 bytes at most).
+SHARED_TMP = _shared_tmp()
+
+
 @pytest.fixture
 def sockdir():
     # Unix socket paths are limited to ~107 bytes: keep the directory short.
-    directory = tempfile.mkdtemp(prefix="tt-", dir="/tmp")
+    directory = tempfile.mkdtemp(prefix="tt-", dir=SHARED_TMP)
     os.chmod(directory, 0o700)
     yield directory
     shutil.rmtree(directory, ignore_errors=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sysconfig
-from typing import Iterable
+from typing import Any, Iterable
 
 
 _STDLIB_RE = re.compile(r"[/\\]lib[/\\](?:python\d+(?:\.\d+)?t?|pypy\d*(?:\.\d+)?)[/\\]", re.IGNORECASE)
@@ -70,10 +70,13 @@ UNWALKED_FUNC = "(await chain not walked yet)"
 SYNTHETIC_FILE = "<tasktop>"
 
 
-def is_unwalked(stack: Iterable[dict] | None) -> bool:
-    """Whether a group's stack is that of a pseudo-group of tasks not walked yet."""
-    frames = list(stack or ())
-    return len(frames) == 1 and frames[0].get("file") == SYNTHETIC_FILE and frames[0].get("func") == UNWALKED_FUNC
+def is_unwalked(stack: Any) -> bool:
+    """Whether a group's stack is that of a pseudo-group of tasks not walked yet.  Anything but
+    a list or tuple of frames (a recording's stack number, None) is not."""
+    if not isinstance(stack, (list, tuple)) or len(stack) != 1:
+        return False
+    frame = stack[0]
+    return isinstance(frame, dict) and frame.get("file") == SYNTHETIC_FILE and frame.get("func") == UNWALKED_FUNC
 
 
 def func_label(func: str) -> str:

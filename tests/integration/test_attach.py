@@ -19,7 +19,7 @@ import pytest
 from tasktop.client.probe_client import ProbeClient
 from tasktop.wire import paths
 
-from conftest import tasktop, tasktop_cmd, wait_until
+from conftest import SHARED_TMP, tasktop, tasktop_cmd, wait_until
 
 VERSIONS = [(3, minor) for minor in range(9, 16)]
 
@@ -251,6 +251,7 @@ import os, sys
 from tasktop.cli import main as cli
 from tasktop.cli.commands import attach as command
 from tasktop.client import attach, inject, processes
+import tasktop.probe  # imported by attach later: a checkout nobody cannot read (/tmp of mode 700)
 import pyinjector.api, hypno.api, psutil, pwd, hashlib, tempfile, json, argparse, shutil, stat
 pwd.getpwuid(0)
 os.setgid(65534)
@@ -525,8 +526,10 @@ def _drop_to_nobody() -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a process as another user")
-def test_root_attaches_to_another_users_process(sockdir, tmp_path):
-    """The probe's socket goes to that user's directory, with a link in root's."""
+def test_root_attaches_to_another_users_process(sockdir, tmp_path, monkeypatch):
+    """The probe's socket goes to that user's directory, with a link in root's.  Where the
+    temporary directory is closed to that user (``/tmp`` of mode 700), attaching says so in one
+    line, and works with ``TMPDIR`` set to one they can reach."""
     from tasktop import probe
     from tasktop.client.attach import _readable_by
 
@@ -537,7 +540,7 @@ def test_root_attaches_to_another_users_process(sockdir, tmp_path):
         pytest.skip("user nobody cannot read this tasktop installation")
     import tempfile
 
-    where = tempfile.mkdtemp(prefix="tt-nobody-", dir="/tmp")  # pytest's tmp_path is root's alone
+    where = tempfile.mkdtemp(prefix="tt-nobody-", dir=SHARED_TMP)  # pytest's tmp_path is root's alone
     os.chmod(where, 0o755)
     script = os.path.join(where, "idle.py")
     with open(script, "w") as fh:
@@ -548,6 +551,14 @@ def test_root_attaches_to_another_users_process(sockdir, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/", env=env)
     try:
         assert "ready" in proc.stdout.readline()
+        closed = tempfile.mkdtemp(prefix="tt-closed-", dir=SHARED_TMP)  # mode 700
+        monkeypatch.setenv("TMPDIR", closed)
+        done = tasktop("attach", str(proc.pid), sockdir=sockdir)
+        assert done.returncode == 1 and done.stderr.strip() == (
+            f"tasktop: error: process {proc.pid} runs as user nobody, who cannot reach {closed}/tasktop-lib-"
+            f"{done.stderr.split('tasktop-lib-')[1].split()[0]} (tasktop's files for it, in {closed}): set TMPDIR "
+            f"to a directory every user can reach, such as /var/tmp, and try again"), done.stderr
+        monkeypatch.setenv("TMPDIR", SHARED_TMP)
         done = tasktop("attach", str(proc.pid), sockdir=sockdir)
         assert done.returncode == 0, done.stderr
         link = paths.socket_path(proc.pid, sockdir)

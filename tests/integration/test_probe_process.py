@@ -520,11 +520,14 @@ CONTEXTS = r'''
 import asyncio, json, threading
 from tasktop.probe import end_history
 
+both = threading.Barrier(2)
+
 def contexts_of_a_loop(out, index):
     async def main():
         ev = asyncio.Event()
         tasks = [asyncio.ensure_future(ev.wait()) for _ in range(3)]
         out[index] = {id(ctx) for t in tasks for cb, ctx in t._callbacks if cb is end_history.task_done}
+        both.wait(10)  # both loops alive: a freed loop's address (and context) may be reused
         ev.set()
         await asyncio.gather(*tasks)
     asyncio.run(main())
@@ -536,6 +539,7 @@ for t in threads:
 for t in threads:
     t.join()
 print(json.dumps([sorted(ids) for ids in out]), "ready", flush=True)
+threading.Event().wait()  # alive until the test is done with it
 '''
 
 
