@@ -251,7 +251,6 @@ import os, sys
 from tasktop.cli import main as cli
 from tasktop.cli.commands import attach as command
 from tasktop.client import attach, inject, processes
-import tasktop.probe  # imported by attach later: a checkout nobody cannot read (/tmp of mode 700)
 import pyinjector.api, hypno.api, psutil, pwd, hashlib, tempfile, json, argparse, shutil, stat
 pwd.getpwuid(0)
 os.setgid(65534)
@@ -261,9 +260,20 @@ sys.exit(cli.main(["attach", sys.argv[1]]))
 '''
 
 
+def skip_unless_nobody_reads_tasktop() -> None:
+    """tasktop run as user nobody imports its modules as it goes: it must be able to read them
+    (not so for a checkout under a /tmp of mode 700)."""
+    from tasktop import cli
+    from tasktop.client.attach import _readable_by
+
+    if not _readable_by(os.path.dirname(os.path.dirname(cli.__file__)), NOBODY, {NOBODY}):
+        pytest.skip("user nobody cannot read this tasktop installation")
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges to another user")
 def test_attach_refuses_another_users_process(plain, sockdir, tmp_path):
     """tasktop run as user nobody, against a process of root."""
+    skip_unless_nobody_reads_tasktop()
     proc = plain(IDLE)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTOP")}
     env["TASKTOP_DIR"] = str(tmp_path / "nobody")
@@ -334,6 +344,7 @@ def nobody_target(tmp_path):
 
 
 def as_nobody(script: str, *args: str, tmp_path) -> subprocess.CompletedProcess:
+    skip_unless_nobody_reads_tasktop()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTOP")}
     env["TASKTOP_DIR"] = str(tmp_path / "nobody")
     return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env,
