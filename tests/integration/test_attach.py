@@ -263,11 +263,12 @@ sys.exit(cli.main(["attach", sys.argv[1]]))
 def skip_unless_nobody_reads_tasktop() -> None:
     """tasktop run as user nobody imports its modules as it goes: it must be able to read them
     (not so for a checkout under a /tmp of mode 700)."""
-    from tasktop import cli
+    from tasktop import cli, probe
     from tasktop.client.attach import _readable_by
 
-    if not _readable_by(os.path.dirname(os.path.dirname(cli.__file__)), NOBODY, {NOBODY}):
-        pytest.skip("user nobody cannot read this tasktop installation")
+    for package in (cli, probe):  # what tasktop runs, and what a process it attaches to imports
+        if not _readable_by(os.path.dirname(package.__file__), NOBODY, {NOBODY}):
+            pytest.skip("user nobody cannot read this tasktop installation")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges to another user")
@@ -541,14 +542,12 @@ def test_root_attaches_to_another_users_process(sockdir, tmp_path, monkeypatch):
     """The probe's socket goes to that user's directory, with a link in root's.  Where the
     temporary directory is closed to that user (``/tmp`` of mode 700), attaching says so in one
     line, and works with ``TMPDIR`` set to one they can reach."""
-    from tasktop import probe
     from tasktop.client.attach import _readable_by
 
     exe = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else python((3, 11))
     if exe is None or not _readable_by(exe, NOBODY, {NOBODY}):
         pytest.skip("no Python that user nobody can run")
-    if not _readable_by(os.path.dirname(probe.__file__), NOBODY, {NOBODY}):
-        pytest.skip("user nobody cannot read this tasktop installation")
+    skip_unless_nobody_reads_tasktop()
     import tempfile
 
     where = tempfile.mkdtemp(prefix="tt-nobody-", dir=SHARED_TMP)  # pytest's tmp_path is root's alone
@@ -562,13 +561,13 @@ def test_root_attaches_to_another_users_process(sockdir, tmp_path, monkeypatch):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/", env=env)
     try:
         assert "ready" in proc.stdout.readline()
-        closed = tempfile.mkdtemp(prefix="tt-closed-", dir=SHARED_TMP)  # mode 700
+        closed = tempfile.mkdtemp(prefix="tt-closed-", dir=where)  # mode 700
         monkeypatch.setenv("TMPDIR", closed)
         done = tasktop("attach", str(proc.pid), sockdir=sockdir)
-        assert done.returncode == 1 and done.stderr.strip() == (
-            f"tasktop: error: process {proc.pid} runs as user nobody, who cannot reach {closed}/tasktop-lib-"
-            f"{done.stderr.split('tasktop-lib-')[1].split()[0]} (tasktop's files for it, in {closed}): set TMPDIR "
-            f"to a directory every user can reach, such as /var/tmp, and try again"), done.stderr
+        assert done.returncode == 1 and re.fullmatch(
+            rf"tasktop: error: process {proc.pid} runs as user nobody, who cannot reach "
+            rf"{re.escape(closed)}/tasktop-lib-0-[0-9a-f]{{12}}/lib \(tasktop's files for it, in {re.escape(closed)}\): "
+            rf"set TMPDIR to a directory every user can reach, such as /var/tmp, and try again\n", done.stderr), done.stderr
         monkeypatch.setenv("TMPDIR", SHARED_TMP)
         done = tasktop("attach", str(proc.pid), sockdir=sockdir)
         assert done.returncode == 0, done.stderr
