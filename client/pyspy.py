@@ -63,6 +63,24 @@ def _classify(frames: list[dict], active: bool, kernel: dict) -> str:
     return "idle loop" if state == "I/O wait" and in_loop else state
 
 
+#: Reads of a thread's kernel state, RESETTLE_S apart, before "R" is believed of a thread py-spy
+#: saw idle: py-spy's attach interrupts blocking system calls, and a thread restarting its own
+#: is runnable until it gets a core (on a busy machine, for milliseconds).
+RESETTLE_READS = 6
+RESETTLE_S = 0.01
+
+
+def _settled_kernel_state(native_id: int | None, pid: int, active: bool) -> dict:
+    """The kernel's view of a thread once what py-spy's attach did to it has passed."""
+    kernel = kernel_state(native_id, pid)
+    for _ in range(RESETTLE_READS if not active else 0):
+        if kernel.get("state") != "R":
+            break
+        time.sleep(RESETTLE_S)
+        kernel = kernel_state(native_id, pid)
+    return kernel
+
+
 def _error_line(pid: int, stderr: str) -> str:
     text = stderr.strip().splitlines()
     last = next((line for line in reversed(text) if line.strip()), "py-spy failed")
@@ -98,7 +116,7 @@ def thread_dump(pid: int, timeout: float = 30.0, native: bool = False) -> dict:
     for item in raw:
         frames = [{"func": f.get("name", "?"), "file": f.get("filename", "?"), "line": f.get("line", 0)}
                   for f in item.get("frames", [])]
-        kernel = kernel_state(item.get("os_thread_id"), pid)
+        kernel = _settled_kernel_state(item.get("os_thread_id"), pid, bool(item.get("active")))
         state = _classify(frames, bool(item.get("active")), kernel)
         gid = group_id("thread", state, [(f["file"], f["func"], f["line"]) for f in frames])
         threads.append({"ident": item.get("thread_id"), "native_id": item.get("os_thread_id"),
