@@ -98,9 +98,15 @@ def _probe_test_files() -> list[str]:
 
 
 def _install(session: nox.Session) -> None:
+    # Byte-code caches, even where the environment turns them off (PYTHONDONTWRITEBYTECODE=1):
+    # the tests start hundreds of Pythons (targets, nested pytest runs), and without the caches
+    # each compiles what it imports again and pytest rewrites the asserts of every plugin's
+    # modules, about 2 s of CPU a nested run (bench/README.md, "The test suite's time").
+    session.env["PYTHONDONTWRITEBYTECODE"] = ""  # empty is off (Python reads only non-empty)
     if session.venv_backend == "uv":
-        # uv would reuse its cached build of this directory while pyproject.toml is unchanged.
-        session.install("--reinstall-package", "tasktop", ".[test]")
+        # uv would reuse its cached build of this directory while pyproject.toml is unchanged;
+        # unlike pip it compiles nothing at install unless asked.
+        session.install("--reinstall-package", "tasktop", "--compile-bytecode", ".[test]")
     else:
         session.install(".[test]")  # pip always rebuilds and reinstalls a local directory
 
