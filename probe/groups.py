@@ -41,9 +41,9 @@ class Group:
             self.bmax = blocked
         self.members.append(member)
 
-    def tally(self, now: float, site_of: Any, pace: Any) -> None:
-        """Count a task group from its members (records): blocked range, creation sites and
-        the tasks that made them.
+    def tally(self, now: float, site_of: Any, pace: Any, created: bool = True) -> None:
+        """Count a task group from its members (records): blocked range, and unless not
+        ``created``, creation sites and the tasks that made them.
 
         Every member was visited by this pass, so a task that is not waiting has ``since ==
         now``: the blocked range comes from the oldest and the newest ``since``."""
@@ -57,6 +57,9 @@ class Group:
             chunk = members[start:start + CHUNK]
             sinces = list(map(_SINCE, chunk))
             oldest, newest = min(oldest, min(sinces)), max(newest, max(sinces))
+            if not created:
+                pace()
+                continue
             sites = list(map(_SITE, chunk))
             for i in itertools.compress(itertools.count(), map(operator.is_, map(type, sites), itertools.repeat(tuple))):
                 sites[i] = site_of(chunk[i])  # made since the last pass: interned once

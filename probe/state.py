@@ -62,21 +62,22 @@ class State:
         flight = self.flight
         if flight is not None and flight.due(now) and self.record_pass is not None:
             # The recorder's summary and its write count against the budget like the pass.
-            self.record_pass(self.collect(rows=False, complete=False), now)
+            self.record_pass(self.collect(rows=False, complete=False, background=True), now)
         elif not self.history or now - self.history[-1][0] >= HISTORY_STEP:
-            self.collect(rows=False, complete=False)
+            self.collect(rows=False, complete=False, background=True)
         else:
-            self.passes.run(grouping=False)
+            self.passes.run(grouping=False, background=True)
             self.threads.rows()
         self.ends.drain()
         self.budget.sampled(now, t0, time.thread_time())
 
-    def collect(self, rows: bool = True, complete: bool = True) -> Pass:
+    def collect(self, rows: bool = True, complete: bool = True, background: bool = False) -> Pass:
         """One consistent pass: groups, thread rows, and (with ``rows``) tasks and their records.
         Not ``complete``: the await chains not walked yet are walked for a while only (see
-        ``TaskPasses.walk_budget``), the other tasks counted in pseudo-groups."""
+        ``TaskPasses.walk_budget``), the other tasks counted in pseudo-groups.  ``background``:
+        the probe's own sample, not a client's request (see ``TaskPasses.run``)."""
         budget = None if complete or rows else self.passes.walk_budget()
-        found = self.passes.run(grouping=True, rows=rows, budget=budget)
+        found = self.passes.run(grouping=True, rows=rows, budget=budget, background=background)
         found.thread_rows = thread_rows = self.threads.rows()
         groups = found.groups
         for row in thread_rows:

@@ -79,11 +79,9 @@ MEASURED = 10_000
 _UNSET = object()  # not looked up yet
 
 
-def _unknown_waiter() -> None:
-    return None
-
-
-_UNKNOWN = _unknown_waiter  # a waiter that cannot be weakly referenced: returns None, never it
+#: The waiter of a task whose waiter has no weak reference kept (none can be made, or the pass
+#: had no time to walk its chain): called like one, it returns None (in C), never the waiter.
+_UNKNOWN = type(None)
 _TASK = asyncio.Task  # a waiter of this type may have a record (see _Walk.visit)
 
 
@@ -139,13 +137,16 @@ class TaskPasses:
         per_record = self._rest if self._rest is not None else VISIT_S
         return max(WALK_AT_LEAST, PASS_WITHIN - per_record * len(hooks.records))
 
-    def run(self, grouping: bool, rows: bool = False, budget: float | None = None) -> Pass:
+    def run(self, grouping: bool, rows: bool = False, budget: float | None = None,
+            background: bool = False) -> Pass:
         """Every live task of every running loop with its record, the waiter it is blocked on
         brought up to date; with ``grouping``, described (cached while the waiter is the same)
         and grouped; with ``rows``, listed (``Pass.infos``).  With a ``budget`` (seconds;
         never with ``rows``, whose rows need every description), chains are walked for that
         long at most, starting where the last budgeted pass stopped; the tasks left are
-        counted in the pseudo-groups (see ``_Walk.within``)."""
+        counted in the pseudo-groups (see ``_Walk.within``).  Above SPLIT_COPIES only a
+        ``background`` pass (the probe's own) makes the look-up due every RECHECK seconds:
+        0.9 s at a million, which a client's summary would wait for."""
         started = time.perf_counter()
         now = time.monotonic()
         watches = self.loops.refresh()
@@ -156,7 +157,7 @@ class TaskPasses:
                      budget if grouping and not rows else None, self._resume)
         self.fresh = []
         if len(hooks.records) > SPLIT_COPIES and self._known is not None:
-            unknown = self._run_many(walk, watches, now, pace)
+            unknown = self._run_many(walk, watches, now, pace, background)
         else:
             unknown = self._run_copied(walk, watches, now, pace)
         walk.walk_later()
@@ -171,8 +172,10 @@ class TaskPasses:
         counts = walk.counts
         if len(watched) == 1:  # else counted per task
             counts[next(iter(watched))] = walk.count
-        for group in walk.groups.values():
-            group.tally(now, self.keys.site, pace)
+        unwalked = set(walk.unwalked_keys())
+        for key, group in walk.groups.items():
+            # Where the tasks not walked yet were made is left out: they are a stage, not a group.
+            group.tally(now, self.keys.site, pace, created=key not in unwalked)
         if grouping and walk.budget != _NO_BUDGET and walk.count >= MEASURED:  # (complete: walks not timed)
             self._rest = (time.perf_counter() - started - walk.walked_s) / walk.count
         if grouping:
@@ -220,21 +223,21 @@ class TaskPasses:
         empty(refs, pace)
         return unknown
 
-    def _run_many(self, walk: "_Walk", watches: list, now: float, pace: Pacer) -> list:
+    def _run_many(self, walk: "_Walk", watches: list, now: float, pace: Pacer, background: bool) -> list:
         """Above SPLIT_COPIES: visit the list of records kept since the first pass, with those
         made since (``hooks.made``) added, with no copy of a million records (one C call of
         13-35 ms).  asyncio's registry (a copy of 11-20 ms) is read only when it may hold a
         task the records miss: when the difference of the two sizes moved; when a task recorded since
         it was last read has ended (3.12+: one that ended in its eager first step is recorded
         and not registered, and one made without our factory meanwhile leaves the sizes
-        alike), at most every CHECK_MANY seconds; and anyway every RECHECK seconds.
-        Returns the tasks no factory of ours saw."""
+        alike), at most every CHECK_MANY seconds; and anyway every RECHECK seconds, in a
+        ``background`` pass. Returns the tasks no factory of ours saw."""
         known = self._known
         self._ended = self._take_made(known, pace) or self._ended
         size = len(hooks.records) - registry.size()
         # 3.14+: tasks no factory saw are only in C's lists, which asyncio's sets do not count.
         linked = self._linked_due(len(hooks.records), now, False)
-        due = (linked or size != self._size or now - self._checked >= RECHECK
+        due = (linked or size != self._size or (background and now - self._checked >= RECHECK)
                or (self._ended and now - self._checked >= CHECK_MANY))
         refs: list = []
         eager: list = []
@@ -393,6 +396,19 @@ def _any_ended(records: list) -> bool:
         return True
 
 
+def _first_at(records: list, seq: int) -> int:
+    """The index of the first of ``records`` (in creation order) whose seq is ``seq`` or more:
+    a binary search, not a property read per record (a million of them in a cold pass)."""
+    low, high = 0, len(records)
+    while low < high:
+        middle = (low + high) // 2
+        if records[middle].seq < seq:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
 def _prune(records: list, pace: Pacer) -> None:
     """Leave out the records of freed tasks once they are an eighth of ``records`` (which
     holds every live one: ``hooks.records`` counts those), in place and a slice at a time:
@@ -453,11 +469,13 @@ class _Walk:
         several = len(watched) > 1
         rows = self.rows
         add_info = self.infos.append
-        ref = weakref.ref
-        resume, later, budget = self.resume, self.later.append, self.budget
+        later, budget = self.later.append, self.budget
+        # Records before the one the last budgeted pass stopped at are walked after the others.
+        resume = _first_at(records, self.resume) if self.resume else 0
         unwalked_waiting = self._unwalked_keys.get("waiting")
-        records_get = hooks.records.get
         found = 0
+        exhausted = self.walked_s >= budget  # no time left to walk chains: set after each walk
+        skipped = 0  # records left unwalked here (``within`` counts the others)
         for n, info in enumerate(records):
             if not n & 511:
                 pace()
@@ -480,36 +498,34 @@ class _Walk:
             else:
                 old = info.waiter
                 if old is None or old() is not waiter:
-                    try:
-                        new = ref(waiter)
-                        # A task awaited (``await task``) has a record, which is a weak
-                        # reference to it already: 80 bytes fewer for each of its awaiters.
-                        record = records_get(new) if type(waiter) is _TASK else None
-                        if record is None:
-                            untrack(new)  # a million new tracked objects set off a full collection
-                            record = new
-                        info.waiter = record
-                    except TypeError:
-                        info.waiter = _UNKNOWN  # never the same again: treated as new each pass
+                    if exhausted:
+                        # No time left to walk its chain: no reference made either (a million
+                        # first seen cost 0.6 s, the collector's untracking most of it); the
+                        # next pass sees it as new, so its blocked time counts from there.
+                        info.waiter = _UNKNOWN
+                    else:
+                        self._refer(info, waiter)
                     info.since = now
                     info.cache = info.target = None
             if grouping:
                 cached = info.cache
                 if cached is None:
-                    if info.seq < resume:
+                    if n < resume:
                         later(info)
                         cached = _LATER
-                    elif waiter is not None and self.walked_s >= budget:
+                    elif exhausted and waiter is not None:
                         # What ``within`` does then, inline: up to a million times a pass.
-                        if self.first_skipped is None:
+                        if not skipped and self.first_skipped is None:
                             self.first_skipped = info.seq
-                        self.unwalked += 1
+                        skipped += 1
                         cached = unwalked_waiting
                     else:
                         try:
                             cached = self.within(task, info, loop_id)
                         except Exception:
                             continue
+                        finally:
+                            exhausted = self.walked_s >= budget
                 if cached is not _LATER:  # as _add does, inline: once per task and pass
                     key = cached if type(cached) is GroupKey else cached[0]
                     group = groups.get(key)
@@ -522,6 +538,26 @@ class _Walk:
             if rows:
                 add_info(info)
         self.count += found
+        self.unwalked += skipped
+
+    @staticmethod
+    def _refer(info: Any, waiter: Any) -> None:
+        """Keep a weak reference to the future the task now waits on (``info.waiter``)."""
+        try:
+            new = weakref.ref(waiter)
+            # A task awaited (``await task``) has a record, which is a weak reference to it
+            # already: 80 bytes fewer for each of its awaiters.
+            record = hooks.records.get(new) if type(waiter) is _TASK else None
+            if record is None:
+                untrack(new)  # a million new tracked objects set off a full collection
+                record = new
+            info.waiter = record
+        except TypeError:
+            info.waiter = _UNKNOWN  # never the same again: treated as new each pass
+
+    def unwalked_keys(self) -> Any:
+        """The keys of the pseudo-groups of tasks whose chains this pass had no time to walk."""
+        return self._unwalked_keys.values()
 
     def _add(self, key: GroupKey, info: Any) -> None:
         group = self.groups.get(key)
