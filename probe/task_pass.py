@@ -476,6 +476,8 @@ class _Walk:
         found = 0
         exhausted = self.walked_s >= budget  # no time left to walk chains: set after each walk
         skipped = 0  # records left unwalked here (``within`` counts the others)
+        last_key = add_member = None  # the group the last record went to
+        last_loop = loop_id = None  # the watched loop of the last record
         for n, info in enumerate(records):
             if not n & 511:
                 pace()
@@ -485,11 +487,14 @@ class _Walk:
             try:
                 if task.done():
                     continue
-                loop_id = id(task._loop)
+                loop = task._loop
             except Exception:
                 continue
-            if loop_id not in watched:
-                continue
+            if loop is not last_loop:  # records in a row are mostly of one loop
+                loop_id = id(loop)
+                if loop_id not in watched:
+                    continue
+                last_loop = loop
             waiter = getattr(task, "_fut_waiter", None)
             if waiter is None:
                 info.waiter = None
@@ -498,15 +503,17 @@ class _Walk:
             else:
                 old = info.waiter
                 if old is None or old() is not waiter:
+                    info.since = now
                     if exhausted:
                         # No time left to walk its chain: no reference made either (a million
                         # first seen cost 0.6 s, the collector's untracking most of it); the
                         # next pass sees it as new, so its blocked time counts from there.
-                        info.waiter = _UNKNOWN
+                        if old is not _UNKNOWN:  # else left so by the last pass, cache and all
+                            info.waiter = _UNKNOWN
+                            info.cache = info.target = None
                     else:
                         self._refer(info, waiter)
-                    info.since = now
-                    info.cache = info.target = None
+                        info.cache = info.target = None
             if grouping:
                 cached = info.cache
                 if cached is None:
@@ -528,10 +535,12 @@ class _Walk:
                             exhausted = self.walked_s >= budget
                 if cached is not _LATER:  # as _add does, inline: once per task and pass
                     key = cached if type(cached) is GroupKey else cached[0]
-                    group = groups.get(key)
-                    if group is None:
-                        group = groups[key] = Group(key, self.passes.lists.take(key))
-                    group.members.append(info)
+                    if key is not last_key:  # records in a row are mostly of one group
+                        group = groups.get(key)
+                        if group is None:
+                            group = groups[key] = Group(key, self.passes.lists.take(key))
+                        last_key, add_member = key, group.members.append
+                    add_member(info)
             if several:
                 counts[loop_id] = counts.get(loop_id, 0) + 1
             found += 1
