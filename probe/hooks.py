@@ -47,7 +47,18 @@ from . import endings, registry
 from .frames import resolve
 
 _Task = asyncio.Task
-_current_task = asyncio.current_task
+
+
+def _current_task_of() -> Callable[[Any], Any]:
+    """``asyncio.current_task``, or before 3.12, where it is Python code reading a dict by
+    loop, that dict's ``get``: the hook asks once per task, a Python call less each time."""
+    table = getattr(asyncio.tasks, "_current_tasks", None)
+    if type(asyncio.current_task) is type(_current_task_of) and type(table) is dict:
+        return table.get
+    return asyncio.current_task
+
+
+_current_task = _current_task_of()  # called with the loop, never None
 _getframe = sys._getframe
 _CREATE_TASK_CODE = base_events.BaseEventLoop.create_task.__code__
 _HANDLE_RUN = events.Handle._run.__code__
