@@ -31,6 +31,7 @@ of a second.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import operator
 import sys
@@ -79,9 +80,12 @@ MEASURED = 10_000
 _UNSET = object()  # not looked up yet
 
 
-#: The waiter of a task whose waiter has no weak reference kept (none can be made, or the pass
-#: had no time to walk its chain): called like one, it returns None (in C), never the waiter.
+#: The waiter of a task whose future cannot be weakly referenced: called like a weak reference,
+#: it returns None (in C), never the waiter, so every pass takes the task as moved.
 _UNKNOWN = type(None)
+#: The same for a task a pass had no time to walk: no reference made (see _Walk.visit), and its
+#: description stays cleared until a pass walks it.
+_NOT_WALKED = functools.partial(type(None))
 _TASK = asyncio.Task  # a waiter of this type may have a record (see _Walk.visit)
 
 
@@ -508,8 +512,8 @@ class _Walk:
                         # No time left to walk its chain: no reference made either (a million
                         # first seen cost 0.6 s, the collector's untracking most of it); the
                         # next pass sees it as new, so its blocked time counts from there.
-                        if old is not _UNKNOWN:  # else left so by the last pass, cache and all
-                            info.waiter = _UNKNOWN
+                        if old is not _NOT_WALKED:  # else left so by the last pass, cache and all
+                            info.waiter = _NOT_WALKED
                             info.cache = info.target = None
                     else:
                         self._refer(info, waiter)
