@@ -31,8 +31,8 @@ async def park_b():
     await asyncio.Event().wait()
 
 async def main():
-    kept = [asyncio.create_task(park_a()) for _ in range(12000)]
-    kept += [asyncio.create_task(park_b()) for _ in range(8000)]
+    kept = [asyncio.create_task(park_a()) for _ in range(6000)]
+    kept += [asyncio.create_task(park_b()) for _ in range(4000)]
     await asyncio.sleep(0.05)
     print("ready", flush=True)
     await asyncio.Event().wait()
@@ -47,11 +47,11 @@ def _unwalked(data: dict) -> list[dict]:
 
 def _exact(data: dict) -> None:
     tasks = [g for g in data["groups"] if g["kind"] == "task"]
-    assert data["totals"]["tasks"] == sum(g["count"] for g in tasks) == 20001
+    assert data["totals"]["tasks"] == sum(g["count"] for g in tasks) == 10001
 
 
 def test_a_cold_summary_counts_unwalked_tasks_apart_and_the_next_ones_fill_in(spawn):
-    """The first summary has no time to walk 20,000 chains: the tasks left are counted by state
+    """The first summary has no time to walk 10,000 chains: the tasks left are counted by state
     in the pseudo-group, the totals exact; the next summaries walk on until every task is in
     its own group."""
     target = spawn(TINY_BUDGET + PARKED_TARGET, TASKTOP_INTERVAL="600")
@@ -61,7 +61,7 @@ def test_a_cold_summary_counts_unwalked_tasks_apart_and_the_next_ones_fill_in(sp
     assert pseudo["state"] == "waiting" and pseudo["count"] > 0, pseudo
     assert pseudo["created_by"] == []  # a stage, not a group: where they were made is not tallied
     counts = task_counts(first)
-    assert counts.get("park_a", 0) + counts.get("park_b", 0) + pseudo["count"] >= 20000
+    assert counts.get("park_a", 0) + counts.get("park_b", 0) + pseudo["count"] >= 10000
 
     def filled() -> dict | None:
         data = target.summary()
@@ -69,7 +69,7 @@ def test_a_cold_summary_counts_unwalked_tasks_apart_and_the_next_ones_fill_in(sp
         return data if not _unwalked(data) else None
 
     data = wait_until(filled, timeout=60, message="every chain walked by later summaries")
-    assert (task_counts(data)["park_a"], task_counts(data)["park_b"]) == (12000, 8000)
+    assert (task_counts(data)["park_a"], task_counts(data)["park_b"]) == (6000, 4000)
 
 
 def test_a_complete_summary_and_a_dump_walk_every_chain(spawn, sockdir):
@@ -79,12 +79,12 @@ def test_a_complete_summary_and_a_dump_walk_every_chain(spawn, sockdir):
     data = target.request("summary", complete=True)
     _exact(data)
     assert not _unwalked(data)
-    assert (task_counts(data)["park_a"], task_counts(data)["park_b"]) == (12000, 8000)
+    assert (task_counts(data)["park_a"], task_counts(data)["park_b"]) == (6000, 4000)
 
     other = spawn(TINY_BUDGET + PARKED_TARGET, TASKTOP_INTERVAL="600")
     dumped = json.loads(tasktop("dump", str(other.pid), "--json", sockdir=sockdir).stdout)
     assert not _unwalked(dumped)
-    assert (task_counts(dumped)["park_a"], task_counts(dumped)["park_b"]) == (12000, 8000)
+    assert (task_counts(dumped)["park_a"], task_counts(dumped)["park_b"]) == (6000, 4000)
     third = spawn(TINY_BUDGET + PARKED_TARGET, TASKTOP_INTERVAL="600")
     text = tasktop("dump", str(third.pid), sockdir=sockdir).stdout
     assert "park_a" in text and UNWALKED_FUNC not in text
@@ -146,7 +146,7 @@ async def park_a():
     await asyncio.Event().wait()
 
 async def main():
-    kept = [asyncio.create_task(park_a()) for _ in range(40000)]
+    kept = [asyncio.create_task(park_a()) for _ in range(20000)]
     await asyncio.sleep(0.05)
     print("ready", flush=True)
     await asyncio.Event().wait()
@@ -172,7 +172,7 @@ def test_groups_filling_in_are_no_growth(spawn):
     assert not [v for v in judged if v["verdict"] == "growing"], judged
     assert not [v for v in judged if v["frame"] and v["frame"]["func"] == UNWALKED_FUNC], judged
     data = target.summary()
-    assert not _unwalked(data) and task_counts(data)["park_a"] == 40000  # the verdicts walked them
+    assert not _unwalked(data) and task_counts(data)["park_a"] == 20000  # the verdicts walked them
 
 
 REFERENCES_TARGET = r"""
@@ -184,7 +184,7 @@ def count_references():
     print("references", held, flush=True)
 
 async def main():
-    kept = [asyncio.create_task(asyncio.Event().wait()) for _ in range(20000)]
+    kept = [asyncio.create_task(asyncio.Event().wait()) for _ in range(10000)]
     await asyncio.sleep(0.05)
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, count_references)
     print("ready", flush=True)
@@ -209,9 +209,9 @@ def test_a_pass_keeps_no_reference_to_the_waiters_of_tasks_it_had_no_time_to_wal
     first = target.summary()
     [pseudo] = _unwalked(first)
     walked = sum(g["count"] for g in first["groups"] if g["kind"] == "task") - pseudo["count"]
-    assert references() <= walked < 20000
+    assert references() <= walked < 10000
     target.request("summary", complete=True)
-    assert references() >= 20000
+    assert references() >= 10000
 
 
 LOOK_UP_TARGET = r"""
