@@ -512,6 +512,8 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2, f
             _made(info)
         elif found.site is None:  # an eager task, seen during its first step
             found.parent, found.site = parent, site
+            if found.birth is None:  # recorded then without a birth (by a task it made)
+                found.born = born
         if on_done is not None and next(follow, False):
             task.add_done_callback(on_done, context=_contexts.get(id(loop)) or context_for(loop))
     except Exception:

@@ -557,3 +557,36 @@ def test_done_callbacks_of_two_loops_run_in_contexts_of_their_own(spawn):
     first, second = json.loads(target.ready_line.split(" ready")[0])
     assert len(first) == len(second) == 1, (first, second)  # one context for a loop's tasks
     assert first != second  # and another for the other loop's
+
+
+EAGER_PARENT = r"""
+import asyncio, json
+from tasktop.probe import hooks
+
+async def child():
+    await asyncio.sleep(3600)
+
+async def parent():
+    asyncio.create_task(child())  # in its eager first step: its record is made here, by the child
+    await asyncio.sleep(3600)
+
+async def main():
+    asyncio.get_running_loop().set_task_factory(asyncio.eager_task_factory)
+    task = asyncio.create_task(parent())
+    print(json.dumps({"born": hooks.record_of(task).born, "site": hooks.record_of(task).site is not None}),
+          "ready", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks are new in Python 3.12")
+def test_an_eager_task_recorded_in_its_first_step_keeps_its_birth(spawn):
+    """A task that makes a task in its eager first step is recorded then, by the child's hook
+    looking up its parent, without a birth time; its own hook, when the step returns, fills
+    the birth in with the site (its lifetime in the end history was None)."""
+    target = spawn(EAGER_PARENT)
+    seen = json.loads(target.ready_line.split(" ready")[0])
+    assert seen["site"] and seen["born"] is not None, seen
+
