@@ -142,3 +142,7 @@ class LoopWatches:
         for watch in self.refresh():
             if not watch.tick(now, self.options.stall_ms):
                 self.watches.pop(id(watch.loop), None)
+
+    def unanswered(self) -> bool:
+        """Whether a loop has not run its heartbeat yet (it may be stalling)."""
+        return any(w.sent is not None and w.answered is None for w in self.watches.values())

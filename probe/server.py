@@ -30,6 +30,9 @@ HEARTBEAT = 0.05  # seconds between loop heartbeats: half the default stall thre
 # handoff.py), so heartbeats slow down to STARVED_HEARTBEAT for STARVED_HOLD seconds.  A loop
 # that starves the probe is busy, not stalled; a stall (one long callback) keeps the GIL and
 # lets the probe in through CPython's switch interval, so it is still seen, within a second.
+# A heartbeat not answered yet is looked at again after HEARTBEAT all the same: a busy loop
+# answers it by then, and a stall shorter than a second is named by the code that blocked (a
+# loaded machine, whose other processes make the probe's wake-ups late, looks starved too).
 STARVED_LATE = 0.02
 STARVED_HEARTBEAT = 1.0
 STARVED_HOLD = 10.0
@@ -208,7 +211,8 @@ class Server:
                 now = time.monotonic()
                 if now >= next_beat:
                     self.state.heartbeat(now)
-                    next_beat = now + (HEARTBEAT if now >= starved_until else STARVED_HEARTBEAT)
+                    quick = now >= starved_until or self.state.loops.unanswered()
+                    next_beat = now + (HEARTBEAT if quick else STARVED_HEARTBEAT)
                 if now >= next_sample:
                     self.state.sample()
                     next_sample = time.monotonic() + self.state.budget.interval

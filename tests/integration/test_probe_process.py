@@ -98,6 +98,20 @@ def test_stalls_are_caught_with_the_blocking_function(spawn):
     assert target.request("stalls")[0]["stack"][0]["func"] == "compress_archive"
 
 
+def test_a_probe_that_thinks_itself_starved_still_names_a_short_stall(spawn):
+    """While the probe's wake-ups come late (a loop starving it of the GIL, or a loaded
+    machine), heartbeats go out once a second; one left unanswered is looked at again within
+    50 ms all the same, so that a stall shorter than a second still has its blocking code."""
+    starved = "import tasktop.probe.server as server; server.STARVED_LATE = -1.0  # every wake-up late\n"
+    target = spawn(starved + STALL.replace("time.sleep(0.6)", "time.sleep(0.4)"))
+
+    def named() -> list | None:
+        stalls = [s for s in target.summary()["loops"][0]["stalls"] if s["stack"]]
+        return stalls or None
+    stalls = wait_until(named, timeout=30, message="a stall with its stack")
+    assert stalls[0]["stack"][0]["func"] == "compress_archive"
+
+
 BUSY_LOOP = r'''
 import asyncio, threading
 
