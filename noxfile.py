@@ -40,8 +40,10 @@ PROBE_TESTS = [
 ]
 # Four pytest workers (pytest-xdist), whatever the cores: the tests mostly wait on the target
 # processes they start, so on 2 cores 4 workers finish a probe session in about 50 s instead
-# of 75 s, and the whole run stays well under 10 minutes.
-PYTEST = ["pytest", "-p", "no:cacheprovider", "-q", "-n", "4"]
+# of 75 s, and the whole run stays well under 10 minutes.  Workers steal tests from each other
+# (``worksteal``): a few tests take 15-30 s, and one left last to one worker made the whole suite
+# wait (3.11's whole suite 143-154 s -> 125 s, a probe session 51 -> 47 s).
+PYTEST = ["pytest", "-p", "no:cacheprovider", "-q", "-n", "4", "--dist", "worksteal"]
 
 # The default run: the whole suite on MAIN_PYTHON covers the probe's tests there.
 nox.options.sessions = [f"probe-{v}" for v in PYTHONS if v != MAIN_PYTHON] + ["tests"]
