@@ -175,18 +175,13 @@ def test_groups_filling_in_are_no_growth(spawn):
     assert not _unwalked(data) and task_counts(data)["park_a"] == 20000  # the verdicts walked them
 
 
-REFERENCES_TARGET = r"""
-import asyncio, signal, weakref
-from tasktop.probe import hooks
-
-def count_references():
-    held = sum(1 for info in list(hooks.records) if isinstance(info.waiter, weakref.ReferenceType))
-    print("references", held, flush=True)
-
+def _parked_reporting(prelude: str, tasks: int) -> str:
+    """A target of ``tasks`` parked tasks that runs ``report()`` (defined in ``prelude``) on SIGUSR1."""
+    return prelude + f"""
 async def main():
-    kept = [asyncio.create_task(asyncio.Event().wait()) for _ in range(10000)]
+    kept = [asyncio.create_task(asyncio.Event().wait()) for _ in range({tasks})]
     await asyncio.sleep(0.05)
-    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, count_references)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, report)
     print("ready", flush=True)
     await asyncio.Event().wait()
 
@@ -194,27 +189,40 @@ asyncio.run(main())
 """
 
 
+def _reported(target, word: str) -> list[int]:
+    """The numbers the target's ``report()`` prints after ``word``, asked for with SIGUSR1."""
+    os.kill(target.pid, signal.SIGUSR1)
+    line = target.proc.stdout.readline()
+    assert line.startswith(word), line
+    return [int(number) for number in line.split()[1:]]
+
+
+REFERENCES_TARGET = _parked_reporting(r"""
+import asyncio, signal, weakref
+from tasktop.probe import hooks
+
+def report():
+    # A live reference: the stand-in a pass keeps when it made none is not one.
+    held = sum(1 for info in list(hooks.records)
+               if isinstance(info.waiter, weakref.ReferenceType) and info.waiter() is not None)
+    print("references", held, flush=True)
+""", 10000)
+
+
 def test_a_pass_keeps_no_reference_to_the_waiters_of_tasks_it_had_no_time_to_walk(spawn):
     """A weak reference to each waiter was most of what a cold pass cost besides walking (a
     million of them, 0.6 s): the tasks left unwalked get one only from the pass that walks them,
     and a complete pass gives one to every task."""
     target = spawn(TINY_BUDGET + REFERENCES_TARGET, TASKTOP_INTERVAL="600")
-
-    def references() -> int:
-        os.kill(target.pid, signal.SIGUSR1)
-        line = target.proc.stdout.readline()
-        assert line.startswith("references"), line
-        return int(line.split()[1])
-
     first = target.summary()
     [pseudo] = _unwalked(first)
     walked = sum(g["count"] for g in first["groups"] if g["kind"] == "task") - pseudo["count"]
-    assert references() <= walked < 10000
+    assert _reported(target, "references")[0] <= walked < 10000
     target.request("summary", complete=True)
-    assert references() >= 10000
+    assert _reported(target, "references")[0] >= 10000
 
 
-LOOK_UP_TARGET = r"""
+LOOK_UP_TARGET = _parked_reporting(r"""
 import asyncio, signal, sys
 import tasktop.probe.task_pass as task_pass
 from tasktop.probe import registry
@@ -238,16 +246,7 @@ registry.unrecorded = counted
 
 def report():
     print("look-ups", callers.count("background"), callers.count("request"), flush=True)
-
-async def main():
-    kept = [asyncio.create_task(asyncio.Event().wait()) for _ in range(3000)]
-    await asyncio.sleep(0.05)
-    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, report)
-    print("ready", flush=True)
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-"""
+""", 3000)
 
 
 def test_above_a_quarter_million_tasks_only_the_background_makes_the_30_second_look_up(spawn):
@@ -255,17 +254,13 @@ def test_above_a_quarter_million_tasks_only_the_background_makes_the_30_second_l
     at a million tasks: a client's summary that came when it was due waited for it.  Summaries
     now leave it to the probe's own passes (here: every pass, and at most a second apart)."""
     target = spawn(LOOK_UP_TARGET, TASKTOP_INTERVAL="0.2")
-
-    def look_ups() -> tuple[int, int]:
-        os.kill(target.pid, signal.SIGUSR1)
-        line = target.proc.stdout.readline()
-        assert line.startswith("look-ups"), line
-        return int(line.split()[1]), int(line.split()[2])
-
     target.summary()  # the first pass of a thousand tasks or more has no kept list: it copies
-    before = look_ups()
+    before = _reported(target, "look-ups")
     for _ in range(5):
         target.summary()
-    after = wait_until(lambda: (lambda n: n if n[0] >= before[0] + 2 else None)(look_ups()),
-                       timeout=60, message="the background passes' look-ups")
+
+    def two_more_from_the_background() -> list[int] | None:
+        now = _reported(target, "look-ups")
+        return now if now[0] >= before[0] + 2 else None
+    after = wait_until(two_more_from_the_background, timeout=60, message="the background passes' look-ups")
     assert after[1] == before[1]  # none from the five summaries
