@@ -54,8 +54,9 @@ class LoopWatch:
         self.answered_ident = threading.get_ident()
         self.answered = time.monotonic()
 
-    def tick(self, now: float, stall_ms: float) -> bool:
-        """Advance the heartbeat; False when the loop is gone (closed or not running)."""
+    def tick(self, now: float, stall_ms: float, send: bool = True) -> bool:
+        """Advance the heartbeat (a new one posted only if ``send``); False when the loop is
+        gone (closed or not running)."""
         if self.sent is not None and self.answered is not None:
             self.lag_ms = max(0.0, (self.answered - self.sent) * 1000.0)
             if self.answered_ident:
@@ -66,6 +67,8 @@ class LoopWatch:
             self.sent = self.answered = None
             self.stall_stack = None
         if self.sent is None:
+            if not send:
+                return True
             try:
                 if not self.loop.is_running() or self.loop.is_closed():
                     return False
@@ -137,10 +140,10 @@ class LoopWatches:
         self.watches = watches
         return list(watches.values())
 
-    def heartbeat(self, now: float) -> None:
-        """Post/collect heartbeats on every running loop."""
+    def heartbeat(self, now: float, send: bool = True) -> None:
+        """Collect heartbeats on every running loop, and (``send``) post new ones."""
         for watch in self.refresh():
-            if not watch.tick(now, self.options.stall_ms):
+            if not watch.tick(now, self.options.stall_ms, send):
                 self.watches.pop(id(watch.loop), None)
 
     def unanswered(self) -> bool:

@@ -30,9 +30,9 @@ HEARTBEAT = 0.05  # seconds between loop heartbeats: half the default stall thre
 # handoff.py), so heartbeats slow down to STARVED_HEARTBEAT for STARVED_HOLD seconds.  A loop
 # that starves the probe is busy, not stalled; a stall (one long callback) keeps the GIL and
 # lets the probe in through CPython's switch interval, so it is still seen, within a second.
-# A heartbeat not answered yet is looked at again after HEARTBEAT all the same: a busy loop
-# answers it by then, and a stall shorter than a second is named by the code that blocked (a
-# loaded machine, whose other processes make the probe's wake-ups late, looks starved too).
+# A heartbeat not answered yet is looked at again every HEARTBEAT all the same (no new one is
+# posted then): a busy loop answers it by then, and a stall shorter than a second is named by
+# the code that blocked (a loaded machine, whose late wake-ups look like starving, has them).
 STARVED_LATE = 0.02
 STARVED_HEARTBEAT = 1.0
 STARVED_HOLD = 10.0
@@ -203,16 +203,18 @@ class Server:
         except Exception:
             pass
         next_sample = time.monotonic()
-        next_beat = time.monotonic()
+        next_beat = next_post = time.monotonic()
         starved_until = 0.0
         failures = 0
         while not self._stop:
             try:
                 now = time.monotonic()
                 if now >= next_beat:
-                    self.state.heartbeat(now)
-                    quick = now >= starved_until or self.state.loops.unanswered()
-                    next_beat = now + (HEARTBEAT if quick else STARVED_HEARTBEAT)
+                    post = now >= next_post
+                    self.state.heartbeat(now, post)
+                    if post:
+                        next_post = now + (HEARTBEAT if now >= starved_until else STARVED_HEARTBEAT)
+                    next_beat = min(next_post, now + HEARTBEAT) if self.state.loops.unanswered() else next_post
                 if now >= next_sample:
                     self.state.sample()
                     next_sample = time.monotonic() + self.state.budget.interval

@@ -44,10 +44,10 @@ class State:
         self.flight = None
         self.record_pass = None
 
-    def heartbeat(self, now: float) -> None:
-        """Post/collect heartbeats on every running loop; records made since the last pass
-        taken (see ``TaskPasses.tidy``)."""
-        self.loops.heartbeat(now)
+    def heartbeat(self, now: float, send: bool = True) -> None:
+        """Collect heartbeats on every running loop and (``send``) post new ones; records made
+        since the last pass taken (see ``TaskPasses.tidy``)."""
+        self.loops.heartbeat(now, send)
         try:
             self.passes.tidy()
         except Exception:  # the next pass takes them anyway

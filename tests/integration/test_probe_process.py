@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 
@@ -98,18 +99,41 @@ def test_stalls_are_caught_with_the_blocking_function(spawn):
     assert target.request("stalls")[0]["stack"][0]["func"] == "compress_archive"
 
 
+STARVED = r"""
+import signal, time
+import tasktop.probe.server as server
+import tasktop.probe.loops as loops
+server.STARVED_LATE = -1.0  # every wake-up of the probe counts as late: it thinks itself starved
+beats, started = [0], time.monotonic()
+answer = loops.LoopWatch._beat
+
+def counted(self):
+    beats[0] += 1
+    answer(self)
+
+loops.LoopWatch._beat = counted
+signal.signal(signal.SIGUSR1, lambda *_: print("beats", beats[0], time.monotonic() - started, flush=True))
+"""
+
+
 def test_a_probe_that_thinks_itself_starved_still_names_a_short_stall(spawn):
     """While the probe's wake-ups come late (a loop starving it of the GIL, or a loaded
-    machine), heartbeats go out once a second; one left unanswered is looked at again within
-    50 ms all the same, so that a stall shorter than a second still has its blocking code."""
-    starved = "import tasktop.probe.server as server; server.STARVED_LATE = -1.0  # every wake-up late\n"
-    target = spawn(starved + STALL.replace("time.sleep(0.6)", "time.sleep(0.4)"))
+    machine), it posts a heartbeat once a second instead of every 50 ms; one left unanswered
+    is looked at again every 50 ms all the same, so that a stall shorter than a second still
+    has its blocking code."""
+    target = spawn(STARVED + STALL.replace("time.sleep(0.6)", "time.sleep(0.4)"))
 
     def named() -> list | None:
         stalls = [s for s in target.summary()["loops"][0]["stalls"] if s["stack"]]
         return stalls or None
     stalls = wait_until(named, timeout=30, message="a stall with its stack")
     assert stalls[0]["stack"][0]["func"] == "compress_archive"
+
+    def beats_a_second() -> float | None:  # once the target has run for 2 s
+        os.kill(target.pid, signal.SIGUSR1)
+        _word, beats, seconds = target.proc.stdout.readline().split()
+        return int(beats) / float(seconds) if float(seconds) > 2.0 else None
+    assert wait_until(beats_a_second, timeout=30, interval=0.5) < 5  # not 20 a second
 
 
 BUSY_LOOP = r'''
