@@ -73,7 +73,9 @@ RESETTLE_S = 0.01
 def _settled_kernel_state(native_id: int | None, pid: int, active: bool) -> dict:
     """The kernel's view of a thread once what py-spy's attach did to it has passed."""
     kernel = kernel_state(native_id, pid)
-    for _ in range(RESETTLE_READS if not active else 0):
+    if active:
+        return kernel
+    for _ in range(RESETTLE_READS):
         if kernel.get("state") != "R":
             break
         time.sleep(RESETTLE_S)

@@ -446,7 +446,6 @@ asyncio.run(main())
 def test_what_the_probe_keeps_per_task_is_not_left_to_the_collector(spawn, tmp_path):
     """A pass untracks its references to the futures parked tasks wait on: a million of them
     once set off a full collection of the host's heap (3.4 s)."""
-
     target = spawn(COUNTED, TASKTOP_INTERVAL="60")  # no background pass: the summaries do it
     at_start = json.loads(target.ready_line.split(" ready")[0])
     assert at_start["waiters"] == 0
@@ -490,7 +489,6 @@ asyncio.run(main())
 def test_tasks_made_in_a_burst_share_their_birth_time(spawn):
     """10,000 tasks made in one burst keep a birth time each, to a tenth of a millisecond, in
     a few hundred floats rather than 10,000."""
-
     target = spawn(BURST)
     seen = json.loads(target.ready_line.split(" ready")[0])
     # One float a burst: a burst ends when a grain of time has passed or it is full, however
@@ -548,7 +546,6 @@ def test_task_ids_are_unique_in_creation_order_and_cost_no_object_each(spawn):
     worked out from the burst its task was made in (shared by the tasks made within 0.1 ms,
     here all of them: the clock is stopped), not kept as an int per task (32 bytes each, a
     tenth of the probe's memory at a million)."""
-
     target = spawn(IDS)
     seen = json.loads(target.ready_line.split(" ready")[0])
     every = seen["seqs"][0] + seen["seqs"][1]
@@ -627,4 +624,3 @@ def test_an_eager_task_recorded_in_its_first_step_keeps_its_birth(spawn):
     target = spawn(EAGER_PARENT)
     seen = json.loads(target.ready_line.split(" ready")[0])
     assert seen["site"] and seen["born"] is not None, seen
-

@@ -385,7 +385,6 @@ def test_tasks_no_factory_saw_are_counted_from_the_first_summary_on(spawn, split
     assert counts()["hooked"] == 3
 
 
-
 ATTACHED_TARGET = r"""
 import asyncio, signal
 import tasktop.probe
