@@ -23,6 +23,10 @@ from .waits import Waits
 
 HISTORY_STEP = 5.0  # seconds between two points of the history (and two background group passes)
 HISTORY_POINTS = 120  # 10 minutes at HISTORY_STEP
+#: Seconds after it ended that a client's complete pass also answers the next requests, while
+#: no other pass has run: a dump's summary, waits and leak verdicts come from one pass, not three
+#: (each walked every task: half of a default dump's time at 100,000 tasks).
+SHARE_S = 1.0
 
 
 class State:
@@ -43,6 +47,11 @@ class State:
         #: The flight recorder (``TASKTOP_RECORD``), set by the server, and what records a pass.
         self.flight = None
         self.record_pass = None
+        #: The connection whose request is being answered (set by the server), or None.
+        self.asker: object = None
+        #: The last complete pass a client asked for: the pass, its number, when it ended, and
+        #: the connection that asked.
+        self._shared: tuple | None = None
 
     def heartbeat(self, now: float, send: bool = True) -> None:
         """Collect heartbeats on every running loop and (``send``) post new ones; records made
@@ -75,7 +84,19 @@ class State:
         """One consistent pass: groups, thread rows, and (with ``rows``) tasks and their records.
         Not ``complete``: the await chains not walked yet are walked for a while only (see
         ``TaskPasses.walk_budget``), the other tasks counted in pseudo-groups.  ``background``:
-        the probe's own sample, not a client's request (see ``TaskPasses.run``)."""
+        the probe's own sample, not a client's request (see ``TaskPasses.run``).
+
+        A client's complete pass lists its rows whether asked or not, and answers the complete
+        requests of the same connection (``asker``) that come within ``SHARE_S`` of its end
+        while no other pass has run: the rest of one dump, not the next dump."""
+        asker = self.asker if complete and not background else None
+        if asker is not None:
+            shared, self._shared = self._shared, None
+            if (shared is not None and shared[3] is asker and shared[1] == self.passes.number
+                    and time.monotonic() - shared[2] < SHARE_S):
+                self._shared = shared
+                return shared[0]
+            rows = True
         budget = None if complete or rows else self.passes.walk_budget()
         found = self.passes.run(grouping=True, rows=rows, budget=budget, background=background)
         found.thread_rows = thread_rows = self.threads.rows()
@@ -88,6 +109,8 @@ class State:
                 group = groups[key] = Group(key)
             group.add(row["blocked_s"], row)
         self._remember(groups, found.unwalked > 0)
+        if asker is not None:
+            self._shared = (found, self.passes.number, time.monotonic(), asker)
         return found
 
     def _remember(self, groups: dict, partial: bool) -> None:

@@ -133,6 +133,9 @@ class TaskPasses:
         self._ended = False  # a task recorded since the registry was last read has ended
         self._rest: float | None = None  # seconds per record the last grouping pass took besides walking
         self._resume = 0  # the seq where the last budgeted pass ran out of time to walk
+        #: Passes run so far: a pass's lists (rows, group members) are recycled by the next one,
+        #: so a pass may be used again only while this has not moved (see ``State.collect``).
+        self.number = 0
 
     def walk_budget(self) -> float:
         """Seconds of walking chains for a pass that must be quick: PASS_WITHIN less what the
@@ -156,6 +159,7 @@ class TaskPasses:
         watches = self.loops.refresh()
         watched = {id(w.loop) for w in watches}
         pace = Pacer(self.handoff)
+        self.number += 1
         self.lists.recycle(pace)
         walk = _Walk(self, now, watched, grouping, rows, pace,
                      budget if grouping and not rows else None, self._resume)

@@ -75,13 +75,15 @@ def run(args: argparse.Namespace) -> int:
         # The profiles take every member: the summary lists only the largest groups, and
         # blocked sums need each member's time.
         # A one-shot dump is complete: every await chain walked, however long that takes.
+        # The requests right after it are answered from its pass (see ``probe.state.SHARE_S``):
+        # the waits first, the leak verdicts (up to their budget) last.
         data = client.full() if args.full or fmt in ("folded", "pprof") else client.summary(complete=True)
+        if fmt in ("text", "json"):
+            _add_ends(client, data, args.full)
         if args.verdicts and fmt in ("text", "json"):
             judged = client.verdicts(args.budget)
             data["verdicts"] = judged["verdicts"]
             data["verdicts_unsettled"] = judged.get("unsettled")
-        if fmt in ("text", "json"):
-            _add_ends(client, data, args.full)
     except (ProbeUnavailable, ProbeError) as exc:
         raise CliError(str(exc)) from None
     finally:

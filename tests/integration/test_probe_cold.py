@@ -264,3 +264,35 @@ def test_above_a_quarter_million_tasks_only_the_background_makes_the_30_second_l
         return now if now[0] >= before[0] + 2 else None
     after = wait_until(two_more_from_the_background, timeout=60, message="the background passes' look-ups")
     assert after[1] == before[1]  # none from the five summaries
+
+
+PASSES_TARGET = _parked_reporting(r"""
+import asyncio, signal
+import tasktop.probe.task_pass as task_pass
+
+asked = []  # one entry per pass a client's request made
+run = task_pass.TaskPasses.run
+
+def counted(self, grouping, rows=False, budget=None, background=False):
+    if not background:
+        asked.append(rows)
+    return run(self, grouping, rows, budget, background)
+
+task_pass.TaskPasses.run = counted
+
+def report():
+    print("passes", len(asked), flush=True)
+""", 3000)
+
+
+def test_a_dumps_summary_waits_and_verdicts_come_from_one_pass(spawn, sockdir):
+    """A default dump asks for a complete summary, the waits and the leak verdicts: each walked
+    every task in a pass of its own, half a dump's time at 100,000 tasks.  Now the requests
+    after the first, on the same connection, are answered from its pass; the next dump (a new
+    connection) makes a pass of its own."""
+    target = spawn(PASSES_TARGET, TASKTOP_INTERVAL="600")  # no background pass in between
+    before = _reported(target, "passes")[0]
+    for n in (1, 2):
+        text = tasktop("dump", str(target.pid), sockdir=sockdir).stdout
+        assert "Leak verdicts" in text and "Event.wait" in text, text
+        assert _reported(target, "passes")[0] == before + n
