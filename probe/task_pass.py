@@ -374,8 +374,10 @@ class TaskPasses:
         cached = info.cache
         if cached is not None:
             return cached
-        flat, state, awaiting, children = tasks_mod.describe_flat(task, current)
-        key = self.keys.group_flat("task", state, flat)
+        objs, outer_first = tasks_mod.chain_of(task)
+        chain = self.keys.chain(outer_first)
+        state, awaiting, children = tasks_mod.state_of_task(task, current, chain.named, objs)
+        key = chain.keys.get(state) or self.keys.task_key(chain, state)
         if awaiting is None and not children:
             result: Any = key
         else:

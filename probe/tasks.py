@@ -129,6 +129,11 @@ _FRAME_ATTR = {_Coro: "cr_frame", _Gen: "gi_frame", _AGen: "ag_frame"}
 _FRAMELESS = sys.version_info >= (3, 11)  # see positions
 
 
+#: Types a chain ends at: neither coroutine-like (``cr_frame``, ``cr_await``) nor a wrapper,
+#: and of no instance attributes (which could make one instance coroutine-like).
+_ENDS: set = set()
+
+
 def _chain(coro: Any) -> tuple[list, list]:
     """(the coroutines, generators and async generators of the await chain of ``coro``,
     outermost first; their ``[code, line, code, line, ...]``), without frame objects where
@@ -151,10 +156,15 @@ def _chain(coro: Any) -> tuple[list, list]:
             code, nxt = obj.gi_code, obj.gi_yieldfrom
         elif kind is _AGen:
             code, nxt = obj.ag_code, obj.ag_await
+        elif kind in _ENDS:
+            break
         elif kind.__name__ in _REFERENT_WRAPPERS:
             obj = next((r for r in gc.get_referents(obj) if type(r) in (_Coro, _Gen, _AGen)), None)
             continue
         else:
+            if not (hasattr(obj, "cr_frame") or hasattr(obj, "cr_await") or hasattr(obj, "__dict__")):
+                _ENDS.add(kind)  # a future, a FutureIter, ...: where parked chains end
+                break
             if getattr(obj, "cr_frame", None) is not None:  # coroutine-like objects (Cython, ...)
                 frame = obj.cr_frame
                 objs.append(obj)
@@ -206,13 +216,32 @@ def describe(task: asyncio.Task, current: asyncio.Task | None) -> tuple[RawStack
 def describe_flat(task: asyncio.Task, current: asyncio.Task | None) -> tuple[list, str, Any, tuple]:
     """``describe`` with the stack as ``[code, line, code, line, ...]`` innermost first: what a
     pass needs to find the task's group without making a tuple per frame."""
+    objs, outer_first = chain_of(task)
+    flat = innermost_first(outer_first)
+    state, awaiting, children = state_of_task(task, current, classify_codes(flat[0::2]), objs)
+    return flat, state, awaiting, children
+
+
+def chain_of(task: asyncio.Task) -> tuple[list, list]:
+    """The task's await chain: its objects and their ``[code, line, ...]``, outermost first."""
     try:
         coro = task.get_coro()
     except Exception:
         coro = None
-    objs, outer_first = _chain(coro)
+    return _chain(coro)
+
+
+def innermost_first(outer_first: list) -> list:
+    """``[code, line, ...]`` outermost first, turned innermost first (pairs kept in order)."""
     flat = outer_first[::-1]  # [line, code, ...] innermost first: swap each pair, in C
     flat[0::2], flat[1::2] = flat[1::2], flat[0::2]
+    return flat
+
+
+def state_of_task(task: asyncio.Task, current: asyncio.Task | None, named: str | None,
+                  objs: list) -> tuple[str, Any, tuple]:
+    """``(state, awaited task or None, awaited children)`` of a task whose chain (``objs``,
+    outermost first) names the state ``named`` (``classify_codes``, None if no primitive)."""
     waiter = getattr(task, "_fut_waiter", None)
     awaiting = None
     children: tuple = ()
@@ -220,7 +249,7 @@ def describe_flat(task: asyncio.Task, current: asyncio.Task | None) -> tuple[lis
         awaiting = waiter
     elif waiter is not None and type(waiter).__name__ == "_GatheringFuture":
         children = tuple(c for c in getattr(waiter, "_children", ()) if isinstance(c, asyncio.Task))
-    state = classify_codes(flat[0::2])
+    state = named
     if task is current:
         state = "running"
     elif waiter is None:
@@ -250,4 +279,4 @@ def describe_flat(task: asyncio.Task, current: asyncio.Task | None) -> tuple[lis
                 group = loc.get("self")
                 children = tuple(t for t in getattr(group, "_tasks", ()) if isinstance(t, asyncio.Task))
             break
-    return flat, state, awaiting, children
+    return state, awaiting, children
