@@ -285,6 +285,50 @@ def test_waits_list_what_is_waited_on_with_its_numbers(spawn, mode, sockdir, tmp
         target.stop()
 
 
+SPREAD_WAITERS = r'''
+import asyncio
+
+async def consumer(q):
+    await q.get()
+
+async def other(q):
+    await q.get()
+
+async def notified(condition):
+    async with condition:
+        await condition.wait()
+
+async def main():
+    queues = [asyncio.Queue() for _ in range(12)]
+    kept = [asyncio.create_task(consumer(queues[i % 12])) for i in range(12 * 30 + 5)]  # round robin
+    kept += [asyncio.create_task(other(queues[0])) for _ in range(7)]  # another group, the same queue
+    condition = asyncio.Condition()
+    kept += [asyncio.create_task(notified(condition)) for _ in range(4)]
+    await asyncio.sleep(0.05)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+'''
+
+
+def test_waits_count_each_object_of_a_group_spread_over_many(spawn):
+    """One group's waiters spread over twelve queues (more than the probe keeps at hand while
+    it matches waiters to the objects found for the group before them), one queue waited on
+    by a second group too, and a Condition's waiters: each object gets its own count, by state
+    and by group."""
+    target = spawn(SPREAD_WAITERS)
+    for _ in range(2):  # the first look finds the objects; the second reads what it kept
+        waits = target.request("waits")["waits"]
+        queues = [w for w in waits if w["kind"] == "asyncio.queues.Queue"]
+        waiting = sorted(w["waiting"] for w in queues)
+        assert waiting == [30] * 7 + [31] * 4 + [31 + 7], str(waiting)  # 365 round robin, and 7
+        [shared] = [w for w in queues if w["waiting"] == 38]
+        assert shared["states"] == {"Queue.get": 38} and len(shared["groups"]) == 2
+        conditions = [w for w in waits if w["kind"] == "asyncio.locks.Condition"]
+        assert [(w["waiting"], w["states"]) for w in conditions] == [(4, {"Condition.wait": 4})]
+
+
 MOVING_WAITERS = r'''
 import asyncio, signal
 
