@@ -38,6 +38,8 @@ from .reference_graph import MAX_DEPTH, ReferenceGraph
 from .registry import CHUNK
 from .waiters import THREAD_PROOFS, task_chain, task_target, thread_holders, thread_target
 
+_FIND = object()  # Proof.task: the target is not given, find it
+
 SAMPLE = 32  # waiters counted of a crowd on one object before judging it from them (see count)
 
 
@@ -92,10 +94,12 @@ class Proof(ReferenceGraph):
         self.counted.append(0)
         return w
 
-    def task(self, group: int, state: str, task: Any, source: int) -> int | None:
-        """A task blocked in ``state``, found again later as ``task_of(source)``.  None when
-        it is not waiting on anything a proof can settle."""
-        target = task_target(task, state)
+    def task(self, group: int, state: str, task: Any, source: int, target: Any = _FIND) -> int | None:
+        """A task blocked in ``state``, found again later as ``task_of(source)``, waiting on
+        ``target`` (found here if not given: see ``waiters.Targets``).  None when it is not
+        waiting on anything a proof can settle."""
+        if target is _FIND:
+            target = task_target(task, state)
         if target is None:
             return None
         owner = self._target(target)

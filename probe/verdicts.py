@@ -28,7 +28,7 @@ from .proof import Proof
 from .registry import CHUNK
 from .state import State
 from .task_pass import Pass
-from .waiters import SELF_WAKING, THREAD_PROOFS  # noqa: F401 - THREAD_PROOFS: read by tests
+from .waiters import SELF_WAKING, THREAD_PROOFS, Targets  # noqa: F401 - THREAD_PROOFS: read by tests
 
 STUCK_S = 60.0  # seconds every member of a group must have been blocked to be called stuck
 GROWTH_SPAN_S = 20.0  # seconds of history growth is judged over, at least
@@ -116,12 +116,14 @@ class _Gathering:
                               if g.key.kind == "task" and g.key.state not in SELF_WAKING), key=lambda g: g.count)
         # Finding what each waiter waits on may take half the budget: counting needs the rest.
         looking = time.monotonic() + self.budget_s / 2
+        targets = Targets(pace)  # what the waits found is kept in the records
         for group in task_groups:
             if time.monotonic() > looking:
                 unexamined[group.key.id] = group.count
                 proof.out_of_time = True
                 continue
             members, key, state = group.members, group.key, group.key.state
+            targets.next_group()
             g = self.group_number(key)
             base = len(lists) << 32
             lists.append(members)
@@ -136,7 +138,7 @@ class _Gathering:
                 task = info()
                 if task is None:
                     continue
-                w = proof.task(g, state, task, base | i)
+                w = proof.task(g, state, task, base | i, targets.of(info, task, state))
                 if w is not None:
                     waiter_seqs.append(info.seq)
                     waiter_seqs.append(w)

@@ -21,9 +21,8 @@ from typing import Any
 
 from .frames import own_frame
 from .handoff import Pacer
-from .registry import CHUNK
 from .task_pass import Pass
-from .waiters import PRIMITIVES, task_target, thread_target
+from .waiters import PRIMITIVES, Targets, thread_target
 
 MAX_WAITS = 200  # objects listed in a reply, most waiters first
 
@@ -69,48 +68,6 @@ def numbers(obj: Any) -> dict:
 
 
 MOVED = ("size", "getters", "putters", "unfinished", "waiters", "value")
-#: Where an asyncio primitive keeps the futures its waiters wait on.
-_FUTURES = ("_getters", "_putters", "_waiters")
-#: Primitives a task's future is looked for in before its chain is walked to find its own.
-RECENT = 8
-
-
-class _Owners:
-    """The primitives one group's waiters were found waiting on, with the futures they hold:
-    a task whose future one of them holds waits on it, found with a lookup or a few instead
-    of a walk of its chain (100,000 waiters of one group on 8 queues: 8 walks).  The futures
-    are held until the look ends, so their ids stay theirs."""
-
-    def __init__(self, pace: Pacer) -> None:
-        self.pace = pace
-        self.recent: list = []  # (obj, {id(future): future}), newest first
-
-    def of(self, future: Any) -> Any:
-        """The primitive holding ``future``, if it is one of the last few learnt."""
-        key = id(future)
-        for obj, futures in self.recent:
-            if futures.get(key) is future:
-                return obj
-        return None
-
-    def learn(self, obj: Any) -> None:
-        """Index the futures ``obj`` holds, a slice at a time (the loop runs between slices)."""
-        held: list = []
-        try:
-            for name in _FUTURES:
-                waiting = getattr(obj, name, None)
-                if waiting:
-                    held.extend(list(waiting))  # one C call: copied before the loop runs
-        except Exception:
-            return
-        futures: dict = {}
-        for start in range(0, len(held), CHUNK):
-            chunk = held[start:start + CHUNK]
-            futures.update(zip(map(id, chunk), chunk))
-            self.pace()
-        self.recent.insert(0, (obj, futures))
-        del self.recent[RECENT:]
-
 
 class Waits:
     """What tasks and threads wait on, looked at on request.  Used only from the probe thread."""
@@ -126,7 +83,7 @@ class Waits:
         in one go in all their shards at once and held the loop up 13-30 ms at a time."""
         now = time.monotonic()
         objects: dict = {}  # id -> [obj, {state: count}, {group id: count}, frame]
-        refs: dict = {}  # id -> a weak reference to the object (None: not referenceable)
+        targets = Targets(pace)
 
         def add(obj: Any, state: str, gid: str, frame: Any, count: int = 1) -> None:
             entry = objects.get(id(obj))
@@ -139,7 +96,7 @@ class Waits:
             key = group.key
             if key.kind != "task" or key.state not in PRIMITIVES:
                 continue
-            owners = _Owners(pace)
+            targets.next_group()
             counts: dict = {}  # id -> [obj, waiters of this group on it]
             for n, info in enumerate(group.members):
                 if not n & 255:
@@ -147,22 +104,9 @@ class Waits:
                 task = info()
                 if task is None:
                     continue
-                ref = info.target  # every record a pass grouped has one (None at first)
-                obj = ref() if ref is not None else None
+                obj = targets.of(info, task, key.state)
                 if obj is None:
-                    obj = owners.of(getattr(task, "_fut_waiter", None))
-                    if obj is None:
-                        obj = task_target(task, key.state)
-                        if obj is None:
-                            continue
-                        owners.learn(obj)
-                    ref = refs.get(id(obj), False)
-                    if ref is False:
-                        try:
-                            ref = refs[id(obj)] = weakref.ref(obj)
-                        except TypeError:
-                            ref = refs[id(obj)] = None
-                    info.target = ref
+                    continue
                 entry = counts.get(id(obj))
                 if entry is None:
                     counts[id(obj)] = [obj, 1]
