@@ -113,12 +113,12 @@ class Keys:
 
     def chain(self, outer_first: list) -> Chain:
         """The ``Chain`` of an await chain given as ``[code, line, ...]`` outermost first (as
-        walked), looked up by the ids of its codes: a task's state and group key then cost
-        one lookup, not a classification of its codes and a key lookup of their own (40 % of
-        a walk, for a million parked tasks first seen)."""
-        ids = outer_first[:]
-        ids[0::2] = map(id, outer_first[0::2])
-        lookup = tuple(ids)
+        walked), looked up by the ids of its codes and lines: a task's state and group key
+        then cost one lookup, not a classification of its codes and a key lookup of their own.
+        A line is mostly the one int object ``positions`` keeps per place; where it is not
+        (a frame's ``f_lineno``), the same chain only gets another entry.  Each entry holds
+        the objects whose ids are its key, so no other object can take one of them."""
+        lookup = tuple(map(id, outer_first))
         found = self._chains.get(lookup)
         if found is None:
             if len(self._chains) > MAX_KEYS:

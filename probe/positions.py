@@ -22,6 +22,7 @@ from typing import Any
 from .frames import line_of
 
 _FRAMELESS = sys.version_info >= (3, 11)  # the frame lives inside the coroutine object
+_Coroutine = types.CoroutineType
 _YIELDS = {"YIELD_VALUE"}
 
 
@@ -37,6 +38,10 @@ class _Code:
 
 
 _codes: dict[int, _Code] = {}
+#: ``id(code) -> single_line`` of the codes in ``_codes`` (which keeps them, so their ids stay
+#: theirs): the one lookup per coroutine of a chain walk.
+_single_lines: dict[int, Any] = {}
+_UNSEEN = object()
 
 
 def code_info(code: types.CodeType) -> _Code:
@@ -45,7 +50,9 @@ def code_info(code: types.CodeType) -> _Code:
     if found is None or found.code is not code:
         if len(_codes) > 50_000:
             _codes.clear()
+            _single_lines.clear()
         found = _codes[id(code)] = _Code(code)
+        _single_lines[id(code)] = found.single_line
     return found
 
 
@@ -135,15 +142,14 @@ def suspended_run(obj: Any, objs: list, flat: list) -> Any:
     """Walk a run of suspended coroutines down their ``cr_await`` (3.11+), appending each to
     ``objs`` and its code and line to ``flat``; return the object the run stops at.  The hot
     loop of a task pass: most of a parked task's chain is such a run."""
-    codes = _codes
-    reader = _readers.get(types.CoroutineType)
-    while type(obj) is types.CoroutineType and obj.cr_suspended:
+    lines, unseen, coroutine = _single_lines, _UNSEEN, _Coroutine
+    while type(obj) is coroutine and obj.cr_suspended:
         code = obj.cr_code
-        info = codes.get(id(code))
-        if info is None or info.code is not code:
-            info = code_info(code)
-        line = info.single_line
+        line = lines.get(id(code), unseen)
+        if line is unseen:
+            line = code_info(code).single_line
         if line is None:
+            reader = _readers.get(coroutine)
             lasti = reader.lasti(obj, code) if reader is not None else None
             line = line_of(code, lasti if lasti is not None else obj.cr_frame.f_lasti)
         objs.append(obj)
