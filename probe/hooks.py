@@ -226,6 +226,9 @@ class _Nothing:
 #: The record of the task that last made a task (a weak reference, dead at first), and its
 #: seq: one int shared by the ``parent`` of all the tasks it makes.
 _last_parent: tuple = (TaskInfo(_Nothing()), 0)
+#: The creation site the hook's common case found last, and what it was found from: the
+#: caller's code and instruction, and the thread's shared tail (see _create).
+_last_site: tuple = (None, -1, None, None)
 
 
 def record_of(task: Any) -> TaskInfo | None:
@@ -446,7 +449,7 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2, f
     ``create_task`` when our pass-through factory is the only one (see _wrap_create_task).
     ``caller`` is how far up the caller of ``create_task`` (or of the factory) is: reaching it
     with ``_getframe(caller)`` makes no frame objects for our own frames on the way."""
-    global _last_parent, _burst
+    global _last_parent, _burst, _last_site
     if not _active:
         if inner is None:
             return _new_task(loop, coro, **kwargs)
@@ -459,19 +462,27 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2, f
             frame = _getframe(caller)
             # The common case of _stack_of, inlined (the same key, a third of the time): made
             # by a task's own coroutine, which asyncio's loop runs from Handle._run.
-            code, back = frame.f_code, frame.f_back
+            code, back, lasti = frame.f_code, frame.f_back, frame.f_lasti
             tails = _tails.get(_get_ident())
-            name = code.co_filename
-            if (back is not None and back.f_code is _HANDLE_RUN and tails is not None
-                    and not name.startswith(_ASYNCIO_DIR) and name != _HOOKS_FILE
-                    and not (_spawner_dirs and name.startswith(_spawner_dirs))
-                    and len(_sys_modules) == _modules_seen
+            last = _last_site
+            if (code is last[0] and lasti == last[1] and tails is last[2] and back is not None
+                    and back.f_code is _HANDLE_RUN and len(_sys_modules) == _modules_seen
                     and getattr(back.f_back, "f_code", None) is _RUN_ONCE):
-                key = (id(code), frame.f_lasti, id(tails[_depth + 2]))
+                site = last[3]  # the same line as the task before: most tasks come in a loop
             else:
-                key = _stack_of(frame, True)
-            site = _interned.get(key) or _intern(key, _stack_of(frame, False))
-            frame = back = code = None
+                name = code.co_filename
+                if (back is not None and back.f_code is _HANDLE_RUN and tails is not None
+                        and not name.startswith(_ASYNCIO_DIR) and name != _HOOKS_FILE
+                        and not (_spawner_dirs and name.startswith(_spawner_dirs))
+                        and len(_sys_modules) == _modules_seen
+                        and getattr(back.f_back, "f_code", None) is _RUN_ONCE):
+                    key = (id(code), lasti, id(tails[_depth + 2]))
+                    site = _interned.get(key) or _intern(key, _stack_of(frame, False))
+                    _last_site = (code, lasti, tails, site)
+                else:
+                    key = _stack_of(frame, True)
+                    site = _interned.get(key) or _intern(key, _stack_of(frame, False))
+            frame = back = code = last = None
         current = _current_task(loop)
         if current is not None:
             last = _last_parent  # a task that makes one task often makes many

@@ -112,6 +112,12 @@ CASES = {
     u = loop.create_task(leaf())  # SITE
     facts["names"] = [t.get_name(), u.get_name()]
 ''', None, {}),
+    "two lines in turn, in a loop": ('''
+    kept = []
+    for _ in range(3):  # the hook reuses the site of the task before when the line is the same
+        kept.append(loop.create_task(leaf()))  # SITE x3
+        kept.append(loop.create_task(leaf()))  # SITE x3
+''', None, {}),
     "asyncio.ensure_future": ('''
     t = asyncio.ensure_future(leaf())  # SITE
     facts["names"] = [t.get_name()]
