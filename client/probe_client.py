@@ -57,16 +57,18 @@ class Requests:
     def stalls(self) -> list:
         return self.request("stalls")
 
-    def verdicts(self, budget_s: float = 2.0) -> dict:
-        return self.request("verdicts", budget_s=budget_s)
+    def verdicts(self, budget_s: float = 2.0, same_pass: bool = False) -> dict:
+        """``same_pass``: from the pass of this connection's last complete request, if it is
+        still the latest (see ``wire.SAME_PASS_S``)."""
+        return self.request("verdicts", budget_s=budget_s, **({"same_pass": True} if same_pass else {}))
 
     def ends(self, group_id: str = "", task_id: int = 0) -> Ends:
         """How tasks ended, per group (``group_id``: that group's; ``task_id``: that task's too)."""
         return self.request("ends", group=group_id, task=task_id)
 
-    def waits(self) -> Waits:
-        """What tasks and threads wait on, most waiters first."""
-        return self.request("waits")
+    def waits(self, same_pass: bool = False) -> Waits:
+        """What tasks and threads wait on, most waiters first (``same_pass``: see ``verdicts``)."""
+        return self.request("waits", **({"same_pass": True} if same_pass else {}))
 
     def detach(self) -> dict:
         """Stop the probe (``tasktop detach``): it answers, then removes its socket."""
@@ -74,11 +76,11 @@ class Requests:
 
 
 class ProbeClient(Requests):
-    def verdicts(self, budget_s: float = 2.0) -> dict:
+    def verdicts(self, budget_s: float = 2.0, same_pass: bool = False) -> dict:
         """The proof may take its whole budget, after a pass over every task: wait for both."""
         timeout, self.timeout = self.timeout, max(self.timeout, budget_s + 30.0)
         try:
-            return self.request("verdicts", budget_s=budget_s)
+            return super().verdicts(budget_s, same_pass)
         finally:
             self.timeout = timeout
 

@@ -436,7 +436,8 @@ class Server:
             return {"ok": True, **self.replies.hello()}
         spec = wire.OPS.get(op) if isinstance(op, str) else None  # an unhashable op is unknown too
         client.chunked = bool(request.get("chunked")) and spec is not None and spec.chunkable
-        self.state.asker = client  # a pass is shared among one connection's requests only
+        # A pass answers later requests of its connection only, and only those asking for it.
+        self.state.asker, self.state.same_pass = client, bool(request.get("same_pass"))
         try:
             return {"ok": True, "data": self._dispatch(op, spec, request)}
         except (LookupError, ValueError, TypeError) as exc:
@@ -445,7 +446,7 @@ class Server:
         except Exception as exc:  # a probe bug: report it, keep serving
             return {"ok": False, "error": f"internal error: {exc.__class__.__name__}: {exc}"}
         finally:
-            self.state.asker = None
+            self.state.asker, self.state.same_pass = None, False
 
     def _dispatch(self, op: Any, spec: wire.Op | None, request: dict) -> Any:
         """The reply's data: ``op``'s handler called with the arguments its ``wire.OPS`` entry

@@ -10,6 +10,8 @@ from __future__ import annotations
 import collections
 import time
 
+from tasktop.wire.protocol import SAME_PASS_S
+
 from .budget import Budget
 from .end_history import EndHistory
 from .config import Options
@@ -23,10 +25,6 @@ from .waits import Waits
 
 HISTORY_STEP = 5.0  # seconds between two points of the history (and two background group passes)
 HISTORY_POINTS = 120  # 10 minutes at HISTORY_STEP
-#: Seconds after it ended that a client's complete pass also answers the next requests, while
-#: no other pass has run: a dump's summary, waits and leak verdicts come from one pass, not three
-#: (each walked every task: half of a default dump's time at 100,000 tasks).
-SHARE_S = 1.0
 
 
 class State:
@@ -47,8 +45,10 @@ class State:
         #: The flight recorder (``TASKTOP_RECORD``), set by the server, and what records a pass.
         self.flight = None
         self.record_pass = None
-        #: The connection whose request is being answered (set by the server), or None.
+        #: The connection whose request is being answered (set by the server), or None, and
+        #: whether the request asks for that connection's last pass (``wire.SAME_PASS_S``).
         self.asker: object = None
+        self.same_pass = False
         #: The last complete pass a client asked for: the pass, its number, when it ended, and
         #: the connection that asked.
         self._shared: tuple | None = None
@@ -86,16 +86,17 @@ class State:
         ``TaskPasses.walk_budget``), the other tasks counted in pseudo-groups.  ``background``:
         the probe's own sample, not a client's request (see ``TaskPasses.run``).
 
-        A client's complete pass lists its rows whether asked or not, and answers the complete
-        requests of the same connection (``asker``) that come within ``SHARE_S`` of its end
-        while no other pass has run: the rest of one dump, not the next dump."""
+        A client's complete pass lists its rows whether asked or not, and answers the later
+        requests of the same connection (``asker``) that ask for it (``same_pass``: a dump's
+        summary, waits and leak verdicts, one pass instead of three over every task), while no
+        other pass has run."""
         asker = self.asker if complete and not background else None
         if asker is not None:
-            shared, self._shared = self._shared, None
-            if (shared is not None and shared[3] is asker and shared[1] == self.passes.number
-                    and time.monotonic() - shared[2] < SHARE_S):
-                self._shared = shared
+            shared = self._shared
+            if (self.same_pass and shared is not None and shared[3] is asker
+                    and shared[1] == self.passes.number and time.monotonic() - shared[2] < SAME_PASS_S):
                 return shared[0]
+            self._shared = None
             rows = True
         budget = None if complete or rows else self.passes.walk_budget()
         found = self.passes.run(grouping=True, rows=rows, budget=budget, background=background)

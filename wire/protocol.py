@@ -52,6 +52,12 @@ Requests (``op``) and their arguments (``OPS`` is the same list as a table, read
     first: its numbers (size, maxsize, getters, putters; value, locked, set, waiters) and how
     they moved since the probe's previous ``waits`` reply.
 
+Any request may carry ``same_pass`` (false): answer it from the pass this connection's last
+``summary`` with ``complete``, ``full``, ``group``, ``task``, ``verdicts`` or ``waits`` made, if
+no other pass has run since and it ended less than ``SAME_PASS_S`` ago; else a pass is made as
+usual.  ``tasktop dump`` asks its summary, waits and verdicts so: one pass, one moment, instead
+of three passes over every task.  A probe that predates it ignores the key.
+
 A frame of a stack is ``{"func": str, "file": str, "line": int}`` (plus ``"source"``
 in ``group``/``task``/``thread`` replies); stacks are lists of frames, innermost first.
 
@@ -71,6 +77,8 @@ import msgpack
 
 #: Bumped on any incompatible change of requests or replies.
 VERSION = 1
+#: Seconds after its end that a pass may still answer a request with ``same_pass``.
+SAME_PASS_S = 30.0
 #: The version of the ``--json`` document of ``tasktop dump`` (see README).
 SCHEMA = 1
 

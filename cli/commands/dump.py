@@ -75,13 +75,12 @@ def run(args: argparse.Namespace) -> int:
         # The profiles take every member: the summary lists only the largest groups, and
         # blocked sums need each member's time.
         # A one-shot dump is complete: every await chain walked, however long that takes.
-        # The requests right after it are answered from its pass (see ``probe.state.SHARE_S``):
-        # the waits first, the leak verdicts (up to their budget) last.
+        # The waits and the leak verdicts come from its pass (``same_pass``): one moment.
         data = client.full() if args.full or fmt in ("folded", "pprof") else client.summary(complete=True)
         if fmt in ("text", "json"):
             _add_ends(client, data, args.full)
         if args.verdicts and fmt in ("text", "json"):
-            judged = client.verdicts(args.budget)
+            judged = client.verdicts(args.budget, same_pass=True)
             data["verdicts"] = judged["verdicts"]
             data["verdicts_unsettled"] = judged.get("unsettled")
     except (ProbeUnavailable, ProbeError) as exc:
@@ -98,7 +97,7 @@ def _add_ends(client, data: dict, full: bool) -> None:
     from tasktop.client.probe_client import ProbeError
 
     try:
-        data["waits"] = client.waits()
+        data["waits"] = client.waits(same_pass=True)
         if full:
             data["ends"] = client.ends()
     except ProbeError as exc:

@@ -287,12 +287,19 @@ def report():
 
 def test_a_dumps_summary_waits_and_verdicts_come_from_one_pass(spawn, sockdir):
     """A default dump asks for a complete summary, the waits and the leak verdicts: each walked
-    every task in a pass of its own, half a dump's time at 100,000 tasks.  Now the requests
-    after the first, on the same connection, are answered from its pass; the next dump (a new
-    connection) makes a pass of its own."""
+    every task in a pass of its own, half a dump's time at 100,000 tasks.  Now the waits and
+    the verdicts ask for the summary's pass (``same_pass``); the next dump (a new connection)
+    makes a pass of its own, and so does a request that does not ask (the TUI's)."""
     target = spawn(PASSES_TARGET, TASKTOP_INTERVAL="600")  # no background pass in between
     before = _reported(target, "passes")[0]
     for n in (1, 2):
         text = tasktop("dump", str(target.pid), sockdir=sockdir).stdout
         assert "Leak verdicts" in text and "Event.wait" in text, text
         assert _reported(target, "passes")[0] == before + n
+    with target.client() as client:
+        client.request("summary", complete=True)
+        client.request("waits")
+        assert _reported(target, "passes")[0] == before + 4
+        client.request("waits", same_pass=True)
+        client.request("verdicts", same_pass=True)
+        assert _reported(target, "passes")[0] == before + 4
