@@ -68,9 +68,9 @@ DOUBLES = 16_384
 #: Seconds a budgeted grouping pass with chains to walk may take in all (the visit of every
 #: record, the walks, the tallies): what a summary waits for.  The walks get what the rest of
 #: the last grouping pass left of it (see TaskPasses.walk_budget).
-PASS_WITHIN = 0.9
+PASS_WITHIN = 0.75
 #: Seconds of walking a budgeted pass gets however long the rest took: it always progresses.
-WALK_AT_LEAST = 0.25
+WALK_AT_LEAST = 0.15
 #: Seconds per record a pass takes besides walking, to estimate the first pass's rest.
 VISIT_S = 0.6e-6
 #: Tasks a pass must have seen for its time per record to be the next estimate (below, the
