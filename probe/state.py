@@ -49,8 +49,8 @@ class State:
         #: whether the request asks for that connection's last pass (``wire.SAME_PASS_S``).
         self.asker: object = None
         self.same_pass = False
-        #: The last complete pass a client asked for: the pass, its number, when it ended, and
-        #: the connection that asked.
+        #: The last complete pass a client asked for: the pass, its number, when it ended, the
+        #: connection that asked, and whether it listed rows.
         self._shared: tuple | None = None
 
     def heartbeat(self, now: float, send: bool = True) -> None:
@@ -86,18 +86,17 @@ class State:
         ``TaskPasses.walk_budget``), the other tasks counted in pseudo-groups.  ``background``:
         the probe's own sample, not a client's request (see ``TaskPasses.run``).
 
-        A client's complete pass lists its rows whether asked or not, and answers the later
-        requests of the same connection (``asker``) that ask for it (``same_pass``: a dump's
-        summary, waits and leak verdicts, one pass instead of three over every task), while no
+        A client's complete pass also answers the later requests of the same connection
+        (``asker``) that ask for it (``same_pass``: a dump's summary, waits and leak verdicts,
+        one pass instead of three over every task) and need no rows it did not list, while no
         other pass has run."""
         asker = self.asker if complete and not background else None
         if asker is not None:
             shared = self._shared
-            if (self.same_pass and shared is not None and shared[3] is asker
+            if (self.same_pass and shared is not None and shared[3] is asker and (shared[4] or not rows)
                     and shared[1] == self.passes.number and time.monotonic() - shared[2] < SAME_PASS_S):
                 return shared[0]
             self._shared = None
-            rows = True
         budget = None if complete or rows else self.passes.walk_budget()
         found = self.passes.run(grouping=True, rows=rows, budget=budget, background=background)
         found.thread_rows = thread_rows = self.threads.rows()
@@ -111,7 +110,7 @@ class State:
             group.add(row["blocked_s"], row)
         self._remember(groups, found.unwalked > 0)
         if asker is not None:
-            self._shared = (found, self.passes.number, time.monotonic(), asker)
+            self._shared = (found, self.passes.number, time.monotonic(), asker, rows)
         return found
 
     def _remember(self, groups: dict, partial: bool) -> None:

@@ -39,7 +39,7 @@ def gather(state: State, budget_s: float = 2.0) -> dict:
 
     The proof is paced like every pass and bounded by ``budget_s``; what it could not settle
     in time is reported under ``unsettled``."""
-    found = state.collect()
+    found = state.collect(rows=False)  # the groups' members are enough
     now = time.monotonic()
     pace = Pacer(state.handoff)
     gathering = _Gathering(found, pace, budget_s)
@@ -116,14 +116,13 @@ class _Gathering:
                               if g.key.kind == "task" and g.key.state not in SELF_WAKING), key=lambda g: g.count)
         # Finding what each waiter waits on may take half the budget: counting needs the rest.
         looking = time.monotonic() + self.budget_s / 2
-        targets = Targets(pace)  # what the waits found is kept in the records
+        targets = Targets()  # what the waits found is kept in the records
         for group in task_groups:
             if time.monotonic() > looking:
                 unexamined[group.key.id] = group.count
                 proof.out_of_time = True
                 continue
             members, key, state = group.members, group.key, group.key.state
-            targets.next_group()
             g = self.group_number(key)
             base = len(lists) << 32
             lists.append(members)

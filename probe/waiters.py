@@ -17,7 +17,6 @@ import types
 import weakref
 from typing import Any
 
-from .registry import CHUNK
 from .tasks import state_of
 
 # States whose waiters wake on their own or through the OS: never a proven leak.
@@ -82,29 +81,14 @@ def task_target(task: Any, state: str) -> Any:
     return None
 
 
-#: Where an asyncio primitive keeps the futures its waiters wait on.
-_FUTURES = ("_getters", "_putters", "_waiters")
-#: Primitives a task's future is looked for in before its chain is walked to find its own.
-RECENT = 8
-
-
 class Targets:
-    """What the blocked tasks of a look over many (the waits, the leak proof) wait on.
+    """What the blocked tasks of a look over many (the waits, the leak proof) wait on, kept in
+    each task's record (``info.target``, a weak reference shared by all the object's waiters)
+    until a pass sees the task's waiter change: a dump's leak verdicts read what its waits
+    found, and a parked task is looked at once."""
 
-    Kept in each task's record (``info.target``, a weak reference shared by all the object's
-    waiters) until a pass sees the task's waiter change.  A task not looked at yet is first
-    matched, by its future, against the primitives the waiters of its group before it were
-    found on: a lookup or a few instead of a walk of its chain (100,000 waiters of one group on
-    8 queues: 8 walks).  Their futures are held until the look ends, so their ids stay theirs."""
-
-    def __init__(self, pace: Any) -> None:
-        self.pace = pace
+    def __init__(self) -> None:
         self._refs: dict = {}  # id -> a weak reference to an object found (None: not referenceable)
-        self._recent: list = []  # (obj, {id(future): future}), newest first
-
-    def next_group(self) -> None:
-        """The waiters that follow are another group's: other primitives."""
-        self._recent = []
 
     def of(self, info: Any, task: Any, state: str) -> Any:
         """What ``task`` (of record ``info``), blocked in ``state``, waits on (see ``task_target``)."""
@@ -112,14 +96,9 @@ class Targets:
         obj = ref() if ref is not None else None
         if obj is not None:
             return obj
-        if state not in PRIMITIVES:
-            return task_target(task, state)
-        obj = self._holder(getattr(task, "_fut_waiter", None))
-        if obj is None:
-            obj = task_target(task, state)
-            if obj is None:
-                return None
-            self._learn(obj)
+        obj = task_target(task, state)
+        if obj is None or state not in PRIMITIVES:  # a future ("future") is the task's own
+            return obj
         ref = self._refs.get(id(obj), False)
         if ref is False:
             try:
@@ -128,32 +107,6 @@ class Targets:
                 ref = self._refs[id(obj)] = None
         info.target = ref
         return obj
-
-    def _holder(self, future: Any) -> Any:
-        """The primitive holding ``future``, if it is one of the last few found."""
-        key = id(future)
-        for obj, futures in self._recent:
-            if futures.get(key) is future:
-                return obj
-        return None
-
-    def _learn(self, obj: Any) -> None:
-        """Index the futures ``obj`` holds, a slice at a time (the loop runs between slices)."""
-        held: list = []
-        try:
-            for name in _FUTURES:
-                waiting = getattr(obj, name, None)
-                if waiting:
-                    held.extend(list(waiting))  # one C call: copied before the loop runs
-        except Exception:
-            return
-        futures: dict = {}
-        for start in range(0, len(held), CHUNK):
-            chunk = held[start:start + CHUNK]
-            futures.update(zip(map(id, chunk), chunk))
-            self.pace()
-        self._recent.insert(0, (obj, futures))
-        del self._recent[RECENT:]
 
 
 def task_chain(task: Any, state: str | None) -> list:

@@ -83,7 +83,7 @@ class Waits:
         in one go in all their shards at once and held the loop up 13-30 ms at a time."""
         now = time.monotonic()
         objects: dict = {}  # id -> [obj, {state: count}, {group id: count}, frame]
-        targets = Targets(pace)
+        targets = Targets()
 
         def add(obj: Any, state: str, gid: str, frame: Any, count: int = 1) -> None:
             entry = objects.get(id(obj))
@@ -96,7 +96,6 @@ class Waits:
             key = group.key
             if key.kind != "task" or key.state not in PRIMITIVES:
                 continue
-            targets.next_group()
             counts: dict = {}  # id -> [obj, waiters of this group on it]
             for n, info in enumerate(group.members):
                 if not n & 255:
