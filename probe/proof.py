@@ -38,8 +38,6 @@ from .reference_graph import MAX_DEPTH, ReferenceGraph
 from .registry import CHUNK
 from .waiters import THREAD_PROOFS, task_chain, task_target, thread_holders, thread_target
 
-_FIND = object()  # Proof.task: the target is not given, find it
-
 SAMPLE = 32  # waiters counted of a crowd on one object before judging it from them (see count)
 
 
@@ -94,12 +92,10 @@ class Proof(ReferenceGraph):
         self.counted.append(0)
         return w
 
-    def task(self, group: int, state: str, task: Any, source: int, target: Any = _FIND) -> int | None:
-        """A task blocked in ``state``, found again later as ``task_of(source)``, waiting on
-        ``target`` (found here if not given: see ``waiters.Targets``).  None when it is not
-        waiting on anything a proof can settle."""
-        if target is _FIND:
-            target = task_target(task, state)
+    def task(self, group: int, state: str, task: Any, source: int) -> int | None:
+        """A task blocked in ``state``, found again later as ``task_of(source)``.  None when
+        it is not waiting on anything a proof can settle."""
+        target = task_target(task, state)
         if target is None:
             return None
         owner = self._target(target)
@@ -161,8 +157,7 @@ class Proof(ReferenceGraph):
                 pace()
         self.open = set()
         n = 0
-        for owner, groups in sorted(members.items(), key=lambda item: sum(map(len, item[1].values()))):
-            total = sum(map(len, groups.values()))
+        for total, owner, groups in self._fewest_first(members):
             crowd = owner >= 0 and total > 2 * SAMPLE
             counts: dict[int, set] = {g: set() for g in groups}
             mine_total = 0
@@ -195,6 +190,19 @@ class Proof(ReferenceGraph):
                     self.open.add(owner)
                     break
         self._finish()
+
+    def _fewest_first(self, members: dict) -> list:
+        """``(waiters, owner, groups)`` of ``members``, owners with the fewest waiters first.
+        Owners of one waiter (every task that only awaits others is one) come first as they
+        are, and only the rest are sorted: a sort of 200,000 owners held the loop up."""
+        singles, sized = [], []
+        for k, (owner, groups) in enumerate(members.items()):
+            if not k & 4095:
+                self.pace()
+            total = sum(map(len, groups.values()))
+            (singles if total == 1 else sized).append((total, owner, groups))
+        sized.sort(key=operator.itemgetter(0))
+        return singles + sized
 
     def _held_outside(self, owner: int, groups: dict, counts: dict, mine_total: int) -> bool:
         """Whether the sample says a crowd's object is held from outside (see count)."""
@@ -239,7 +247,9 @@ class Proof(ReferenceGraph):
                              self.ref_obj[start:start + 8192]))
             pace()
         by_owner: dict[int, list] = {}
-        for key, n in pairs.items():
+        for k, (key, n) in enumerate(pairs.items()):
+            if not k & 4095:
+                pace()
             by_owner.setdefault(key // stride, []).append((key % stride, n))
         pairs.clear()
         # Owners some of whose waiters were not counted (out of time) cannot be judged, and
@@ -265,7 +275,11 @@ class Proof(ReferenceGraph):
         else:
             dead = bytearray(owners)
         # Per waiter, from its owner: True (dead), False (judged, alive), None (not judged).
-        outcome = [True if d else (False if j else None) for d, j in zip(dead, judged)]
+        outcome: list = []
+        for start in range(0, owners, CHUNK):
+            outcome.extend(True if d else (False if j else None)
+                           for d, j in zip(dead[start:start + CHUNK], judged[start:start + CHUNK]))
+            pace()
         verdict: list = []
         for start in range(0, len(self.owner_of), CHUNK):
             verdict.extend(map(outcome.__getitem__, self.owner_of[start:start + CHUNK]))
@@ -283,9 +297,13 @@ class Proof(ReferenceGraph):
                 known[i] += 1
         self.rc = list(map(sys.getrefcount, self.objs))
         outside = [rc - k for rc, k in zip(self.rc, known)]
+        pace = self.pace
         held = [0] * len(self.objs)
-        live = {owner: refs for owner, refs in by_owner.items()}
-        for owner, refs in live.items():
+        live: dict = {}
+        for k, (owner, refs) in enumerate(by_owner.items()):
+            if not k & 1023:
+                pace()
+            live[owner] = refs
             for i, n in refs:
                 held[i] += n
         dead = bytearray(judged)
@@ -302,14 +320,23 @@ class Proof(ReferenceGraph):
             while changed:  # dependents are dead when everything they await is dead
                 changed = False
                 for d, awaited in enumerate(self.awaits):
+                    if not d & 1023:
+                        pace()
                     owner = targets + d
                     if dead[owner] and not all(dead[self.owner_of[a]] for a in awaited):
                         dead[owner] = 0
                         changed = True
-            dropped = [owner for owner in live if not dead[owner]]
+            dropped = []
+            for k, owner in enumerate(live):
+                if not k & 4095:
+                    pace()
+                if not dead[owner]:
+                    dropped.append(owner)
             if not dropped:
                 return dead
-            for owner in dropped:  # no longer harmless: their references count as outside
+            for k, owner in enumerate(dropped):  # no longer harmless: their references count as outside
+                if not k & 1023:
+                    pace()
                 for i, n in live.pop(owner):
                     held[i] -= n
 

@@ -28,7 +28,7 @@ from .proof import Proof
 from .registry import CHUNK
 from .state import State
 from .task_pass import Pass
-from .waiters import SELF_WAKING, THREAD_PROOFS, Targets  # noqa: F401 - THREAD_PROOFS: read by tests
+from .waiters import SELF_WAKING, THREAD_PROOFS  # noqa: F401 - THREAD_PROOFS: read by tests
 
 STUCK_S = 60.0  # seconds every member of a group must have been blocked to be called stuck
 GROWTH_SPAN_S = 20.0  # seconds of history growth is judged over, at least
@@ -90,7 +90,7 @@ class _Gathering:
         verdict = proof.run()
         # A verdict stands only if its waiter did not move while the proof ran.
         record = self.record
-        for w in itertools.compress(range(len(verdict)), verdict):
+        for w in _proven(verdict, pace):
             source = proof.source[w]
             if not (_thread_unchanged(*threads[w]) if source < 0 else _task_unchanged(record(source))):
                 verdict[w] = None
@@ -116,7 +116,6 @@ class _Gathering:
                               if g.key.kind == "task" and g.key.state not in SELF_WAKING), key=lambda g: g.count)
         # Finding what each waiter waits on may take half the budget: counting needs the rest.
         looking = time.monotonic() + self.budget_s / 2
-        targets = Targets()  # what the waits found is kept in the records
         for group in task_groups:
             if time.monotonic() > looking:
                 unexamined[group.key.id] = group.count
@@ -137,7 +136,7 @@ class _Gathering:
                 task = info()
                 if task is None:
                     continue
-                w = proof.task(g, state, task, base | i, targets.of(info, task, state))
+                w = proof.task(g, state, task, base | i)
                 if w is not None:
                     waiter_seqs.append(info.seq)
                     waiter_seqs.append(w)
@@ -152,14 +151,22 @@ class _Gathering:
         by_seq: dict[int, int] = {}  # task seq -> waiter
         # Waiter numbers of the tasks dependents await (only those: a dict of every waiter
         # would be a million entries).
-        needed = {s for _n, _g, awaited in dependents for s in awaited}
+        needed: set = set()
+        for k, (_n, _g, awaited) in enumerate(dependents):
+            if not k & 1023:
+                pace()
+            needed.update(awaited)
         for start in range(0, len(waiter_seqs), 2 * CHUNK):
             pairs = waiter_seqs[start:start + 2 * CHUNK]
             by_seq.update(itertools.compress(zip(pairs[0::2], pairs[1::2]), map(needed.__contains__, pairs[0::2])))
             pace()
         # A dependent can be dead only if everything it awaits is a waiter of the proof.
         while True:
-            others = {record(n).seq: None for n, _g, _a in dependents}
+            others: dict = {}
+            for k, (n, _g, _a) in enumerate(dependents):
+                if not k & 1023:
+                    pace()
+                others[record(n).seq] = None
             kept = []
             for k, d in enumerate(dependents):
                 if not k & 255:
@@ -171,6 +178,8 @@ class _Gathering:
             dependents = kept
         base = len(proof.group_of)
         for k, (n, _g, _a) in enumerate(dependents):
+            if not k & 1023:
+                pace()
             by_seq[record(n).seq] = base + k
         for k, (n, group, awaited) in enumerate(dependents):
             if not k & 255:
@@ -217,10 +226,18 @@ def _tally(proof: Proof, verdict: list, group_ids: list, pace: Pacer) -> dict:
     for (group, v), n in counts.items():
         e = out.setdefault(group_ids[group], {"proven": 0, "open": 0, "unknown": 0, "objects": set()})
         e["proven" if v else "unknown" if v is None else "open"] += n
-    for w in itertools.compress(range(len(verdict)), verdict):
+    for w in _proven(verdict, pace):
         if proof.owner_of[w] < proof.targets:
             out[group_ids[proof.group_of[w]]]["objects"].add(proof.owner_of[w])
     return out
+
+
+def _proven(verdict: list, pace: Pacer) -> Any:
+    """The waiters ``verdict`` proves, found a slice at a time (a million waiters in one C call
+    held the loop up for milliseconds)."""
+    for start in range(0, len(verdict), CHUNK):
+        yield from itertools.compress(range(start, min(start + CHUNK, len(verdict))), verdict[start:start + CHUNK])
+        pace()
 
 
 def _unsettled(proven: dict, proof: Proof, budget_s: float) -> dict | None:

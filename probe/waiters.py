@@ -14,7 +14,6 @@ import queue as queue_mod
 import sys
 import threading
 import types
-import weakref
 from typing import Any
 
 from .tasks import state_of
@@ -79,34 +78,6 @@ def task_target(task: Any, state: str) -> Any:
             return None
         obj = nxt
     return None
-
-
-class Targets:
-    """What the blocked tasks of a look over many (the waits, the leak proof) wait on, kept in
-    each task's record (``info.target``, a weak reference shared by all the object's waiters)
-    until a pass sees the task's waiter change: a dump's leak verdicts read what its waits
-    found, and a parked task is looked at once."""
-
-    def __init__(self) -> None:
-        self._refs: dict = {}  # id -> a weak reference to an object found (None: not referenceable)
-
-    def of(self, info: Any, task: Any, state: str) -> Any:
-        """What ``task`` (of record ``info``), blocked in ``state``, waits on (see ``task_target``)."""
-        ref = info.target
-        obj = ref() if ref is not None else None
-        if obj is not None:
-            return obj
-        obj = task_target(task, state)
-        if obj is None or state not in PRIMITIVES:  # a future ("future") is the task's own
-            return obj
-        ref = self._refs.get(id(obj), False)
-        if ref is False:
-            try:
-                ref = self._refs[id(obj)] = weakref.ref(obj)
-            except TypeError:
-                ref = self._refs[id(obj)] = None
-        info.target = ref
-        return obj
 
 
 def task_chain(task: Any, state: str | None) -> list:

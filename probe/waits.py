@@ -22,7 +22,7 @@ from typing import Any
 from .frames import own_frame
 from .handoff import Pacer
 from .task_pass import Pass
-from .waiters import PRIMITIVES, Targets, thread_target
+from .waiters import PRIMITIVES, task_target, thread_target
 
 MAX_WAITS = 200  # objects listed in a reply, most waiters first
 
@@ -83,7 +83,7 @@ class Waits:
         in one go in all their shards at once and held the loop up 13-30 ms at a time."""
         now = time.monotonic()
         objects: dict = {}  # id -> [obj, {state: count}, {group id: count}, frame]
-        targets = Targets()
+        refs: dict = {}  # id -> a weak reference to the object (None: not referenceable)
 
         def add(obj: Any, state: str, gid: str, frame: Any, count: int = 1) -> None:
             entry = objects.get(id(obj))
@@ -103,9 +103,19 @@ class Waits:
                 task = info()
                 if task is None:
                     continue
-                obj = targets.of(info, task, key.state)
+                ref = info.target  # every record a pass grouped has one (None at first)
+                obj = ref() if ref is not None else None
                 if obj is None:
-                    continue
+                    obj = task_target(task, key.state)
+                    if obj is None:
+                        continue
+                    ref = refs.get(id(obj), False)
+                    if ref is False:
+                        try:
+                            ref = refs[id(obj)] = weakref.ref(obj)
+                        except TypeError:
+                            ref = refs[id(obj)] = None
+                    info.target = ref
                 entry = counts.get(id(obj))
                 if entry is None:
                     counts[id(obj)] = [obj, 1]
