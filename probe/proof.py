@@ -32,7 +32,7 @@ import operator
 import sys
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .reference_graph import MAX_DEPTH, ReferenceGraph
 from .registry import CHUNK
@@ -140,7 +140,7 @@ class Proof(ReferenceGraph):
         """Count every holder's references into targets and nodes, following nodes as they are
         found.  A node is found at its first reference, so no holder counted earlier can have
         referenced it.  Owners with the fewest waiters go first, so that when the deadline
-        stops the count, the small sets (the likely leaks) are settled.
+        stops the count, the small sets (the likely leaks) are settled (see ``_fewest_first``).
 
         A crowd on one object (more than ``2 * SAMPLE`` waiters) is first judged from a
         sample, its groups taken in turn: when every sampled waiter of each group gave the same
@@ -150,14 +150,24 @@ class Proof(ReferenceGraph):
         without counting the rest.  Otherwise the whole crowd is counted, so a proof always
         rests on a full count."""
         pace, objs, owner_of, group_of = self.pace, self.objs, self.owner_of, self.group_of
-        members: dict[int, dict] = {}  # owner -> group -> waiters
+        members: dict[int, dict] = {}  # target -> group -> waiters
+        dependents = array.array("q")  # waiters that only await others: each its own owner
         for w, owner in enumerate(owner_of):
-            members.setdefault(owner, {}).setdefault(group_of[w], array.array("q")).append(w)
             if not w & 4095:
                 pace()
+            if owner < 0:
+                dependents.append(w)
+                continue
+            groups = members.get(owner)
+            if groups is None:
+                groups = members[owner] = {}
+            waiters = groups.get(group_of[w])
+            if waiters is None:
+                waiters = groups[group_of[w]] = array.array("q")
+            waiters.append(w)
         self.open = set()
         n = 0
-        for total, owner, groups in self._fewest_first(members):
+        for total, owner, groups in self._fewest_first(members, dependents):
             crowd = owner >= 0 and total > 2 * SAMPLE
             counts: dict[int, set] = {g: set() for g in groups}
             mine_total = 0
@@ -191,10 +201,13 @@ class Proof(ReferenceGraph):
                     break
         self._finish()
 
-    def _fewest_first(self, members: dict) -> list:
-        """``(waiters, owner, groups)`` of ``members``, owners with the fewest waiters first.
-        Owners of one waiter (every task that only awaits others is one) come first as they
-        are, and only the rest are sorted: a sort of 200,000 owners held the loop up."""
+    def _fewest_first(self, members: dict, dependents: array.array) -> Iterator[tuple]:
+        """``(waiters, owner, groups)``: the targets of ``members``, those with the fewest
+        waiters first, then the ``dependents``, tasks that only await others.  Those are
+        counted last: there can be hundreds of thousands, and counted first they took the
+        whole budget before the targets' small sets (the likely leaks); uncounted, what they
+        hold only counts as held from outside, which proves nothing.  Targets of one waiter
+        are taken as they come, only the rest sorted."""
         singles, sized = [], []
         for k, (owner, groups) in enumerate(members.items()):
             if not k & 4095:
@@ -202,7 +215,11 @@ class Proof(ReferenceGraph):
             total = sum(map(len, groups.values()))
             (singles if total == 1 else sized).append((total, owner, groups))
         sized.sort(key=operator.itemgetter(0))
-        return singles + sized
+        yield from singles
+        yield from sized
+        owner_of, group_of = self.owner_of, self.group_of
+        for w in dependents:
+            yield 1, owner_of[w], {group_of[w]: (w,)}
 
     def _held_outside(self, owner: int, groups: dict, counts: dict, mine_total: int) -> bool:
         """Whether the sample says a crowd's object is held from outside (see count)."""

@@ -68,6 +68,7 @@ class _Gathering:
         self.group_ids: list[str] = []
         self._number: dict[str, int] = {}
         self.unexamined: dict[str, int] = {}  # group id -> waiters the budget left unlooked at
+        self.looking = 0.0  # when finding the waiters (and adding them) must stop: half the budget
         self.partial: set[str] = set()  # groups only some of whose waiters were looked at
 
     def group_number(self, key: GroupKey) -> int:
@@ -115,7 +116,7 @@ class _Gathering:
         task_groups = sorted((g for g in self.found.groups.values()
                               if g.key.kind == "task" and g.key.state not in SELF_WAKING), key=lambda g: g.count)
         # Finding what each waiter waits on may take half the budget: counting needs the rest.
-        looking = time.monotonic() + self.budget_s / 2
+        looking = self.looking = time.monotonic() + self.budget_s / 2
         for group in task_groups:
             if time.monotonic() > looking:
                 unexamined[group.key.id] = group.count
@@ -145,37 +146,59 @@ class _Gathering:
                     dependents.append((base | i, g, ((awaiting,) if awaiting is not None else ()) + children))
         return waiter_seqs, dependents
 
+    def _late(self) -> bool:
+        """Pace; whether finding the waiters has had its half of the budget."""
+        self.pace()
+        return time.monotonic() > self.looking
+
+    def _left(self, dependents: list) -> None:
+        """Count ``dependents`` as waiters the budget left unlooked at."""
+        for _n, g, _a in dependents:
+            gid = self.group_ids[g]
+            self.unexamined[gid] = self.unexamined.get(gid, 0) + 1
+            self.partial.add(gid)
+        self.proof.out_of_time = True
+
     def _add_dependents(self, waiter_seqs: array.array, dependents: list) -> None:
-        """Add the dependents that can be dead: those awaiting only waiters of the proof."""
-        proof, pace, record = self.proof, self.pace, self.record
+        """Add the dependents that can be dead: those awaiting only waiters of the proof.  All
+        or none: if finding which can be takes them past half the budget, none is added (a
+        dependent refers to those it awaits by their waiter numbers), so that counting keeps
+        its half for the targets (40,000 tasks awaiting others once took all of it)."""
+        proof, record, every = self.proof, self.record, dependents
+        if not dependents:
+            return None
+        if self._late():
+            return self._left(every)
         by_seq: dict[int, int] = {}  # task seq -> waiter
         # Waiter numbers of the tasks dependents await (only those: a dict of every waiter
         # would be a million entries).
         needed: set = set()
         for k, (_n, _g, awaited) in enumerate(dependents):
-            if not k & 1023:
-                pace()
+            if not k & 1023 and self._late():
+                return self._left(every)
             needed.update(awaited)
         for start in range(0, len(waiter_seqs), 2 * CHUNK):
             pairs = waiter_seqs[start:start + 2 * CHUNK]
             by_seq.update(itertools.compress(zip(pairs[0::2], pairs[1::2]), map(needed.__contains__, pairs[0::2])))
-            pace()
+            if self._late():
+                return self._left(every)
         # A dependent can be dead only if everything it awaits is a waiter of the proof.
         while True:
             others: dict = {}
             for k, (n, _g, _a) in enumerate(dependents):
-                if not k & 1023:
-                    pace()
+                if not k & 1023 and self._late():
+                    return self._left(every)
                 others[record(n).seq] = None
             kept = []
             for k, d in enumerate(dependents):
-                if not k & 255:
-                    pace()
+                if not k & 255 and self._late():
+                    return self._left(every)
                 if all(s in by_seq or s in others for s in d[2]):
                     kept.append(d)
             if len(kept) == len(dependents):
                 break
             dependents = kept
+        pace = self.pace
         base = len(proof.group_of)
         for k, (n, _g, _a) in enumerate(dependents):
             if not k & 1023:
