@@ -69,6 +69,7 @@ def numbers(obj: Any) -> dict:
 
 MOVED = ("size", "getters", "putters", "unfinished", "waiters", "value")
 
+
 class Waits:
     """What tasks and threads wait on, looked at on request.  Used only from the probe thread."""
 
