@@ -100,8 +100,11 @@ def test_record_ends_cleanly_on_ctrl_c(spawn, sockdir, tmp_path):
     out = tmp_path / "c.ttrec"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTOP")}
     env["TASKTOP_DIR"] = sockdir
+    # Ctrl-C's signal as a terminal delivers it: a test run started in the background by a
+    # shell without job control inherits SIGINT ignored, and Python then leaves it so.
     proc = subprocess.Popen([*tasktop_cmd(), "record", str(target.pid), "-o", str(out), "--interval", "0.1"],
-                            env=env, stderr=subprocess.PIPE, text=True)
+                            env=env, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_until(lambda: out.exists() and samples(out) >= 3, message="three samples recorded")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
