@@ -261,7 +261,7 @@ async def orphan(q):
     await q.get()
 
 async def main():
-    keep = [asyncio.create_task(supervisor()) for _ in range(40000)]
+    keep = [asyncio.create_task(supervisor()) for _ in range(100000)]
     for _ in range(10):      # 10 queues, each held only by its 3 waiters
         q = asyncio.Queue()
         keep += [asyncio.create_task(orphan(q)) for _ in range(3)]
@@ -276,11 +276,12 @@ asyncio.run(main())
 
 def test_orphans_are_counted_before_the_tasks_that_only_await_others(spawn):
     """Tasks that only await other tasks are owners of one waiter each.  Counted first, as the
-    fewest waiters, 40,000 of them took the whole budget before the orphans' queues were
-    counted (at a million tasks, none of 300 orphans proven in some dumps).  They are counted
-    after the targets now: with a budget too short for all of them, the orphans are proven."""
+    fewest waiters, 100,000 of them take the whole budget before the orphans' queues are
+    counted (at a million tasks, none of 300 orphans was proven in some dumps).  They are
+    counted after the targets now: with a budget too short for all of them, the orphans are
+    proven."""
     target = spawn(AWAITERS)
-    reply = target.request("verdicts", budget_s=0.5)
+    reply = target.request("verdicts", budget_s=2.0)
     proven = sum(v["count"] for v in reply["verdicts"]
                  if v["verdict"] == "unreachable" and v["frame"]["func"].split(".")[-1] == "orphan")
     assert proven == 30, reply["unsettled"]
