@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -126,14 +127,27 @@ def test_max_lag_sees_a_stall_in_the_window(spawn, sockdir):
     assert before.stdout.startswith("OK lag: worst loop 1 (MainThread) lag ")
     assert ", 0 stalls in the last 10s <= 100ms" in before.stdout
 
-    os.kill(target.pid, signal.SIGUSR1)  # the loop runs time.sleep(0.4)
-    stall = wait_until(lambda: (target.summary()["loops"][0]["stalls"] or [None])[-1], message="a stall")
+    # The loop runs time.sleep(0.4) on each signal.  A probe that finds itself starved (a
+    # loaded machine) posts one heartbeat a second, and a stall between two is not seen: the
+    # signal is sent again until one is.
+    stall = None
+    for _ in range(10):
+        os.kill(target.pid, signal.SIGUSR1)
+        try:
+            stall = wait_until(lambda: (target.summary()["loops"][0]["stalls"] or [None])[-1],
+                               timeout=3, message="a stall")
+            break
+        except AssertionError:
+            continue
+    assert stall is not None, "no stall seen after ten signals"
     fail = tasktop("check", str(target.pid), "--max-lag", "100", "--window", "60", sockdir=sockdir)
     assert fail.returncode == 1
     assert fail.stdout.startswith("FAIL lag: loop 1 (MainThread) stalled ")
-    assert f" in block_the_loop {where(target, '# line:stall')} > 100ms (1 stall in the last " in fail.stdout
+    assert f" in block_the_loop {where(target, '# line:stall')} > 100ms (" in fail.stdout
+    assert re.search(r"\(\d+ stalls? in the last ", fail.stdout), fail.stdout
     ok = tasktop("check", str(target.pid), "--max-lag", "1000", "--window", "60", sockdir=sockdir)
-    assert ok.returncode == 0 and "1 stall in the last" in ok.stdout
+    assert ok.returncode == 0 and re.search(r"\d+ stalls? in the last", ok.stdout), ok.stdout
+    stall = target.summary()["loops"][0]["stalls"][-1]  # the last of them ages out last
 
     # once the stall is older than the window, it no longer counts
     ended = stall["at"] + stall["duration_ms"] / 1000
