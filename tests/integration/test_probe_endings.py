@@ -226,6 +226,8 @@ async def main():
     print("ready", flush=True)
     line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     full.get_nowait()  # one producer moves in
+    while full.qsize() < 3:  # once it has run: its put lands after the woken task's next step
+        await asyncio.sleep(0)
     print("moved", flush=True)
     await asyncio.Event().wait()
 
