@@ -505,14 +505,17 @@ class _Walk:
                 if loop_id not in watched:
                     continue
                 last_loop = loop
-            waiter = getattr(task, "_fut_waiter", None)
+            try:
+                waiter = task._fut_waiter  # an attribute read, not a call to getattr: 1M a pass
+            except AttributeError:  # a task-like object of a factory of the application's
+                waiter = None
             if waiter is None:
                 info.waiter = None
                 info.since = now
                 info.cache = info.target = None
             else:
                 old = info.waiter
-                if old is None or old() is not waiter:
+                if old is None or old is _NOT_WALKED or old() is not waiter:  # (no call for the unwalked)
                     info.since = now
                     if exhausted:
                         # No time left to walk its chain: no reference made either (a million
