@@ -1,0 +1,149 @@
+"""Instructions per task, counted by valgrind's callgrind: figures that do not move with the load.
+
+On a shared machine a timing moves by a third from one run to the next, more than most changes
+to the probe's hot loops; callgrind counts the instructions the interpreter runs, which are the
+same from run to run (hash seed fixed).  Each figure is the difference of two runs over the
+number of tasks it adds (3N creations against N; three rounds over N tasks against one), so the
+interpreter's start and the workload's set-up cancel out.  With the probe, its own thread's
+wake-ups meanwhile are counted too: under 1 % (3.3 million instructions in a run of 30,000
+creations, ``--separate-threads=yes``).  Needs ``valgrind`` on the PATH.
+
+``creation``: one ``loop.create_task`` in a loop inside a task (what ``creation_cost.py`` times),
+without the probe and with ``TASKTOP=1``; the difference is the creation hook.  ``walk``: one
+task's await chain walked, looked up in the memo of chains, its state and group key found (what
+a pass does for a task it describes).  ``visit``: one record of a cold pass whose budget is spent
+(what a summary does for each of the tasks it has no time to walk: most of a million).
+
+    python bench/instruction_counts.py creation --python /tmp/venv311/bin/python /tmp/venv312/bin/python
+    python bench/instruction_counts.py walk visit --python /tmp/before/bin/python /tmp/after/bin/python
+
+Each interpreter must have tasktop installed (``walk`` and ``visit`` read its probe's modules).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+async def _creation(n: int, _rounds: int) -> None:
+    async def parked():
+        await asyncio.get_running_loop().create_future()
+
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(0.01)
+    coros = [parked() for _ in range(n)]
+    create = loop.create_task
+    kept = []
+    for coro in coros:  # a plain loop: a comprehension would be a frame of its own
+        kept.append(create(coro))
+    await asyncio.sleep(0)
+    os._exit(0)  # no teardown: only the creations differ between the two sizes
+
+
+async def _walk(n: int, rounds: int) -> None:
+    sys.path.insert(0, HERE)
+    import workload
+    from tasktop.probe import tasks
+    from tasktop.probe.config import Options
+    from tasktop.probe.keys import Keys
+
+    loop = asyncio.get_running_loop()
+    workload.spawn(loop, n)
+    await asyncio.sleep(0.05)
+    current = asyncio.current_task()
+    parked = [t for t in asyncio.all_tasks() if not t.done() and t is not current]
+    keys = Keys(Options.from_env())
+    for _round in range(rounds):
+        for task in parked:
+            objs, outer_first = tasks.chain_of(task)
+            chain = keys.chain(outer_first)
+            state, _awaiting, _children = tasks.state_of_task(task, current, chain.named, objs)
+            chain.keys.get(state) or keys.task_key(chain, state)
+    os._exit(0)
+
+
+async def _visit(n: int, rounds: int) -> None:
+    sys.path.insert(0, HERE)
+    import gc
+    import time
+
+    import workload
+    import tasktop.probe as probe
+    from tasktop.probe import hooks, task_pass
+
+    loop = asyncio.get_running_loop()
+    workload.spawn(loop, n)
+    await asyncio.sleep(0.2)
+    passes = probe._server.state.passes
+    records = [r for r in list(hooks.records) if r() is not None]
+    probe.stop()  # its thread's heartbeats would be counted too, as many as valgrind's slowness lets in
+    gc.disable()
+    for _round in range(rounds):
+        walk = task_pass._Walk(passes, time.monotonic(), {id(loop)}, True, False, lambda: None, 0.0)
+        walk.visit(records)  # budget 0: every record as a cold summary sees the ones it cannot walk
+    os._exit(0)
+
+
+INNER = {"creation": _creation, "walk": _walk, "visit": _visit}
+
+
+def _count(python: str, what: str, n: int, rounds: int, probe: bool) -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTOP")}
+    env["PYTHONHASHSEED"] = "0"
+    if probe:  # no background sample while counting: the probe thread only starts and waits
+        env.update(TASKTOP="1", TASKTOP_INTERVAL="600", TASKTOP_DIR=tempfile.gettempdir())
+    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python,
+                          os.path.abspath(__file__), "--inner", what, "--n", str(n), "--rounds", str(rounds)],
+                         env=env, capture_output=True, text=True, timeout=1800)
+    found = re.search(r"Collected : (\d+)", out.stderr)
+    if found is None or out.returncode:
+        raise RuntimeError(f"{what} under valgrind with {python}: {out.stderr.strip()[-500:]}")
+    return int(found.group(1))
+
+
+def per_task(python: str, what: str, n: int, probe: bool) -> int:
+    """Instructions per task: 3n creations less n, over 2n; three rounds over n tasks less one,
+    over 2n."""
+    if what == "creation":
+        return (_count(python, what, 3 * n, 1, probe) - _count(python, what, n, 1, probe)) // (2 * n)
+    return (_count(python, what, n, 3, probe) - _count(python, what, n, 1, probe)) // (2 * n)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", nargs="*", help=f"what to count: {', '.join(sorted(INNER))} (default: creation)")
+    parser.add_argument("--python", nargs="+", default=[sys.executable])
+    parser.add_argument("--n", type=int, default=10000, help="tasks (the larger run has three times as many)")
+    parser.add_argument("--inner", help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inner:
+        asyncio.run(INNER[args.inner](args.n, args.rounds))
+        return
+    unknown = sorted(set(args.what) - set(INNER))
+    if unknown:
+        parser.error(f"nothing to count called {', '.join(unknown)}: choose from {', '.join(sorted(INNER))}")
+    for what in args.what or ["creation"]:
+        if what == "creation":
+            print("| Python | interpreter | no probe | probe | added |\n|---|---|---|---|---|")
+        else:
+            print(f"| Python | interpreter | {what}: instructions per task |\n|---|---|---|")
+        for python in args.python:
+            version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
+                                     capture_output=True, text=True).stdout.strip()
+            if what == "creation":
+                none, probe = per_task(python, what, args.n, False), per_task(python, what, args.n, True)
+                print(f"| {version} | {python} | {none:,} | {probe:,} | +{probe - none:,} |", flush=True)
+            else:
+                print(f"| {version} | {python} | {per_task(python, what, args.n, True):,} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
