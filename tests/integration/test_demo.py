@@ -164,7 +164,12 @@ def test_requests_leak_one_task_each(running):
     (server,) = tasks_named(data, "http-server")
     receipts = tasks_named(data, "receipt-")
     assert receipts and all(t["created_in"] == server["id"] for t in receipts)
-    assert all(t["state"] == "future" and names(t["stack"]) == ["deliver", "send_receipt"] for t in receipts)
+    # A receipt made while the dump's pass ran may not have taken its first step yet.
+    fresh = [t for t in receipts if t["state"] == "ready"]
+    assert all(names(t["stack"]) == ["send_receipt"] for t in fresh)
+    parked = [t for t in receipts if t["state"] != "ready"]
+    assert len(parked) > len(fresh)
+    assert all(t["state"] == "future" and names(t["stack"]) == ["deliver", "send_receipt"] for t in parked)
 
 
 def test_leaked_receipts_name_their_creation_site(running):
