@@ -7,6 +7,10 @@ Queue, ``--orphans`` queues each referenced only by the 3 tasks waiting on it (p
 runs ``tasktop dump PID --json`` (verdicts on, the default) and ``--no-verdicts`` back to back,
 each while the target's 1 ms ticker runs, and reports per run:
 
+Then, as many times each, what else asks for a complete pass or for verdicts: ``tasktop check
+PID --max-tasks ...`` (one complete summary) and the request the TUI's ``v`` screen sends
+(``verdicts`` with its budget, no ``same_pass``: a pass of its own, then the proof).
+
 * wall time of the command;
 * the longest gap between the ticker's wake-ups (how long the event loop was held up);
 * how many of the orphaned tasks were proven leaks, and how many tasks were "proven" that are
@@ -47,6 +51,32 @@ def dump(tasktop: str, pid: int, directory: str, verdicts: bool, budget: float |
     return elapsed, json.loads(done.stdout)
 
 
+def check(tasktop: str, pid: int, directory: str) -> tuple[float, dict]:
+    """``tasktop check`` with a threshold no target passes: one complete summary."""
+    cmd = [tasktop, "check", str(pid), "--max-tasks", "1000000000", "--json"]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TASKTOP_DIR=directory),
+                          timeout=600)
+    elapsed = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: exit {done.returncode}: {done.stderr.strip()}")
+    return elapsed, json.loads(done.stdout)
+
+
+def screen(path: str) -> tuple[float, dict]:
+    """The request the TUI's ``v`` screen sends, through the client it uses."""
+    from tasktop.client.probe_client import ProbeClient
+    from tasktop.tui.screens.verdicts import BUDGET_S
+
+    t0 = time.perf_counter()
+    with ProbeClient(path, timeout=600) as client:
+        reply = client.verdicts(BUDGET_S)
+    return time.perf_counter() - t0, reply
+
+
+KINDS = ("no-verdicts", "default", "check", "v screen")
+
+
 def proven(data: dict) -> tuple[int, int, list]:
     """(orphaned tasks proven, other members proven, the unsettled note)."""
     orphans = others = 0
@@ -72,22 +102,30 @@ def measure(n: int, args: argparse.Namespace) -> dict:
         out["live_tasks"] = target.info["tasks"]
         out["rss_kb"] = target.info["rss_kb"]
         wait_for(lambda: os.path.exists(os.path.join(directory, f"{target.pid}.sock")), timeout=120)
-        for verdicts in (False, True):
+        path = os.path.join(directory, f"{target.pid}.sock")
+        for kind in KINDS:
+            verdicts = kind in ("default", "v screen")
             for i in range(args.repeat):
                 target.tick()
                 try:
-                    elapsed, data = dump(tasktop, target.pid, directory, verdicts, args.budget)
-                except RuntimeError as exc:  # a version that does not cope: recorded as such
+                    if kind == "check":
+                        elapsed, data = check(tasktop, target.pid, directory)
+                    elif kind == "v screen":
+                        elapsed, data = screen(path)
+                    else:
+                        elapsed, data = dump(tasktop, target.pid, directory, verdicts, args.budget)
+                except (RuntimeError, OSError) as exc:  # a version that does not cope: recorded as such
                     gaps = target.untick()
-                    run = {"verdicts": verdicts, "i": i, "error": str(exc).splitlines()[-1][-120:],
+                    run = {"kind": kind, "verdicts": verdicts, "i": i, "error": str(exc).splitlines()[-1][-120:],
                            "max_gap_ms": gaps["max_ms"]}
                     log(f"[{n}] {json.dumps(run)}")
                     out["runs"].append(run)
                     continue
                 gaps = target.untick()
-                run = {"verdicts": verdicts, "i": i, "wall_s": round(elapsed, 3), "max_gap_ms": gaps["max_ms"],
-                       "max_non_gc_ms": gaps.get("max_non_gc_ms"), "over_10ms": gaps.get("over_10ms"),
-                       "median_gap_ms": gaps.get("median_ms"), "tasks": data["totals"]["tasks"]}
+                run = {"kind": kind, "verdicts": verdicts, "i": i, "wall_s": round(elapsed, 3),
+                       "max_gap_ms": gaps["max_ms"], "max_non_gc_ms": gaps.get("max_non_gc_ms"),
+                       "over_10ms": gaps.get("over_10ms"), "median_gap_ms": gaps.get("median_ms"),
+                       "tasks": (data.get("totals") or {}).get("tasks")}
                 if verdicts:
                     run["orphans_proven"], run["others_proven"], run["unsettled"] = proven(data)
                 log(f"[{n}] {json.dumps(run)}")
@@ -102,10 +140,15 @@ def measure(n: int, args: argparse.Namespace) -> dict:
 def table(results: list) -> str:
     lines = ["| N | command | wall (s) | longest loop gap (ms) | orphans proven | others proven |",
              "|---|---|---|---|---|---|"]
+    names = {"no-verdicts": "dump --json --no-verdicts", "default": "dump --json", "check": "check",
+             "v screen": "the `v` screen's request"}
     for r in results:
-        for verdicts in (False, True):
-            runs = [x for x in r["runs"] if x["verdicts"] == verdicts]
-            name = "dump --json" if verdicts else "dump --json --no-verdicts"
+        for kind in KINDS:
+            # Runs saved before "kind" was recorded are dumps, told apart by "verdicts".
+            runs = [x for x in r["runs"] if x.get("kind", "default" if x["verdicts"] else "no-verdicts") == kind]
+            if not runs:
+                continue
+            verdicts, name = runs[0]["verdicts"], names[kind]
             walls = " / ".join(f'{x["wall_s"]:.2f}' if "wall_s" in x else "failed" for x in runs)
             gaps = " / ".join(f'{x["max_gap_ms"]:.1f}' for x in runs)
             proven_ = " / ".join(str(x.get("orphans_proven", "-")) for x in runs)
