@@ -36,24 +36,8 @@ from harness import Target, log, run_sizes, wait_for
 ORPHAN_FUNCS = ("_orphan", "orphan")
 
 
-def dump(tasktop: str, pid: int, directory: str, verdicts: bool, budget: float | None) -> tuple[float, dict]:
-    cmd = [tasktop, "dump", str(pid), "--json"]
-    if not verdicts:
-        cmd.append("--no-verdicts")
-    if budget is not None:
-        cmd += ["--budget", str(budget)]
-    env = dict(os.environ, TASKTOP_DIR=directory)
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    elapsed = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)}: {done.stderr.strip()}")
-    return elapsed, json.loads(done.stdout)
-
-
-def check(tasktop: str, pid: int, directory: str) -> tuple[float, dict]:
-    """``tasktop check`` with a threshold no target passes: one complete summary."""
-    cmd = [tasktop, "check", str(pid), "--max-tasks", "1000000000", "--json"]
+def _command(cmd: list, directory: str) -> tuple[float, dict]:
+    """Run a ``tasktop`` command that prints JSON: (wall time, what it printed)."""
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TASKTOP_DIR=directory),
                           timeout=600)
@@ -61,6 +45,20 @@ def check(tasktop: str, pid: int, directory: str) -> tuple[float, dict]:
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}: exit {done.returncode}: {done.stderr.strip()}")
     return elapsed, json.loads(done.stdout)
+
+
+def dump(tasktop: str, pid: int, directory: str, verdicts: bool, budget: float | None) -> tuple[float, dict]:
+    cmd = [tasktop, "dump", str(pid), "--json"]
+    if not verdicts:
+        cmd.append("--no-verdicts")
+    if budget is not None:
+        cmd += ["--budget", str(budget)]
+    return _command(cmd, directory)
+
+
+def check(tasktop: str, pid: int, directory: str) -> tuple[float, dict]:
+    """``tasktop check`` with a threshold no target passes: one complete summary."""
+    return _command([tasktop, "check", str(pid), "--max-tasks", "1000000000", "--json"], directory)
 
 
 def screen(path: str) -> tuple[float, dict]:
