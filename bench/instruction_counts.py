@@ -10,8 +10,8 @@ creations, ``--separate-threads=yes``).  Needs ``valgrind`` on the PATH.
 
 ``creation``: one ``loop.create_task`` in a loop inside a task (what ``creation_cost.py`` times),
 without the probe and with ``TASKTOP=1``; the difference is the creation hook.  ``walk``: one
-task's await chain walked, looked up in the memo of chains, its state and group key found (what
-a pass does for a task it describes).  ``visit``: one record of a cold pass whose budget is spent
+task described as a pass does it (``TaskPasses.describe``: its await chain walked, looked up in
+the memo of chains, its state and group key found).  ``visit``: one record of a cold pass whose budget is spent
 (what a summary does for each of the tasks it has no time to walk: most of a million).
 
     python bench/instruction_counts.py creation --python /tmp/venv311/bin/python /tmp/venv312/bin/python
@@ -47,43 +47,41 @@ async def _creation(n: int, _rounds: int) -> None:
     os._exit(0)  # no teardown: only the creations differ between the two sizes
 
 
-async def _walk(n: int, rounds: int) -> None:
+async def _parked(n: int) -> tuple:
+    """Spawn the workload's ``n`` parked tasks under the probe, then stop the probe (its
+    thread's heartbeats would be counted too, as many as valgrind's slowness lets in): its
+    task passes and the live tasks' records are kept."""
     sys.path.insert(0, HERE)
-    import workload
-    from tasktop.probe import tasks
-    from tasktop.probe.config import Options
-    from tasktop.probe.keys import Keys
-
-    loop = asyncio.get_running_loop()
-    workload.spawn(loop, n)
-    await asyncio.sleep(0.05)
-    current = asyncio.current_task()
-    parked = [t for t in asyncio.all_tasks() if not t.done() and t is not current]
-    keys = Keys(Options.from_env())
-    for _round in range(rounds):
-        for task in parked:
-            objs, outer_first = tasks.chain_of(task)
-            chain = keys.chain(outer_first)
-            state, _awaiting, _children = tasks.state_of_task(task, current, chain.named, objs)
-            chain.keys.get(state) or keys.task_key(chain, state)
-    os._exit(0)
-
-
-async def _visit(n: int, rounds: int) -> None:
-    sys.path.insert(0, HERE)
-    import gc
-    import time
-
     import workload
     import tasktop.probe as probe
-    from tasktop.probe import hooks, task_pass
+    from tasktop.probe import hooks
 
     loop = asyncio.get_running_loop()
     workload.spawn(loop, n)
     await asyncio.sleep(0.2)
     passes = probe._server.state.passes
-    records = [r for r in list(hooks.records) if r() is not None]
-    probe.stop()  # its thread's heartbeats would be counted too, as many as valgrind's slowness lets in
+    current = asyncio.current_task()
+    records = [r for r in list(hooks.records) if r() is not None and r() is not current]
+    probe.stop()
+    return loop, passes, records, current
+
+
+async def _walk(n: int, rounds: int) -> None:
+    _loop, passes, records, current = await _parked(n)
+    for _round in range(rounds):
+        for info in records:
+            info.cache = None  # else the description kept from the last round is taken
+            passes.describe(info(), info, current)  # what a pass does for a task it describes
+    os._exit(0)
+
+
+async def _visit(n: int, rounds: int) -> None:
+    import gc
+    import time
+
+    from tasktop.probe import task_pass
+
+    loop, passes, records, _current = await _parked(n)
     gc.disable()
     for _round in range(rounds):
         walk = task_pass._Walk(passes, time.monotonic(), {id(loop)}, True, False, lambda: None, 0.0)
