@@ -123,9 +123,9 @@ class TaskInfo(weakref.ref):
     ``site`` is the creation stack as one flat tuple ``(code, f_lasti, code, f_lasti, ...)``,
     innermost first (one object, not one per frame: fewer for the collector to track); line
     numbers are worked out only when a client asks (``frames.resolve``).  ``target`` is a
-    weak reference to the primitive a ``waits`` look found the task waiting on, until a pass
-    sees its waiter change (an eighth slot costs nothing from 3.10 on: 136 bytes are rounded
-    up to 144 anyway).
+    weak reference to the primitive the task waits on, found by the pass that walked its chain
+    (or a ``waits`` look), until a pass sees its waiter change (an eighth slot costs nothing
+    from 3.10 on: 136 bytes are rounded up to 144 anyway).
 
     ``seq`` (the task's id) and ``born`` are kept in ``number`` and ``birth``: as they are for
     a task made alone, and for tasks made in a burst (see ``BORN_GRAIN``) as ``birth``, a

@@ -16,6 +16,7 @@ from . import hooks
 from .config import Options
 from .frames import creation_site, func_name, resolve, to_wire
 from .tasks import classify_codes, innermost_first
+from .waiters import primitive_at
 
 MAX_KEYS = 50000  # interned keys (and sites) kept before the table is started afresh
 
@@ -72,14 +73,16 @@ class SiteKey(_WireStack):
 class Chain:
     """What the codes and lines of an await chain tell, worked out once for every task parked
     the same way: the state they name (None: no primitive), the chain innermost first, and
-    its group key for each state a task with it was found in."""
+    its group key for each state a task with it was found in, and where in the chain (outermost
+    first) the frame is whose ``self`` a task in the state named waits on (None: no such)."""
 
-    __slots__ = ("named", "flat", "keys")
+    __slots__ = ("named", "flat", "keys", "primitive")
 
     def __init__(self, flat: list) -> None:
         self.flat = flat  # kept: the ids of its codes are the key it is found by
         self.named = classify_codes(flat[0::2])
         self.keys: dict = {}
+        self.primitive = primitive_at(flat[-2::-2], self.named)
 
 
 class Keys:

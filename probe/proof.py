@@ -92,10 +92,12 @@ class Proof(ReferenceGraph):
         self.counted.append(0)
         return w
 
-    def task(self, group: int, state: str, task: Any, source: int) -> int | None:
-        """A task blocked in ``state``, found again later as ``task_of(source)``.  None when
-        it is not waiting on anything a proof can settle."""
-        target = task_target(task, state)
+    def task(self, group: int, state: str, task: Any, source: int, target: Any = None) -> int | None:
+        """A task blocked in ``state``, found again later as ``task_of(source)``; ``target``,
+        what it waits on if known (else found here).  None when it is not waiting on anything
+        a proof can settle."""
+        if target is None:
+            target = task_target(task, state)
         if target is None:
             return None
         owner = self._target(target)

@@ -47,6 +47,7 @@ from .loops import LoopWatches
 from .recycled_lists import RecycledLists, empty
 from .registry import CHUNK
 from .untracked import untrack
+from .waiters import PRIMITIVES, own_primitive
 
 RECHECK = 30.0  # seconds: how long asyncio's registry may go without a full look-up
 #: 3.14+: below this many tasks, C's task lists are read on every pass (about 1 ms).
@@ -378,6 +379,15 @@ class TaskPasses:
         chain = self.keys.chain(outer_first)
         state, awaiting, children = tasks_mod.state_of_task(task, current, chain.named, objs)
         key = chain.keys.get(state) or self.keys.task_key(chain, state)
+        if chain.primitive is not None and state == chain.named:
+            # What it waits on, found while its chain is at hand: the waits and the proof
+            # then need not walk a million chains again (kept while the waiter is the same).
+            target = own_primitive(objs[chain.primitive], PRIMITIVES[state])
+            if target is not None:
+                try:
+                    info.target = weakref.ref(target)  # one per object, shared by its waiters
+                except TypeError:
+                    pass
         if awaiting is None and not children:
             result: Any = key
         else:

@@ -137,7 +137,8 @@ class _Gathering:
                 task = info()
                 if task is None:
                     continue
-                w = proof.task(g, state, task, base | i)
+                ref = info.target  # found by the pass that walked its chain (see waits)
+                w = proof.task(g, state, task, base | i, ref() if ref is not None else None)
                 if w is not None:
                     waiter_seqs.append(info.seq)
                     waiter_seqs.append(w)

@@ -41,12 +41,16 @@ THREAD_PROOFS = (3, 11) <= sys.version_info < (3, 14)
 _LOCALS_SNAPSHOT = sys.version_info < (3, 13)  # f_locals is a dict the frame keeps (PEP 667)
 _Coro, _Gen, _AGen = types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType
 COROUTINES = (_Coro, _Gen, _AGen)
+#: What a frame (or a coroutine, 3.11+) references before its locals: its code, names,
+#: function, frame object, locals dict, globals and builtins.
+_NOT_LOCALS = {types.CodeType, str, types.FunctionType, types.FrameType, dict}
 WRAPPERS = ("async_generator_asend", "async_generator_athrow", "coroutine_wrapper")
 
 
 def task_target(task: Any, state: str) -> Any:
     """What a task blocked in ``state`` waits on: its future, or the primitive (``self`` of
-    the primitive's frame, its first local).  No frame object is made on 3.11+."""
+    the primitive's frame, its first local).  No frame object is made on 3.11+.  A pass that
+    walked the chain finds it with ``chain_target`` instead (kept in the record)."""
     if state == "future":
         return getattr(task, "_fut_waiter", None)
     types_ = PRIMITIVES.get(state)
@@ -70,13 +74,37 @@ def task_target(task: Any, state: str) -> Any:
         else:
             return None
         if state_of(code) == state:
-            where = obj if _LOCALS_IN_COROUTINE else (obj.cr_frame if kind is _Coro else
-                                                     obj.gi_frame if kind is _Gen else obj.ag_frame)
-            for r in gc.get_referents(where):
-                if isinstance(r, types_):
-                    return r
-            return None
+            return own_primitive(obj, types_)
         obj = nxt
+    return None
+
+
+def primitive_at(codes: list, state: str | None) -> int | None:
+    """The place, in ``codes`` (an await chain's, outermost first), of the frame whose ``self``
+    a waiter in ``state`` waits on (the first of that state, as ``task_target`` finds it); None
+    when the state has no primitive."""
+    if state not in PRIMITIVES:
+        return None
+    return next((n for n, code in enumerate(codes) if state_of(code) == state), None)
+
+
+def own_primitive(obj: Any, types_: tuple) -> Any:
+    """``self`` of the frame of ``obj`` (a coroutine, generator or async generator running a
+    primitive's method) if it is one of ``types_``; else None."""
+    kind = type(obj)
+    where = obj if _LOCALS_IN_COROUTINE else (obj.cr_frame if kind is _Coro else
+                                             obj.gi_frame if kind is _Gen else obj.ag_frame)
+    if where is None:
+        return None
+    found = gc.get_referents(where)
+    for r in found:  # ``self`` is the first local: mostly the first referent of another type
+        if type(r) not in _NOT_LOCALS:
+            if isinstance(r, types_):
+                return r
+            break
+    for r in found:  # where it is not (a tracer set on the frame, ...)
+        if isinstance(r, types_):
+            return r
     return None
 
 

@@ -104,7 +104,7 @@ class Waits:
                 task = info()
                 if task is None:
                     continue
-                ref = info.target  # every record a pass grouped has one (None at first)
+                ref = info.target  # set by the pass that walked its chain (else found here)
                 obj = ref() if ref is not None else None
                 if obj is None:
                     obj = task_target(task, key.state)
