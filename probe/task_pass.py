@@ -499,6 +499,9 @@ class _Walk:
         last_key = add_member = None  # the group the last record went to
         last_loop = loop_id = None  # the watched loop of the last record
         for n, info in enumerate(records):
+            if exhausted and n >= resume:  # no time left to walk: the rest as ``_cold`` does it
+                self._cold(records, n)
+                break
             if not n & 511:
                 pace()
             task = info()
@@ -569,6 +572,75 @@ class _Walk:
             found += 1
             if rows:
                 add_info(info)
+        self.count += found
+        self.unwalked += skipped
+
+    def _cold(self, records: list, start: int) -> None:
+        """``visit`` of ``records[start:]`` once no time is left to walk chains (most of a
+        million records in a summary's first pass): the same updates and groups, without the
+        branches only a pass that still walks needs (no walks, no rows, no records put off)."""
+        now, watched, pace = self.now, self.watched, self.pace
+        counts, groups, lists = self.counts, self.groups, self.passes.lists
+        several = len(watched) > 1
+        unwalked_waiting = self._unwalked_keys["waiting"]
+        found = skipped = 0
+        last_key = add_member = last_loop = loop_id = None
+        for n, info in enumerate(itertools.islice(records, start, None)):
+            if not n & 511:
+                pace()
+            task = info()
+            if task is None:
+                continue
+            try:
+                if task.done():
+                    continue
+                loop = task._loop
+            except Exception:
+                continue
+            if loop is not last_loop:
+                loop_id = id(loop)
+                if loop_id not in watched:
+                    continue
+                last_loop = loop
+            try:
+                waiter = task._fut_waiter
+            except AttributeError:
+                waiter = None
+            if waiter is None:  # ready or running: its pseudo-group, found by ``within``
+                info.waiter = None
+                info.since = now
+                info.cache = info.target = None
+                try:
+                    cached = self.within(task, info, loop_id)
+                except Exception:
+                    continue
+            else:
+                old = info.waiter
+                if old is _NOT_WALKED:  # left so by the last pass, cache and all
+                    info.since = now
+                    cached = None
+                elif old is None or old() is not waiter:  # moved: left unwalked (see visit)
+                    info.since = now
+                    info.waiter = _NOT_WALKED
+                    info.cache = info.target = None
+                    cached = None
+                else:
+                    cached = info.cache
+                if cached is None:
+                    if not skipped and self.first_skipped is None:
+                        self.first_skipped = info.seq
+                    skipped += 1
+                    cached = unwalked_waiting
+            key = cached if type(cached) is GroupKey else cached[0]
+            if key is not last_key:
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = Group(key, lists.take(key))
+                last_key, add_member = key, group.members.append
+            add_member(info)
+            if several:
+                counts[loop_id] = counts.get(loop_id, 0) + 1
+            found += 1
         self.count += found
         self.unwalked += skipped
 

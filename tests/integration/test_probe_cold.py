@@ -303,3 +303,49 @@ def test_a_dumps_summary_waits_and_verdicts_come_from_one_pass(spawn, sockdir):
         client.request("waits", same_pass=True)
         client.request("verdicts", same_pass=True)
         assert _reported(target, "passes")[0] == before + 4
+
+
+READY_TARGET = r'''
+import asyncio, os, signal, time
+
+async def parked():
+    await asyncio.Event().wait()
+
+async def made_last():
+    await asyncio.Event().wait()
+
+def hold():
+    # 2,000 tasks made last, then the loop held (polling for the test's file): they stay
+    # ready, not started, while the test's summary looks.
+    kept.extend(asyncio.get_running_loop().create_task(made_last()) for _ in range(2000))
+    print("held", flush=True)
+    while not os.path.exists("release"):
+        time.sleep(0.005)
+
+kept = []
+
+async def main():
+    kept.extend(asyncio.create_task(parked()) for _ in range(8000))
+    await asyncio.sleep(0.05)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, hold)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+'''
+
+
+def test_a_cold_pass_counts_tasks_not_started_yet_as_ready(spawn, tmp_path):
+    """Tasks a pass with no time left meets not waiting on anything (made, not started yet)
+    are counted in the pseudo-group of their state, ready, beside the waiting ones."""
+    target = spawn(TINY_BUDGET + READY_TARGET, TASKTOP_INTERVAL="600")
+    os.kill(target.pid, signal.SIGUSR1)
+    assert "held" in target.proc.stdout.readline()
+    try:
+        data = target.summary()
+    finally:
+        (tmp_path / "release").touch()
+    assert data["totals"]["tasks"] == sum(g["count"] for g in data["groups"] if g["kind"] == "task") == 10001
+    pseudo = {g["state"]: g["count"] for g in _unwalked(data)}
+    assert pseudo.get("ready") == 2000, pseudo
+    assert 0 < pseudo.get("waiting", 0) <= 8000, pseudo
