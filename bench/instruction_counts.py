@@ -13,6 +13,8 @@ without the probe and with ``TASKTOP=1``; the difference is the creation hook.  
 task described as a pass does it (``TaskPasses.describe``: its await chain walked, looked up in
 the memo of chains, its state and group key found).  ``visit``: one record of a cold pass whose budget is spent
 (what a summary does for each of the tasks it has no time to walk: most of a million).
+``complete``: one record of a pass with no budget over tasks no pass has seen (what the first
+``tasktop dump`` does for each task: its waiter referred to, its chain walked, grouped).
 
     python bench/instruction_counts.py creation --python /tmp/venv311/bin/python /tmp/venv312/bin/python
     python bench/instruction_counts.py walk visit --python /tmp/before/bin/python /tmp/after/bin/python
@@ -89,7 +91,23 @@ async def _visit(n: int, rounds: int) -> None:
     os._exit(0)
 
 
-INNER = {"creation": _creation, "walk": _walk, "visit": _visit}
+async def _complete(n: int, rounds: int) -> None:
+    import gc
+    import time
+
+    from tasktop.probe import task_pass
+
+    loop, passes, records, _current = await _parked(n)
+    gc.disable()
+    for _round in range(rounds):
+        for info in records:  # as no pass had seen them: what the first dump's pass meets
+            info.waiter = info.cache = info.target = None
+        walk = task_pass._Walk(passes, time.monotonic(), {id(loop)}, True, False, lambda: None)
+        walk.visit(records)  # no budget: every chain walked, as a complete summary does
+    os._exit(0)
+
+
+INNER = {"creation": _creation, "walk": _walk, "visit": _visit, "complete": _complete}
 
 
 def _count(python: str, what: str, n: int, rounds: int, probe: bool) -> int:
