@@ -15,6 +15,8 @@ the memo of chains, its state and group key found).  ``visit``: one record of a 
 (what a summary does for each of the tasks it has no time to walk: most of a million).
 ``complete``: one record of a pass with no budget over tasks no pass has seen (what the first
 ``tasktop dump`` does for each task: its waiter referred to, its chain walked, grouped).
+``tally``: one member of a group counted after a pass (its blocked time, creation site and the
+task that made it), as every pass does for every task.
 
     python bench/instruction_counts.py creation --python /tmp/venv311/bin/python /tmp/venv312/bin/python
     python bench/instruction_counts.py walk visit --python /tmp/before/bin/python /tmp/after/bin/python
@@ -107,7 +109,22 @@ async def _complete(n: int, rounds: int) -> None:
     os._exit(0)
 
 
-INNER = {"creation": _creation, "walk": _walk, "visit": _visit, "complete": _complete}
+async def _tally(n: int, rounds: int) -> None:
+    from tasktop.probe.groups import Group
+
+    _loop, passes, records, _current = await _parked(n)
+    groups: dict = {}  # by creation site: a group's members are mostly of one (one stack)
+    for info in records:
+        info.since = 1.0
+        groups.setdefault(id(info.site), []).append(info)
+    site = getattr(passes.keys, "site_key", None) or passes.keys.site  # (before 2026-12-02: by record)
+    for _round in range(rounds):  # the first round turns the hook's sites into keys
+        for members in groups.values():
+            Group(None, members).tally(2.0, site, lambda: None)
+    os._exit(0)
+
+
+INNER = {"creation": _creation, "walk": _walk, "visit": _visit, "complete": _complete, "tally": _tally}
 
 
 def _count(python: str, what: str, n: int, rounds: int, probe: bool) -> int:

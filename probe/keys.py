@@ -146,6 +146,11 @@ class Keys:
         site = info.site
         if site is None or type(site) is SiteKey:
             return site
+        found = info.site = self.site_key(site)
+        return found
+
+    def site_key(self, site: tuple) -> SiteKey:
+        """The ``SiteKey`` of one of the hook's interned creation stacks."""
         if self._sites_generation != hooks.interned_generation:
             self._sites.clear()  # the hook let go of its tuples: their ids may be reused
             self._sites_generation = hooks.interned_generation
@@ -154,5 +159,4 @@ class Keys:
             if len(self._sites) > MAX_KEYS:
                 self._sites.clear()
             found = self._sites[id(site)] = SiteKey(site, self.options.creation_depth)
-        info.site = found
         return found

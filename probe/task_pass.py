@@ -185,7 +185,7 @@ class TaskPasses:
         unwalked = set(walk.unwalked_keys())
         for key, group in walk.groups.items():
             # Where the tasks not walked yet were made is left out: they are a stage, not a group.
-            group.tally(now, self.keys.site, pace, created=key not in unwalked)
+            group.tally(now, self.keys.site_key, pace, created=key not in unwalked)
         if grouping and walk.budget != _NO_BUDGET and walk.count >= MEASURED:  # (complete: walks not timed)
             self._rest = (time.perf_counter() - started - walk.walked_s) / walk.count
         if grouping:
