@@ -62,6 +62,7 @@ class Proof(ReferenceGraph):
         self.owner_of = array.array("q")
         self.source = array.array("q")  # task: source number; thread: -1 - its entry in threads
         self.states: list[str] = []
+        self._numbers: dict[str, int] = {}  # state -> its place in states
         self.state_of = array.array("q")
         self.awaits: list[tuple] = []  # per dependent: waiter numbers it awaits
         self.dependents: list[int] = []  # their waiter numbers
@@ -77,11 +78,11 @@ class Proof(ReferenceGraph):
 
     # -- waiters -------------------------------------------------------------------------
     def _state(self, state: str) -> int:
-        try:
-            return self.states.index(state)
-        except ValueError:
+        number = self._numbers.get(state)
+        if number is None:
+            number = self._numbers[state] = len(self.states)
             self.states.append(state)
-            return len(self.states) - 1
+        return number
 
     def _waiter(self, group: int, owner: int, state: str | None, source: int) -> int:
         w = len(self.group_of)
@@ -100,9 +101,18 @@ class Proof(ReferenceGraph):
             target = task_target(task, state)
         if target is None:
             return None
-        owner = self._target(target)
+        owner = self.index.get(id(target))  # mostly one of a crowd's: ``_target`` inline
+        if owner is None:
+            owner = self._target(target)
         target = None
-        return self._waiter(group, owner, state, source)
+        w = len(self.group_of)
+        self.group_of.append(group)
+        self.owner_of.append(owner)
+        number = self._numbers.get(state)
+        self.state_of.append(number if number is not None else self._state(state))
+        self.source.append(source)
+        self.counted.append(0)
+        return w
 
     def dependent(self, group: int, source: int, awaited: tuple) -> int:
         """A task that only awaits other tasks (``awaited``: their waiter numbers)."""
