@@ -497,17 +497,12 @@ class _Walk:
         later, budget = self.later.append, self.budget
         # Records before the one the last budgeted pass stopped at are walked after the others.
         resume = _first_at(records, self.resume) if self.resume else 0
-        unwalked_waiting = self._unwalked_keys.get("waiting")
         complete, describe, current = budget == _NO_BUDGET, self.passes.describe, None
         found = 0
         exhausted = self.walked_s >= budget  # no time left to walk chains: set after each walk
-        skipped = 0  # records left unwalked here (``within`` counts the others)
         last_key = add_member = None  # the group the last record went to
         last_loop = loop_id = None  # the watched loop of the last record
         for n, info in enumerate(records):
-            if exhausted and n >= resume:  # no time left to walk: the rest as ``_cold`` does it
-                self._cold(records, n)
-                break
             if not n & 511:
                 pace()
             task = info()
@@ -555,11 +550,10 @@ class _Walk:
                         later(info)
                         cached = _LATER
                     elif exhausted and waiter is not None:
-                        # What ``within`` does then, inline: up to a million times a pass.
-                        if not skipped and self.first_skipped is None:
-                            self.first_skipped = info.seq
-                        skipped += 1
-                        cached = unwalked_waiting
+                        # No time left to walk chains: this record (its waiter seen to above,
+                        # as ``_cold`` does it again) and the rest, in a loop of their own.
+                        self._cold(records, n)
+                        break
                     elif complete:  # what ``within`` does then, inline: a million times a pass
                         try:
                             cached = describe(task, info, current)
@@ -586,7 +580,6 @@ class _Walk:
             if rows:
                 add_info(info)
         self.count += found
-        self.unwalked += skipped
 
     def _cold(self, records: list, start: int) -> None:
         """``visit`` of ``records[start:]`` once no time is left to walk chains (most of a
