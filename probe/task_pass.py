@@ -587,7 +587,9 @@ class _Walk:
     def _cold(self, records: list, start: int) -> None:
         """``visit`` of ``records[start:]`` once no time is left to walk chains (most of a
         million records in a summary's first pass): the same updates and groups, without the
-        branches only a pass that still walks needs (no walks, no rows, no records put off)."""
+        branches only a pass that still walks needs (no walks, no rows, no records put off).
+        Its first lines are ``visit``'s on purpose: a call per record to share them would cost
+        about what this loop saves."""
         now, watched, pace = self.now, self.watched, self.pace
         counts, groups, lists = self.counts, self.groups, self.passes.lists
         several = len(watched) > 1
