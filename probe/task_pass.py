@@ -46,8 +46,8 @@ from .keys import GroupKey, Keys
 from .loops import LoopWatches
 from .recycled_lists import RecycledLists, empty
 from .registry import CHUNK
-from .untracked import untrack
 from .tasks import _chain
+from .untracked import untrack
 from .waiters import PRIMITIVES, own_primitive
 
 RECHECK = 30.0  # seconds: how long asyncio's registry may go without a full look-up

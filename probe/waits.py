@@ -12,9 +12,6 @@ are since the probe's previous ``waits`` reply, whoever asked for it.
 from __future__ import annotations
 
 import asyncio
-import collections
-import itertools
-import operator
 import queue
 import sys
 import threading
@@ -70,37 +67,6 @@ def numbers(obj: Any) -> dict:
     return out
 
 
-SLICE = 256  # records counted at a time (between two hand-offs of the GIL)
-_CALL = weakref.ReferenceType.__call__
-_TARGET = operator.attrgetter("target")
-_NONE = itertools.repeat(None)
-
-
-def _add_count(counts: dict, obj: Any, n: int) -> None:
-    entry = counts.get(id(obj))
-    if entry is None:
-        counts[id(obj)] = [obj, n]
-    else:
-        entry[1] += n
-
-
-def _count_known(chunk: list, counts: dict) -> bool:
-    """Count the live tasks of ``chunk`` (records) by what they wait on, if every one has it
-    in its record (``info.target``, set by the pass that walked its chain: one reference
-    shared by all the object's waiters), in C-level maps; else count nothing and say so."""
-    tasks = list(map(_CALL, chunk))
-    try:  # a reference is hashed by its object's hash, cached from the first time on
-        by_ref = collections.Counter(itertools.compress(map(_TARGET, chunk), map(operator.is_not, tasks, _NONE)))
-    except TypeError:  # one whose object died before it was ever hashed
-        return False
-    found = [(ref(), n) for ref, n in by_ref.items() if ref is not None]
-    if len(found) < len(by_ref) or any(obj is None for obj, _n in found):
-        return False
-    for obj, n in found:
-        _add_count(counts, obj, n)
-    return True
-
-
 MOVED = ("size", "getters", "putters", "unfinished", "waiters", "value")
 
 
@@ -132,30 +98,30 @@ class Waits:
             if key.kind != "task" or key.state not in PRIMITIVES:
                 continue
             counts: dict = {}  # id -> [obj, waiters of this group on it]
-            members = group.members
-            for start in range(0, len(members), SLICE):
-                pace()
-                chunk = members[start:start + SLICE]
-                if _count_known(chunk, counts):
+            for n, info in enumerate(group.members):
+                if not n & 255:
+                    pace()
+                task = info()
+                if task is None:
                     continue
-                for info in chunk:  # some target to find (or a record's reference dead)
-                    task = info()
-                    if task is None:
-                        continue
-                    ref = info.target
-                    obj = ref() if ref is not None else None
+                ref = info.target  # set by the pass that walked its chain (else found here)
+                obj = ref() if ref is not None else None
+                if obj is None:
+                    obj = task_target(task, key.state)
                     if obj is None:
-                        obj = task_target(task, key.state)
-                        if obj is None:
-                            continue
-                        ref = refs.get(id(obj), False)
-                        if ref is False:
-                            try:
-                                ref = refs[id(obj)] = weakref.ref(obj)
-                            except TypeError:
-                                ref = refs[id(obj)] = None
-                        info.target = ref
-                    _add_count(counts, obj, 1)
+                        continue
+                    ref = refs.get(id(obj), False)
+                    if ref is False:
+                        try:
+                            ref = refs[id(obj)] = weakref.ref(obj)
+                        except TypeError:
+                            ref = refs[id(obj)] = None
+                    info.target = ref
+                entry = counts.get(id(obj))
+                if entry is None:
+                    counts[id(obj)] = [obj, 1]
+                else:
+                    entry[1] += 1
             frame = own_frame(key.stack)
             for obj, count in counts.values():
                 add(obj, key.state, key.id, frame, count)
