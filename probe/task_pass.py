@@ -46,7 +46,6 @@ from .keys import GroupKey, Keys
 from .loops import LoopWatches
 from .recycled_lists import RecycledLists, empty
 from .registry import CHUNK
-from .tasks import _chain
 from .untracked import untrack
 from .waiters import PRIMITIVES, own_primitive
 
@@ -376,11 +375,7 @@ class TaskPasses:
         cached = info.cache
         if cached is not None:
             return cached
-        try:  # tasks.chain_of, inline
-            coro = task.get_coro()
-        except Exception:
-            coro = None
-        objs, outer_first = _chain(coro)
+        objs, outer_first = tasks_mod.chain_of(task)
         chain = self.keys.chain(outer_first)
         state, awaiting, children = tasks_mod.state_of_task(task, current, chain.named, objs)
         key = chain.keys.get(state) or self.keys.task_key(chain, state)
@@ -682,9 +677,8 @@ class _Walk:
 
     def within(self, task: Any, info: Any, loop_id: int) -> Any:
         """The task's description (see ``TaskPasses.describe``) while the budget for walking
-        lasts; then the key of its pseudo-group, the record left uncached for the next pass."""
-        if self.budget == _NO_BUDGET:  # a complete pass: not timed
-            return self._describe(task, info, loop_id)
+        lasts; then the key of its pseudo-group, the record left uncached for the next pass.
+        Only a pass with a budget calls it (``visit`` describes inline in a complete one)."""
         if self.walked_s < self.budget:
             started = time.perf_counter()
             try:

@@ -50,7 +50,8 @@ WRAPPERS = ("async_generator_asend", "async_generator_athrow", "coroutine_wrappe
 def task_target(task: Any, state: str) -> Any:
     """What a task blocked in ``state`` waits on: its future, or the primitive (``self`` of
     the primitive's frame, its first local).  No frame object is made on 3.11+.  A pass that
-    walked the chain finds it with ``chain_target`` instead (kept in the record)."""
+    walks the chain finds it with ``own_primitive`` instead (``TaskPasses.describe``, which
+    keeps it in the record)."""
     if state == "future":
         return getattr(task, "_fut_waiter", None)
     types_ = PRIMITIVES.get(state)
