@@ -536,6 +536,7 @@ def spawn_many(n):
 
 async def main():
 {calls}
+    await asyncio.sleep(0)  # every task made has taken its first step: parked, not ready
     print("ready", flush=True)
     await asyncio.Event().wait()
 
