@@ -15,6 +15,7 @@ full collection of its heap that held the event loop up for 2 s).  Instead:
 from __future__ import annotations
 
 import dis
+import gc
 import sys
 import types
 from typing import Any
@@ -23,6 +24,7 @@ from .frames import line_of
 
 _FRAMELESS = sys.version_info >= (3, 11)  # the frame lives inside the coroutine object
 _Coroutine = types.CoroutineType
+_Function = types.FunctionType
 _YIELDS = {"YIELD_VALUE"}
 
 
@@ -160,11 +162,13 @@ def suspended_run(obj: Any, objs: list, flat: list) -> Any:
 
 
 def alive(obj: Any, frame_attr: str) -> bool:
-    """Whether ``obj`` has not finished, asked without making a frame object where possible
-    (only one that is neither suspended nor running has its frame looked at)."""
+    """Whether ``obj`` has not finished, asked without making a frame object (3.11+): one not
+    started yet (a task a pass meets before its first step) would keep it for life."""
     prefix = frame_attr[:3]
     if getattr(obj, prefix + "suspended", False) or getattr(obj, prefix + "running", False):
         return True
+    if _FRAMELESS:  # the frame's function is among its referents until the frame is cleared
+        return any(type(r) is _Function for r in gc.get_referents(obj))
     return getattr(obj, frame_attr) is not None
 
 
