@@ -34,6 +34,7 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
+from . import presized
 from .reference_graph import MAX_DEPTH, ReferenceGraph
 from .registry import CHUNK
 from .waiters import THREAD_PROOFS, task_chain, task_target, thread_holders, thread_target
@@ -48,9 +49,12 @@ class Proof(ReferenceGraph):
 
     Nothing is kept per waiter but numbers in arrays: a task's chain is walked again when its
     references are counted (a list per waiter kept until then would be 100,000 containers for
-    the collector, and their promotion set off full collections of the host's heap)."""
+    the collector, and their promotion set off full collections of the host's heap).  Those
+    arrays are sized for ``waiters`` up front (see ``presized``), and cut to the waiters added
+    when the count starts."""
 
-    def __init__(self, pace: Callable[[], None], budget_s: float, task_of: Callable[[int], Any]) -> None:
+    def __init__(self, pace: Callable[[], None], budget_s: float, task_of: Callable[[int], Any],
+                 waiters: int = 64) -> None:
         self.pace = pace
         self.deadline = time.monotonic() + budget_s
         self.task_of = task_of  # source number -> the task (None once it is gone)
@@ -58,19 +62,20 @@ class Proof(ReferenceGraph):
         self._followed = 0
         # Per waiter: its group, what owns its fate (a target's position, or for a waiter that
         # only awaits other tasks a number past the targets), its state, where it comes from.
-        self.group_of = array.array("q")
-        self.owner_of = array.array("q")
-        self.source = array.array("q")  # task: source number; thread: -1 - its entry in threads
+        self.n = 0  # waiters added
+        self.group_of = presized.zeros(waiters)
+        self.owner_of = presized.zeros(waiters)
+        self.source = presized.zeros(waiters)  # task: source number; thread: -1 - its entry in threads
         self.states: list[str] = []
         self._numbers: dict[str, int] = {}  # state -> its place in states
-        self.state_of = array.array("q")
+        self.state_of = presized.zeros(waiters)
         self.awaits: list[tuple] = []  # per dependent: waiter numbers it awaits
         self.dependents: list[int] = []  # their waiter numbers
         self.threads: list = []  # (holders, extra references) per thread waiter: few
         # Holders' references into objs, flattened: (waiter, object) pairs.
         self.ref_waiter = array.array("q")
         self.ref_obj = array.array("q")
-        self.counted = bytearray()  # per waiter: its references were counted
+        self.counted = presized.zeros(waiters, "B")  # per waiter: its references were counted
         self.to_obj: collections.Counter = collections.Counter()  # references found, per object
         self.open: set[int] = set()  # owners judged held from outside from a sample
         self.out_of_time = False
@@ -85,13 +90,28 @@ class Proof(ReferenceGraph):
         return number
 
     def _waiter(self, group: int, owner: int, state: str | None, source: int) -> int:
-        w = len(self.group_of)
-        self.group_of.append(group)
-        self.owner_of.append(owner)
-        self.state_of.append(self._state(state) if state else -1)
-        self.source.append(source)
-        self.counted.append(0)
+        w = self.n
+        if w == len(self.source):
+            self._grow()
+        self.n = w + 1
+        self.group_of[w] = group
+        self.owner_of[w] = owner
+        self.state_of[w] = self._state(state) if state else -1
+        self.source[w] = source
         return w
+
+    def _grow(self) -> None:
+        """Room for twice the waiters: more came than the proof was sized for."""
+        n = 2 * len(self.source)
+        self.group_of, self.owner_of = presized.grown(self.group_of, n), presized.grown(self.owner_of, n)
+        self.source, self.state_of = presized.grown(self.source, n), presized.grown(self.state_of, n)
+        self.counted = presized.grown(self.counted, n)
+
+    def _seal(self) -> None:
+        """Cut the per-waiter arrays to the waiters added (views: nothing is copied)."""
+        n = self.n
+        self.group_of, self.owner_of = self.group_of[:n], self.owner_of[:n]
+        self.source, self.state_of, self.counted = self.source[:n], self.state_of[:n], self.counted[:n]
 
     def task(self, group: int, state: str, task: Any, source: int, target: Any = None) -> int | None:
         """A task blocked in ``state``, found again later as ``task_of(source)``; ``target``,
@@ -105,13 +125,15 @@ class Proof(ReferenceGraph):
         if owner is None:
             owner = self._target(target)
         target = None
-        w = len(self.group_of)
-        self.group_of.append(group)
-        self.owner_of.append(owner)
+        w = self.n  # ``_waiter``, inline
+        if w == len(self.source):
+            self._grow()
+        self.n = w + 1
+        self.group_of[w] = group
+        self.owner_of[w] = owner
         number = self._numbers.get(state)
-        self.state_of.append(number if number is not None else self._state(state))
-        self.source.append(source)
-        self.counted.append(0)
+        self.state_of[w] = number if number is not None else self._state(state)
+        self.source[w] = source
         return w
 
     def dependent(self, group: int, source: int, awaited: tuple) -> int:
@@ -161,6 +183,7 @@ class Proof(ReferenceGraph):
         counted so far, something else holds it: its waiters are left open (never proven)
         without counting the rest.  Otherwise the whole crowd is counted, so a proof always
         rests on a full count."""
+        self._seal()
         pace, objs, owner_of, group_of = self.pace, self.objs, self.owner_of, self.group_of
         members: dict[int, dict] = {}  # target -> group -> waiters
         dependents = array.array("q")  # waiters that only await others: each its own owner
@@ -309,9 +332,9 @@ class Proof(ReferenceGraph):
             outcome.extend(True if d else (False if j else None)
                            for d, j in zip(dead[start:start + CHUNK], judged[start:start + CHUNK]))
             pace()
-        verdict: list = []
+        verdict: list = [None] * len(self.owner_of)  # made at its size: grown, it was copied whole
         for start in range(0, len(self.owner_of), CHUNK):
-            verdict.extend(map(outcome.__getitem__, self.owner_of[start:start + CHUNK]))
+            verdict[start:start + CHUNK] = map(outcome.__getitem__, self.owner_of[start:start + CHUNK])
             pace()
         return verdict
 
