@@ -11,11 +11,13 @@ from __future__ import annotations
 import mmap
 
 _ITEM = {"q": 8, "B": 1}
+#: Private: the default (shared) would be shared with a child the host forks meanwhile.
+_FLAGS = {"flags": mmap.MAP_PRIVATE} if hasattr(mmap, "MAP_PRIVATE") else {}
 
 
 def zeros(n: int, kind: str = "q") -> memoryview:
     """``n`` zeros, signed 64-bit (``"q"``) or bytes (``"B"``), set by index, sliced without copy."""
-    return memoryview(mmap.mmap(-1, max(1, n) * _ITEM[kind])).cast(kind)
+    return memoryview(mmap.mmap(-1, max(1, n) * _ITEM[kind], **_FLAGS)).cast(kind)
 
 
 def grown(view: memoryview, n: int) -> memoryview:
