@@ -464,13 +464,14 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2, f
             # by a task's own coroutine, which asyncio's loop runs from Handle._run.
             code, back, lasti = frame.f_code, frame.f_back, frame.f_lasti
             tails = _tails.get(_get_ident())
-            by_loop = (back is not None and back.f_code is _HANDLE_RUN and tails is not None
-                       and len(_sys_modules) == _modules_seen
-                       and getattr(back.f_back, "f_code", None) is _RUN_ONCE)
             last = _last_site
-            if by_loop and code is last[0] and lasti == last[1] and tails is last[2]:
+            if (code is last[0] and lasti == last[1] and tails is last[2] and back is not None
+                    and back.f_code is _HANDLE_RUN and back.f_back.f_code is _RUN_ONCE):
                 site = last[3]  # the same line as the task before: most tasks come in a loop
             else:
+                by_loop = (back is not None and back.f_code is _HANDLE_RUN and tails is not None
+                           and len(_sys_modules) == _modules_seen
+                           and getattr(back.f_back, "f_code", None) is _RUN_ONCE)
                 name = code.co_filename
                 by_loop = (by_loop and not name.startswith(_ASYNCIO_DIR) and name != _HOOKS_FILE
                            and not (_spawner_dirs and name.startswith(_spawner_dirs)))
