@@ -32,11 +32,6 @@ class RecycledLists:
         self._used[name] = found
         return found
 
-    def keep(self, name: Any) -> None:
-        """The list handed out for ``name`` in this pass is the caller's from now on: it is
-        neither emptied nor handed out again."""
-        self._used.pop(name, None)
-
     def recycle(self, pace: Pacer) -> None:
         """A pass starts: the last pass's lists are emptied and kept, and so are the empty
         ones it did not take, up to MAX_KEPT lists (a pass that does not group takes no
