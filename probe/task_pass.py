@@ -581,11 +581,15 @@ class _Walk:
                     elif complete:  # what ``within`` does then, inline: a million times a pass
                         try:
                             cached = describe(task, info, current)
+                            if task.done():  # ended since it was seen (the loop had the GIL
+                                continue  # meanwhile, as above): its chain was already gone
                         except Exception:
                             continue
                     else:
                         try:
                             cached = self.within(task, info, loop_id)
+                            if task.done():  # as above
+                                continue
                         except Exception:
                             continue
                         finally:
@@ -731,7 +735,10 @@ class _Walk:
             task = info()
             try:
                 cached = self.within(task, info, id(task._loop))
-            except Exception:  # freed or broken since the visit counted it: counted no more
+                ended = task.done()  # since the visit counted it: its chain was already gone
+            except Exception:
+                ended = True
+            if ended:  # freed, ended or broken since the visit counted it: counted no more
                 self.count -= 1
                 continue
             self._add(cached if type(cached) is GroupKey else cached[0], info)
