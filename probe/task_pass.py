@@ -438,10 +438,14 @@ def _first_at(records: list, seq: int) -> int:
 
 
 def _chunks(records: list, pace: Pacer) -> list:
-    """``records`` as lists of KNOWN_CHUNK records at most, in order."""
-    out = []
-    for start in range(0, len(records), KNOWN_CHUNK):
-        out.append(records[start:start + KNOWN_CHUNK])
+    """``records`` as lists of KNOWN_CHUNK records at most, in order, copied a slice of CHUNK
+    at a time (a slice of 65,536 records, touching each one's count, was one C call of 6-20 ms
+    at a million, where the records are not in the cache)."""
+    out: list = []
+    for start in range(0, len(records), CHUNK):
+        if not out or len(out[-1]) >= KNOWN_CHUNK:
+            out.append([])
+        out[-1] += records[start:start + CHUNK]
         pace()
     return out
 
