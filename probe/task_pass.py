@@ -64,8 +64,8 @@ CHECK_MANY = 2.0
 #: Records waiting in ``hooks.made`` that make the probe's heartbeat take them (see tidy).
 TIDY = 10_000
 #: Records per list of the records kept since the first pass (``TaskPasses._known``, a list of
-#: such lists): one list of a million outgrew its memory block every eighth more tasks, and was
-#: copied whole into a new one, in one C call (23.6 ms of the probe thread's CPU at a million).
+#: such lists; a multiple of CHUNK): one list of a million outgrew its memory block every eighth
+#: more tasks, and was copied whole into a new one, in one C call (23.6 ms of CPU at a million).
 KNOWN_CHUNK = 65_536
 #: Records made while a copy of the records was taken may be in ``hooks.made`` too: they are
 #: among the copy's last ones (one switch of threads makes at most a few thousand tasks).
@@ -286,9 +286,8 @@ class TaskPasses:
     def _take_made(self, known: list, pace: Pacer) -> bool:
         """Move the records made since the last pass from ``hooks.made`` to the end of
         ``known`` (lists of records), a slice at a time (a million of them may have been made
-        since).  Returns
-        whether the task of one of them has ended (3.12+ only): one that ended in its eager
-        first step is recorded and not registered."""
+        since).  Returns whether the task of one of them has ended (3.12+ only): one that ended
+        in its eager first step is recorded and not registered."""
         made, doubles = hooks.made, self._doubles
         self._doubles = None
         taken = 0
@@ -438,9 +437,9 @@ def _first_at(records: list, seq: int) -> int:
 
 
 def _chunks(records: list, pace: Pacer) -> list:
-    """``records`` as lists of KNOWN_CHUNK records at most, in order, copied a slice of CHUNK
-    at a time (a slice of 65,536 records, touching each one's count, was one C call of 6-20 ms
-    at a million, where the records are not in the cache)."""
+    """``records`` as lists of KNOWN_CHUNK records (a multiple of CHUNK; the last list fewer),
+    in order, copied a slice of CHUNK at a time (a slice of 65,536 records, touching each one's
+    count, was one C call of 6-20 ms at a million, where the records are not in the cache)."""
     out: list = []
     for start in range(0, len(records), CHUNK):
         if not out or len(out[-1]) >= KNOWN_CHUNK:

@@ -368,7 +368,7 @@ def test_tasks_no_factory_saw_are_counted_from_the_first_summary_on(spawn, split
     miss: tasks made without the loop's factory are found on the pass they appear in (also
     one that a recorded task awaits, whose record the pass itself makes), and tasks that end
     are gone from the next.  ``split``: the loop gets the GIL between the two copies, as
-    above a quarter of a million tasks (the records kept in lists of 4 at most)."""
+    above a quarter of a million tasks (the records kept in small lists)."""
     setup = ("import tasktop.probe.task_pass as task_pass; task_pass.SPLIT_COPIES = 0; "
              "task_pass.KNOWN_CHUNK = 4\n") if split else ""
     target = spawn(setup + UNHOOKED_TARGET)
@@ -461,7 +461,7 @@ asyncio.run(main())
 def test_counts_stay_exact_while_tasks_come_and_go(spawn, many):
     """Passes over a loop that makes and frees tasks all the time count the parked ones
     exactly, pass after pass.  ``many``: the passes of more than a quarter of a million tasks,
-    which keep their lists of records from pass to pass (here of 64 records at most, so that
+    which keep their lists of records from pass to pass (here small ones, so that
     lists fill, empty and are dropped), add the new ones and leave out those of freed tasks."""
     setup = ("import tasktop.probe.task_pass as task_pass; task_pass.SPLIT_COPIES = 0; "
              "task_pass.KNOWN_CHUNK = 64\n") if many else ""
