@@ -258,7 +258,8 @@ class TaskPasses:
             pace.now()
             if linked:
                 self._linked_at = now
-            eager = registry.copy(refs, [w.loop for w in watches] if linked else ())
+            # A slice at a time: nothing here needs the records and the registry at one moment.
+            eager = registry.copy(refs, [w.loop for w in watches] if linked else (), pace)
         since = known[-1][-1].seq if known else 0
         for chunk in known:
             walk.visit(chunk)

@@ -368,9 +368,11 @@ def test_tasks_no_factory_saw_are_counted_from_the_first_summary_on(spawn, split
     miss: tasks made without the loop's factory are found on the pass they appear in (also
     one that a recorded task awaits, whose record the pass itself makes), and tasks that end
     are gone from the next.  ``split``: the loop gets the GIL between the two copies, as
-    above a quarter of a million tasks (the records kept in small lists)."""
+    above a quarter of a million tasks (the records kept in small lists, the registry copied
+    a slice at a time)."""
     setup = ("import tasktop.probe.task_pass as task_pass; task_pass.SPLIT_COPIES = 0; "
-             "task_pass.KNOWN_CHUNK = 4\n") if split else ""
+             "task_pass.KNOWN_CHUNK = 4; import tasktop.probe.registry as registry; "
+             "registry.CHUNK = 2\n") if split else ""
     target = spawn(setup + UNHOOKED_TARGET)
 
     def counts() -> dict:
