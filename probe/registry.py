@@ -90,9 +90,11 @@ def _extend_sliced(refs: list, items: set, pace: Callable[[], None]) -> bool:
     """``refs.extend(items)`` a slice of CHUNK at a time, ``pace`` called between: a set of a
     million references copied in one C call held the loops 11-21 ms.  False, with nothing
     added, if the set changed size meanwhile (a task made or freed: iterating it then fails),
-    for the caller to copy it in one call.  A task made meanwhile may be missed, and one
-    moved within the set seen twice: the callers look every reference up in the records,
-    which hold every task our factory made, and drop doubles."""
+    for the caller to copy it in one call.  A task made meanwhile may be missed, and if one is
+    made and another freed between two slices (the size alike), a set rebuilt meanwhile may
+    yield some twice or miss some: the callers look every reference up in the records, which
+    hold every task our factory made, and drop doubles; a task no factory saw that is missed
+    is found by a later look-up (when the sizes move, or at the next 30-second one)."""
     start = len(refs)
     slices = iter(items)
     try:
