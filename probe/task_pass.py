@@ -298,10 +298,7 @@ class TaskPasses:
             taken += len(part)
             if doubles:
                 part = [info for info in part if id(info) not in doubles]
-            if known and len(known[-1]) + len(part) <= KNOWN_CHUNK:
-                known[-1].extend(part)
-            elif part:
-                known.append(part)
+            _add_slice(known, part)
             if EAGER and not ended:
                 ended = _any_ended(part)
             pace()
@@ -443,11 +440,18 @@ def _chunks(records: list, pace: Pacer) -> list:
     count, was one C call of 6-20 ms at a million, where the records are not in the cache)."""
     out: list = []
     for start in range(0, len(records), CHUNK):
-        if not out or len(out[-1]) >= KNOWN_CHUNK:
-            out.append([])
-        out[-1] += records[start:start + CHUNK]
+        _add_slice(out, records[start:start + CHUNK])
         pace()
     return out
+
+
+def _add_slice(known: list, part: list) -> None:
+    """Add ``part`` (a slice of at most CHUNK records) at the end of ``known`` (lists of
+    records): to its last list while that stays within KNOWN_CHUNK, else as a list of its own."""
+    if known and len(known[-1]) + len(part) <= KNOWN_CHUNK:
+        known[-1].extend(part)
+    elif part:
+        known.append(part)
 
 
 def _prune(known: list, pace: Pacer) -> None:
