@@ -58,14 +58,16 @@ async def _parked(n: int) -> tuple:
     sys.path.insert(0, HERE)
     import workload
     import tasktop.probe as probe
-    from tasktop.probe import hooks
+    from tasktop.probe import record_lists
 
     loop = asyncio.get_running_loop()
     workload.spawn(loop, n)
     await asyncio.sleep(0.2)
     passes = probe._server.state.passes
     current = asyncio.current_task()
-    records = [r for r in list(hooks.records) if r() is not None and r() is not current]
+    records: list = []
+    record_lists.copy_live(records)
+    records = [r for r in records if r() is not current]
     probe.stop()
     return loop, passes, records, current
 

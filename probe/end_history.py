@@ -56,8 +56,7 @@ MAX_CANCELLERS = 10_000  # cancellations noted for tasks that have not ended yet
 FOLLOW_PER_S = 1000  # tasks followed a second, at most: about 1.7 ms of the loops' time a second
 
 _now = time.monotonic
-_ref = hooks._ref
-_records_get = hooks.records.get
+_record_of = hooks.record_of
 #: ``(record, ended at, "FINISHED" | "CANCELLED", exception type or None)``, appended by
 #: ``task_done`` on the loops' threads, drained by the probe thread.
 pending: collections.deque = collections.deque(maxlen=PENDING)
@@ -75,7 +74,7 @@ _resume_lock = threading.Lock()
 def task_done(task: Any) -> None:
     """The done-callback: note how ``task`` ended (cheap: this runs once per task)."""
     try:
-        info = _records_get(_ref(task))
+        info = _record_of(task)
         if info is None:
             return
         state = task._state
@@ -142,7 +141,7 @@ def resume() -> None:
 def follow(task: Any) -> None:
     """Have ``task``'s end noted even if it was made while the tokens were spent."""
     try:
-        if task.done() or _records_get(_ref(task)) is None:
+        if task.done() or _record_of(task) is None:
             return
         if not any(callback is task_done for callback, _ in (task._callbacks or ())):
             task.add_done_callback(task_done, context=hooks.context_for(task.get_loop()))

@@ -24,10 +24,14 @@ already taken a default "Task-N" number, so later tasks are numbered differently
 goes straight to the task, exactly as without a factory.  (uvloop names its tasks the same
 way with or without one.)
 
-A task's record (``TaskInfo``) is a weak reference to the task, kept in a plain dict whose C
-``pop`` is the reference's callback: the probe never keeps a task alive, and no Python code runs
-when a task goes away.  The dict keeps records in creation order, which is the order a pass
-walks them in (``task_pass._Walk``).
+A task's record (``TaskInfo``) is a weak reference to the task, so the probe never keeps a
+task alive, and it is found from the task among the task's own weak references
+(``weakref.getweakrefs``), not in a dict of every record: such a dict cost the creation hook
+114-158 ns a task and the process about 80 MiB at a million tasks (its own table, and the heap
+holes left once glibc raised its mmap threshold for its freed one; bench/README).  The records
+are kept alive by lists, in creation order, which is the order a pass walks them in
+(``task_pass._Walk``): ``made``, appended by the hooks, and ``kept``, where the probe thread
+moves them to and leaves out those of freed tasks.
 """
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ import weakref
 from asyncio import base_events, events
 from typing import Any, Callable
 
-from . import endings, registry
+from . import endings, record_lists, registry
 from .frames import resolve
 
 _Task = asyncio.Task
@@ -77,14 +81,12 @@ _modules_seen = -1  # len(sys.modules) when _spawner_dirs was found
 #: Sequence numbers for tasks: small integers, like goroutine ids.
 _seq = itertools.count(1)
 
-# Everything the probe knows about a task: ``{info: info}`` where each ``TaskInfo`` is a weak
-# reference to its task, so a lookup is ``records.get(weakref.ref(task))`` and a dead task's
-# record is dropped by ``records.pop``, a C function, with no Python frame at task exit.
-records: dict = {}
-#: Records put in ``records`` since a task pass last took them (``TaskPasses``: above a quarter
-#: of a million tasks a pass walks its last list and these, instead of copying ``records``).
-made: list = []
+made = record_lists.made  # records since the probe thread last took them: see record_lists
 _made = made.append
+#: None while the probe thread makes a record for a task no hook of ours recorded (``info_for``),
+#: a new object after each time: the creation hook looks at the task's other records only
+#: when this moved while it made one (see ``_settle``).
+adopting: Any = object()
 # Every loop we have seen, and the thread we last saw running it.
 loops: "weakref.WeakSet[asyncio.AbstractEventLoop]" = weakref.WeakSet()
 loop_threads: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
@@ -154,7 +156,6 @@ class TaskInfo(weakref.ref):
         self.number, self.birth = self.seq, value
 
 
-_ref = weakref.ref
 _now = time.monotonic
 #: Tasks made within ``BORN_GRAIN`` seconds of each other share one ``born`` float and one
 #: ``(first seq, born)`` tuple their seqs are counted from (a burst): a burst of a million
@@ -197,30 +198,73 @@ def context_for(loop: Any) -> contextvars.Context:
 departed: collections.deque = collections.deque(maxlen=1024)
 
 
-def _forget(info: "TaskInfo", pop: Any = records.pop, keep: Any = departed.append) -> None:
-    """A task's record leaves ``records`` when the task is freed, and waits in ``departed``."""
-    pop(info, None)
+def _forget(info: "TaskInfo", drop: Any = record_lists.drop, keep: Any = departed.append) -> None:
+    """A record's callback: its task was freed (one less live record); it waits in ``departed``."""
+    drop()
     keep(info)
 
 
-def _record(task: asyncio.Task, parent: int | None, site: tuple | None) -> TaskInfo:
-    """A new record for ``task``, or the one it has (another thread may have made it, or its
-    own eager first step, seen from a task it made)."""
+_getweakrefs = weakref.getweakrefs
+_hash = hash
+
+
+def _oldest(task: Any) -> TaskInfo | None:
+    """The first record made for ``task`` (while two are made at once, the one that counts):
+    a task's weak references are listed newest first (CPython links each new one with a
+    callback in at the head of the object's list)."""
+    found = None
+    for ref in _getweakrefs(task):
+        if type(ref) is TaskInfo:
+            found = ref
+    return found
+
+
+def _new(task: asyncio.Task, parent: int | None, site: tuple | None) -> TaskInfo:
+    """A record for ``task``: found among its weak references from the moment it is made, and
+    complete only once its ``number`` is set, last (see ``record_of``)."""
     info = TaskInfo(task, _forget)
-    info.number = next(_seq)
+    seq = next(_seq)
     info.birth = None
     info.parent = parent
     info.site = site
     info.waiter = None  # weakref to the future the task was last seen waiting on (``since``
     # and ``cache`` are set by the pass that first sees it: fewer stores here)
-    found = records.setdefault(info, info)  # another thread may have made it meanwhile
+    _hash(info)  # kept by the reference: found by address once the task is freed (``departed``)
+    info.number = seq
+    return info
+
+
+def adopt(task: asyncio.Task) -> TaskInfo:
+    """A record for a task no hook of ours recorded (made before the probe, or without our
+    factory), or the one it has if another thread made one meanwhile: the oldest counts, and
+    only its maker keeps it in ``made`` (see ``_settle``)."""
+    info = _new(task, None, None)
+    found = _oldest(task)
     if found is info:
         _made(info)
     return found
 
 
+def _settle(task: asyncio.Task, info: TaskInfo) -> TaskInfo:
+    """The creation hook's record ``info`` when another may have been made for the task
+    meanwhile (by the probe thread, or by the task's own eager first step, from a task it
+    made): the oldest counts, and is given what ``info`` knows about where it was made."""
+    found = _oldest(task)
+    if found is info:
+        _made(info)
+    elif found is not None and getattr(found, "site", None) is None:
+        found.parent, found.site = info.parent, info.site
+        if _complete(found) and found.birth is None:  # (its maker sets the birth itself, else)
+            found.born = info.born
+    return found or info
+
+
 class _Nothing:
     pass
+
+
+#: Hand-offs of the GIL ``info_for`` waits at most for a record another thread is making.
+WAIT_COMPLETE = 100
 
 
 #: The record of the task that last made a task (a weak reference, dead at first), and its
@@ -232,17 +276,26 @@ _last_site: tuple = (None, -1, None, None)
 
 
 def record_of(task: Any) -> TaskInfo | None:
-    """The task's record, or None."""
+    """The task's record, or None (also while another thread is still making it: a record
+    is complete once its ``number`` is set, which its maker does last)."""
     try:
-        return records.get(_ref(task))
-    except TypeError:  # not weakly referenceable, or unhashable
+        info = _oldest(task)
+    except TypeError:  # not weakly referenceable
         return None
+    return info if info is not None and _complete(info) else None
+
+
+def _complete(info: TaskInfo, number: Any = TaskInfo.number) -> bool:
+    try:
+        number.__get__(info)
+        return True
+    except AttributeError:
+        return False
 
 
 def find_record(task: Any) -> TaskInfo | None:
-    """The record of a task, also one freed a moment ago (see ``departed``; or, while the
-    collector has not run its callback, still in ``records`` but dead): the newest record with
-    the task's hash, which is its address, still its own while it is finalized."""
+    """The record of a task, also one freed a moment ago (see ``departed``): the newest record
+    with the task's hash, which is its address, still its own while it is finalized."""
     info = record_of(task)
     if info is not None:
         return info
@@ -253,20 +306,30 @@ def find_record(task: Any) -> TaskInfo | None:
 
 
 def _dead_record(key: int) -> TaskInfo | None:
-    """The newest record of a freed task at address ``key``: still in ``records`` while the
-    collector has not run its callback (3.14), else in ``departed``."""
-    info = records.get(_DeadAt(key))
-    if info is not None:
-        return info
+    """The newest record of a freed task at address ``key`` (in ``departed``; each record's
+    hash was taken when it was made, so a dead one still has it)."""
     return next((d for d in reversed(departed) if hash(d) == key), None)
 
 
 def info_for(task: asyncio.Task) -> TaskInfo:
     """The task's record, created (with no creation site) for tasks made before the hook, or
-    given back what the task's own record knew if the collector took that one (see _revived)."""
-    info = records.get(_ref(task))
+    given back what the task's own record knew if the collector took that one (see _revived).
+    The probe thread's (see ``adopting``: one thread only may set it).  None if another
+    thread's record of the task is still not complete after WAIT_COMPLETE hand-offs."""
+    global adopting
+    info = record_of(task)
     if info is None:
-        info = _record(task, None, None)
+        adopting = None
+        try:
+            info = adopt(task)
+        finally:
+            adopting = object()
+        for _ in range(WAIT_COMPLETE):  # one a loop's thread is making this moment: it ends
+            if _complete(info):  # its hook within a few instructions once it has the GIL
+                break
+            time.sleep(0)
+        else:
+            return None
         if info.site is None:
             _revived(task, info)
     return info
@@ -280,10 +343,10 @@ def _revived(task: Any, info: TaskInfo) -> None:
     finalizers; one may make a task reachable again (a coroutine closed by the collector
     cancels the future it awaited, which puts the task's wake-up on its loop: seen on uvloop),
     and asyncio reports the task as lost later, when it is freed for good.  The old record is
-    still in ``records`` as a dead key (3.14 runs its callback only then), or already in
-    ``departed``: the newest one at the task's address, which no other live object can have.
-    Only for a task that carries our done-callback (made by our factory, so it had a record):
-    a task made elsewhere may sit at the address of a freed one of ours."""
+    in ``departed`` by then (its callback ran when it was cleared): the newest one at the
+    task's address, which no other live object can have.  Only for a task that carries our
+    done-callback (made by our factory, so it had a record): a task made elsewhere may sit at
+    the address of a freed one of ours."""
     try:
         if on_done is None or not any(cb[0] is on_done for cb in task._callbacks or ()):
             return
@@ -294,22 +357,6 @@ def _revived(task: Any, info: TaskInfo) -> None:
                 info.born = old.born
     except Exception:
         pass
-
-
-class _DeadAt:
-    """A key equal to any dead record of the given hash (a task's address): a dict compares
-    keys of equal hash, and a weak reference leaves the comparison to us."""
-
-    __slots__ = ("key",)
-
-    def __init__(self, key: int) -> None:
-        self.key = key
-
-    def __hash__(self) -> int:
-        return self.key
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is TaskInfo and other() is None
 
 
 def creation_stack(task: Any) -> tuple | None:
@@ -484,23 +531,26 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2, f
         if current is not None:
             last = _last_parent  # a task that makes one task often makes many
             if last[0]() is not current:
-                made_it = records.get(_ref(current)) or _record(current, None, None)
+                made_it = _oldest(current) or adopt(current)
                 last = _last_parent = (made_it, made_it.seq)
             parent = last[1]
     except Exception:
         pass
+    # What tells whether another record may be made for the task while this one is (_settle).
+    seen, before = adopting, _last_parent
     if inner is not None:
         task = inner(loop, coro, **kwargs)
     else:
         task = _Task(coro, loop=loop, **kwargs) if kwargs else _Task(coro, loop=loop)
         if task._source_traceback:  # asyncio debug mode only
             _trim_traceback(task._source_traceback)
-    try:  # _record, inlined: this is the one call per task that has to be cheap
+    try:  # _new, inlined: this is the one call per task that has to be cheap
         info = TaskInfo(task, _forget)
         seq = next(_seq)
         info.parent = parent
         info.site = site
         info.waiter = None
+        _hash(info)
         born = _now()
         burst = _burst
         nth = seq - burst[0]  # below 0 if another thread started a burst since next(_seq): still right
@@ -515,13 +565,13 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2, f
             _burst = (seq, born, None)
             info.birth = born
             info.number = seq
-        found = records.setdefault(info, info)
-        if found is info:
+        # Nobody else can have made a record for the task unless the probe thread was making
+        # some (``adopting`` None or moved) or the task ran its first step eagerly and made a
+        # task (which recorded it as the parent: ``_last_parent`` moved).
+        if adopting is seen is not None and _last_parent is before:
             _made(info)
-        elif found.site is None:  # an eager task, seen during its first step
-            found.parent, found.site = parent, site
-            if found.birth is None:  # recorded then without a birth (by a task it made)
-                found.born = born
+        else:
+            _settle(task, info)
         if on_done is not None and next(follow, False):
             task.add_done_callback(on_done, context=_contexts.get(id(loop)) or context_for(loop))
     except Exception:

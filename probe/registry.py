@@ -132,40 +132,38 @@ def fingerprint(refs: list, pace: Callable[[], None]) -> tuple | None:
 _SEQ = operator.attrgetter("seq")
 
 
-def unrecorded(records: Any, refs: list, eager: list, since: int, pace: Callable[[], None]) -> tuple[list, bool]:
-    """``(tasks, complete)``: the live, not-done tasks among ``refs`` and ``eager`` (see
-    ``copy``) that ``records`` (a dict keyed by weak references to tasks, valued by the same
-    records) does not hold: tasks no factory of ours saw.  ``complete``: none was missing, and
-    none had a record made after ``since`` (a record's ``seq``): every task of the copy had a
-    record when it was taken.
+def _alive(ref: Any) -> Any:
+    """The task of a weak reference (None if freed), or the task itself (3.14+: C's lists)."""
+    return ref() if type(ref) is weakref.ReferenceType else ref
 
-    Done in C, a slice at a time: a weak reference to a task is equal to any other one to the
-    same task, so ``records.get`` takes asyncio's own references as they are, with no
-    reference made and no task touched (20-25 ms over 100,000, with ``pace`` called between
-    slices so that the loops get the GIL)."""
+
+def unrecorded(record_of: Callable[[Any], Any], refs: list, eager: list, since: int,
+               pace: Callable[[], None]) -> tuple[list, bool]:
+    """``(tasks, complete)``: the live, not-done tasks among ``refs`` and ``eager`` (see
+    ``copy``) that have no record (``record_of(task)`` is None): tasks no factory of ours saw.
+    ``complete``: none was missing, and none had a record made after ``since`` (a record's
+    ``seq``): every task of the copy had a record when it was taken.
+
+    A slice at a time, with ``pace`` called between slices so that the loops get the GIL (a
+    record is found among its task's weak references: a Python call a task, 0.2-0.3 us)."""
     missing: list = []
     latest = since
     for start in range(0, len(refs), CHUNK):
-        part = refs[start:start + CHUNK]
-        if LINKED:  # tasks read from C's lists are looked up by a reference, like the rest
-            part = [r if type(r) is weakref.ReferenceType else weakref.ref(r) for r in part]
-        found = list(map(records.get, part))
-        missing.extend(itertools.compress(part, map(operator.is_, found, itertools.repeat(None))))
+        tasks = list(map(_alive, refs[start:start + CHUNK]))
+        found = list(map(record_of, tasks))
+        missing.extend(itertools.compress(tasks, map(operator.is_, found, itertools.repeat(None))))
         latest = max(latest, max(map(_SEQ, filter(None, found)), default=since))
         pace()
-    tasks = []
-    for ref in missing:
-        task = ref()
-        if task is not None:
-            tasks.append(task)
-    tasks.extend(task for task in eager if weakref.ref(task) not in records)  # a handful at most
+    complete = not missing and not eager and latest <= since  # a freed task's reference counts as missing
+    missing = [task for task in missing if task is not None]
+    missing.extend(task for task in eager if record_of(task) is None)  # a handful at most
     out = []
     seen = set()
-    for task in tasks:  # an eager task can be in both sets for a moment
+    for task in missing:  # an eager task can be in both sets for a moment
         try:
             if id(task) not in seen and not task.done():
                 seen.add(id(task))
                 out.append(task)
         except Exception:
             continue
-    return out, not missing and not eager and latest <= since
+    return out, complete

@@ -7,14 +7,14 @@ long as the task's waiter does not change: a task parked on the same future has 
 a pile of 100,000 leaked tasks is walked once, not every second.
 
 The walk goes through the probe's own records, not asyncio's registry: records sit in creation
-order, so a pass reads them nearly in memory order and needs no lookup to get from a task to
-its record (at 100,000 tasks the lookups alone cost more than the rest).  The registry is then
-only checked, in C, for tasks the records miss (made by ``asyncio.Task(...)``, or before the
-probe started): those are recorded and visited, and later passes find them in the records.
-Above a quarter of a million tasks no pass copies the records either: the first pass's copy is
-kept, the records made since each pass (``hooks.made``) are added to it, and the records of
-freed tasks left out a slice at a time; asyncio's registry is then read only when it may hold a
-task the records miss (see ``TaskPasses._run_many``).
+order (``record_lists``), so a pass reads them nearly in memory order and needs no lookup to
+get from a task to its record (at 100,000 tasks the lookups alone cost more than the rest).
+The registry is then only checked for tasks the records miss (made by ``asyncio.Task(...)``,
+or before the probe started), and only when the two differ otherwise than they did (see
+``TaskPasses._unrecorded``): those are recorded and visited, and later passes find them in the
+records.  Above a quarter of a million tasks no pass copies the records: it walks the lists
+that keep them, and reads asyncio's registry only when it may hold a task the records miss
+(see ``TaskPasses._run_many``).
 
 Walking a chain costs 3-8 µs a task in Python: 3-9 s for a million tasks no pass has walked yet
 (right after the probe attaches, or after a burst of new tasks).  A pass that must answer
@@ -39,7 +39,7 @@ import time
 import weakref
 from typing import Any
 
-from . import hooks, registry, tasks as tasks_mod
+from . import hooks, record_lists, registry, tasks as tasks_mod
 from .groups import Group
 from .handoff import Handoff, Pacer
 from .keys import GroupKey, Keys
@@ -55,21 +55,14 @@ LINKED_EVERY_PASS = 20_000
 #: 3.14+: from this many tasks on, C's task lists are read on the first pass only: reading
 #: them is one C call over every task (3 ms at 50,000, 8 ms at 100,000, 224 ms at a million).
 LINKED_MOST = 50_000
-#: Above this many records the loops get the GIL between the two copies: they may then
-#: disagree (a task made in between), which costs a full look-up, not a wrong answer.
+#: Above this many records a pass copies neither the records nor asyncio's registry at one
+#: moment (one C call over each held the loops 13-35 ms at a million; see _run_many).
 SPLIT_COPIES = 250_000
 #: Above SPLIT_COPIES, asyncio's registry is read at most this often when only tasks that
 #: ended in their first step can have hidden a task the records miss (see TaskPasses._run_many).
 CHECK_MANY = 2.0
-#: Records waiting in ``hooks.made`` that make the probe's heartbeat take them (see tidy).
+#: Records waiting in ``record_lists.made`` that make the probe's heartbeat take them (see tidy).
 TIDY = 10_000
-#: Records per list of the records kept since the first pass (``TaskPasses._known``, a list of
-#: such lists; a multiple of CHUNK): one list of a million outgrew its memory block every eighth
-#: more tasks, and was copied whole into a new one, in one C call (23.6 ms of CPU at a million).
-KNOWN_CHUNK = 65_536
-#: Records made while a copy of the records was taken may be in ``hooks.made`` too: they are
-#: among the copy's last ones (one switch of threads makes at most a few thousand tasks).
-DOUBLES = 16_384
 #: Seconds a budgeted grouping pass with chains to walk may take in all (the visit of every
 #: record, the walks, the tallies): what a summary waits for.  The walks get what the rest of
 #: the last grouping pass left of it (see TaskPasses.walk_budget).
@@ -129,12 +122,9 @@ class TaskPasses:
         self._trusted: tuple | None = None
         self._checked = 0.0
         self._linked_at = -RECHECK  # when C's task lists were last read (3.14+)
-        # Every record since the first pass, kept up to date in lists of KNOWN_CHUNK at most
-        # (see _run_copied; walked above SPLIT_COPIES), the records that may be in it twice, and
-        # the difference of the sizes of the records and asyncio's registry when the registry
+        self._first = True
+        # The difference of the sizes of the records and asyncio's registry when the registry
         # last had no task they miss.
-        self._known: list | None = None
-        self._doubles: set | None = None
         self._size: int | None = None
         self._ended = False  # a task recorded since the registry was last read has ended
         self._rest: float | None = None  # seconds per record the last grouping pass took besides walking
@@ -148,7 +138,7 @@ class TaskPasses:
         last grouping pass took per record besides walking (the visit of every record is about
         0.5 s at a million) times the records now, at least WALK_AT_LEAST."""
         per_record = self._rest if self._rest is not None else VISIT_S
-        return max(WALK_AT_LEAST, PASS_WITHIN - per_record * len(hooks.records))
+        return max(WALK_AT_LEAST, PASS_WITHIN - per_record * record_lists.count())
 
     def run(self, grouping: bool, rows: bool = False, budget: float | None = None,
             background: bool = False) -> Pass:
@@ -170,12 +160,13 @@ class TaskPasses:
         walk = _Walk(self, now, watched, grouping, rows, pace,
                      budget if grouping and not rows else None, self._resume)
         self.fresh = []
-        if len(hooks.records) > SPLIT_COPIES and self._known is not None:
-            unknown = self._run_many(walk, watches, now, pace, background)
+        first, self._first = self._first, False
+        if record_lists.count() > SPLIT_COPIES:
+            unknown = self._run_many(walk, watches, now, pace, background, first)
         else:
-            unknown = self._run_copied(walk, watches, now, pace)
+            unknown = self._run_copied(walk, watches, now, pace, first)
         walk.walk_later()
-        batch = self.fresh + [hooks.info_for(task) for task in unknown]
+        batch = self.fresh + [info for info in map(hooks.info_for, unknown) if info is not None]
         for _round in range(100):  # each round describes tasks awaited by the last one's
             if not batch:
                 break
@@ -196,21 +187,14 @@ class TaskPasses:
             self._resume = walk.first_skipped or 0
         return Pass(now, walk.count, walk.infos, counts, [], walk.groups, walk.unwalked)
 
-    def _run_copied(self, walk: "_Walk", watches: list, now: float, pace: Pacer) -> list:
-        """Visit a copy of the records and find the tasks they miss: the records and asyncio's
-        registry are copied at one moment (two C calls in a row, of a few milliseconds at
-        100,000 tasks: the loops get the GIL just before; and between them above
-        SPLIT_COPIES).  The first pass keeps its copy, and every later one adds the records
-        made since to it (see _run_many), so that no pass copies the records of more than
-        SPLIT_COPIES tasks but the first.  Returns the tasks no factory of ours saw."""
-        first = self._known is None
+    def _run_copied(self, walk: "_Walk", watches: list, now: float, pace: Pacer, first: bool) -> list:
+        """Visit a copy of the live records and find the tasks they miss: the records and
+        asyncio's registry are copied at one moment (C calls in a row, of a few milliseconds at
+        100,000 tasks: the loops get the GIL just before).  Then the records made since the
+        last pass join the lists that keep them.  Returns the tasks no factory of ours saw."""
         records, refs = self.lists.take("records"), self.lists.take("refs")
         pace.now()
-        if first:
-            del hooks.made[:]  # every record made so far is in the copy
-        records.extend(hooks.records)  # in creation order
-        if len(records) > SPLIT_COPIES:
-            pace.now()  # two copies in a row held the loop 15-24 ms at a million
+        record_lists.copy_live(records)  # in creation order
         linked = self._linked_due(len(records), now, first)
         if linked:
             self._linked_at = now
@@ -218,14 +202,8 @@ class TaskPasses:
         since = records[-1].seq if records else 0
         difference = self._difference_of(records, refs, eager, pace)
         walk.visit(records)
-        if first:
-            self._known = _chunks(records, pace)
-            # A record made between emptying ``made`` and the copy is in both: the next pass
-            # leaves out those of its new records that are among the copy's last ones.
-            self._doubles = set(map(id, records[-DOUBLES:]))
-        else:
-            self._ended = self._take_made(self._known, pace) or self._ended
-            _prune(self._known, pace)
+        self._ended = self._take_made(pace) or self._ended
+        record_lists.prune(pace)
         # Then what that copy could not hold: tasks no factory of ours saw, and records made
         # meanwhile for tasks first met as awaited by another (each visited once).
         unknown = self._unrecorded(difference, refs, eager, since, pace, now)
@@ -235,20 +213,21 @@ class TaskPasses:
         empty(refs, pace)
         return unknown
 
-    def _run_many(self, walk: "_Walk", watches: list, now: float, pace: Pacer, background: bool) -> list:
-        """Above SPLIT_COPIES: visit the list of records kept since the first pass, with those
-        made since (``hooks.made``) added, with no copy of a million records (one C call of
+    def _run_many(self, walk: "_Walk", watches: list, now: float, pace: Pacer, background: bool,
+                  first: bool) -> list:
+        """Above SPLIT_COPIES: visit the lists that keep the records, with those made since
+        (``record_lists.made``) added, with no copy of a million records (one C call of
         13-35 ms).  asyncio's registry (a copy of 11-20 ms) is read only when it may hold a
         task the records miss: when the difference of the two sizes moved; when a task recorded since
         it was last read has ended (3.12+: one that ended in its eager first step is recorded
         and not registered, and one made without our factory meanwhile leaves the sizes
         alike), at most every CHECK_MANY seconds; and anyway every RECHECK seconds, in a
         ``background`` pass. Returns the tasks no factory of ours saw."""
-        known = self._known
-        self._ended = self._take_made(known, pace) or self._ended
-        size = len(hooks.records) - registry.size()
+        self._ended = self._take_made(pace) or self._ended
+        live = record_lists.count()
+        size = live - registry.size()
         # 3.14+: tasks no factory saw are only in C's lists, which asyncio's sets do not count.
-        linked = self._linked_due(len(hooks.records), now, False)
+        linked = self._linked_due(live, now, first)
         due = (linked or size != self._size or (background and now - self._checked >= RECHECK)
                or (self._ended and now - self._checked >= CHECK_MANY))
         refs: list = []
@@ -260,13 +239,14 @@ class TaskPasses:
                 self._linked_at = now
             # A slice at a time: nothing here needs the records and the registry at one moment.
             eager = registry.copy(refs, [w.loop for w in watches] if linked else (), pace)
-        since = known[-1][-1].seq if known else 0
-        for chunk in known:
+        kept = record_lists.kept
+        since = kept[-1][-1].seq if kept else 0
+        for chunk in kept:  # only the probe thread changes these lists
             walk.visit(chunk)
-        _prune(known, pace)
+        record_lists.prune(pace)
         if not due:
             return []
-        missing, complete = registry.unrecorded(hooks.records, refs, eager, since, pace)
+        missing, complete = registry.unrecorded(hooks.record_of, refs, eager, since, pace)
         self._size = size if complete else None
         self._ended = False
         self._checked = now
@@ -284,42 +264,30 @@ class TaskPasses:
             return False
         return first or count < LINKED_EVERY_PASS or (count < LINKED_MOST and now - self._linked_at >= RECHECK)
 
-    def _take_made(self, known: list, pace: Pacer) -> bool:
-        """Move the records made since the last pass from ``hooks.made`` to the end of
-        ``known`` (lists of records), a slice at a time (a million of them may have been made
-        since).  Returns whether the task of one of them has ended (3.12+ only): one that ended
-        in its eager first step is recorded and not registered."""
-        made, doubles = hooks.made, self._doubles
-        self._doubles = None
-        taken = 0
-        ended = False
-        while taken < len(made):  # what is appended meanwhile is taken too
-            part = made[taken:taken + CHUNK]
-            taken += len(part)
-            if doubles:
-                part = [info for info in part if id(info) not in doubles]
-            _add_slice(known, part)
-            if EAGER and not ended:
-                ended = _any_ended(part)
-            pace()
-        while taken:  # from the end of what was taken: only what was appended since moves
-            cut = min(taken, CHUNK)
-            del made[taken - cut:taken]
-            taken -= cut
-            pace()
-        return ended
+    @staticmethod
+    def _take_made(pace: Pacer) -> bool:
+        """Move the records made since the last pass to the lists that keep them (see
+        ``record_lists.take_made``).  Returns whether the task of one of them has ended (3.12+
+        only): one that ended in its eager first step is recorded and not registered."""
+        ended: list = []
+
+        def seen(part: list) -> None:
+            if EAGER and not ended and _any_ended(part):
+                ended.append(True)
+
+        record_lists.take_made(pace, seen)
+        return bool(ended)
 
     def tidy(self) -> None:
-        """Between passes (the probe's heartbeat): once TIDY records wait in ``hooks.made``,
-        they are moved to the pass's list and those of freed tasks left out, so that a
-        process that makes and frees many tasks does not keep their records until the next
-        pass (up to a minute away when the CPU budget stretches the interval)."""
-        known = self._known
-        if known is None or len(hooks.made) < TIDY:
+        """Between passes (the probe's heartbeat): once TIDY records wait in ``made``, they are
+        moved to the lists that keep them and those of freed tasks left out, so that a process
+        that makes and frees many tasks does not keep their records until the next pass (up to
+        a minute away when the CPU budget stretches the interval)."""
+        if len(record_lists.made) < TIDY:
             return
         pace = Pacer(self.handoff)
-        self._ended = self._take_made(known, pace) or self._ended
-        _prune(known, pace)
+        self._ended = self._take_made(pace) or self._ended
+        record_lists.prune(pace)
 
     @staticmethod
     def _difference_of(records: list, refs: list, eager: list, pace: Pacer) -> tuple | None:
@@ -355,7 +323,7 @@ class TaskPasses:
         full look-up is done every ``RECHECK`` seconds anyway."""
         if difference is not None and difference == self._trusted and now - self._checked < RECHECK:
             return []
-        missing, complete = registry.unrecorded(hooks.records, refs, eager, since, pace)
+        missing, complete = registry.unrecorded(hooks.record_of, refs, eager, since, pace)
         if complete and difference is not None:
             self._trusted = difference if difference == self._candidate else None
             self._candidate = difference
@@ -370,6 +338,8 @@ class TaskPasses:
         info = hooks.record_of(task)
         if info is None:
             info = hooks.info_for(task)
+            if info is None:  # another thread's record of it not complete yet: the next pass
+                raise LookupError("a record still being made")
             self.fresh.append(info)
         return info.seq
 
@@ -432,54 +402,6 @@ def _first_at(records: list, seq: int) -> int:
         else:
             high = middle
     return low
-
-
-def _chunks(records: list, pace: Pacer) -> list:
-    """``records`` as lists of KNOWN_CHUNK records (a multiple of CHUNK; the last list fewer),
-    in order, copied a slice of CHUNK at a time (a slice of 65,536 records, touching each one's
-    count, was one C call of 6-20 ms at a million, where the records are not in the cache)."""
-    out: list = []
-    for start in range(0, len(records), CHUNK):
-        _add_slice(out, records[start:start + CHUNK])
-        pace()
-    return out
-
-
-def _add_slice(known: list, part: list) -> None:
-    """Add ``part`` (a slice of at most CHUNK records) at the end of ``known`` (lists of
-    records): to its last list while that stays within KNOWN_CHUNK, else as a list of its own."""
-    if known and len(known[-1]) + len(part) <= KNOWN_CHUNK:
-        known[-1].extend(part)
-    elif part:
-        known.append(part)
-
-
-def _prune(known: list, pace: Pacer) -> None:
-    """Leave out the records of freed tasks once they are an eighth of ``known`` (lists of
-    records, which hold every live one: ``hooks.records`` counts those), in place and a slice
-    at a time; lists left empty are dropped."""
-    total = sum(map(len, known))
-    if total - len(hooks.records) <= total // 8:
-        return
-    for records in known:
-        _leave_out_freed(records, pace)
-    known[:] = filter(None, known)
-
-
-def _leave_out_freed(records: list, pace: Pacer) -> None:
-    """The records of freed tasks left out of ``records``, in place: the list stays the one the
-    collector has seen survive (a new list is walked by every young collection while it is
-    young)."""
-    kept = 0
-    for start in range(0, len(records), CHUNK):
-        chunk = records[start:start + CHUNK]
-        alive = list(itertools.compress(chunk, map(operator.is_not, map(_CALL, chunk), itertools.repeat(None))))
-        records[kept:kept + len(alive)] = alive
-        kept += len(alive)
-        pace()
-    while len(records) > kept:
-        del records[max(kept, len(records) - CHUNK):]
-        pace()
 
 
 #: The states of the pseudo-groups (see ``_Walk.within``): what is known without the chain.
@@ -692,13 +614,12 @@ class _Walk:
     def _refer(info: Any, waiter: Any) -> None:
         """Keep a weak reference to the future the task now waits on (``info.waiter``)."""
         try:
-            new = weakref.ref(waiter)
             # A task awaited (``await task``) has a record, which is a weak reference to it
             # already: 80 bytes fewer for each of its awaiters.
-            record = hooks.records.get(new) if type(waiter) is _TASK else None
+            record = hooks.record_of(waiter) if type(waiter) is _TASK else None
             if record is None:
-                untrack(new)  # a million new tracked objects set off a full collection
-                record = new
+                record = weakref.ref(waiter)
+                untrack(record)  # a million new tracked objects set off a full collection
             info.waiter = record
         except TypeError:
             info.waiter = _UNKNOWN  # never the same again: treated as new each pass

@@ -21,9 +21,11 @@ def live_threads() -> dict:
 def all_tasks() -> set:
     """Every task the process has: those the probe recorded and asyncio's own registry."""
     import asyncio.tasks as asyncio_tasks
-    from tasktop.probe import hooks, registry
+    from tasktop.probe import record_lists, registry
 
-    found = {info() for info in list(hooks.records)}
+    records: list = []
+    record_lists.copy_live(records)
+    found = {info() for info in records}
     found.discard(None)
     for name in ("_all_tasks", "_scheduled_tasks", "_eager_tasks"):
         tasks = getattr(asyncio_tasks, name, None)

@@ -198,13 +198,13 @@ def _reported(target, word: str) -> list[int]:
 
 
 REFERENCES_TARGET = _parked_reporting(r"""
-import asyncio, signal, weakref
-from tasktop.probe import hooks
+import asyncio, itertools, signal, weakref
+from tasktop.probe import record_lists
 
 def report():
     # A live reference: the stand-in a pass keeps when it made none is not one.
-    held = sum(1 for info in list(hooks.records)
-               if isinstance(info.waiter, weakref.ReferenceType) and info.waiter() is not None)
+    held = sum(1 for info in [*itertools.chain.from_iterable(record_lists.kept), *record_lists.made]
+               if info() is not None and isinstance(info.waiter, weakref.ReferenceType) and info.waiter() is not None)
     print("references", held, flush=True)
 """, 10000)
 
@@ -254,7 +254,7 @@ def test_above_a_quarter_million_tasks_only_the_background_makes_the_30_second_l
     at a million tasks: a client's summary that came when it was due waited for it.  Summaries
     now leave it to the probe's own passes (here: every pass, and at most a second apart)."""
     target = spawn(LOOK_UP_TARGET, TASKTOP_INTERVAL="0.2")
-    target.summary()  # the first pass of a thousand tasks or more has no kept list: it copies
+    target.summary()  # the first pass looks up: no difference of the sizes is known yet
     before = _reported(target, "look-ups")
     for _ in range(5):
         target.summary()

@@ -371,7 +371,8 @@ def test_tasks_no_factory_saw_are_counted_from_the_first_summary_on(spawn, split
     above a quarter of a million tasks (the records kept in small lists, the registry copied
     a slice at a time)."""
     setup = ("import tasktop.probe.task_pass as task_pass; task_pass.SPLIT_COPIES = 0; "
-             "task_pass.KNOWN_CHUNK = 4; import tasktop.probe.registry as registry; "
+             "import tasktop.probe.record_lists as record_lists; record_lists.KEPT_CHUNK = 4; "
+             "import tasktop.probe.registry as registry; "
              "registry.CHUNK = 2\n") if split else ""
     target = spawn(setup + UNHOOKED_TARGET)
 
@@ -466,7 +467,7 @@ def test_counts_stay_exact_while_tasks_come_and_go(spawn, many):
     which keep their lists of records from pass to pass (here small ones, so that
     lists fill, empty and are dropped), add the new ones and leave out those of freed tasks."""
     setup = ("import tasktop.probe.task_pass as task_pass; task_pass.SPLIT_COPIES = 0; "
-             "task_pass.KNOWN_CHUNK = 64\n") if many else ""
+             "import tasktop.probe.record_lists as record_lists; record_lists.KEPT_CHUNK = 64\n") if many else ""
     target = spawn(setup + CHURN_TARGET)
     walked = 0
     for _ in range(20):

@@ -1,0 +1,115 @@
+"""A task's record is found among the task's own weak references, and kept alive by the lists of
+``record_lists``: no dict of every record.  Two threads can make a record for one task at the
+same moment (the creation hook, and the probe thread for a task it met in asyncio's registry
+first): the oldest counts, and only it is kept."""
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+
+from tasktop.probe import hooks, record_lists
+
+
+async def _parked() -> None:
+    await asyncio.sleep(3600)
+
+
+def _kept_for(task: asyncio.Task) -> list:
+    """The records the lists keep for ``task``."""
+    return [info for info in itertools.chain(*record_lists.kept, record_lists.made) if info() is task]
+
+
+def _run(scenario) -> object:
+    hooks.install()
+    try:
+        return asyncio.run(scenario())
+    finally:
+        hooks.uninstall()
+
+
+def test_a_record_made_meanwhile_by_the_probe_thread_is_the_one_kept_with_the_creation_site():
+    """The probe thread records the task between its making and the hook's record of it (here
+    from inside the application's factory, where a switch of threads could put it): the hook
+    sees that, and gives its creation site to that older record instead of keeping a second."""
+    met = []
+
+    def factory(loop, coro, **kwargs):
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        met.append(hooks.info_for(task))  # what the probe thread does to a task it met first
+        return task
+
+    async def scenario() -> tuple:
+        asyncio.get_running_loop().set_task_factory(factory)
+        task = asyncio.get_running_loop().create_task(_parked())  # this line is the site
+        found = hooks.record_of(task), _kept_for(task)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return found
+
+    record, kept = _run(scenario)
+    assert record is met[0]
+    assert kept == [record]
+    assert record.site is not None and record.born is not None
+
+
+def test_of_two_records_of_a_task_the_first_made_is_found():
+    async def scenario() -> tuple:
+        task = asyncio.ensure_future(_parked())
+        first = hooks.record_of(task)
+        second = hooks.adopt(task)  # another thread's, made a moment later: it finds the first
+        extra = hooks.TaskInfo(task)  # one made and not yet settled
+        found = hooks.record_of(task)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        del extra
+        return first, second, found, _kept_for(task)
+
+    first, second, found, kept = _run(scenario)
+    assert first is not None and second is first and found is first
+    assert kept == [first]
+
+
+def test_the_live_records_are_counted_without_a_walk():
+    async def scenario() -> tuple:
+        before = record_lists.count()
+        tasks = [asyncio.ensure_future(_parked()) for _ in range(100)]
+        made = record_lists.count() - before
+        for task in tasks[:60]:
+            task.cancel()
+        task = None
+        for _ in range(2):  # their last steps
+            await asyncio.sleep(0)
+        del tasks[:60]
+        gc.collect()
+        left = record_lists.count() - before
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return made, left
+
+    made, left = _run(scenario)
+    assert (made, left) == (100, 40)
+
+
+def test_a_record_another_thread_is_still_making_is_neither_used_nor_doubled(monkeypatch):
+    """A record is found among the task's weak references from the moment it exists, before
+    its maker (a loop's thread, in the creation hook) has set what it holds: until then a look
+    from the probe thread finds no record, and making one of its own would double it."""
+    monkeypatch.setattr(hooks, "WAIT_COMPLETE", 3)
+
+    async def scenario() -> tuple:
+        task = asyncio.Task(_parked())  # no factory: no record
+        making = hooks.TaskInfo(task)  # what the hook has made so far: nothing set
+        looked = hooks.record_of(task), hooks.info_for(task)
+        kept = _kept_for(task)
+        making.number = 0  # the maker's last step
+        found = hooks.record_of(task)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return looked, kept, found is making
+
+    looked, kept, found = _run(scenario)
+    assert looked == (None, None)
+    assert kept == []  # the probe thread's own record was dropped: the older one counts
+    assert found
