@@ -6,7 +6,7 @@ says "Task was destroyed but it is pending!" through the loop's exception handle
 later and with no creation site, and the work it stood for never happens.  A task whose
 exception nobody retrieved is reported the same way ("Task exception was never retrieved").
 Both come through ``call_exception_handler``, which the probe wraps: nothing runs per task
-(only the records of freed tasks are kept a little longer, ``hooks.departed``), and the
+(only the records of freed tasks are kept a little longer, ``record_lists.departed``), and the
 handler the user would see still runs.
 
 The loop threads only append to bounded counters here (``observe``); the probe thread turns

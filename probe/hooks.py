@@ -36,7 +36,6 @@ moves them to and leaves out those of freed tasks.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextvars
 import itertools
 import os
@@ -192,16 +191,14 @@ def context_for(loop: Any) -> contextvars.Context:
         context = _contexts[id(loop)] = contextvars.Context()
     return context
 
-#: The records of the tasks freed last: a task destroyed while pending is reported by its
-#: finalizer after the collector has already dropped its record (weak references are cleared
-#: first), so the report looks here for its creation site and where it was last seen waiting.
-departed: collections.deque = collections.deque(maxlen=1024)
+departed = record_lists.departed  # the records of the tasks freed last: see record_lists
 
 
-def _forget(info: "TaskInfo", drop: Any = record_lists.drop, keep: Any = departed.append) -> None:
-    """A record's callback: its task was freed (one less live record); it waits in ``departed``."""
-    drop()
+def _forget(info: "TaskInfo", keep: Any = departed.append, drop: Any = record_lists.drop) -> None:
+    """A record's callback: its task was freed; the record waits in ``departed`` (before it is
+    counted: see ``record_lists.fingerprint``)."""
     keep(info)
+    drop()
 
 
 _getweakrefs = weakref.getweakrefs
@@ -283,6 +280,25 @@ def record_of(task: Any) -> TaskInfo | None:
     except TypeError:  # not weakly referenceable
         return None
     return info if info is not None and _complete(info) else None
+
+
+_WeakRef = weakref.ReferenceType
+
+
+def record_at(ref: Any) -> TaskInfo | None:
+    """``record_of`` the task of a weak reference (None if freed), or of a task: one Python call
+    a task for a look-up over asyncio's registry (``registry.unrecorded``)."""
+    task = ref() if type(ref) is _WeakRef else ref
+    found = None
+    try:
+        for other in _getweakrefs(task):
+            if type(other) is TaskInfo:
+                found = other
+        if found is not None:
+            found.number  # complete (see record_of)
+    except (TypeError, AttributeError):
+        return None
+    return found
 
 
 def _complete(info: TaskInfo, number: Any = TaskInfo.number) -> bool:

@@ -194,13 +194,14 @@ class TaskPasses:
         last pass join the lists that keep them.  Returns the tasks no factory of ours saw."""
         records, refs = self.lists.take("records"), self.lists.take("refs")
         pace.now()
-        record_lists.copy_live(records)  # in creation order
+        record_lists.copy(records)  # in creation order
+        dropped = record_lists.dropped()
         linked = self._linked_due(len(records), now, first)
         if linked:
             self._linked_at = now
         eager = registry.copy(refs, [w.loop for w in watches] if linked else ())
         since = records[-1].seq if records else 0
-        difference = self._difference_of(records, refs, eager, pace)
+        difference = self._difference_of(records, dropped, refs, eager, pace)
         walk.visit(records)
         self._ended = self._take_made(pace) or self._ended
         record_lists.prune(pace)
@@ -208,7 +209,7 @@ class TaskPasses:
         # meanwhile for tasks first met as awaited by another (each visited once).
         unknown = self._unrecorded(difference, refs, eager, since, pace, now)
         # The difference of the sizes while the registry held no task the records miss.
-        self._size = len(records) - len(refs) - len(eager) if not (unknown or linked or eager) else None
+        self._size = difference[0] if difference is not None and not (unknown or linked) else None
         empty(records, pace)
         empty(refs, pace)
         return unknown
@@ -246,7 +247,7 @@ class TaskPasses:
         record_lists.prune(pace)
         if not due:
             return []
-        missing, complete = registry.unrecorded(hooks.record_of, refs, eager, since, pace)
+        missing, complete = registry.unrecorded(hooks.record_at, refs, eager, since, pace)
         self._size = size if complete else None
         self._ended = False
         self._checked = now
@@ -290,16 +291,18 @@ class TaskPasses:
         record_lists.prune(pace)
 
     @staticmethod
-    def _difference_of(records: list, refs: list, eager: list, pace: Pacer) -> tuple | None:
+    def _difference_of(records: list, dropped: int, refs: list, eager: list, pace: Pacer) -> tuple | None:
         """How the copy of asyncio's registry differs from the copy of the records, taken at
-        the same moment: in size, and in the sum and the exclusive or of the weak references'
-        hashes (see _unrecorded).  None while eager tasks are in their first step."""
+        the same moment (when ``record_lists.dropped()`` said ``dropped``): in the number of
+        live tasks, and in the sum and the exclusive or of their hashes (see _unrecorded).
+        None while eager tasks are in their first step, or if it cannot be told."""
         if eager:
             return None
-        mine, theirs = registry.fingerprint(records, pace), registry.fingerprint(refs, pace)
+        mine = record_lists.fingerprint(records, dropped, pace)
+        theirs = registry.fingerprint(refs, pace)
         if mine is None or theirs is None:
             return None
-        return len(records) - len(refs), mine[0] - theirs[0], mine[1] ^ theirs[1]
+        return mine[0] - len(refs), mine[1] - theirs[0], mine[2] ^ theirs[1]
 
     def _unrecorded(self, difference: tuple | None, refs: list, eager: list, since: int, pace: Pacer,
                     now: float) -> list:
@@ -323,7 +326,7 @@ class TaskPasses:
         full look-up is done every ``RECHECK`` seconds anyway."""
         if difference is not None and difference == self._trusted and now - self._checked < RECHECK:
             return []
-        missing, complete = registry.unrecorded(hooks.record_of, refs, eager, since, pace)
+        missing, complete = registry.unrecorded(hooks.record_at, refs, eager, since, pace)
         if complete and difference is not None:
             self._trusted = difference if difference == self._candidate else None
             self._candidate = difference

@@ -113,3 +113,40 @@ def test_a_record_another_thread_is_still_making_is_neither_used_nor_doubled(mon
     assert looked == (None, None)
     assert kept == []  # the probe thread's own record was dropped: the older one counts
     assert found
+
+
+def test_a_copy_of_the_records_is_told_apart_as_it_was_when_taken():
+    """A pass copies the records with those of freed tasks not yet left out (telling them apart
+    touches every task: too long to do while the loops wait), and asyncio's registry at the
+    same moment.  Told apart later, the records of tasks freed after the copy count as alive
+    at the copy (as the registry's copy holds them) and those freed before do not."""
+    from tasktop.probe import registry
+    from tasktop.probe.task_pass import TaskPasses
+
+    async def finish(tasks: list) -> None:
+        for task in tasks:
+            task.cancel()
+        for _ in range(2):
+            await asyncio.sleep(0)
+        del tasks[:]
+        gc.collect()
+
+    async def scenario() -> tuple:
+        await asyncio.sleep(0)  # asyncio.run's own tasks settled
+        tasks = [asyncio.ensure_future(_parked()) for _ in range(100)]
+        await asyncio.sleep(0)
+        await finish(tasks[:10])  # freed before the copy
+        del tasks[:10]
+        records, refs = [], []
+        record_lists.copy(records)
+        dropped = record_lists.dropped()
+        eager = registry.copy(refs, [asyncio.get_running_loop()] if registry.LINKED else ())  # 3.14+: C's lists
+        await finish(tasks[:10])  # freed after it
+        del tasks[:10]
+        difference = TaskPasses._difference_of(records, dropped, refs, eager, lambda: None)
+        await finish(tasks)
+        return difference, len(records) - len(refs)
+
+    difference, more = _run(scenario)
+    assert more >= 10  # the copy holds the records of the ten freed before it
+    assert difference == (0, 0, 0)
