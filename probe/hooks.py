@@ -27,7 +27,7 @@ way with or without one.)
 A task's record (``TaskInfo``) is a weak reference to the task, so the probe never keeps a
 task alive, and it is found from the task among the task's own weak references
 (``weakref.getweakrefs``), not in a dict of every record: such a dict cost the creation hook
-114-158 ns a task and the process about 80 MiB at a million tasks (its own table, and the heap
+114-158 ns a task and the process 73 MiB at a million tasks (its own table, and the heap
 holes left once glibc raised its mmap threshold for its freed one; bench/README).  The records
 are kept alive by lists, in creation order, which is the order a pass walks them in
 (``task_pass._Walk``): ``made``, appended by the hooks, and ``kept``, where the probe thread

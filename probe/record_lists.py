@@ -5,7 +5,7 @@ references (``hooks``); nothing else refers to it.  So these lists are what keep
 creation hook appends each new one to ``made`` (a C ``list.append``, the only thing it does
 here), and the probe thread moves them from there to ``kept``, the lists a pass walks, and
 leaves out those of freed tasks once they are an eighth.  A dict of every record did both jobs
-before, at 114-158 ns a task in the hook and about 80 MiB at a million tasks (bench/README).
+before, at 114-158 ns a task in the hook and 73 MiB at a million tasks (bench/README).
 
 How many records are live is counted without walking them: those moved, plus those waiting in
 ``made``, less those whose task was freed (the records' callback counts them, in C).
