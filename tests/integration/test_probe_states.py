@@ -373,7 +373,7 @@ def test_tasks_no_factory_saw_are_counted_from_the_first_summary_on(spawn, split
     setup = ("import tasktop.probe.task_pass as task_pass; task_pass.SPLIT_COPIES = 0; "
              "import tasktop.probe.record_lists as record_lists; record_lists.KEPT_CHUNK = 4; "
              "import tasktop.probe.registry as registry; "
-             "registry.CHUNK = 2\n") if split else ""
+             "registry.CHUNK = registry.LOOKUP_CHUNK = 2\n") if split else ""
     target = spawn(setup + UNHOOKED_TARGET)
 
     def counts() -> dict:
