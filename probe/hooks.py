@@ -86,6 +86,8 @@ _made = made.append
 #: a new object after each time: the creation hook looks at the task's other records only
 #: when this moved while it made one (see ``_settle``).
 adopting: Any = object()
+#: Hand-offs of the GIL ``info_for`` waits at most for a record another thread is making.
+WAIT_COMPLETE = 100
 # Every loop we have seen, and the thread we last saw running it.
 loops: "weakref.WeakSet[asyncio.AbstractEventLoop]" = weakref.WeakSet()
 loop_threads: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
@@ -258,10 +260,6 @@ def _settle(task: asyncio.Task, info: TaskInfo) -> TaskInfo:
 
 class _Nothing:
     pass
-
-
-#: Hand-offs of the GIL ``info_for`` waits at most for a record another thread is making.
-WAIT_COMPLETE = 100
 
 
 #: The record of the task that last made a task (a weak reference, dead at first), and its

@@ -15,8 +15,9 @@ into per-thread lists in C, which only ``asyncio.all_tasks(loop)`` reads (one C 
 task of every thread: 8 ms at 100,000 tasks, 224 ms at a million), so the task pass reads them
 through it only while tasks are few, and on its first pass (see ``TaskPasses._linked_due``).
 Tasks of every loop come back in one copy, so that a process with many loops pays for one
-copy, not one per loop.  Nothing is allocated per task but the lists
-themselves, so a pass over 100,000 tasks does not wake the garbage collector.
+copy, not one per loop.  A copy allocates nothing per task but the lists themselves, so a
+pass over 100,000 tasks does not wake the garbage collector; the look-up (``unrecorded``)
+makes a short list per task (its weak references), freed at once.
 """
 from __future__ import annotations
 

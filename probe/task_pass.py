@@ -188,10 +188,11 @@ class TaskPasses:
         return Pass(now, walk.count, walk.infos, counts, [], walk.groups, walk.unwalked)
 
     def _run_copied(self, walk: "_Walk", watches: list, now: float, pace: Pacer, first: bool) -> list:
-        """Visit a copy of the live records and find the tasks they miss: the records and
-        asyncio's registry are copied at one moment (C calls in a row, of a few milliseconds at
-        100,000 tasks: the loops get the GIL just before).  Then the records made since the
-        last pass join the lists that keep them.  Returns the tasks no factory of ours saw."""
+        """Visit a copy of the records and find the tasks they miss: the records (those of
+        freed tasks not left out yet included: see ``record_lists.copy``) and asyncio's
+        registry are copied at one moment (C calls in a row, of a few milliseconds at 100,000
+        tasks: the loops get the GIL just before).  Then the records made since the last pass
+        join the lists that keep them.  Returns the tasks no factory of ours saw."""
         records, refs = self.lists.take("records"), self.lists.take("refs")
         pace.now()
         record_lists.copy(records)  # in creation order
