@@ -223,9 +223,10 @@ def _new(task: asyncio.Task, parent: int | None, site: tuple | None) -> TaskInfo
     complete only once its ``number`` is set, last (see ``record_of``)."""
     info = TaskInfo(task, _forget)
     seq = next(_seq)
-    info.birth = None
-    info.parent = parent
-    info.site = site
+    if not hasattr(info, "site"):  # else the creation hook gave it its own meanwhile (_settle)
+        info.birth = None
+        info.parent = parent
+        info.site = site
     info.waiter = None  # weakref to the future the task was last seen waiting on (``since``
     # and ``cache`` are set by the pass that first sees it: fewer stores here)
     _hash(info)  # kept by the reference: found by address once the task is freed (``departed``)
@@ -252,9 +253,12 @@ def _settle(task: asyncio.Task, info: TaskInfo) -> TaskInfo:
     if found is info:
         _made(info)
     elif found is not None and getattr(found, "site", None) is None:
-        found.parent, found.site = info.parent, info.site
-        if _complete(found) and found.birth is None:  # (its maker sets the birth itself, else)
-            found.born = info.born
+        if _complete(found):
+            found.parent, found.site = info.parent, info.site
+            if found.birth is None:
+                found.born = info.born
+        else:  # its maker (``_new``) leaves these as they are
+            found.birth, found.parent, found.site = info.born, info.parent, info.site
     return found or info
 
 
