@@ -1,10 +1,10 @@
-"""What finding a task's record costs, with the probe's dict of records and without it.
+"""What finding a task's record costs, with the probe's old dict of records and without it.
 
-The probe keeps every task's record (a weak reference to the task with eight slots) in
-``hooks.records``, a dict keyed by the records themselves: the creation hook puts each new one
-in with ``setdefault``, and the look-ups from a task are ``records.get(weakref.ref(task))``.
-Without the dict a record would be found among the task's own weak references
-(``weakref.getweakrefs``), or only counted (``weakref.getweakrefcount``).  This times each of
+Until 2026-12-02 the probe kept every task's record (a weak reference to the task with eight
+slots) in ``hooks.records``, a dict keyed by the records themselves: the creation hook put each
+new one in with ``setdefault``, and the look-ups from a task were
+``records.get(weakref.ref(task))``.  Now a record is found among the task's own weak references
+(``weakref.getweakrefs``); ``weakref.getweakrefcount`` only counts them.  This times each of
 the four over N parked tasks (the best of five rounds, nanoseconds an operation, the loop
 around it included), in one process, no probe:
 
