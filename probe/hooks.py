@@ -274,31 +274,24 @@ _last_parent: tuple = (TaskInfo(_Nothing()), 0)
 _last_site: tuple = (None, -1, None, None)
 
 
-def record_of(task: Any) -> TaskInfo | None:
-    """The task's record, or None (also while another thread is still making it: a record
-    is complete once its ``number`` is set, which its maker does last)."""
-    try:
-        info = _oldest(task)
-    except TypeError:  # not weakly referenceable
-        return None
-    return info if info is not None and _complete(info) else None
-
-
 _WeakRef = weakref.ReferenceType
 
 
-def record_at(ref: Any) -> TaskInfo | None:
-    """``record_of`` the task of a weak reference (None if freed), or of a task: one Python call
-    a task for a look-up over asyncio's registry (``registry.unrecorded``)."""
-    task = ref() if type(ref) is _WeakRef else ref
+def record_of(task: Any) -> TaskInfo | None:
+    """The record of ``task`` (or of the task of a weak reference: asyncio's registry holds
+    those), or None; also None while another thread is still making it: a record is complete
+    once its ``number`` is set, which its maker does last.  ``_oldest`` is inlined: this is one
+    Python call a task for a look-up over a registry of a million."""
+    if type(task) is _WeakRef:
+        task = task()
     found = None
     try:
         for other in _getweakrefs(task):
             if type(other) is TaskInfo:
                 found = other
         if found is not None:
-            found.number  # complete (see record_of)
-    except (TypeError, AttributeError):
+            found.number  # complete
+    except (TypeError, AttributeError):  # not weakly referenceable; not complete
         return None
     return found
 

@@ -136,10 +136,10 @@ def fingerprint(refs: list, pace: Callable[[], None]) -> tuple | None:
 _SEQ = operator.attrgetter("seq")
 
 
-def unrecorded(record_at: Callable[[Any], Any], refs: list, eager: list, since: int,
+def unrecorded(record_of: Callable[[Any], Any], refs: list, eager: list, since: int,
                pace: Callable[[], None]) -> tuple[list, bool]:
     """``(tasks, complete)``: the live, not-done tasks among ``refs`` and ``eager`` (see
-    ``copy``) that have no record (``record_at(ref or task)`` is None): tasks no factory of
+    ``copy``) that have no record (``record_of(ref or task)`` is None): tasks no factory of
     ours saw.  ``complete``: none was missing, and none had a record made after ``since`` (a
     record's ``seq``): every task of the copy had a record when it was taken.
 
@@ -149,7 +149,7 @@ def unrecorded(record_at: Callable[[Any], Any], refs: list, eager: list, since: 
     latest = since
     for start in range(0, len(refs), LOOKUP_CHUNK):
         part = refs[start:start + LOOKUP_CHUNK]
-        found = list(map(record_at, part))
+        found = list(map(record_of, part))
         missing.extend(itertools.compress(part, map(operator.is_, found, itertools.repeat(None))))
         latest = max(latest, max(map(_SEQ, filter(None, found)), default=since))
         pace()
@@ -159,7 +159,7 @@ def unrecorded(record_at: Callable[[Any], Any], refs: list, eager: list, since: 
         task = ref() if type(ref) is weakref.ReferenceType else ref
         if task is not None:
             tasks.append(task)
-    tasks.extend(task for task in eager if record_at(task) is None)  # a handful at most
+    tasks.extend(task for task in eager if record_of(task) is None)  # a handful at most
     out = []
     seen = set()
     for task in tasks:  # an eager task can be in both sets for a moment
