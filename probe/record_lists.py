@@ -16,7 +16,7 @@ import collections
 import functools
 import itertools
 import operator
-from typing import Callable
+from typing import Callable, Iterator
 
 from .registry import CHUNK
 
@@ -43,6 +43,11 @@ departed: collections.deque = collections.deque(maxlen=1024)
 _CALLBACK = operator.attrgetter("__callback__")
 
 
+def _alive(records: list) -> Iterator[bool]:
+    """Whether each of ``records`` has a live task (its callback not cleared), in C."""
+    return map(operator.is_not, map(_CALLBACK, records), itertools.repeat(None))
+
+
 def dropped() -> int:
     """How many records' tasks have been freed so far."""
     return int(repr(_dropped)[6:-1])  # count(N) says N
@@ -66,8 +71,7 @@ def copy_live(out: list) -> None:
     """Extend ``out`` with every record whose task is alive, in creation order (not of one
     moment: for callers that only need them all)."""
     for records in (*kept, made):
-        out.extend(itertools.compress(records, map(operator.is_not, map(_CALLBACK, records),
-                                                   itertools.repeat(None))))
+        out.extend(itertools.compress(records, _alive(records)))
 
 
 def fingerprint(records: list, dropped_then: int, pace: Callable[[], None]) -> tuple | None:
@@ -82,7 +86,7 @@ def fingerprint(records: list, dropped_then: int, pace: Callable[[], None]) -> t
     freed: list = []
     for start in range(0, len(records), CHUNK):
         chunk = records[start:start + CHUNK]
-        flags = list(map(operator.is_not, map(_CALLBACK, chunk), itertools.repeat(None)))
+        flags = list(_alive(chunk))
         hashes = list(map(hash, itertools.compress(chunk, flags)))
         if len(hashes) < len(chunk):
             freed.extend(itertools.compress(chunk, map(operator.not_, flags)))
@@ -150,7 +154,7 @@ def _leave_out_freed(records: list, pace: Callable[[], None]) -> None:
     kept_n = 0
     for start in range(0, len(records), CHUNK):
         chunk = records[start:start + CHUNK]
-        alive = list(itertools.compress(chunk, map(operator.is_not, map(_CALLBACK, chunk), itertools.repeat(None))))
+        alive = list(itertools.compress(chunk, _alive(chunk)))
         records[kept_n:kept_n + len(alive)] = alive
         kept_n += len(alive)
         pace()

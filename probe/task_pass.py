@@ -248,7 +248,7 @@ class TaskPasses:
         record_lists.prune(pace)
         if not due:
             return []
-        missing, complete = registry.unrecorded(hooks.record_at, refs, eager, since, pace)
+        missing, complete = registry.unrecorded(hooks.record_of, refs, eager, since, pace)
         self._size = size if complete else None
         self._ended = False
         self._checked = now
@@ -271,14 +271,14 @@ class TaskPasses:
         """Move the records made since the last pass to the lists that keep them (see
         ``record_lists.take_made``).  Returns whether the task of one of them has ended (3.12+
         only): one that ended in its eager first step is recorded and not registered."""
-        ended: list = []
+        ended = False
 
         def seen(part: list) -> None:
-            if EAGER and not ended and _any_ended(part):
-                ended.append(True)
+            nonlocal ended
+            ended = ended or (EAGER and _any_ended(part))
 
         record_lists.take_made(pace, seen)
-        return bool(ended)
+        return ended
 
     def tidy(self) -> None:
         """Between passes (the probe's heartbeat): once TIDY records wait in ``made``, they are
@@ -327,7 +327,7 @@ class TaskPasses:
         full look-up is done every ``RECHECK`` seconds anyway."""
         if difference is not None and difference == self._trusted and now - self._checked < RECHECK:
             return []
-        missing, complete = registry.unrecorded(hooks.record_at, refs, eager, since, pace)
+        missing, complete = registry.unrecorded(hooks.record_of, refs, eager, since, pace)
         if complete and difference is not None:
             self._trusted = difference if difference == self._candidate else None
             self._candidate = difference
