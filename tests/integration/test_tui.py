@@ -53,7 +53,7 @@ def wait_for_lock():
 
 async def consume(queue):
     while True:
-        await queue.get()
+        await queue.get()  # parked here until a producer comes, a comment too long for 80 columns
 
 def start_consumers(queue):
     return [asyncio.ensure_future(consume(queue)) for _ in range(7)]
@@ -258,6 +258,12 @@ async def test_group_then_task_then_back(target):
         assert all(row[3].startswith("start_consumers") for row in rows(members))
         body = plain(group.query_one("#group-stack", Static))
         assert "await queue.get()" in body  # the source line of the user's frame
+        # Cropped to the listing's width, not wrapped onto a line of its own.
+        stack = group.query_one("#group-stack", Static)
+        source = await until(pilot, lambda: [line for line in plain(stack).splitlines()
+                                             if "await queue.get()" in line and line.endswith("…")],
+                             "the long source line cropped")
+        assert len(source[0]) <= stack.content_region.width
         assert "▶ consume" in body and "Queue.get" in body
         assert "7×" in body and "start_consumers" in body  # creation site and its count
         assert "tasks 1–7 of 7" in plain(group.query_one("#page", Static))

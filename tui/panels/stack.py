@@ -9,13 +9,21 @@ from __future__ import annotations
 import os
 
 from rich.text import Text
+from textual.widget import Widget
 
 from tasktop.render import source
 from tasktop.render import stacks
 
 
-def render_stack(stack: list | None, context: int = 2, indent: str = "  ") -> Text:
-    """The whole stack, one frame per line and its source line under it."""
+def listing_width(widget: Widget) -> int | None:
+    """The columns a stack listing has in ``widget`` once it is laid out (None before)."""
+    return widget.content_region.width or widget.size.width or None
+
+
+def render_stack(stack: list | None, context: int = 2, indent: str = "  ",
+                 width: int | None = None) -> Text:
+    """The whole stack, one frame per line and its source line under it.  Source lines longer
+    than ``width`` end in an ellipsis: a wrapped line of code would read as the next line."""
     out = Text()
     frames = list(stack or ())
     if not frames:
@@ -43,9 +51,13 @@ def render_stack(stack: list | None, context: int = 2, indent: str = "  ") -> Te
             lines = [(frame.get("line", 0), text)] if text else []
         for lineno, text in lines:
             current = lineno == frame.get("line")
+            prefix = f"{indent}    {lineno:>5} {'>' if current else ' '} "
+            code = Text(text.strip() if not is_mine else text.rstrip(), style="" if current else "dim")
+            if width is not None:
+                code.truncate(max(8, width - len(prefix)), overflow="ellipsis")
             out.append("\n")
-            out.append(f"{indent}    {lineno:>5} {'>' if current else ' '} ", style="dim")
-            out.append(text.strip() if not is_mine else text.rstrip(), style="" if current else "dim")
+            out.append(prefix, style="dim")
+            out.append_text(code)
     return out
 
 

@@ -18,7 +18,7 @@ from tasktop.render.ends import lifetimes_text
 from tasktop.render import stacks
 from tasktop.render import units
 from tasktop.client.connection import Connection
-from ..panels.stack import render_sites, render_stack
+from ..panels.stack import listing_width, render_sites, render_stack
 from ..panels.table import OpenTable
 from .detail import DetailScreen
 
@@ -94,7 +94,7 @@ class GroupScreen(DetailScreen):
     def _show_group(self, group: dict) -> None:
         text = Text()
         text.append("Stack (innermost first)\n", style="bold underline")
-        text.append_text(render_stack(group.get("stack")))
+        text.append_text(render_stack(group.get("stack"), width=listing_width(self.query_one("#group-stack", Static))))
         if self.kind == "task":
             text.append("\n\n")
             text.append("Created by\n", style="bold underline")

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Static
 from tasktop.render import stacks
 from tasktop.render import units
 from ..panels.header import state_badge
-from ..panels.stack import render_stack
+from ..panels.stack import listing_width, render_stack
 from .attached import AttachedScreen, session_bindings
 
 
@@ -109,7 +109,7 @@ class StallsScreen(AttachedScreen):
         text = Text()
         text.append(f"The loop's thread while it was stalled for {units.ms(stall.duration_ms)} at "
                     f"{units.clock(stall.at)} (innermost first)\n", style="bold underline")
-        text.append_text(render_stack(stall.stack))
+        text.append_text(render_stack(stall.stack, width=listing_width(body)))
         body.update(text)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -18,7 +18,7 @@ from tasktop.render import units
 from tasktop.client.connection import Connection
 from tasktop.render.ends import ending_text
 from ..messages import DetailFailed, DetailLoaded
-from ..panels.stack import render_stack
+from ..panels.stack import listing_width, render_stack
 from ..panels.table import OpenTable
 from .detail import DetailScreen, ask
 
@@ -103,8 +103,9 @@ class TaskScreen(DetailScreen):
 
     def show(self, task: Any) -> None:
         body = Text()
+        width = listing_width(self.query_one("#task-body", Static))
         body.append("Stack (innermost first)\n", style="bold underline")
-        body.append_text(render_stack(task.get("stack")))
+        body.append_text(render_stack(task.get("stack"), width=width))
         body.append("\n\n")
         body.append("Created by", style="bold underline")
         parent = task.get("created_in_task")
@@ -112,7 +113,7 @@ class TaskScreen(DetailScreen):
             body.append(f"  (in task {task_label(parent)})", style="dim")
         body.append("\n")
         if task.get("created_by"):
-            body.append_text(render_stack(task.get("created_by"), context=0))
+            body.append_text(render_stack(task.get("created_by"), context=0, width=width))
         else:
             body.append("  (not recorded: created before the probe started, or TASKTOP_CREATION_STACKS=0)",
                         style="dim")

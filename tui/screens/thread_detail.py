@@ -10,7 +10,7 @@ from textual.widgets import Footer, Static
 
 from tasktop.render import units
 from tasktop.client.connection import Connection
-from ..panels.stack import render_stack
+from ..panels.stack import listing_width, render_stack
 from .detail import DetailScreen
 
 KERNEL_STATES = {
@@ -66,5 +66,6 @@ class ThreadScreen(DetailScreen):
             body.append(f"{value}\n")
         body.append("\n")
         body.append("Stack (innermost first)\n", style="bold underline")
-        body.append_text(render_stack(thread.get("stack")))
-        self.query_one("#thread-body", Static).update(body)
+        target = self.query_one("#thread-body", Static)
+        body.append_text(render_stack(thread.get("stack"), width=listing_width(target)))
+        target.update(body)
