@@ -215,5 +215,7 @@ def test_runs_from_the_standard_library_alone(tmp_path):
     proc = subprocess.run([sys.executable, "-S", "-X", "dev", module.__file__, "--ready",
                            "--duration", "1", "--stall-every", "0", "--rate", "50"],
                           capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
-    assert (proc.returncode, proc.stderr) == (0, "")
+    # Debug mode also names each step that took over 100 ms: a loaded machine's, not the demo's.
+    slow_steps = re.compile(r"^Executing <.*> took \d+\.\d+ seconds\n", re.MULTILINE)
+    assert (proc.returncode, slow_steps.sub("", proc.stderr)) == (0, "")
     assert re.fullmatch(r"ready \d+\n", proc.stdout)
