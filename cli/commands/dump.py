@@ -4,14 +4,16 @@ probe started in the process first with ``--inject``, as ``tasktop attach`` does
 from __future__ import annotations
 
 import argparse
-import json
+import gc
 import sys
+from typing import Iterable
 
 from tasktop.client.recorded import TIME_HELP
 
 from .. import arguments
 from ..arguments import checked
 from ..errors import EXIT_USAGE, CliError
+from ..output import json_pieces
 from ..target import NoProbe, connect, resolve_socket
 
 name = "dump"
@@ -70,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
             path = attach.attach(exc.pid).socket
         except attach.AttachError as err:
             raise CliError(str(err)) from None
+    if args.full or fmt in ("folded", "pprof"):
+        # One reply of every task, decoded, printed, and the command exits: the collector
+        # would walk its million rows again and again as they are made, for nothing (over
+        # half of decoding them), as none of them is in a cycle.
+        gc.disable()
     client = connect(path)
     try:
         # The profiles take every member: the summary lists only the largest groups, and
@@ -158,26 +165,27 @@ def _write_dump(data: dict, fmt: str, args: argparse.Namespace) -> None:
         if missing:
             print(f"tasktop: note: {missing} smaller groups are not in the snapshot", file=sys.stderr)
     elif fmt == "json":
-        out = json.dumps(report.to_document(data), indent=2) + "\n"
+        out = json_pieces(report.to_document(data))
     else:
         out = report.render_text(data, full=args.full)
     _write_output(out, args.output)
 
 
-def _write_output(out: str | bytes, output: str | None) -> None:
+def _write_output(out: str | bytes | Iterable[str], output: str | None) -> None:
+    """``out`` (text, bytes, or text in pieces: see ``json_pieces``) to ``output`` or standard output."""
+    binary = isinstance(out, bytes)
+    pieces = (out,) if isinstance(out, (str, bytes)) else out
     if output and output != "-":
         try:
-            if isinstance(out, bytes):
-                with open(output, "wb") as fh:
-                    fh.write(out)
-            else:
-                with open(output, "w", encoding="utf-8") as fh:
-                    fh.write(out)
+            with (open(output, "wb") if binary else open(output, "w", encoding="utf-8")) as fh:
+                for piece in pieces:
+                    fh.write(piece)
         except OSError as exc:
             raise CliError(f"cannot write {output}: {exc.strerror or exc}") from None
-    elif isinstance(out, bytes):
+    elif binary:
         sys.stdout.flush()
         sys.stdout.buffer.write(out)
         sys.stdout.buffer.flush()
     else:
-        sys.stdout.write(out)
+        for piece in pieces:
+            sys.stdout.write(piece)

@@ -69,8 +69,13 @@ def test_dump_json_document(spawn, sockdir):
     assert set(group["stack"][0]) == {"func", "file", "line"}
     assert "tasks" not in doc and "threads" not in doc
 
-    full = json.loads(tasktop("dump", str(target.pid), "--json", "--full", sockdir=sockdir).stdout)
+    printed = tasktop("dump", str(target.pid), "--json", "--full", sockdir=sockdir).stdout
+    full = json.loads(printed)
     assert len(full["tasks"]) == 7 and len(full["threads"]) == 2
+    # Each task's row is one line of compact JSON (encoded in C); the rest is indented.
+    rows = [line for line in printed.splitlines() if line.startswith('    {"id": ')]
+    assert [json.loads(line.rstrip(",")) for line in rows] == full["tasks"]
+    assert '\n  "totals": {\n    "tasks": 7,' in printed
     task = full["tasks"][1]
     assert {"id", "name", "group", "state", "blocked_s", "stack", "created_by", "awaiting", "awaited_by"} <= set(task)
     thread = next(t for t in full["threads"] if t["name"] == "stuck-on-lock")
