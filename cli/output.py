@@ -1,9 +1,12 @@
 """Writing a command's result: the one JSON layout of every ``--json`` option."""
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from typing import Any, Iterator
+
+from tasktop.wire import Rows
 
 
 #: The list of a document that may hold a million rows (``dump --full``'s tasks).
@@ -24,14 +27,18 @@ def json_pieces(document: Any) -> Iterator[str]:
     fast (a million rows in ``dump --full --json``); the pieces are written as they come, so
     that no string of the whole output (1.4 GB there) is ever made."""
     rows = document.get(ROWS) if isinstance(document, dict) else None
-    if not isinstance(rows, list) or not rows:
+    if isinstance(rows, Rows) and not len(rows):
+        document, rows = {**document, ROWS: []}, []
+    if not isinstance(rows, (list, Rows)) or not len(rows):
         yield json.dumps(document, indent=2) + "\n"
         return
     marker = "\x00rows\x00"  # a string no document holds: where the rows go
     head, tail = json.dumps({**document, ROWS: marker}, indent=2).split(json.dumps(marker), 1)
     yield head + "[\n"
     encode = json.JSONEncoder().encode
-    for start in range(0, len(rows), ROWS_AT_ONCE):
-        last = start + ROWS_AT_ONCE >= len(rows)
-        yield ",\n".join("    " + encode(row) for row in rows[start:start + ROWS_AT_ONCE]) + ("\n" if last else ",\n")
-    yield "  ]" + tail + "\n"
+    items = iter(rows)  # (``wire.Rows``: unpacked as they are read)
+    joint = "    "
+    for piece in iter(lambda: [encode(row) for row in itertools.islice(items, ROWS_AT_ONCE)], []):
+        yield joint + ",\n    ".join(piece)
+        joint = ",\n    "
+    yield "\n  ]" + tail + "\n"

@@ -39,6 +39,12 @@ class Requests:
     def full(self) -> dict:
         return self.request("full", chunked=True)
 
+    def full_rows_packed(self) -> dict:
+        """``full`` with its ``tasks`` left packed (``wire.Rows``: unpacked one at a time as
+        they are iterated), for a command that prints them once: with a million rows unpacked
+        at once, ``tasktop dump --full`` took 6.8 GB (13 GB with ``--json``) beside the target."""
+        return self.request("full", chunked=True, _packed=("data", "tasks"))
+
     def group(self, group_id: str, offset: int = 0, limit: int = 100) -> dict:
         return self.request("group", id=group_id, offset=offset, limit=limit)
 
@@ -135,7 +141,7 @@ class ProbeClient(Requests):
                 pass
             self.sock = None
 
-    def _exchange(self, request: dict) -> dict:
+    def _exchange(self, request: dict, packed: tuple = ()) -> dict:
         assert self.sock is not None
         try:
             wire.write_frame(self.sock, request, self.timeout)
@@ -144,7 +150,7 @@ class ProbeClient(Requests):
             # its reason is waiting to be read.
             reply = wire.read_frame(self.sock, min(self.timeout, 2.0))
             raise ProbeError(str(reply.get("error") or "the probe closed the connection"))
-        reply = wire.read_frame(self.sock, self.timeout)
+        reply = wire.read_frame(self.sock, self.timeout, packed=packed)
         if not reply.get("ok"):
             raise ProbeError(str(reply.get("error") or "the probe refused the request"))
         return reply
@@ -154,14 +160,15 @@ class ProbeClient(Requests):
         fresh = self.sock is None
         if fresh:
             self.connect()
+        packed = args.pop("_packed", ())  # (not sent: how to decode the reply, see wire.decode)
         try:
-            return self._exchange({"op": op, **args}).get("data")
+            return self._exchange({"op": op, **args}, packed).get("data")
         except ProbeError:
             raise
         except (OSError, wire.ProtocolError) as exc:
             self.close()
             if not fresh:  # the probe may have closed an idle connection: try once more
-                return self.request(op, **args)
+                return self.request(op, _packed=packed, **args)
             raise ProbeUnavailable(f"lost the probe at {self.path}: {_reason(exc)}") from None
 
 

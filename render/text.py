@@ -7,9 +7,10 @@ innermost frame first.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from tasktop.wire import SCHEMA
 from tasktop.wire.stacks import SYNTHETIC_FILE, user_frame
@@ -22,6 +23,7 @@ from .units import ms
 
 DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "ended", "loops", "verdicts", "verdicts_unsettled",
                  "waits", "ends", "groups", "tasks", "threads", "source", "unknown")
+LINES_AT_ONCE = 10_000  # lines of a --full listing made into one piece of text
 _VERDICT_LABELS = {"unreachable": "PROVEN LEAK", "growing": "GROWING", "stuck": "STUCK", "lost": "LOST"}
 
 
@@ -150,6 +152,13 @@ def _created_lines(created: list[dict], kind: str, recorded: bool = False) -> li
 
 def render_text(data: dict, full: bool = False) -> str:
     """The text report of a ``summary`` (or, with ``full``, a ``full``) reply."""
+    return "".join(text_pieces(data, full))
+
+
+def text_pieces(data: dict, full: bool = False) -> Iterator[str]:
+    """``render_text`` a piece at a time: with ``full``, its listing of every task ten
+    thousand lines at a time, so that a million tasks are printed as they are made, never
+    one string of them all."""
     lines = _header(data)
     lines.extend(verdict_lines(data.get("verdicts"), data.get("verdicts_unsettled")))
     lines.extend(wait_lines(data.get("waits"), None if full else 10))
@@ -169,8 +178,15 @@ def render_text(data: dict, full: bool = False) -> str:
         lines.append(f"\n… {total_groups - len(groups)} more groups not shown")
     if full:
         lines.extend(end_lines(data.get("ends")))
-        lines.extend(_full_lines(data, recorded))
-    return "\n".join(lines) + "\n"
+    yield "\n".join(lines)
+    if full:
+        rows = _full_lines(data, recorded)
+        while True:
+            piece = list(itertools.islice(rows, LINES_AT_ONCE))
+            if not piece:
+                break
+            yield "\n" + "\n".join(piece)
+    yield "\n"
 
 
 def verdict_lines(verdicts: list[dict] | None, unsettled: dict | None = None) -> list[str]:
@@ -196,9 +212,11 @@ def verdict_lines(verdicts: list[dict] | None, unsettled: dict | None = None) ->
     return lines + missing
 
 
-def _full_lines(data: dict, recorded: bool = False) -> list[str]:
+def _full_lines(data: dict, recorded: bool = False) -> Iterator[str]:
+    """The lines of every task and thread, a task's at a time (``data["tasks"]`` may be
+    ``wire.Rows``, unpacked as they are read)."""
     base = os.getcwd()  # once, not for each of a million rows' frames
-    lines = ["", "Every task:"]
+    lines: list[str] = ["", "Every task:"]
     for task in data.get("tasks", []):
         state = task["state"]
         if state == "await task" and task.get("awaiting") is not None:
@@ -219,6 +237,8 @@ def _full_lines(data: dict, recorded: bool = False) -> list[str]:
             lines.extend("      " + frame_text(f, base) for f in created[1:])
         elif recorded:
             lines.append(f"  {BEFORE_PROBE}")
+        yield from lines
+        lines.clear()
     lines.extend(["", "Every thread:"])
     for thread in data.get("threads", []):
         kernel = thread.get("kernel") or {}
@@ -230,7 +250,7 @@ def _full_lines(data: dict, recorded: bool = False) -> list[str]:
                      f"kernel {kernel.get('state') or '?'}/{kernel.get('syscall') or '?'}, "
                      f"cpu {'?' if cpu is None else f'{cpu:.2f}s'}")
         lines.extend(_stack_lines(thread.get("stack"), base=base))
-    return lines
+    yield from lines
 
 
 def render_ls(rows: list[dict[str, Any]]) -> str:

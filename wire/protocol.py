@@ -68,6 +68,7 @@ sends garbage, stays silent for ``IDLE_TIMEOUT`` seconds, or takes more than
 """
 from __future__ import annotations
 
+import io
 import socket
 import struct
 import time
@@ -234,15 +235,62 @@ def iter_blocks(obj: Any) -> Iterator[bytes]:
         yield b"".join(run)
 
 
-def decode(payload: bytes) -> dict:
-    """The map inside one frame's payload; anything else is a ``ProtocolError``."""
+def decode(payload: bytes, packed: tuple = ()) -> dict:
+    """The map inside one frame's payload; anything else is a ``ProtocolError``.  ``packed``:
+    the keys of nested maps that lead to an array to leave packed (``Rows``)."""
     try:
-        obj = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+        if packed:
+            obj = _unpack_leaving(msgpack.Unpacker(io.BytesIO(payload), raw=False, strict_map_key=False,
+                                                   read_size=1 << 20), payload, packed)
+        else:
+            obj = msgpack.unpackb(payload, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types for garbage
         raise ProtocolError(f"undecodable frame: {exc.__class__.__name__}") from None
     if not isinstance(obj, dict):
         raise ProtocolError("frame is not a map")
     return obj
+
+
+class Rows:
+    """A long array of a reply left packed (``decode(payload, packed=...)``): its length, and
+    its items unpacked one at a time each time it is iterated (``tasktop dump --full``: see
+    ``Requests.full_rows_packed``)."""
+
+    __slots__ = ("payload", "offset", "length")
+
+    def __init__(self, payload: bytes, offset: int, length: int) -> None:
+        self.payload, self.offset, self.length = payload, offset, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[Any]:
+        stream = io.BytesIO(self.payload)  # shares the bytes: no copy
+        stream.seek(self.offset)
+        unpacker = msgpack.Unpacker(stream, raw=False, strict_map_key=False, read_size=1 << 20)
+        for _ in range(self.length):
+            yield unpacker.unpack()
+
+
+def _unpack_leaving(unpacker: Any, payload: bytes, path: tuple) -> Any:
+    """The next object of ``unpacker``, with the array at ``path`` (keys of nested maps) left
+    packed as ``Rows``; anything else is unpacked as ``decode`` does."""
+    if not path:
+        return unpacker.unpack()
+    out = {}
+    for _ in range(unpacker.read_map_header()):
+        key = unpacker.unpack()
+        if key != path[0]:
+            out[key] = unpacker.unpack()
+        elif len(path) > 1:
+            out[key] = _unpack_leaving(unpacker, payload, path[1:])
+        else:
+            length = unpacker.read_array_header()
+            offset = unpacker.tell()
+            for _ in range(length):
+                unpacker.skip()
+            out[key] = Rows(payload, offset, length)
+    return out
 
 
 def _fallback(obj: Any) -> Any:
@@ -267,9 +315,9 @@ def _recv_exact(sock: socket.socket, n: int, deadline: float) -> bytes:
     return b"".join(chunks)
 
 
-def read_frame(sock: socket.socket, timeout: float, limit: int = MAX_REPLY) -> dict:
+def read_frame(sock: socket.socket, timeout: float, limit: int = MAX_REPLY, packed: tuple = ()) -> dict:
     """Read one frame from a blocking socket (the client side).  A chunked reply may be as
-    big as ``MAX_STREAM``, and ``timeout`` is then per chunk."""
+    big as ``MAX_STREAM``, and ``timeout`` is then per chunk.  ``packed``: see ``decode``."""
     deadline = time.monotonic() + timeout
     (length,) = HEADER.unpack(_recv_exact(sock, HEADER.size, deadline))
     if length == CHUNKED:
@@ -278,14 +326,14 @@ def read_frame(sock: socket.socket, timeout: float, limit: int = MAX_REPLY) -> d
             deadline = time.monotonic() + timeout
             (length,) = HEADER.unpack(_recv_exact(sock, HEADER.size, deadline))
             if not length:
-                return decode(b"".join(chunks))
+                return decode(b"".join(chunks), packed)
             total += length
             if total > MAX_STREAM:
                 raise ProtocolError(f"chunked reply over the limit of {MAX_STREAM} bytes")
             chunks.append(_recv_exact(sock, length, deadline))
     if length > limit:
         raise ProtocolError(f"frame of {length} bytes is over the limit of {limit}")
-    return decode(_recv_exact(sock, length, deadline))
+    return decode(_recv_exact(sock, length, deadline), packed)
 
 
 def write_frame(sock: socket.socket, obj: Any, timeout: float) -> None:

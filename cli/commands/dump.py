@@ -73,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
         except attach.AttachError as err:
             raise CliError(str(err)) from None
     if args.full or fmt in ("folded", "pprof"):
-        # One reply of every task, decoded, printed, and the command exits: the collector
-        # would walk its million rows again and again as they are made, for nothing (over
-        # half of decoding them), as none of them is in a cycle.
+        # A reply of every task, printed, and the command exits: the collector would walk
+        # its rows again and again as they are made (over half of decoding a million at
+        # once, as the profiles do), for nothing: none of them is in a cycle.
         gc.disable()
     client = connect(path)
     try:
@@ -83,7 +83,12 @@ def run(args: argparse.Namespace) -> int:
         # blocked sums need each member's time.
         # A one-shot dump is complete: every await chain walked, however long that takes.
         # The waits and the leak verdicts come from its pass (``same_pass``): one moment.
-        data = client.full() if args.full or fmt in ("folded", "pprof") else client.summary(complete=True)
+        if fmt in ("folded", "pprof"):
+            data = client.full()
+        elif args.full:
+            data = client.full_rows_packed()  # printed once, a row at a time
+        else:
+            data = client.summary(complete=True)
         if fmt in ("text", "json"):
             _add_ends(client, data, args.full)
         if args.verdicts and fmt in ("text", "json"):
@@ -167,7 +172,7 @@ def _write_dump(data: dict, fmt: str, args: argparse.Namespace) -> None:
     elif fmt == "json":
         out = json_pieces(report.to_document(data))
     else:
-        out = report.render_text(data, full=args.full)
+        out = report.text_pieces(data, full=args.full)
     _write_output(out, args.output)
 
 

@@ -1,0 +1,60 @@
+"""``dump --full`` in constant memory: the reply's task rows left packed (``wire.Rows``) and
+unpacked one at a time as the text or the JSON is printed, a piece at a time."""
+from __future__ import annotations
+
+import json
+
+from tasktop import wire
+from tasktop.cli.output import json_pieces
+from tasktop.render.text import render_text, text_pieces, to_document
+
+
+def task_row(n: int) -> dict:
+    return {"id": n, "name": f"receipt-{n}", "group": "65f6319b0596", "loop": 1,
+            "state": "await task" if n % 7 == 0 else "Queue.get", "awaiting": n - 1 if n % 7 == 0 else None,
+            "blocked_s": 1.25 * n, "stack": [{"func": "Queue.get", "file": "/srv/shop/queues.py", "line": 158},
+                                             {"func": "consume", "file": "/srv/shop/app.py", "line": n % 50}],
+            "created_by": [{"func": "spawn", "file": "/srv/shop/app.py", "line": 20}], "created_in": 5,
+            "awaiting_all": [], "awaited_by": [n + 1] if n % 11 == 0 else []}
+
+
+def full_reply(rows: int, streamed: bool) -> tuple[dict, bytes]:
+    """A ``full`` reply as the probe packs it (rows as a ``wire.Stream`` when ``streamed``),
+    and its payload."""
+    tasks = [task_row(n) for n in range(rows)]
+    data = {"schema": 1, "time": 1.0, "process": {"pid": 42, "argv": ["app.py"]},
+            "totals": {"tasks": rows, "threads": 1, "loops": 1, "groups": 1},
+            "groups": [{"id": "65f6319b0596", "kind": "task", "count": rows, "state": "Queue.get",
+                        "blocked_min_s": 0.0, "blocked_max_s": 9.0, "stack": tasks[0]["stack"] if rows else [],
+                        "created_by": []}],
+            "tasks": wire.Stream(rows, iter(tasks)) if streamed else tasks,
+            "threads": [{"native_id": 7, "name": "MainThread", "state": "running", "stack": [], "kernel": {}}]}
+    payload = b"".join(wire.iter_blocks({"ok": True, "data": data}))
+    data["tasks"] = tasks
+    return data, payload
+
+
+def test_rows_left_packed_are_the_rows_each_time_they_are_read():
+    plain, payload = full_reply(2500, streamed=True)
+    reply = wire.decode(payload, packed=("data", "tasks"))
+    rows = reply["data"]["tasks"]
+    assert isinstance(rows, wire.Rows) and len(rows) == 2500
+    assert list(rows) == plain["tasks"] and list(rows) == plain["tasks"]  # read twice, the same
+    assert {k: v for k, v in reply["data"].items() if k != "tasks"} == {k: v for k, v in plain.items() if k != "tasks"}
+    assert reply["ok"] is True
+    assert wire.decode(payload) == {"ok": True, "data": plain}  # unpacked whole, as before
+
+
+def test_text_and_json_from_packed_rows_are_those_of_the_rows():
+    for rows in (0, 1, 2500):
+        plain, payload = full_reply(rows, streamed=True)
+        packed = wire.decode(payload, packed=("data", "tasks"))["data"]
+        assert "".join(text_pieces(packed, full=True)) == render_text(plain, full=True)
+        assert json.loads("".join(json_pieces(to_document(packed)))) == to_document(plain)
+    assert len(list(text_pieces(packed, full=True))) > 2  # printed a piece at a time
+
+
+def test_a_key_not_in_the_reply_leaves_it_as_decode_does():
+    plain, payload = full_reply(3, streamed=False)
+    assert wire.decode(payload, packed=("data", "nothing")) == wire.decode(payload)
+    assert wire.decode(payload, packed=("nothing", "tasks")) == wire.decode(payload)
