@@ -6,7 +6,6 @@ Files go to ``$TASKTOP_EXPORT_DIR`` or the current directory, named by pid and l
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -25,11 +24,9 @@ def write_export(data: dict, directory: str | None = None, when: float | None = 
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if when is None else when))
     base = os.path.join(directory, f"tasktop-{pid}-{stamp}")
     text_path, json_path = base + ".txt", base + ".json"
-    text = report.render_text(data, full=False)
-    document = report.to_document(data)
     with open(text_path, "w", encoding="utf-8") as fh:
-        fh.write(text)
+        fh.write(report.render_text(data, full=False))
     with open(json_path, "w", encoding="utf-8") as fh:
-        json.dump(document, fh, indent=1, default=str)
-        fh.write("\n")
+        for piece in report.json_pieces(report.to_document(data), default=str):  # (rows may be wire.Rows)
+            fh.write(piece)
     return text_path, json_path

@@ -252,10 +252,11 @@ class TasktopApp(App):
 
     @work(thread=True, group="export", exit_on_error=False)
     def _write_export(self, connection: Connection, last: Summary | None, directory: str) -> None:
-        """Write the export from ``full()``, or from ``last`` when the probe does not answer."""
+        """Write the export from ``full()`` (its rows unpacked as they are written), or from
+        ``last`` when the probe does not answer."""
         note = ""
         try:
-            data = connection.full()
+            data = connection.full_rows_packed()
         except (ProbeUnavailable, ProbeError) as exc:
             if last is None:
                 self._tell(f"Nothing to export: {exc}", severity="error")

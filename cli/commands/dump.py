@@ -13,7 +13,6 @@ from tasktop.client.recorded import TIME_HELP
 from .. import arguments
 from ..arguments import checked
 from ..errors import EXIT_USAGE, CliError
-from ..output import json_pieces
 from ..target import NoProbe, connect, resolve_socket
 
 name = "dump"
@@ -170,7 +169,7 @@ def _write_dump(data: dict, fmt: str, args: argparse.Namespace) -> None:
         if missing:
             print(f"tasktop: note: {missing} smaller groups are not in the snapshot", file=sys.stderr)
     elif fmt == "json":
-        out = json_pieces(report.to_document(data))
+        out = report.json_pieces(report.to_document(data))
     else:
         out = report.text_pieces(data, full=args.full)
     _write_output(out, args.output)

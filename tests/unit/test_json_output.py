@@ -1,12 +1,12 @@
-"""The one JSON layout of every ``--json`` option (``cli/output.py``): indented, except the rows
-of a ``tasks`` list, one line of compact JSON each, written a piece at a time."""
+"""The one JSON layout of every ``--json`` option (``render.text.json_pieces``): indented, except
+the rows of a ``tasks`` list, one line of compact JSON each, written a piece at a time."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from tasktop.cli import output
+from tasktop.render import text as output
 
 
 def document(rows: int) -> dict:

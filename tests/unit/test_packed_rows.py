@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 from tasktop import wire
-from tasktop.cli.output import json_pieces
-from tasktop.render.text import render_text, text_pieces, to_document
+from tasktop.render.text import json_pieces, render_text, text_pieces, to_document
 
 
 def task_row(n: int) -> dict:
