@@ -278,6 +278,10 @@ class RemoteSource:
     def full(self) -> dict:
         return self.summary()
 
+    def full_rows_packed(self) -> dict:
+        """``full`` (the TUI's export asks for it so; nothing is packed here)."""
+        return self.full()
+
     def process_alive(self) -> bool | None:
         return paths.pid_alive(self.pid)
 

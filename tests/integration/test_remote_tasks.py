@@ -369,3 +369,14 @@ async def test_the_live_view_reads_a_process_without_a_probe_from_outside(tmp_pa
         cells = [[getattr(c, "plain", str(c)).strip() for c in table.get_row_at(i)] for i in range(table.row_count)]
         consumers = next(row for row in cells if row[-1].startswith("consume ("))
         assert consumers[0] == "5" and consumers[3] == "Queue.get"
+
+        pilot.app.export_dir = str(tmp_path / "exports")  # ``e``: the export works without a probe too
+        await pilot.press("e")
+        for _ in range(600):
+            if pilot.app.exports:
+                break
+            await pilot.pause(0.05)
+        else:
+            raise AssertionError("no export written")
+        with open(pilot.app.exports[-1][1]) as fh:
+            assert json.load(fh)["totals"]["tasks"] == 13
