@@ -269,7 +269,11 @@ class Rows:
         stream.seek(self.offset)
         unpacker = msgpack.Unpacker(stream, raw=False, strict_map_key=False, read_size=1 << 20)
         for _ in range(self.length):
-            yield unpacker.unpack()
+            try:
+                row = unpacker.unpack()
+            except Exception as exc:  # as ``decode`` says it
+                raise ProtocolError(f"undecodable frame: {exc.__class__.__name__}") from None
+            yield row
 
 
 def _unpack_leaving(unpacker: Any, payload: bytes, path: tuple) -> Any:

@@ -9,6 +9,7 @@ import sys
 from typing import Iterable
 
 from tasktop.client.recorded import TIME_HELP
+from tasktop.wire import ProtocolError
 
 from .. import arguments
 from ..arguments import checked
@@ -98,7 +99,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     finally:
         client.close()
-    _write_dump(data, fmt, args)
+    try:
+        _write_dump(data, fmt, args)
+    except ProtocolError as exc:  # a row of the reply, unpacked as it is printed
+        raise CliError(f"the probe's reply could not be read: {exc}") from None
     return 0
 
 

@@ -53,6 +53,18 @@ def test_text_and_json_from_packed_rows_are_those_of_the_rows():
     assert len(list(text_pieces(packed, full=True))) > 2  # printed a piece at a time
 
 
+def test_rows_cut_short_are_a_protocol_error_when_read():
+    _plain, payload = full_reply(50, streamed=True)
+    rows = wire.decode(payload, packed=("data", "tasks"))["data"]["tasks"]
+    cut = wire.Rows(rows.payload[:rows.offset + 200], rows.offset, len(rows))
+    try:
+        list(cut)
+    except wire.ProtocolError as exc:
+        assert "undecodable frame" in str(exc)
+    else:
+        raise AssertionError("rows past the end of the payload were read")
+
+
 def test_a_key_not_in_the_reply_leaves_it_as_decode_does():
     plain, payload = full_reply(3, streamed=False)
     assert wire.decode(payload, packed=("data", "nothing")) == wire.decode(payload)
