@@ -239,13 +239,9 @@ def decode(payload: bytes, packed: tuple = ()) -> dict:
     """The map inside one frame's payload; anything else is a ``ProtocolError``.  ``packed``:
     the keys of nested maps that lead to an array to leave packed (``Rows``)."""
     try:
-        if packed:
-            obj = _unpack_leaving(msgpack.Unpacker(io.BytesIO(payload), raw=False, strict_map_key=False,
-                                                   read_size=1 << 20), payload, packed)
-        else:
-            obj = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+        obj = _unpack_leaving(_unpacker(payload), payload, packed) if packed else msgpack.unpackb(payload, **_UNPACK)
     except Exception as exc:  # msgpack raises several unrelated types for garbage
-        raise ProtocolError(f"undecodable frame: {exc.__class__.__name__}") from None
+        raise _undecodable(exc) from None
     if not isinstance(obj, dict):
         raise ProtocolError("frame is not a map")
     return obj
@@ -265,15 +261,27 @@ class Rows:
         return self.length
 
     def __iter__(self) -> Iterator[Any]:
-        stream = io.BytesIO(self.payload)  # shares the bytes: no copy
-        stream.seek(self.offset)
-        unpacker = msgpack.Unpacker(stream, raw=False, strict_map_key=False, read_size=1 << 20)
+        unpacker = _unpacker(self.payload, self.offset)
         for _ in range(self.length):
             try:
                 row = unpacker.unpack()
             except Exception as exc:  # as ``decode`` says it
-                raise ProtocolError(f"undecodable frame: {exc.__class__.__name__}") from None
+                raise _undecodable(exc) from None
             yield row
+
+
+_UNPACK = {"raw": False, "strict_map_key": False}  # how every frame is unpacked
+
+
+def _unpacker(payload: bytes, offset: int = 0) -> Any:
+    """An unpacker reading ``payload`` from ``offset`` on, a megabyte at a time."""
+    stream = io.BytesIO(payload)  # shares the bytes: no copy
+    stream.seek(offset)
+    return msgpack.Unpacker(stream, read_size=1 << 20, **_UNPACK)
+
+
+def _undecodable(exc: Exception) -> ProtocolError:
+    return ProtocolError(f"undecodable frame: {exc.__class__.__name__}")
 
 
 def _unpack_leaving(unpacker: Any, payload: bytes, path: tuple) -> Any:
