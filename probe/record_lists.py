@@ -13,12 +13,11 @@ How many records are live is counted without walking them: those moved, plus tho
 from __future__ import annotations
 
 import collections
-import functools
 import itertools
 import operator
 from typing import Callable, Iterator
 
-from .registry import CHUNK
+from .registry import CHUNK, add_hashes
 
 #: Records made since the probe thread last took them (``take_made``).
 made: list = []
@@ -91,8 +90,7 @@ def fingerprint(records: list, dropped_then: int, pace: Callable[[], None]) -> t
         if len(hashes) < len(chunk):
             freed.extend(itertools.compress(chunk, map(operator.not_, flags)))
         live += len(hashes)
-        total += sum(hashes)
-        mixed = functools.reduce(operator.xor, hashes, mixed)
+        total, mixed = add_hashes(hashes, total, mixed)
         pace()
     if freed:
         since = dropped() - dropped_then
@@ -101,8 +99,7 @@ def fingerprint(records: list, dropped_then: int, pace: Callable[[], None]) -> t
         late = set(map(id, itertools.islice(reversed(departed), since)))
         hashes = [hash(info) for info in freed if id(info) in late]
         live += len(hashes)
-        total += sum(hashes)
-        mixed = functools.reduce(operator.xor, hashes, mixed)
+        total, mixed = add_hashes(hashes, total, mixed)
     return live, total, mixed
 
 

@@ -124,13 +124,17 @@ def fingerprint(refs: list, pace: Callable[[], None]) -> tuple | None:
     total = mixed = 0
     try:
         for start in range(0, len(refs), CHUNK):
-            hashes = list(map(hash, refs[start:start + CHUNK]))
-            total += sum(hashes)
-            mixed = functools.reduce(operator.xor, hashes, mixed)
+            total, mixed = add_hashes(list(map(hash, refs[start:start + CHUNK])), total, mixed)
             pace()
     except TypeError:
         return None
     return total, mixed
+
+
+def add_hashes(hashes: list, total: int, mixed: int) -> tuple[int, int]:
+    """A fingerprint's ``(sum, exclusive or)`` with ``hashes`` added (``record_lists`` makes
+    the records' side of the comparison with it)."""
+    return total + sum(hashes), functools.reduce(operator.xor, hashes, mixed)
 
 
 _SEQ = operator.attrgetter("seq")
