@@ -246,9 +246,13 @@ def test_attach_refuses_a_process_with_remote_debugging_off(switch, plain, sockd
 
 
 NOBODY = 65534
+# tasktop as user nobody: what it imports is imported first, as root, since nobody cannot read
+# this machine's Pythons (a user's own Python is readable by that user); registry.commands()
+# loads every command module as the CLI does, with whatever they import at their top.
 AS_NOBODY = r'''
 import os, sys
-from tasktop.cli import main as cli
+from tasktop.cli import main as cli, registry
+registry.commands()
 from tasktop.cli.commands import attach as command
 from tasktop.client import attach, inject, processes
 import pyinjector.api, hypno.api, psutil, pwd, hashlib, tempfile, json, argparse, shutil, stat
