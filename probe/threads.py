@@ -23,7 +23,7 @@ from tasktop.wire.kernel import SYSCALL_STATES, kernel_state as read_kernel_stat
 
 from . import procfs
 from .handoff import Handoff
-from .frames import RawStack, frame_stack
+from .frames import RawStack, frame_stack, is_internal
 from .tasks import ABSORBS, _add, STATES
 
 def _register_threading() -> None:
@@ -83,6 +83,10 @@ def classify(stack: RawStack, kernel: dict) -> str:
         return state
     syscall = kernel.get("syscall")
     state = SYSCALL_STATES.get(syscall or "")
+    if syscall == "futex" and stack and is_internal(stack[0][0]):
+        # asyncio's own code does not block on locks: its thread waits for the GIL, which the
+        # probe holds while it looks (seen when the loop was switched out mid-iteration).
+        return "running"
     if state == "I/O wait" and in_loop:
         return "idle loop"
     if state is not None:
@@ -90,9 +94,19 @@ def classify(stack: RawStack, kernel: dict) -> str:
     return "waiting" if syscall else "unknown"
 
 
-#: The probe's hand-off timer on a loop: a thread seen in it was running its loop's callbacks
-#: and sleeps a moment only to let the probe in, which is exactly when the probe looks.
-_HANDOFF_TICK = Handoff._tick.__code__
+#: The probe's hand-off timer on a loop (and what it calls): a thread seen in it was running its
+#: loop's callbacks and lets go of the GIL a moment only to let the probe in (``time.sleep``, or
+#: the ``select`` of ``Handoff.wanted``), which is exactly when the probe looks.
+_HANDOFF_CODES = frozenset((Handoff._tick.__code__, Handoff.check.__code__, Handoff.wanted.__code__))
+
+
+def without_handoff(stack: RawStack) -> RawStack:
+    """``stack`` without the probe's hand-off frames at its inner end (``stack`` itself if it
+    has none there): a thread seen in them is running."""
+    n = 0
+    while n < len(stack) and stack[n][0] in _HANDOFF_CODES:
+        n += 1
+    return stack[n:] if n else stack
 
 
 def current(exclude: set[int]) -> list[dict]:
@@ -118,11 +132,9 @@ def current(exclude: set[int]) -> list[dict]:
         if native_id is None and ident == main_ident:
             native_id = os.getpid()
         kernel = kernel_state(native_id)
-        if stack and stack[0][0] is _HANDOFF_TICK:  # our frame, not the host's
-            stack = stack[1:]
-            state = "running"
-        else:
-            state = classify(stack, kernel)
+        host_stack = without_handoff(stack)
+        state = "running" if host_stack is not stack else classify(stack, kernel)
+        stack = host_stack
         out.append({
             "ident": ident,
             "native_id": native_id,
