@@ -164,8 +164,14 @@ class ThreadWatch:
         rows = current(self.exclude)
         seen = {}
         for row in rows:
-            sig = (row.pop("frame_id"), row["lasti"], row["kernel"].get("switches"))
+            switches = row["kernel"].get("switches")
+            sig = (row.pop("frame_id"), row["lasti"], switches)
             prev = self.seen.get(row["ident"])
+            if (row["state"] == "Lock.acquire" and row["kernel"].get("syscall") == "futex"
+                    and prev is not None and switches is not None and prev[0][2] != switches):
+                # Scheduled since the last look and in a futex now: a busy thread waiting for
+                # the GIL the probe holds while it looks, not one parked on a lock.
+                row["state"] = "running"
             since = prev[1] if prev is not None and prev[0] == sig and row["state"] != "running" else now
             seen[row["ident"]] = (sig, since)
             row["blocked_s"] = round(now - since, 3)

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tasktop.wire.kernel import kernel_state
 from tasktop.wire.stacks import is_unwalked
 
 from conftest import wait_until
@@ -215,6 +216,42 @@ def test_thread_states(states_target):
     assert "tasktop-probe" not in by_name  # the probe does not count itself
     assert all(t["cpu_s"] is not None and t["native_id"] for t in data)
     assert by_name["t-lock"]["kernel"]["syscall"] == "futex"
+
+
+BUSY_THREAD = r'''
+import asyncio, threading
+
+def spin():
+    while True:
+        pass
+
+async def main():
+    lock = threading.Lock()
+    lock.acquire()
+    threading.Thread(target=lock.acquire, name="t-lock", daemon=True).start()
+    threading.Thread(target=spin, name="t-busy", daemon=True).start()
+    await asyncio.sleep(0.1)
+    print("ready", flush=True)
+    await asyncio.sleep(1000)
+
+asyncio.run(main())
+'''
+
+
+def test_a_busy_thread_is_running_though_it_waits_for_the_gil_while_the_probe_looks(spawn):
+    """While the probe looks it holds the GIL, so a thread running Python waits for it in a
+    futex, as a thread parked on a lock does: seen again after it was scheduled, it is running;
+    the parked one is on its lock."""
+    target = spawn(BUSY_THREAD)
+    states = []
+    for _ in range(10):
+        by_name = {t["name"]: t for t in target.request("threads")}
+        busy = by_name["t-busy"]
+        states.append((busy["state"], by_name["t-lock"]["state"]))
+        # It has run since this look (its CPU time moved on): the next look must tell.
+        wait_until(lambda: kernel_state(busy["native_id"], target.pid)["cpu_s"] > busy["cpu_s"],
+                   message="t-busy running")
+    assert states[1:] == [("running", "Lock.acquire")] * 9, states
 
 
 def test_creation_sites_and_parent(states_target):
