@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import itertools
 import os
 import sys
@@ -88,6 +89,16 @@ _made = made.append
 adopting: Any = object()
 #: Hand-offs of the GIL ``info_for`` waits at most for a record another thread is making.
 WAIT_COMPLETE = 100
+#: Whether the collector is at work (set by its ``gc.callbacks``).  It clears the weak references
+#: of everything it found unreachable, then runs finalizers, which may hand the GIL to the probe
+#: thread: a task it is destroying has no record then, and one made for it has no creation site
+#: when asyncio reports the task lost a moment later (seen on 3.14, whose task lists hold it).
+collecting = False
+
+
+def _on_collection(phase: str, _info: dict) -> None:
+    global collecting
+    collecting = phase == "start"
 # Every loop we have seen, and the thread we last saw running it.
 loops: "weakref.WeakSet[asyncio.AbstractEventLoop]" = weakref.WeakSet()
 loop_threads: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
@@ -326,10 +337,13 @@ def info_for(task: asyncio.Task) -> TaskInfo:
     """The task's record, created (with no creation site) for tasks made before the hook, or
     given back what the task's own record knew if the collector took that one (see _revived).
     The probe thread's (see ``adopting``: one thread only may set it).  None if another
-    thread's record of the task is still not complete after WAIT_COMPLETE hand-offs."""
+    thread's record of the task is still not complete after WAIT_COMPLETE hand-offs, or if
+    it has none while the collector is at work (see ``collecting``)."""
     global adopting
     info = record_of(task)
     if info is None:
+        if collecting:  # maybe a task the collector is destroying: the next pass, if it lives
+            return None
         adopting = None
         try:
             info = adopt(task)
@@ -809,6 +823,8 @@ def install(depth: int = 4, record_sites: bool = True) -> None:
         if uvloop is not None and isinstance(getattr(uvloop, "Loop", None), type):
             _wrap_class(uvloop.Loop)
         _installed = True
+    if _on_collection not in gc.callbacks:
+        gc.callbacks.append(_on_collection)
     _active = True
     running = events._get_running_loop()
     if running is not None:
@@ -827,8 +843,11 @@ def restore() -> None:
     ``__init__`` and ``create_task``.  A wrapper somebody else has wrapped since is left in
     place: it is pass-through while the hooks are off.  Records of live tasks stay (weak
     references, gone with their tasks); a later :func:`install` starts over."""
-    global _installed, _active, _orig_create_task, _wrapped_init_kept, _wrapped_running_kept
+    global _installed, _active, _orig_create_task, _wrapped_init_kept, _wrapped_running_kept, collecting
     _active = False
+    while _on_collection in gc.callbacks:
+        gc.callbacks.remove(_on_collection)
+    collecting = False
     if not _installed:
         return
     for loop in registry.copy_set(loops):

@@ -8,7 +8,7 @@ import asyncio
 import gc
 import itertools
 
-from tasktop.probe import hooks, record_lists
+from tasktop.probe import endings, hooks, record_lists
 
 
 async def _parked() -> None:
@@ -150,3 +150,42 @@ def test_a_copy_of_the_records_is_told_apart_as_it_was_when_taken():
     difference, more = _run(scenario)
     assert more >= 10  # the copy holds the records of the ten freed before it
     assert difference == (0, 0, 0)
+
+
+def test_a_task_the_collector_destroys_is_lost_with_its_site_though_the_probe_met_it_meanwhile():
+    """The collector clears the records of all it found unreachable, then runs finalizers, which
+    may hand the GIL to the probe thread (on 3.14 a pass meets such a task in asyncio's task
+    lists).  A record the probe made for it then would have no creation site, and asyncio's
+    report of the lost task a moment later would find that one: the probe makes none while the
+    collector is at work, and the report finds the task's own, freed a moment before.  Here the
+    probe thread's look is made from a finalizer in the same garbage, run before the task's."""
+    met = []
+
+    class Spy:  # made before the task: finalized before it (the collector keeps their order)
+        task = None
+
+        def __del__(self):
+            met.append(hooks.info_for(self.task))
+
+    async def parked(future, spy):
+        await future
+
+    def lost_here() -> dict:
+        return {key: row[0] for key, row in endings.lost.items()}
+
+    async def scenario() -> tuple:
+        loop = asyncio.get_running_loop()
+        spy, future = Spy(), loop.create_future()
+        spy.task = loop.create_task(parked(future, spy))  # the site: a cycle through the future
+        await asyncio.sleep(0)
+        site = hooks.record_of(spy.task).site
+        before = lost_here()
+        del spy, future
+        gc.collect()
+        return site, before, lost_here()
+
+    site, before, after = _run(scenario)
+    assert site is not None
+    assert met == [None]
+    assert after.get(site, 0) == before.get(site, 0) + 1
+    assert after.get(None, 0) == before.get(None, 0)
