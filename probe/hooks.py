@@ -95,10 +95,6 @@ WAIT_COMPLETE = 100
 #: when asyncio reports the task lost a moment later (seen on 3.14, whose task lists hold it).
 collecting = False
 
-
-def _on_collection(phase: str, _info: dict) -> None:
-    global collecting
-    collecting = phase == "start"
 # Every loop we have seen, and the thread we last saw running it.
 loops: "weakref.WeakSet[asyncio.AbstractEventLoop]" = weakref.WeakSet()
 loop_threads: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
@@ -798,6 +794,12 @@ def watch_endings(loop: Any) -> None:
         loop.set_exception_handler(handler)
     except Exception:
         pass
+
+
+def _on_collection(phase: str, _info: dict) -> None:
+    """The collector's callback (``gc.callbacks``): see ``collecting``."""
+    global collecting
+    collecting = phase == "start"
 
 
 def install(depth: int = 4, record_sites: bool = True) -> None:
