@@ -835,8 +835,11 @@ def install(depth: int = 4, record_sites: bool = True) -> None:
 
 def uninstall() -> None:
     """Switch the hooks off: factories already set become pass-through."""
-    global _active
+    global _active, collecting
     _active = False
+    while _on_collection in gc.callbacks:
+        gc.callbacks.remove(_on_collection)
+    collecting = False
 
 
 def restore() -> None:
@@ -845,11 +848,8 @@ def restore() -> None:
     ``__init__`` and ``create_task``.  A wrapper somebody else has wrapped since is left in
     place: it is pass-through while the hooks are off.  Records of live tasks stay (weak
     references, gone with their tasks); a later :func:`install` starts over."""
-    global _installed, _active, _orig_create_task, _wrapped_init_kept, _wrapped_running_kept, collecting
-    _active = False
-    while _on_collection in gc.callbacks:
-        gc.callbacks.remove(_on_collection)
-    collecting = False
+    global _installed, _orig_create_task, _wrapped_init_kept, _wrapped_running_kept
+    uninstall()
     if not _installed:
         return
     for loop in registry.copy_set(loops):

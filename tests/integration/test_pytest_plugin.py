@@ -411,6 +411,26 @@ def test_nothing_is_checked_or_hooked_unless_asked(pytester):
     assert "--tasktop-leaks" in help_text and "tasktop_leaks_timeout" in help_text
 
 
+def test_what_it_changed_is_undone_when_the_session_ends(pytester):
+    result = run(pytester, """
+        import atexit, gc, sys, threading
+
+        def report():  # after pytest's end, the plugin's undoing included
+            hooks = sys.modules["tasktop.probe.hooks"]
+            print("after the session:", hooks._on_collection in gc.callbacks,
+                  threading.Thread.start.__code__.co_filename == threading.__file__)
+
+        atexit.register(report)
+
+        def test_hooked():
+            from tasktop.probe import hooks
+            assert hooks._on_collection in gc.callbacks
+            assert threading.Thread.start.__code__.co_filename != threading.__file__
+    """, "--tasktop-leaks")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["after the session: False True"])
+
+
 def test_the_marker_checks_only_the_tests_it_marks(pytester):
     result = run(pytester, """
         import pytest
