@@ -101,7 +101,7 @@ def measure(n: int, args: argparse.Namespace) -> dict:
         out["rss_kb"] = target.info["rss_kb"]
         wait_for(lambda: os.path.exists(os.path.join(directory, f"{target.pid}.sock")), timeout=120)
         path = os.path.join(directory, f"{target.pid}.sock")
-        for kind in KINDS:
+        for kind in args.kinds:
             verdicts = kind in ("default", "v screen")
             for i in range(args.repeat):
                 target.tick()
@@ -135,15 +135,19 @@ def measure(n: int, args: argparse.Namespace) -> dict:
     return out
 
 
+def _kind(run: dict) -> str:
+    """What a run was: runs saved before "kind" was recorded are dumps, told apart by "verdicts"."""
+    return run.get("kind", "default" if run["verdicts"] else "no-verdicts")
+
+
 def table(results: list) -> str:
     lines = ["| N | command | wall (s) | longest loop gap (ms) | orphans proven | others proven |",
              "|---|---|---|---|---|---|"]
     names = {"no-verdicts": "dump --json --no-verdicts", "default": "dump --json", "check": "check",
              "v screen": "the `v` screen's request"}
     for r in results:
-        for kind in KINDS:
-            # Runs saved before "kind" was recorded are dumps, told apart by "verdicts".
-            runs = [x for x in r["runs"] if x.get("kind", "default" if x["verdicts"] else "no-verdicts") == kind]
+        for kind in dict.fromkeys(map(_kind, r["runs"])):  # in the order they ran
+            runs = [x for x in r["runs"] if _kind(x) == kind]
             if not runs:
                 continue
             verdicts, name = runs[0]["verdicts"], names[kind]
@@ -168,6 +172,9 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of the idle gap measurement")
     parser.add_argument("--python", default=sys.executable, help="the target's interpreter (tasktop installed)")
     parser.add_argument("--out", help="write the raw results here as JSON")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), metavar="KIND",
+                        help=f"what to run, in this order (default: {' '.join(map(repr, KINDS))}); "
+                             "the first one walks every chain of a target no pass has walked yet")
     args = parser.parse_args()
     run_sizes(args.tasks, lambda _i, n: measure(n, args), args.out, table)
 
