@@ -18,6 +18,7 @@ import operator
 from typing import Callable, Iterator
 
 from .registry import CHUNK, add_hashes
+from .untracked import untrack
 
 #: Records made since the probe thread last took them (``take_made``).
 made: list = []
@@ -130,6 +131,7 @@ def _add_slice(lists: list, part: list) -> None:
     if lists and len(lists[-1]) + len(part) <= KEPT_CHUNK:
         lists[-1].extend(part)
     elif part:
+        untrack(part)  # a list of records: see recycled_lists
         lists.append(part)
 
 

@@ -3,8 +3,13 @@ to the next and refilled rather than made anew.
 
 A list the collector has seen survive is in its oldest generation and is not walked by young
 collections; a new list of 100,000 records is, on every young collection while the pass lasts,
-and reading 100,000 records' GC headers held the event loop up each time.  A pass's lists are
-only used until the next pass starts (the probe thread answers one request at a time).
+and reading 100,000 records' GC headers held the event loop up each time.  A new list of
+records is therefore not tracked by the collector at all (``untracked``): records are weak
+references, and nothing a record refers to refers back to a list of them, so no reference
+cycle runs through one, and reference counting frees it.  (A first pass at a million tasks
+makes its lists anew: a young collection that walked them held the loop 10-13 ms.)  A pass's
+lists are only used until the next pass starts (the probe thread answers one request at a
+time).
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from typing import Any
 
 from .handoff import Pacer
 from .registry import CHUNK
+from .untracked import untrack
 
 
 MAX_KEPT = 4096  # empty lists kept for names no pass took lately
@@ -24,11 +30,15 @@ class RecycledLists:
         self._kept: dict = {}  # name or group key -> list
         self._used: dict = {}
 
-    def take(self, name: Any) -> list:
-        """An empty list for ``name`` in this pass: the one it had in the last pass, if any."""
+    def take(self, name: Any, records: bool = True) -> list:
+        """An empty list for ``name`` in this pass: the one it had in the last pass, if any.
+        One for ``records`` only (the default) is made untracked; another (tasks, which the
+        leak proofs count references to) is left to the collector."""
         found = self._kept.pop(name, None)
         if found is None:
             found = []
+            if records:
+                untrack(found)
         self._used[name] = found
         return found
 

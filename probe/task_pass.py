@@ -193,7 +193,7 @@ class TaskPasses:
         registry are copied at one moment (C calls in a row, of a few milliseconds at 100,000
         tasks: the loops get the GIL just before).  Then the records made since the last pass
         join the lists that keep them.  Returns the tasks no factory of ours saw."""
-        records, refs = self.lists.take("records"), self.lists.take("refs")
+        records, refs = self.lists.take("records"), self.lists.take("refs", records=False)
         pace.now()
         record_lists.copy(records)  # in creation order
         dropped = record_lists.dropped()
@@ -235,7 +235,7 @@ class TaskPasses:
         refs: list = []
         eager: list = []
         if due:
-            refs = self.lists.take("refs")
+            refs = self.lists.take("refs", records=False)
             pace.now()
             if linked:
                 self._linked_at = now

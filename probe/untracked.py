@@ -6,9 +6,11 @@ over its threshold and set off a full collection of the host's whole heap, in th
 threads: 3.4 s at a million tasks.  Nothing the probe keeps per task can be part of a
 reference cycle (they point at interned keys, numbers and weak references only), so reference
 counting alone frees them and the collector need not know them: they are untracked, as CPython
-untracks tuples of atomic values.  Never a weak reference with a callback (a record): the
-collector moves those it finds on a dying object into a list of its own, which an untracked
-one is not in (the host crashed).  Where ctypes is missing, ``untrack`` does nothing.
+untracks tuples of atomic values.  The probe's long lists of records are untracked too
+(``recycled_lists``): a young one was walked by every young collection.  Never a weak reference
+with a callback (a record itself): the collector moves those it finds on a dying object into a
+list of its own, which an untracked one is not in (the host crashed).  Where ctypes is missing,
+``untrack`` does nothing.
 """
 from __future__ import annotations
 
