@@ -34,9 +34,10 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
-from . import presized
+from . import presized, shards
 from .reference_graph import MAX_DEPTH, ReferenceGraph
 from .registry import CHUNK
+from .shards import MASK
 from .waiters import THREAD_PROOFS, task_chain, task_target, thread_holders, thread_target
 
 SAMPLE = 32  # waiters counted of a crowd on one object before judging it from them (see count)
@@ -288,7 +289,9 @@ class Proof(ReferenceGraph):
         self.count()
         pace, targets = self.pace, self.targets
         owners = targets + len(self.awaits)
-        for w in self.dependents:
+        for k, w in enumerate(self.dependents):
+            if not k & 4095:
+                pace()
             self.owner_of[w] = targets - self.owner_of[w] - 1
         # Each owner's references into objs, counted a slice at a time.
         stride = len(self.objs) + 1
@@ -298,11 +301,12 @@ class Proof(ReferenceGraph):
             pairs.update(map(operator.add, map(operator.mul, owner_keys, itertools.repeat(stride)),
                              self.ref_obj[start:start + 8192]))
             pace()
-        by_owner: dict[int, list] = {}
+        by_owner = shards.dicts()  # owner -> [(object, references)]: one per dependent
         for k, (key, n) in enumerate(pairs.items()):
             if not k & 4095:
                 pace()
-            by_owner.setdefault(key // stride, []).append((key % stride, n))
+            owner = key // stride
+            by_owner[owner & MASK].setdefault(owner, []).append((key % stride, n))
         pairs.clear()
         # Owners some of whose waiters were not counted (out of time) cannot be judged, and
         # their counted waiters are not harmless holders either.
@@ -332,13 +336,14 @@ class Proof(ReferenceGraph):
             outcome.extend(True if d else (False if j else None)
                            for d, j in zip(dead[start:start + CHUNK], judged[start:start + CHUNK]))
             pace()
-        verdict: list = [None] * len(self.owner_of)  # made at its size: grown, it was copied whole
+        verdict: list = []
         for start in range(0, len(self.owner_of), CHUNK):
-            verdict[start:start + CHUNK] = map(outcome.__getitem__, self.owner_of[start:start + CHUNK])
+            verdict.extend(map(outcome.__getitem__, self.owner_of[start:start + CHUNK]))
             pace()
+        shards.clear(by_owner, pace)
         return verdict
 
-    def _solve(self, judged: bytearray, by_owner: dict, unsure: bytearray) -> bytearray:
+    def _solve(self, judged: bytearray, by_owner: list, unsure: bytearray) -> bytearray:
         """The greatest set of dead owners consistent with the counts."""
         targets = self.targets
         # Every reference into objs the proof knows of but the holders': objs itself,
@@ -351,11 +356,11 @@ class Proof(ReferenceGraph):
         outside = [rc - k for rc, k in zip(self.rc, known)]
         pace = self.pace
         held = [0] * len(self.objs)
-        live: dict = {}
-        for k, (owner, refs) in enumerate(by_owner.items()):
+        live = shards.dicts()
+        for k, (owner, refs) in enumerate(itertools.chain.from_iterable(map(dict.items, by_owner))):
             if not k & 1023:
                 pace()
-            live[owner] = refs
+            live[owner & MASK][owner] = refs
             for i, n in refs:
                 held[i] += n
         dead = bytearray(judged)
@@ -379,17 +384,18 @@ class Proof(ReferenceGraph):
                         dead[owner] = 0
                         changed = True
             dropped = []
-            for k, owner in enumerate(live):
+            for k, owner in enumerate(itertools.chain.from_iterable(live)):
                 if not k & 4095:
                     pace()
                 if not dead[owner]:
                     dropped.append(owner)
             if not dropped:
+                shards.clear(live, pace)
                 return dead
             for k, owner in enumerate(dropped):  # no longer harmless: their references count as outside
                 if not k & 1023:
                     pace()
-                for i, n in live.pop(owner):
+                for i, n in live[owner & MASK].pop(owner):
                     held[i] -= n
 
     def _recheck(self, dead: bytearray, unsure: bytearray) -> bool:
