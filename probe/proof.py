@@ -301,7 +301,7 @@ class Proof(ReferenceGraph):
             pairs.update(map(operator.add, map(operator.mul, owner_keys, itertools.repeat(stride)),
                              self.ref_obj[start:start + 8192]))
             pace()
-        by_owner = shards.dicts()  # owner -> [(object, references)]: one per dependent
+        by_owner = shards.dicts()  # owner -> [(object, references)]: a target's, or a dependent's
         for k, (key, n) in enumerate(pairs.items()):
             if not k & 4095:
                 pace()

@@ -35,6 +35,7 @@ def contains(shards: list, keys: Iterable[int]) -> Iterator[bool]:
 
 
 def size(shards: list) -> int:
+    """How many keys the shards hold in all."""
     return sum(map(len, shards))
 
 
