@@ -2,7 +2,7 @@
 
 A dict or set grows by copying itself whole into a table twice or four times its size, in one C
 call: in a target of a million tasks, the proof's map of 100,000 seqs took 17 ms for one insert
-(its new table's pages touched for the first time), with the event loop waiting.  Split in 64,
+in a first dump (1 ms in the next, its memory used before), the event loop waiting.  Split in 64,
 no part holds more than a sixty-fourth of the keys, so no insert copies more than that; seqs are
 consecutive numbers, so their low bits spread them evenly.  A shard is found with ``key & MASK``
 (inline in the hot loops: a function call per key would cost more than the lookup).
