@@ -176,7 +176,7 @@ class _Gathering:
         or none: if finding which can be takes them past half the budget, none is added (a
         dependent refers to those it awaits by their waiter numbers), so that counting keeps
         its half for the targets (40,000 tasks awaiting others once took all of it)."""
-        proof, record, every = self.proof, self.record, dependents
+        proof, record, pace, every = self.proof, self.record, self.pace, dependents
         if not dependents:
             return None
         if self._late():
@@ -199,7 +199,7 @@ class _Gathering:
                 by_seq[s & MASK][s] = w
             if self._late():
                 return self._left(every)
-        shards.clear(needed, self.pace)
+        shards.clear(needed, pace)
         # A dependent can be dead only if everything it awaits is a waiter of the proof.
         while True:
             others = shards.sets()
@@ -214,11 +214,10 @@ class _Gathering:
                     return self._left(every)
                 if all(s in by_seq[s & MASK] or s in others[s & MASK] for s in d[2]):
                     kept.append(d)
-            shards.clear(others, self.pace)
+            shards.clear(others, pace)
             if len(kept) == len(dependents):
                 break
             dependents = kept
-        pace = self.pace
         base = proof.n
         for k, (n, _g, _a) in enumerate(dependents):
             if not k & 1023:
