@@ -55,3 +55,37 @@ def test_a_proof_counts_every_reference():
 
     assert asyncio.run(scenario(None)) == [True] * 10
     assert asyncio.run(scenario([])) == [False] * 10
+
+
+def test_tasks_added_in_bulk_are_the_waiters_added_one_at_a_time():
+    """``Proof.tasks`` (a group's slice at once, its targets known) makes the same waiters as
+    ``Proof.task`` one at a time, and the same verdicts: an orphaned queue's waiters proven,
+    a shared one's not."""
+
+    async def scenario(bulk: bool) -> tuple:
+        shared, orphaned = asyncio.Queue(), asyncio.Queue()
+        tasks = ([asyncio.ensure_future(shared.get()) for _ in range(4)]
+                 + [asyncio.ensure_future(orphaned.get()) for _ in range(3)])
+        targets = [shared] * 4 + [orphaned] * 3
+        del orphaned
+        await asyncio.sleep(0)
+        proof = Proof(lambda: None, 5.0, lambda n: tasks[n - 100], 2)  # sized too small: grown
+        if bulk:
+            assert proof.tasks(7, "Queue.get", 100, targets) == 0
+        else:
+            for n, (task, target) in enumerate(zip(tasks, targets)):
+                assert proof.task(7, "Queue.get", task, 100 + n, target) == n
+            del task, target  # (the loop's names would hold the last ones from outside)
+        del targets
+        arrays = [list(a[:proof.n]) for a in (proof.group_of, proof.owner_of, proof.state_of, proof.source)]
+        result = proof.run()
+        proof.close()
+        for task in tasks:
+            task.cancel()
+        return arrays, result
+
+    one_at_a_time, in_bulk = asyncio.run(scenario(False)), asyncio.run(scenario(True))
+    assert in_bulk == one_at_a_time
+    assert in_bulk[0] == [[7] * 7, [0] * 4 + [1] * 3, [0] * 7, list(range(100, 107))]
+    assert in_bulk[1] == [False] * 4 + [True] * 3
+
