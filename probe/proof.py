@@ -79,6 +79,7 @@ class Proof(ReferenceGraph):
         self.counted = presized.zeros(waiters, "B")  # per waiter: its references were counted
         self.to_obj: collections.Counter = collections.Counter()  # references found, per object
         self.open: set[int] = set()  # owners judged held from outside from a sample
+        self.never_dead: set[int] = set()  # dependents of open owners: not counted (see _never_dead)
         self.out_of_time = False
         self.rc: list = []  # reference counts the solution used
 
@@ -277,8 +278,34 @@ class Proof(ReferenceGraph):
         yield from singles
         yield from sized
         owner_of, group_of = self.owner_of, self.group_of
+        never = self.never_dead = self._never_dead(dependents)  # (every target counted by now)
         for w in dependents:
-            yield 1, owner_of[w], {group_of[w]: (w,)}
+            if w not in never:
+                yield 1, owner_of[w], {group_of[w]: (w,)}
+
+    def _never_dead(self, dependents: array.array) -> set:
+        """The ``dependents`` that await a waiter of an owner judged held from outside
+        (``open``), directly or through other such dependents: they can never be dead, so
+        their references need no count (uncounted, what they hold counts as held from
+        outside, as it would once they were found alive).  At a million tasks, 50,000
+        supervisors of a crowd's waiters took 0.3 s to count."""
+        owner_of, awaits, open_, pace = self.owner_of, self.awaits, self.open, self.pace
+        never: set = set()
+        changed = bool(open_)
+        while changed:  # again only for dependents awaiting dependents found meanwhile
+            changed = False
+            for k, w in enumerate(dependents):
+                if not k & 1023:
+                    pace()
+                if w in never:
+                    continue
+                for a in awaits[-owner_of[w] - 1]:
+                    owner = owner_of[a]
+                    if owner in open_ if owner >= 0 else a in never:
+                        never.add(w)
+                        changed = True
+                        break
+        return never
 
     def _held_outside(self, owner: int, groups: dict, counts: dict, mine_total: int) -> bool:
         """Whether the sample says a crowd's object is held from outside (see count)."""
@@ -316,6 +343,7 @@ class Proof(ReferenceGraph):
             if not k & 4095:
                 pace()
             self.owner_of[w] = targets - self.owner_of[w] - 1
+        self.open.update(map(self.owner_of.__getitem__, self.never_dead))  # never dead: alive, judged
         # Each owner's references into objs, counted a slice at a time.
         stride = len(self.objs) + 1
         pairs: collections.Counter = collections.Counter()

@@ -89,3 +89,43 @@ def test_tasks_added_in_bulk_are_the_waiters_added_one_at_a_time():
     assert in_bulk[0] == [[7] * 7, [0] * 4 + [1] * 3, [0] * 7, list(range(100, 107))]
     assert in_bulk[1] == [False] * 4 + [True] * 3
 
+
+def test_tasks_awaiting_a_crowd_held_from_outside_are_judged_without_a_count():
+    """A task that only awaits others is dead only if all it awaits are.  Awaiting a waiter of
+    a crowd judged held from outside, it can never be: it is judged alive without counting
+    its references (at a million tasks, 50,000 of them took 0.3 s), and so is one awaiting
+    it.  One awaiting an orphan's waiter is counted, and proven."""
+
+    async def await_one(task):
+        await task
+
+    async def scenario() -> tuple:
+        shared, orphaned = asyncio.Queue(), asyncio.Queue()
+        keep = [shared]
+        crowd = [asyncio.ensure_future(shared.get()) for _ in range(200)]
+        orphans = [asyncio.ensure_future(orphaned.get()) for _ in range(3)]
+        del orphaned
+        awaiting = [asyncio.ensure_future(await_one(crowd[k])) for k in range(5)]
+        await asyncio.sleep(0)
+        awaiting.append(asyncio.ensure_future(await_one(awaiting[0])))
+        awaiting.append(asyncio.ensure_future(await_one(orphans[0])))
+        await asyncio.sleep(0)
+        tasks = crowd + orphans + awaiting
+        proof = Proof(lambda: None, 5.0, lambda n: tasks[n], len(tasks))
+        for n, task in enumerate(crowd + orphans):
+            proof.task(0, "Queue.get", task, n)
+        for k in range(5):  # waiters 203-207, each awaiting a waiter of the crowd
+            proof.dependent(1, 203 + k, (k,))
+        proof.dependent(1, 208, (203,))  # awaits the first of them
+        proof.dependent(1, 209, (200,))  # awaits the first orphan
+        result = proof.run()
+        counted = list(proof.counted[203:210])
+        proof.close()
+        for task in tasks:
+            task.cancel()
+        keep.clear()
+        return result, counted
+
+    result, counted = asyncio.run(scenario())
+    assert result == [False] * 200 + [True] * 3 + [False] * 6 + [True]
+    assert counted == [0] * 6 + [1]
