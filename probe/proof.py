@@ -343,7 +343,10 @@ class Proof(ReferenceGraph):
             if not k & 4095:
                 pace()
             self.owner_of[w] = targets - self.owner_of[w] - 1
-        self.open.update(map(self.owner_of.__getitem__, self.never_dead))  # never dead: alive, judged
+        for k, w in enumerate(self.never_dead):  # never dead: judged alive, as an open owner
+            if not k & 4095:
+                pace()
+            self.open.add(self.owner_of[w])
         # Each owner's references into objs, counted a slice at a time.
         stride = len(self.objs) + 1
         pairs: collections.Counter = collections.Counter()
@@ -367,13 +370,9 @@ class Proof(ReferenceGraph):
             uncounted.update(itertools.compress(self.owner_of[start:start + CHUNK],
                                                 map(operator.not_, self.counted[start:start + CHUNK])))
             pace()
-        for owner in uncounted - self.open:
-            judged[owner] = 0
-        for owner in self.open:  # judged held from outside: never dead
-            judged[owner] = 1
-        self.open_owners = bytearray(owners)
-        for owner in self.open:
-            self.open_owners[owner] = 1
+        open_ = self.open
+        self._mark(judged, (owner for owner in uncounted if owner not in open_), 0)
+        self._mark(judged, open_, 1)  # judged held from outside: never dead
         unsure = bytearray(len(self.objs))  # objects whose counts changed during the proof
         for _round in range(8):
             dead = self._solve(judged, by_owner, unsure)
@@ -393,6 +392,15 @@ class Proof(ReferenceGraph):
             pace()
         shards.clear(by_owner, pace)
         return verdict
+
+    def _mark(self, flags: bytearray, owners: Any, value: int) -> None:
+        """``flags[owner] = value`` for each of ``owners``, the GIL given away as it goes (the
+        owners judged open can be as many as the tasks awaiting a crowd: 50,000 at a million)."""
+        pace = self.pace
+        for k, owner in enumerate(owners):
+            if not k & 4095:
+                pace()
+            flags[owner] = value
 
     def _solve(self, judged: bytearray, by_owner: list, unsure: bytearray) -> bytearray:
         """The greatest set of dead owners consistent with the counts."""
@@ -415,8 +423,7 @@ class Proof(ReferenceGraph):
             for i, n in refs:
                 held[i] += n
         dead = bytearray(judged)
-        for owner in self.open:
-            dead[owner] = 0
+        self._mark(dead, self.open, 0)
         while True:
             # An object with more references found than it has changed meanwhile: from outside.
             reached = self._reached([1 if unsure[i] or o < h else o - h
