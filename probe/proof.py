@@ -151,9 +151,7 @@ class Proof(ReferenceGraph):
         while w + k > len(self.source):
             self._grow()
         self.n = w + k
-        number = self._numbers.get(state)
-        if number is None:
-            number = self._state(state)
+        number = self._state(state)
         end = w + k
         self.group_of[w:end] = array.array("q", (group,)) * k
         self.owner_of[w:end] = array.array("q", owners)
