@@ -203,9 +203,12 @@ def context_for(loop: Any) -> contextvars.Context:
 departed = record_lists.departed  # the records of the tasks freed last: see record_lists
 
 
-def _forget(info: "TaskInfo", keep: Any = departed.append, drop: Any = record_lists.drop) -> None:
-    """A record's callback: its task was freed; the record waits in ``departed`` (before it is
-    counted: see ``record_lists.fingerprint``)."""
+def _forget(info: "TaskInfo", keep: Any = departed.append, drop: Any = record_lists.drop,
+            freed: Any = record_lists.FREED) -> None:
+    """A record's callback: its task was freed; the record is marked so (``waiter``, see
+    ``record_lists.FREED``) and waits in ``departed`` (before it is counted: see
+    ``record_lists.fingerprint``)."""
+    info.waiter = freed
     keep(info)
     drop()
 

@@ -13,6 +13,7 @@ How many records are live is counted without walking them: those moved, plus tho
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import operator
 from typing import Callable, Iterator
@@ -37,15 +38,19 @@ drop = _dropped.__next__
 #: waiting; and a pass tells the records freed since it copied the lists by them (``fingerprint``).
 departed: collections.deque = collections.deque(maxlen=1024)
 
-#: A record's callback, None once its task is freed (CPython clears it with the reference): read
-#: from the record alone, where calling the reference reads the task too (7 against 15 ms over
-#: 100,000 records, whose tasks are not in the cache).
-_CALLBACK = operator.attrgetter("__callback__")
+#: A record's ``waiter`` once its task is freed: the records' callback (``hooks._forget``) sets
+#: it.  Called like a weak reference, it returns None (in C).  Not the callback's own slot,
+#: which CPython clears when reference counting frees a task, but not when the collector
+#: frees one (a task in a cycle): such a record looked alive for ever, and was never left out.
+FREED = functools.partial(type(None))
+#: A record's waiter, read from the record alone, where calling the reference reads the task
+#: too (7 against 15 ms over 100,000 records, whose tasks are not in the cache).
+_WAITER = operator.attrgetter("waiter")
 
 
 def _alive(records: list) -> Iterator[bool]:
-    """Whether each of ``records`` has a live task (its callback not cleared), in C."""
-    return map(operator.is_not, map(_CALLBACK, records), itertools.repeat(None))
+    """Whether each of ``records`` has a live task (its callback has not run), in C."""
+    return map(operator.is_not, map(_WAITER, records), itertools.repeat(FREED))
 
 
 def dropped() -> int:

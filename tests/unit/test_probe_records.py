@@ -92,6 +92,38 @@ def test_the_live_records_are_counted_without_a_walk():
     assert (made, left) == (100, 40)
 
 
+async def _boxed(box: list) -> list:
+    return box
+
+
+def test_the_record_of_a_task_the_collector_frees_is_not_taken_for_alive():
+    """CPython clears a weak reference's callback when reference counting frees its object, but
+    not when the collector does (an object in a cycle): a record must not be judged alive by
+    it, or the records of tasks in cycles would be listed, fingerprinted and kept for ever."""
+    async def scenario() -> tuple:
+        tasks = [asyncio.ensure_future(_boxed([])) for _ in range(50)]
+        for _ in range(2):  # their one step
+            await asyncio.sleep(0)
+        for task in tasks:
+            task.result().append(task)  # task -> its result -> task: only the collector frees it
+        records = [hooks.record_of(task) for task in tasks]
+        task = None
+        del tasks[:]
+        gc.collect()
+        live: list = []
+        record_lists.copy_live(live)
+        record_lists.take_made(lambda: None)
+        record_lists.prune(lambda: None)
+        kept = set(map(id, itertools.chain(*record_lists.kept)))
+        return records, live, kept
+
+    records, live, kept = _run(scenario)
+    assert all(record() is None for record in records)  # the collector freed every task
+    ids = set(map(id, records))
+    assert not ids & set(map(id, live))
+    assert not ids & kept  # left out of the lists: they were more than an eighth
+
+
 def test_a_record_another_thread_is_still_making_is_neither_used_nor_doubled(monkeypatch):
     """A record is found among the task's weak references from the moment it exists, before
     its maker (a loop's thread, in the creation hook) has set what it holds: until then a look
