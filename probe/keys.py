@@ -15,7 +15,7 @@ from tasktop.wire.stacks import SYNTHETIC_FILE, UNWALKED_FUNC
 from . import hooks
 from .config import Options
 from .frames import creation_site, func_name, resolve, to_wire
-from .tasks import classify_codes, innermost_first
+from .tasks import LOCALS_STATES, classify_codes, innermost_first
 from .waiters import primitive_at
 
 MAX_KEYS = 50000  # interned keys (and sites) kept before the table is started afresh
@@ -74,15 +74,18 @@ class Chain:
     """What the codes and lines of an await chain tell, worked out once for every task parked
     the same way: the state they name (None: no primitive), the chain innermost first, and
     its group key for each state a task with it was found in, and where in the chain (outermost
-    first) the frame is whose ``self`` a task in the state named waits on (None: no such)."""
+    first) the frame is whose ``self`` a task in the state named waits on (None: no such).
+    ``parked``: the state of a task with it that waits on a plain future, when the chain alone
+    tells it (the state named, but for those whose awaited tasks sit in a frame's locals)."""
 
-    __slots__ = ("named", "flat", "keys", "primitive")
+    __slots__ = ("named", "flat", "keys", "primitive", "parked")
 
     def __init__(self, flat: list) -> None:
         self.flat = flat  # kept: the ids of its codes are the key it is found by
-        self.named = classify_codes(flat[0::2])
+        self.named = named = classify_codes(flat[0::2])
         self.keys: dict = {}
-        self.primitive = primitive_at(flat[-2::-2], self.named)
+        self.primitive = primitive_at(flat[-2::-2], named)
+        self.parked = None if named in LOCALS_STATES else named
 
 
 class Keys:
@@ -116,18 +119,25 @@ class Keys:
 
     def chain(self, outer_first: list) -> Chain:
         """The ``Chain`` of an await chain given as ``[code, line, ...]`` outermost first (as
-        walked), looked up by the ids of its codes and lines: a task's state and group key
-        then cost one lookup, not a classification of its codes and a key lookup of their own.
-        A line is mostly the one int object ``positions`` keeps per place; where it is not
-        (a frame's ``f_lineno``), the same chain only gets another entry.  Each entry holds
-        the objects whose ids are its key, so no other object can take one of them."""
-        lookup = tuple(map(id, outer_first))
+        walked), looked up by the ids of its codes and its line numbers (see ``known``): a task's
+        state and group key then cost one lookup, not a classification of its codes and a key
+        lookup of their own.  Each entry holds the codes whose ids are its key, so no other
+        object can take one of them."""
+        ids = list(outer_first)
+        ids[0::2] = map(id, outer_first[0::2])
+        lookup = tuple(ids)
         found = self._chains.get(lookup)
         if found is None:
             if len(self._chains) > MAX_KEYS:
                 self._chains.clear()
             found = self._chains[lookup] = Chain(innermost_first(outer_first))
         return found
+
+    def known(self, ids: list) -> Chain | None:
+        """The ``Chain`` of ``[id(code), line, ...]`` outermost first, if one was made (by
+        ``chain``); what a pass's first walk of a parked task looks up (see
+        ``positions.suspended_run``)."""
+        return self._chains.get(tuple(ids))
 
     def task_key(self, chain: Chain, state: str) -> GroupKey:
         """The group key of a task with ``chain`` in ``state``."""

@@ -140,14 +140,17 @@ def calibrated() -> bool:
     return not _FRAMELESS or _readers.get(types.CoroutineType) is not None
 
 
-def suspended_run(obj: Any, objs: list, flat: list) -> Any:
+def suspended_run(obj: Any, objs: list, ids: list) -> Any:
     """Walk a run of suspended coroutines down their ``cr_await`` (3.11+), appending each to
-    ``objs`` and its code and line to ``flat``; return the object the run stops at.  The hot
-    loop of a task pass: most of a parked task's chain is such a run."""
+    ``objs`` and the id of its code and its line to ``ids``; return the object the run stops
+    at.  The hot loop of a task pass: most of a parked task's chain is such a run, and its
+    ``ids`` are what the memo of chains is looked up by (``Keys.chain``), with no code object
+    read once more (``codes_of`` reads them where the memo has no entry yet)."""
     lines, unseen, coroutine = _single_lines, _UNSEEN, _Coroutine
     while type(obj) is coroutine and obj.cr_suspended:
         code = obj.cr_code
-        line = lines.get(id(code), unseen)
+        code_id = id(code)
+        line = lines.get(code_id, unseen)
         if line is unseen:
             line = code_info(code).single_line
         if line is None:
@@ -155,10 +158,18 @@ def suspended_run(obj: Any, objs: list, flat: list) -> Any:
             lasti = reader.lasti(obj, code) if reader is not None else None
             line = line_of(code, lasti if lasti is not None else obj.cr_frame.f_lasti)
         objs.append(obj)
-        flat.append(code)
-        flat.append(line)
+        ids.append(code_id)
+        ids.append(line)
         obj = obj.cr_await
     return obj
+
+
+def codes_of(coroutines: list, ids: list) -> list:
+    """``[code, line, ...]`` of a run's ``coroutines`` and ``[id(code), line, ...]`` (see
+    ``suspended_run``)."""
+    flat = list(ids)
+    flat[0::2] = [coroutine.cr_code for coroutine in coroutines]
+    return flat
 
 
 def alive(obj: Any, frame_attr: str) -> bool:

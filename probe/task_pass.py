@@ -39,7 +39,7 @@ import time
 import weakref
 from typing import Any
 
-from . import hooks, record_lists, registry, tasks as tasks_mod
+from . import hooks, positions, record_lists, registry, tasks as tasks_mod
 from .groups import Group
 from .handoff import Handoff, Pacer
 from .keys import GroupKey, Keys
@@ -85,6 +85,8 @@ _UNKNOWN = type(None)
 #: description stays cleared until a pass walks it.
 _NOT_WALKED = functools.partial(type(None))
 _TASK = asyncio.Task  # a waiter of this type may have a record (see _Walk.visit)
+_FUTURE = asyncio.Future  # a waiter of this type: the task's chain alone tells its state
+_FRAMELESS = sys.version_info >= (3, 11)  # chains read without frame objects (see positions)
 
 
 class Pass:
@@ -347,26 +349,34 @@ class TaskPasses:
             self.fresh.append(info)
         return info.seq
 
-    def describe(self, task: Any, info: hooks.TaskInfo, current: Any) -> Any:
+    def describe(self, task: Any, info: hooks.TaskInfo, current: Any, waiter: Any) -> Any:
         """The task's group key, or ``(key, awaited task seq, awaited seqs)`` when it awaits
         other tasks (see ``described``): kept in ``info.cache`` while the waiter is the same,
-        reset every pass if none.  Most tasks await no task: no tuple is kept for them."""
+        reset every pass if none.  Most tasks await no task: no tuple is kept for them.
+        ``waiter``: the task's ``_fut_waiter``, as the pass read it."""
         cached = info.cache
         if cached is not None:
             return cached
+        if _FRAMELESS and type(waiter) is _FUTURE and task is not current:
+            # Parked on a plain future, as most tasks of a big process are: its chain walked
+            # in one call and looked up by its ids, its state the one its chain names.
+            objs: list = []
+            ids: list = []
+            end = positions.suspended_run(task.get_coro(), objs, ids)
+            chain = self.keys.known(ids) if type(end) in tasks_mod.ENDS else None
+            state = chain.parked if chain is not None else None
+            if state is not None:
+                key = chain.keys.get(state) or self.keys.task_key(chain, state)
+                if chain.primitive is not None:
+                    self._target(info, objs[chain.primitive], state)
+                info.cache = key
+                return key
         objs, outer_first = tasks_mod.chain_of(task)
         chain = self.keys.chain(outer_first)
         state, awaiting, children = tasks_mod.state_of_task(task, current, chain.named, objs)
         key = chain.keys.get(state) or self.keys.task_key(chain, state)
         if chain.primitive is not None and state == chain.named:
-            # What it waits on, found while its chain is at hand: the waits and the proof
-            # then need not walk a million chains again (kept while the waiter is the same).
-            target = own_primitive(objs[chain.primitive], PRIMITIVES[state])
-            if target is not None:
-                try:
-                    info.target = weakref.ref(target)  # one per object, shared by its waiters
-                except TypeError:
-                    pass
+            self._target(info, objs[chain.primitive], state)
         if awaiting is None and not children:
             result: Any = key
         else:
@@ -377,6 +387,18 @@ class TaskPasses:
             untrack(result)
         info.cache = result
         return result
+
+    @staticmethod
+    def _target(info: hooks.TaskInfo, frame_owner: Any, state: str) -> None:
+        """What the task waits on (``self`` of ``frame_owner``, the primitive's coroutine),
+        found while its chain is at hand: the waits and the proof then need not walk a million
+        chains again (kept while the waiter is the same)."""
+        target = own_primitive(frame_owner, PRIMITIVES[state])
+        if target is not None:
+            try:
+                info.target = weakref.ref(target)  # one per object, shared by its waiters
+            except TypeError:
+                pass
 
 
 _CALL = weakref.ReferenceType.__call__
@@ -527,7 +549,7 @@ class _Walk:
                         break
                     elif complete:  # what ``within`` does then, inline: a million times a pass
                         try:
-                            cached = describe(task, info, current)
+                            cached = describe(task, info, current, waiter)
                             if task.done():  # ended since it was seen (the loop had the GIL
                                 continue  # meanwhile, as above): its chain was already gone
                         except Exception:
@@ -701,4 +723,5 @@ class _Walk:
         return current
 
     def _describe(self, task: Any, info: Any, loop_id: int) -> tuple:
-        return self.passes.describe(task, info, self._current(task, loop_id))
+        return self.passes.describe(task, info, self._current(task, loop_id),
+                                    getattr(task, "_fut_waiter", None))

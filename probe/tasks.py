@@ -131,7 +131,7 @@ _FRAMELESS = sys.version_info >= (3, 11)  # see positions
 
 #: Types a chain ends at: neither coroutine-like (``cr_frame``, ``cr_await``) nor a wrapper,
 #: and of no instance attributes (which could make one instance coroutine-like).
-_ENDS: set = set()
+ENDS: set = set()
 
 
 def _chain(coro: Any) -> tuple[list, list]:
@@ -146,8 +146,10 @@ def _chain(coro: Any) -> tuple[list, list]:
             break
         kind = type(obj)
         if kind is _Coro and _FRAMELESS:
-            nxt = positions.suspended_run(obj, objs, flat)
+            start, run = len(objs), []
+            nxt = positions.suspended_run(obj, objs, run)
             if nxt is not obj:
+                flat += positions.codes_of(objs[start:], run)
                 obj = nxt
                 continue
         if kind is _Coro:
@@ -156,14 +158,14 @@ def _chain(coro: Any) -> tuple[list, list]:
             code, nxt = obj.gi_code, obj.gi_yieldfrom
         elif kind is _AGen:
             code, nxt = obj.ag_code, obj.ag_await
-        elif kind in _ENDS:
+        elif kind in ENDS:
             break
         elif kind.__name__ in _REFERENT_WRAPPERS:
             obj = next((r for r in gc.get_referents(obj) if type(r) in (_Coro, _Gen, _AGen)), None)
             continue
         else:
             if not (hasattr(obj, "cr_frame") or hasattr(obj, "cr_await") or hasattr(obj, "__dict__")):
-                _ENDS.add(kind)  # a future, a FutureIter, ...: where parked chains end
+                ENDS.add(kind)  # a future, a FutureIter, ...: where parked chains end
                 break
             if getattr(obj, "cr_frame", None) is not None:  # coroutine-like objects (Cython, ...)
                 frame = obj.cr_frame
@@ -238,6 +240,10 @@ def innermost_first(outer_first: list) -> list:
     return flat
 
 
+#: States whose awaited tasks sit in the primitive's frame (see ``state_of_task``).
+LOCALS_STATES = ("wait_for", "wait", "TaskGroup")
+
+
 def state_of_task(task: asyncio.Task, current: asyncio.Task | None, named: str | None,
                   objs: list) -> tuple[str, Any, tuple]:
     """``(state, awaited task or None, awaited children)`` of a task whose chain (``objs``,
@@ -263,7 +269,7 @@ def state_of_task(task: asyncio.Task, current: asyncio.Task | None, named: str |
             state = "executor"
         else:
             state = "future"
-    elif awaiting is None and not children and state in ("wait_for", "wait", "TaskGroup"):
+    elif awaiting is None and not children and state in LOCALS_STATES:
         # The awaited tasks sit in the primitive's frame: wait_for's inner task (3.9-3.11),
         # wait's set, the TaskGroup's tasks (the one frame object made here).
         for obj in reversed(objs):

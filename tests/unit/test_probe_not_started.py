@@ -32,12 +32,12 @@ def test_a_task_not_started_is_described_without_a_frame_object():
         passes = TaskPasses(None, Keys(Options()), None)
         info = hooks.info_for(task)
         info.cache = info.target = None  # as the pass's visit leaves a task first seen
-        key = passes.describe(task, info, None)
+        key = passes.describe(task, info, None, task._fut_waiter)
         key = key if not isinstance(key, tuple) else key[0]
         before = (key.state, _has_frame_object(coro))
         await asyncio.sleep(0)  # the first step: parked in sleep
         info.cache = info.target = None
-        key = passes.describe(task, info, None)
+        key = passes.describe(task, info, None, task._fut_waiter)
         key = key if not isinstance(key, tuple) else key[0]
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from support.parked import condition_wait, holding
+
 from tasktop.probe import hooks
 from tasktop.probe.config import Options
 from tasktop.probe.keys import Keys
@@ -18,16 +20,6 @@ async def _deep(awaitable_of, obj):  # two frames of the application above the p
     return await inner()
 
 
-async def _holding(lock):
-    async with lock:
-        await asyncio.sleep(3600)
-
-
-async def _condition_wait(cond):
-    async with cond:
-        await cond.wait()
-
-
 def test_a_walked_task_keeps_what_it_waits_on():
     async def scenario() -> list:
         full = asyncio.Queue(maxsize=1)
@@ -37,7 +29,7 @@ def test_a_walked_task_keeps_what_it_waits_on():
             "Queue.get": asyncio.Queue(), "Queue.put": full, "Event.wait": asyncio.Event(),
             "Lock.acquire": lock, "Semaphore.acquire": sem, "Condition.wait": asyncio.Condition(),
         }
-        holder = asyncio.ensure_future(_holding(lock))
+        holder = asyncio.ensure_future(holding(lock))
         await asyncio.sleep(0)
         waiting = {
             "Queue.get": _deep(lambda q: q.get(), expected["Queue.get"]),
@@ -45,7 +37,7 @@ def test_a_walked_task_keeps_what_it_waits_on():
             "Event.wait": _deep(lambda e: e.wait(), expected["Event.wait"]),
             "Lock.acquire": _deep(lambda lk: lk.acquire(), lock),
             "Semaphore.acquire": _deep(lambda s: s.acquire(), sem),
-            "Condition.wait": _deep(_condition_wait, expected["Condition.wait"]),
+            "Condition.wait": _deep(condition_wait, expected["Condition.wait"]),
         }
         tasks = {state: asyncio.ensure_future(coro) for state, coro in waiting.items()}
         tasks["sleep"] = asyncio.ensure_future(_deep(asyncio.sleep, 3600))
@@ -55,7 +47,7 @@ def test_a_walked_task_keeps_what_it_waits_on():
         for state, task in tasks.items():
             info = hooks.info_for(task)
             info.cache = info.target = None  # as the pass's visit leaves a task first seen
-            key = passes.describe(task, info, None)
+            key = passes.describe(task, info, None, task._fut_waiter)
             key = key if not isinstance(key, tuple) else key[0]
             target = info.target() if info.target is not None else None
             out.append((state, key.state, target is expected.get(state),
