@@ -362,7 +362,10 @@ class TaskPasses:
             # in one call and looked up by its ids, its state the one its chain names.
             objs: list = []
             ids: list = []
-            end = positions.suspended_run(task.get_coro(), objs, ids)
+            try:
+                end = positions.suspended_run(task.get_coro(), objs, ids)
+            except Exception:  # a task-like object of the application's: the general path
+                end = None
             chain = self.keys.known(ids) if type(end) in tasks_mod.ENDS else None
             state = chain.parked if chain is not None else None
             if state is not None:
