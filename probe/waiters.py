@@ -89,6 +89,12 @@ def primitive_at(codes: list, state: str | None) -> int | None:
     return next((n for n, code in enumerate(codes) if state_of(code) == state), None)
 
 
+#: Where among a primitive's coroutine's referents its first local (``self``) was last found:
+#: after the code, names and function, which every such coroutine has (a frame object or a
+#: locals dict made for one puts it further), so checked there first.
+_first_local = 0
+
+
 def own_primitive(obj: Any, types_: tuple) -> Any:
     """``self`` of the frame of ``obj`` (a coroutine, generator or async generator running a
     primitive's method) if it is one of ``types_``; else None."""
@@ -98,9 +104,16 @@ def own_primitive(obj: Any, types_: tuple) -> Any:
     if where is None:
         return None
     found = gc.get_referents(where)
-    for r in found:  # ``self`` is the first local: mostly the first referent of another type
+    global _first_local
+    at = _first_local  # where it was last time: the same place in most of them
+    if 0 < at < len(found) and type(found[at - 1]) in _NOT_LOCALS:
+        r = found[at]
+        if type(r) not in _NOT_LOCALS and isinstance(r, types_):
+            return r
+    for at, r in enumerate(found):  # ``self`` is the first local: mostly the first referent of another type
         if type(r) not in _NOT_LOCALS:
             if isinstance(r, types_):
+                _first_local = at
                 return r
             break
     for r in found:  # where it is not (a tracer set on the frame, ...)
