@@ -491,6 +491,7 @@ class _Walk:
         # Records before the one the last budgeted pass stopped at are walked after the others.
         resume = _first_at(records, self.resume) if self.resume else 0
         complete, describe, current = budget == _NO_BUDGET, self.passes.describe, None
+        new_ref = weakref.ref
         found = walks = 0
         exhausted = self.walked_s >= budget  # no time left to walk chains: set after each walk
         last_key = add_member = None  # the group the last record went to
@@ -533,6 +534,10 @@ class _Walk:
                         if old is not _NOT_WALKED:  # else left so by the last pass, cache and all
                             info.waiter = _NOT_WALKED
                             info.cache = info.target = None
+                    elif type(waiter) is _FUTURE:  # _refer, inline: most waiters, a million in a first pass
+                        info.waiter = ref = new_ref(waiter)
+                        untrack(ref)
+                        info.cache = info.target = None
                     else:
                         self._refer(info, waiter)
                         info.cache = info.target = None
