@@ -16,7 +16,7 @@ records.  Above a quarter of a million tasks no pass copies the records: it walk
 that keep them, and reads asyncio's registry only when it may hold a task the records miss
 (see ``TaskPasses._run_many``).
 
-Walking a chain costs 2.5-8 µs a task in Python: 3-5 s for a million tasks no pass has walked yet
+Walking a chain costs 2-8 µs a task in Python: 3-5 s for a million tasks no pass has walked yet
 (right after the probe attaches, or after a burst of new tasks).  A pass that must answer
 quickly (a summary, the background pass) is given a time for walking (``TaskPasses.walk_budget``):
 the tasks it has no time for are counted, by state, in a pseudo-group whose stack is one
