@@ -98,13 +98,13 @@ _first_local = 0
 def own_primitive(obj: Any, types_: tuple) -> Any:
     """``self`` of the frame of ``obj`` (a coroutine, generator or async generator running a
     primitive's method) if it is one of ``types_``; else None."""
+    global _first_local
     kind = type(obj)
     where = obj if _LOCALS_IN_COROUTINE else (obj.cr_frame if kind is _Coro else
                                              obj.gi_frame if kind is _Gen else obj.ag_frame)
     if where is None:
         return None
     found = gc.get_referents(where)
-    global _first_local
     at = _first_local  # where it was last time: the same place in most of them
     if 0 < at < len(found) and type(found[at - 1]) in _NOT_LOCALS:
         r = found[at]
