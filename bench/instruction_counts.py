@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -140,11 +141,16 @@ INNER = {"creation": _creation, "walk": _walk, "visit": _visit, "complete": _com
 def _count(python: str, what: str, n: int, rounds: int, probe: bool) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTOP")}
     env["PYTHONHASHSEED"] = "0"
+    # A socket directory of its own: the probe refuses one others can reach (the temp dir).
+    directory = tempfile.mkdtemp(prefix="tasktop-bench-")
     if probe:  # no background sample while counting: the probe thread only starts and waits
-        env.update(TASKTOP="1", TASKTOP_INTERVAL="600", TASKTOP_DIR=tempfile.gettempdir())
-    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python,
-                          os.path.abspath(__file__), "--inner", what, "--n", str(n), "--rounds", str(rounds)],
-                         env=env, capture_output=True, text=True, timeout=1800)
+        env.update(TASKTOP="1", TASKTOP_INTERVAL="600", TASKTOP_DIR=directory)
+    try:
+        out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python,
+                              os.path.abspath(__file__), "--inner", what, "--n", str(n), "--rounds", str(rounds)],
+                             env=env, capture_output=True, text=True, timeout=1800)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
     found = re.search(r"Collected : (\d+)", out.stderr)
     if found is None or out.returncode:
         raise RuntimeError(f"{what} under valgrind with {python}: {out.stderr.strip()[-500:]}")

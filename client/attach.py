@@ -205,11 +205,19 @@ def _gids(pid: int) -> set:
     return found
 
 
+def _ensure_socket_dir(directory: str | None) -> str:
+    """``paths.ensure_socket_dir``, its refusal one line of ours."""
+    try:
+        return paths.ensure_socket_dir(directory)
+    except PermissionError as exc:
+        raise AttachError(str(exc)) from None
+
+
 def _socket_dir_for(proc: processes.PythonProcess, ours: str | None = None) -> str:
     """Where the target's probe puts its socket: ours, or (root attaching to another user's
     process) that user's default directory, made for them."""
     if proc.uid == os.getuid():
-        return paths.ensure_socket_dir(ours)
+        return _ensure_socket_dir(ours)
     directory = os.path.join(tempfile.gettempdir(), f"tasktop-{proc.uid}")
     try:
         os.mkdir(directory, 0o700)
@@ -236,7 +244,7 @@ def _link(pid: int, socket: str, directory: str | None = None) -> str:
     """The path ``tasktop PID`` looks at: the socket itself, or a link to it in our directory."""
     ours = paths.socket_path(pid, directory)
     if os.path.abspath(ours) != os.path.abspath(socket):
-        paths.ensure_socket_dir(directory)
+        _ensure_socket_dir(directory)
         _remove(ours)
         os.symlink(socket, ours)
     return ours

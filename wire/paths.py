@@ -12,12 +12,19 @@ import tempfile
 
 
 def socket_dir(directory: str | None = None) -> str:
-    """The per-user socket directory (not created)."""
+    """The per-user socket directory (not created): ``directory``, else ``TASKTOP_DIR``, else
+    the one tasktop names itself (``default_socket_dir``)."""
     if directory:
         return directory
     env = os.environ.get("TASKTOP_DIR")
     if env:
         return env
+    return default_socket_dir()
+
+
+def default_socket_dir() -> str:
+    """The socket directory tasktop names itself: ``$XDG_RUNTIME_DIR/tasktop``, else
+    ``<tmp>/tasktop-<uid>``."""
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and os.path.isdir(runtime):
         return os.path.join(runtime, "tasktop")
@@ -25,7 +32,11 @@ def socket_dir(directory: str | None = None) -> str:
 
 
 def ensure_socket_dir(directory: str | None = None) -> str:
-    """Create the socket directory if needed, and refuse one that others could tamper with."""
+    """Create the socket directory if needed, and refuse one that others could tamper with.
+
+    A directory of tasktop's own name that others can reach is closed (mode 700).  One the
+    user named (``directory``, ``TASKTOP_DIR``) is refused instead, never changed: closing
+    ``TASKTOP_DIR=/tmp`` would lock every other user of the machine out of ``/tmp``."""
     path = socket_dir(directory)
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
@@ -37,6 +48,10 @@ def ensure_socket_dir(directory: str | None = None) -> str:
     if st.st_uid != os.getuid():
         raise PermissionError(f"{path} belongs to uid {st.st_uid}")
     if st.st_mode & 0o077:
+        if os.path.abspath(path) != os.path.abspath(default_socket_dir()):
+            raise PermissionError(
+                f"{path} is open to other users (mode {stat.S_IMODE(st.st_mode):o}): the socket "
+                f"directory must be one only you can reach (mode 700), such as a new one")
         os.chmod(path, 0o700)
     return path
 

@@ -7,6 +7,8 @@ import os
 import shutil
 import sys
 
+from tasktop.wire import paths
+
 from ..errors import EXIT_USAGE, CliError
 
 name = "run"
@@ -26,6 +28,10 @@ def run(args: argparse.Namespace) -> int:
     exe = shutil.which(command[0])
     if exe is None:
         raise CliError(f"command not found: {command[0]}", 127)
+    try:  # where the command's probe will put its socket: said now, not found missing later
+        paths.ensure_socket_dir()
+    except OSError as exc:
+        raise CliError(f"the probe cannot start: {exc}") from None
     sys.stdout.flush()
     try:
         os.execve(exe, command, probe_env())  # the command becomes this process: same pid, signals, exit code

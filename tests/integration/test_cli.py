@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 
@@ -124,6 +125,15 @@ def test_run_enables_the_probe_and_passes_the_exit_code(sockdir, tmp_path):
     assert out.stderr == ""
     bad = tasktop("run", "--", "no-such-command-xyz")
     assert bad.returncode == 127 and bad.stderr.strip() == "tasktop: error: command not found: no-such-command-xyz"
+    shared = tmp_path / "shared"  # a socket directory others can reach: refused, left as it was
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    refused = tasktop("run", "--", sys.executable, "-c", "print('ran')", sockdir=str(shared))
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr == (f"tasktop: error: the probe cannot start: {shared} is open to other users "
+                              "(mode 1777): the socket directory must be one only you can reach (mode 700), "
+                              "such as a new one\n")
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o1777
 
 
 @pytest.mark.parametrize("args,message", [
