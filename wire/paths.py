@@ -43,17 +43,34 @@ def ensure_socket_dir(directory: str | None = None) -> str:
     except FileExistsError:
         pass
     st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode):
-        raise PermissionError(f"{path} is not a directory")
-    if st.st_uid != os.getuid():
-        raise PermissionError(f"{path} belongs to uid {st.st_uid}")
+    reason = _refusal(path, st)
+    if reason is not None:
+        raise PermissionError(reason)
     if st.st_mode & 0o077:
-        if os.path.abspath(path) != os.path.abspath(default_socket_dir()):
-            raise PermissionError(
-                f"{path} is open to other users (mode {stat.S_IMODE(st.st_mode):o}): the socket "
-                f"directory must be one only you can reach (mode 700), such as a new one")
         os.chmod(path, 0o700)
     return path
+
+
+def refusal(directory: str | None = None) -> str | None:
+    """Why a probe would refuse the socket directory as it is now; None if it would not (or
+    the directory is not there yet: it would make it).  Nothing is made or changed."""
+    path = socket_dir(directory)
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return _refusal(path, st)
+
+
+def _refusal(path: str, st: os.stat_result) -> str | None:
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{path} is not a directory"
+    if st.st_uid != os.getuid():
+        return f"{path} belongs to uid {st.st_uid}"
+    if st.st_mode & 0o077 and os.path.abspath(path) != os.path.abspath(default_socket_dir()):
+        return (f"{path} is open to other users (mode {stat.S_IMODE(st.st_mode):o}): the socket "
+                f"directory must be one only you can reach (mode 700), such as a new one")
+    return None
 
 
 def socket_path(pid: int, directory: str | None = None) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tasktop.wire import paths
+
 from ..errors import CliError
 from ..output import print_json
 
@@ -31,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
         print_json(rows)
     else:
         sys.stdout.write(report.render_ls(rows))
+        reason = paths.refusal() if not rows else None
+        if reason is not None:  # why TASKTOP=1 may have started none (a probe never writes to stderr)
+            print(f"tasktop: note: no probe can start there: {reason}", file=sys.stderr)
     return 0
 
 

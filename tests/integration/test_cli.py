@@ -134,6 +134,9 @@ def test_run_enables_the_probe_and_passes_the_exit_code(sockdir, tmp_path):
                               "(mode 1777): the socket directory must be one only you can reach (mode 700), "
                               "such as a new one\n")
     assert stat.S_IMODE(os.stat(shared).st_mode) == 0o1777
+    listed = tasktop("ls", sockdir=str(shared))  # and what `ls` says when it finds no probe there
+    assert listed.returncode == 0 and listed.stderr.startswith(
+        f"tasktop: note: no probe can start there: {shared} is open to other users (mode 1777)")
 
 
 @pytest.mark.parametrize("args,message", [
