@@ -73,9 +73,13 @@ class _Reader:
         self.lines: dict[int, tuple] = {}
 
     def lasti(self, obj: Any, code: types.CodeType) -> int | None:
-        pointer = self.read(id(obj) + self.offset).value
+        return self._lasti_at(self.read(id(obj) + self.offset).value, code)
+
+    def _lasti_at(self, pointer: int, code: types.CodeType) -> int | None:
+        """The offset in ``code`` an instruction pointer read stands for; None if it is not
+        inside the code object (only then is it trusted)."""
         lasti = pointer - id(code) - self.base
-        if 0 <= lasti < sys.getsizeof(code):  # inside the code object: trusted
+        if 0 <= lasti < sys.getsizeof(code):
             return lasti
         return None
 
@@ -86,8 +90,8 @@ class _Reader:
         found = self.lines.get(pointer)
         if found is not None and found[0] is code:
             return found[1]
-        lasti = pointer - id(code) - self.base
-        if not 0 <= lasti < sys.getsizeof(code):
+        lasti = self._lasti_at(pointer, code)
+        if lasti is None:
             return None
         if len(self.lines) > 100_000:
             self.lines.clear()
