@@ -527,10 +527,11 @@ class _Walk:
                 old = info.waiter
                 if old is None or old is _NOT_WALKED or old() is not waiter:  # (no call for the unwalked)
                     info.since = now
-                    if exhausted:
-                        # No time left to walk its chain: no reference made either (a million
-                        # first seen cost 0.6 s, the collector's untracking most of it); the
-                        # next pass sees it as new, so its blocked time counts from there.
+                    if exhausted or n < resume:
+                        # No time left to walk its chain (or not yet: put off, see walk_later):
+                        # no reference made either (a million first seen cost 0.6 s, the
+                        # collector's untracking most of it); the next pass sees it as new, so
+                        # its blocked time counts from there.
                         if old is not _NOT_WALKED:  # else left so by the last pass, cache and all
                             info.waiter = _NOT_WALKED
                             info.cache = info.target = None
@@ -712,6 +713,12 @@ class _Walk:
             try:
                 cached = self.within(task, info, id(task._loop))
                 ended = task.done()  # since the visit counted it: its chain was already gone
+                if info.cache is not None and info.waiter is _NOT_WALKED:  # walked: referred to now
+                    waiter = task._fut_waiter
+                    if waiter is None:  # woken since the visit
+                        info.waiter = None
+                    else:
+                        self._refer(info, waiter)
             except Exception:
                 ended = True
             if ended:  # freed, ended or broken since the visit counted it: counted no more
