@@ -19,7 +19,7 @@ from typing import Any
 from . import hooks
 from tasktop.wire import paths
 from tasktop import wire
-from .handoff import Handoff
+from .handoff import Handoff, exact_sleeps
 from .config import Options
 from .replies import Replies
 from .state import State
@@ -199,6 +199,7 @@ class Server:
 
                 end_history.stop_profiling_here()  # our own calls are not the host's
             self.state.threads.exclude.add(threading.get_ident())
+            exact_sleeps()
             hooks.discover_loops()
         except Exception:
             pass
