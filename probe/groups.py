@@ -4,13 +4,18 @@ A task group is tallied once per pass from its members (the records the pass put
 C-level ``map``s, ``Counter`` and ``dict.fromkeys``: a Python loop per member cost several
 times more.  Every C call is made over a slice of ``CHUNK`` members, with the GIL given away
 between slices: one C call over a 100,000-member group held the event loop up for milliseconds.
+
+A group's members are kept in lists of about ``PART`` (its ``parts``), not in one: a list grown
+by appends is copied whole into a new block each time it outgrows its own, and at a million
+tasks the copy of a 350,000-member list into memory the kernel had not handed out yet (each
+page zero-filled as it is first written) held the event loop up 8-12 ms in one C call.
 """
 from __future__ import annotations
 
 import collections
 import itertools
 import operator
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from .frames import to_wire
 from .keys import GroupKey
@@ -19,6 +24,9 @@ from .registry import CHUNK
 _SINCE = operator.attrgetter("since")
 _SITE = operator.attrgetter("site")
 _PARENT = operator.attrgetter("parent")
+#: Members a part holds before the next is started: 512 KiB of references, whose copy into
+#: fresh pages takes about 1.5 ms here (a soft cap: see ``_Walk.visit``).
+PART = 65_536
 
 
 def _alike(values: list) -> bool:
@@ -47,15 +55,43 @@ def _site_keys(chunk: list, sites: list, kinds: list, site_key: Any) -> list:
 
 
 class Group:
-    __slots__ = ("key", "count", "bmin", "bmax", "created", "members")
+    __slots__ = ("key", "count", "bmin", "bmax", "created", "parts", "_take")
 
-    def __init__(self, key: GroupKey, members: list | None = None) -> None:
+    def __init__(self, key: GroupKey, members: list | None = None,
+                 take: Callable[[Any], list] | None = None) -> None:
         self.key = key
         self.count = 0
         self.bmin = float("inf")
         self.bmax = 0.0
         self.created: list = []  # (stack shown, count, up to 3 ids of tasks that made them)
-        self.members: list = [] if members is None else members
+        #: The members (records, or thread rows), in lists of about PART; ``take`` gives the
+        #: list for the next one by name (the pass's recycled lists), else a new list is made.
+        self.parts: list = [[] if members is None else members]
+        self._take = take
+
+    def part(self) -> list:
+        """The list the next members go to: the last part, or a new one once that holds PART."""
+        last = self.parts[-1]
+        if len(last) < PART:
+            return last
+        last = self._take((self.key, len(self.parts))) if self._take is not None else []
+        self.parts.append(last)
+        return last
+
+    @property
+    def members(self) -> Iterator:
+        """Every member, in the order they were added."""
+        return itertools.chain.from_iterable(self.parts)
+
+    def size(self) -> int:
+        """How many members there are (``count`` is set only by ``tally``)."""
+        return sum(map(len, self.parts))
+
+    def slices(self, size: int) -> Iterator[list]:
+        """The members as lists of at most ``size``: each a copy of part of a part."""
+        for part in self.parts:
+            for start in range(0, len(part), size):
+                yield part[start:start + size]
 
     def add(self, blocked: float, member: Any) -> None:
         """Count one member (a thread row: threads have no creation site) into the group."""
@@ -64,7 +100,7 @@ class Group:
             self.bmin = blocked
         if blocked > self.bmax:
             self.bmax = blocked
-        self.members.append(member)
+        self.part().append(member)
 
     def tally(self, now: float, site_key: Any, pace: Any, created: bool = True) -> None:
         """Count a task group from its members (records): blocked range, and unless not
@@ -72,14 +108,12 @@ class Group:
 
         Every member was visited by this pass, so a task that is not waiting has ``since ==
         now``: the blocked range comes from the oldest and the newest ``since``."""
-        members = self.members
-        self.count = len(members)
-        if not members:
+        self.count = self.size()
+        if not self.count:
             return
         oldest, newest = now, 0.0
         counted: collections.Counter = collections.Counter()
-        for start in range(0, len(members), CHUNK):
-            chunk = members[start:start + CHUNK]
+        for chunk in self.slices(CHUNK):
             sinces = list(map(_SINCE, chunk))
             oldest, newest = min(oldest, min(sinces)), max(newest, max(sinces))
             if not created:
@@ -116,13 +150,11 @@ class Group:
         no container is not tracked by the collector, whereas a tuple per (site, parent) pair
         was, and thousands of them per pass set off collections that each walked every young
         container of the pass."""
-        members = self.members
         found: list = [{} for _ in site_sets]
         wanted = list(range(len(site_sets)))  # sets with fewer than three tasks found
-        for start in range(0, len(members), CHUNK):
+        for chunk in self.slices(CHUNK):
             if not wanted:
                 break
-            chunk = members[start:start + CHUNK]
             parents = list(map(_PARENT, chunk))
             distinct = dict.fromkeys(parents[:1] if _alike(parents) else parents)
             sites = None if every else list(map(_SITE, chunk))

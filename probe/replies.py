@@ -93,7 +93,7 @@ class Replies:
         if group.key.kind == "task":
             # Longest blocked first, then by id: two stable sorts on plain numbers, so that
             # no key tuple per task is made.
-            members = group.members
+            members = list(group.members)
             members.sort(key=_SEQ)
             members.sort(key=_SINCE)
             page = members[offset:offset + limit]

@@ -496,9 +496,11 @@ class _Walk:
         exhausted = self.walked_s >= budget  # no time left to walk chains: set after each walk
         last_key = add_member = None  # the group the last record went to
         last_loop = loop_id = None  # the watched loop of the last record
+        take = self.passes.lists.take
         for n, info in enumerate(records):
             if not n & 511:
                 pace()
+                last_key = None  # the group's part is looked at again (see groups.PART)
             task = info()
             if task is None:
                 continue
@@ -577,8 +579,8 @@ class _Walk:
                     if key is not last_key:  # records in a row are mostly of one group
                         group = groups.get(key)
                         if group is None:
-                            group = groups[key] = Group(key, self.passes.lists.take(key))
-                        last_key, add_member = key, group.members.append
+                            group = groups[key] = Group(key, take(key), take)
+                        last_key, add_member = key, group.part().append
                     add_member(info)
             if several:
                 counts[loop_id] = counts.get(loop_id, 0) + 1
@@ -599,9 +601,11 @@ class _Walk:
         unwalked_waiting = self._unwalked_keys["waiting"]
         found = skipped = 0
         last_key = add_member = last_loop = loop_id = None
+        take = lists.take
         for n, info in enumerate(itertools.islice(records, start, None)):
             if not n & 511:
                 pace()
+                last_key = None  # as in visit
             task = info()
             if task is None:
                 continue
@@ -649,8 +653,8 @@ class _Walk:
             if key is not last_key:
                 group = groups.get(key)
                 if group is None:
-                    group = groups[key] = Group(key, lists.take(key))
-                last_key, add_member = key, group.members.append
+                    group = groups[key] = Group(key, take(key), take)
+                last_key, add_member = key, group.part().append
             add_member(info)
             if several:
                 counts[loop_id] = counts.get(loop_id, 0) + 1
@@ -679,8 +683,9 @@ class _Walk:
     def _add(self, key: GroupKey, info: Any) -> None:
         group = self.groups.get(key)
         if group is None:
-            group = self.groups[key] = Group(key, self.passes.lists.take(key))
-        group.members.append(info)
+            take = self.passes.lists.take
+            group = self.groups[key] = Group(key, take(key), take)
+        group.part().append(info)
 
     def within(self, task: Any, info: Any, loop_id: int) -> Any:
         """The task's description (see ``TaskPasses.describe``) while the budget for walking

@@ -121,7 +121,7 @@ class _Gathering:
         task_groups = sorted((g for g in self.found.groups.values()
                               if g.key.kind == "task" and g.key.state not in SELF_WAKING), key=lambda g: g.count)
         # Per task waiter: its seq and its waiter number (for dependents, below).
-        waiter_seqs, n = presized.zeros(2 * sum(len(g.members) for g in task_groups)), 0
+        waiter_seqs, n = presized.zeros(2 * sum(g.size() for g in task_groups)), 0
         # Finding what each waiter waits on may take half the budget: counting needs the rest.
         looking = self.looking = time.monotonic() + self.budget_s / 2
         for group in task_groups:
@@ -129,40 +129,45 @@ class _Gathering:
                 unexamined[group.key.id] = group.count
                 proof.out_of_time = True
                 continue
-            members, key, state = group.members, group.key, group.key.state
+            key, state = group.key, group.key.state
             g = self.group_number(key)
-            base = len(lists) << 32
-            lists.append(members)
-            for start in range(0, len(members), BULK):
-                pace()
-                if start and time.monotonic() > looking:
-                    unexamined[key.id] = len(members) - start
-                    partial.add(key.id)
-                    proof.out_of_time = True
-                    break
-                chunk = members[start:start + BULK]
-                w = _bulk(proof, g, state, base | start, chunk)
-                if w is not None:
-                    k = len(chunk)
-                    waiter_seqs[n:n + 2 * k:2] = array.array("q", map(_SEQ, chunk))
-                    waiter_seqs[n + 1:n + 2 * k:2] = array.array("q", range(w, w + k))
-                    n += 2 * k
-                    continue
-                for i, info in enumerate(chunk, start):  # one at a time, where ``_bulk`` cannot
-                    if not i & 255:
-                        pace()
-                    task = info()
-                    if task is None:
-                        continue
-                    ref = info.target  # found by the pass that walked its chain (see waits)
-                    w = proof.task(g, state, task, base | i, ref() if ref is not None else None)
+            seen = 0  # members of the group looked at
+            for members in group.parts:  # a source number is (list number << 32) | index
+                base = len(lists) << 32
+                lists.append(members)
+                for start in range(0, len(members), BULK):
+                    pace()
+                    if seen and time.monotonic() > looking:
+                        break  # (and out of the next parts at their first slice)
+                    chunk = members[start:start + BULK]
+                    seen += len(chunk)
+                    w = _bulk(proof, g, state, base | start, chunk)
                     if w is not None:
-                        waiter_seqs[n] = info.seq
-                        waiter_seqs[n + 1] = w
-                        n += 2
-                    elif type(info.cache) is not GroupKey:
-                        _key, awaiting, children = info.cache
-                        dependents.append((base | i, g, ((awaiting,) if awaiting is not None else ()) + children))
+                        k = len(chunk)
+                        waiter_seqs[n:n + 2 * k:2] = array.array("q", map(_SEQ, chunk))
+                        waiter_seqs[n + 1:n + 2 * k:2] = array.array("q", range(w, w + k))
+                        n += 2 * k
+                        continue
+                    for i, info in enumerate(chunk, start):  # one at a time, where ``_bulk`` cannot
+                        if not i & 255:
+                            pace()
+                        task = info()
+                        if task is None:
+                            continue
+                        ref = info.target  # found by the pass that walked its chain (see waits)
+                        w = proof.task(g, state, task, base | i, ref() if ref is not None else None)
+                        if w is not None:
+                            waiter_seqs[n] = info.seq
+                            waiter_seqs[n + 1] = w
+                            n += 2
+                        elif type(info.cache) is not GroupKey:
+                            _key, awaiting, children = info.cache
+                            awaited = ((awaiting,) if awaiting is not None else ()) + children
+                            dependents.append((base | i, g, awaited))
+            if seen < group.count:  # out of time: the rest are left unlooked at
+                unexamined[key.id] = group.count - seen
+                partial.add(key.id)
+                proof.out_of_time = True
         return waiter_seqs[:n], dependents
 
     def _late(self) -> bool:

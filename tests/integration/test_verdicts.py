@@ -3,6 +3,7 @@ no verdict where something alive could still wake the waiters.  (Proofs run in t
 without a target, are in unit/test_verdict_proofs.py.)"""
 from __future__ import annotations
 
+import pytest
 from conftest import tasktop, wait_until
 
 from tasktop.probe.verdicts import THREAD_PROOFS
@@ -214,11 +215,17 @@ asyncio.run(main())
 '''
 
 
-def test_every_orphan_is_proven_among_crowds_and_nothing_reachable_is(spawn):
+# Groups kept in parts of 64 members (``groups.PART``, 65,536 otherwise): a crowd of 3,000 spans
+# 47 of them, the orphans' group 3 and the lost crowd 32, as a million tasks' groups span theirs.
+SMALL_PARTS = "import tasktop.probe.groups\ntasktop.probe.groups.PART = 64\n"
+
+
+@pytest.mark.parametrize("parts", ["default", "small"])
+def test_every_orphan_is_proven_among_crowds_and_nothing_reachable_is(spawn, parts):
     """Crowds of thousands on reachable objects, a crowd on an orphaned queue, queues held only
     through an instance its waiter owns: with the default budget, all orphans are proven (a
     full count each) and nothing reachable is (crowds judged from a sample)."""
-    target = spawn(CROWDS)
+    target = spawn((SMALL_PARTS if parts == "small" else "") + CROWDS)
     reply = target.request("verdicts", budget_s=2.0)
     assert reply["unsettled"] is None
     proven = [v for v in reply["verdicts"] if v["verdict"] == "unreachable"]
@@ -235,6 +242,26 @@ def test_every_orphan_is_proven_among_crowds_and_nothing_reachable_is(spawn):
     reasons = {v["frame"]["func"].split(".")[-1]: v["reason"] for v in proven}
     assert "each of the 60 queues is referenced only by the tasks waiting on it" in reasons["orphan"]
     assert "the queue is referenced only by the 2000 tasks waiting on it" in reasons["crowd"]
+    if parts == "small":
+        _listed_whole(target)
+
+
+def _listed_whole(target) -> None:
+    """A group in many parts is counted, paged and waited on as one."""
+    groups = target.request("summary")["groups"]
+    gates = [g for g in groups if g["state"] == "Event.wait"]  # the shared event's 3000 and the lone one
+    assert [g["count"] for g in gates] == [3001], [(g["state"], g["count"]) for g in groups]
+    seen: list = []
+    for offset in range(0, 3001, 700):
+        page = target.request("group", id=gates[0]["id"], offset=offset, limit=700)
+        assert page["total"] == 3001
+        blocked = [t["blocked_s"] for t in page["items"]]
+        assert blocked == sorted(blocked, reverse=True)
+        seen += [t["id"] for t in page["items"]]
+    assert len(seen) == len(set(seen)) == 3001
+    waits = target.request("waits")["waits"]
+    events = sorted(w["waiting"] for w in waits if w["kind"] == "asyncio.locks.Event")
+    assert events[-1] == 3000
 
 
 def test_the_dump_says_what_the_budget_left_unsettled(spawn, sockdir):
