@@ -4,29 +4,23 @@ A task group is tallied once per pass from its members (the records the pass put
 C-level ``map``s, ``Counter`` and ``dict.fromkeys``: a Python loop per member cost several
 times more.  Every C call is made over a slice of ``CHUNK`` members, with the GIL given away
 between slices: one C call over a 100,000-member group held the event loop up for milliseconds.
-
-A group's members are kept in lists of about ``PART`` (its ``parts``), not in one: a list grown
-by appends is copied whole into a new block each time it outgrows its own, and at a million
-tasks the copy of a 350,000-member list into memory the kernel had not handed out yet (each
-page zero-filled as it is first written) held the event loop up 8-12 ms in one C call.
+A group's members are kept in parts (``parts.Parts``): a big group is never one list.
 """
 from __future__ import annotations
 
 import collections
 import itertools
 import operator
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from .frames import to_wire
 from .keys import GroupKey
+from .parts import Parts
 from .registry import CHUNK
 
 _SINCE = operator.attrgetter("since")
 _SITE = operator.attrgetter("site")
 _PARENT = operator.attrgetter("parent")
-#: Members a part holds before the next is started: 512 KiB of references, whose copy into
-#: fresh pages takes about 1.5 ms here (a soft cap: see ``_Walk.visit``).
-PART = 65_536
 
 
 def _alike(values: list) -> bool:
@@ -55,7 +49,7 @@ def _site_keys(chunk: list, sites: list, kinds: list, site_key: Any) -> list:
 
 
 class Group:
-    __slots__ = ("key", "count", "bmin", "bmax", "created", "parts", "_take")
+    __slots__ = ("key", "count", "bmin", "bmax", "created", "members")
 
     def __init__(self, key: GroupKey, members: list | None = None,
                  take: Callable[[Any], list] | None = None) -> None:
@@ -64,34 +58,9 @@ class Group:
         self.bmin = float("inf")
         self.bmax = 0.0
         self.created: list = []  # (stack shown, count, up to 3 ids of tasks that made them)
-        #: The members (records, or thread rows), in lists of about PART; ``take`` gives the
-        #: list for the next one by name (the pass's recycled lists), else a new list is made.
-        self.parts: list = [[] if members is None else members]
-        self._take = take
-
-    def part(self) -> list:
-        """The list the next members go to: the last part, or a new one once that holds PART."""
-        last = self.parts[-1]
-        if len(last) < PART:
-            return last
-        last = self._take((self.key, len(self.parts))) if self._take is not None else []
-        self.parts.append(last)
-        return last
-
-    @property
-    def members(self) -> Iterator:
-        """Every member, in the order they were added."""
-        return itertools.chain.from_iterable(self.parts)
-
-    def size(self) -> int:
-        """How many members there are (``count`` is set only by ``tally``)."""
-        return sum(map(len, self.parts))
-
-    def slices(self, size: int) -> Iterator[list]:
-        """The members as lists of at most ``size``: each a copy of part of a part."""
-        for part in self.parts:
-            for start in range(0, len(part), size):
-                yield part[start:start + size]
+        #: The members (records, or thread rows); ``members`` is the first part, ``take``
+        #: gives the others (the pass's recycled lists, by name).
+        self.members = Parts(members, take, key)
 
     def add(self, blocked: float, member: Any) -> None:
         """Count one member (a thread row: threads have no creation site) into the group."""
@@ -100,7 +69,7 @@ class Group:
             self.bmin = blocked
         if blocked > self.bmax:
             self.bmax = blocked
-        self.part().append(member)
+        self.members.append(member)
 
     def tally(self, now: float, site_key: Any, pace: Any, created: bool = True) -> None:
         """Count a task group from its members (records): blocked range, and unless not
@@ -108,12 +77,12 @@ class Group:
 
         Every member was visited by this pass, so a task that is not waiting has ``since ==
         now``: the blocked range comes from the oldest and the newest ``since``."""
-        self.count = self.size()
+        self.count = len(self.members)
         if not self.count:
             return
         oldest, newest = now, 0.0
         counted: collections.Counter = collections.Counter()
-        for chunk in self.slices(CHUNK):
+        for chunk in self.members.slices(CHUNK):
             sinces = list(map(_SINCE, chunk))
             oldest, newest = min(oldest, min(sinces)), max(newest, max(sinces))
             if not created:
@@ -152,7 +121,7 @@ class Group:
         container of the pass."""
         found: list = [{} for _ in site_sets]
         wanted = list(range(len(site_sets)))  # sets with fewer than three tasks found
-        for chunk in self.slices(CHUNK):
+        for chunk in self.members.slices(CHUNK):
             if not wanted:
                 break
             parents = list(map(_PARENT, chunk))

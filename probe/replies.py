@@ -7,6 +7,7 @@ containers set off a full collection of the host's heap.
 """
 from __future__ import annotations
 
+import array
 import operator
 import os
 import platform
@@ -23,9 +24,10 @@ from .end_history import lifetime_stats
 from .frames import own_frame, to_wire
 from .handoff import Pacer
 from .keys import GroupKey
+from .parts import Parts
 from .registry import CHUNK
 from .state import State
-from .task_pass import UNWALKED_STATES, Pass, described
+from .task_pass import UNWALKED_STATES, Pass, described, first_at
 
 PROBE_VERSION = "0.1.0"
 
@@ -123,23 +125,26 @@ class Replies:
 
     def task(self, seq: int) -> dict:
         found = self.state.collect()
-        by_seq = {info.seq: i for i, info in enumerate(found.infos)}
-        index = by_seq.get(seq)
+        index = self._index(found.infos, seq)
         if index is None or found.infos[index]() is None:
             raise LookupError(f"no task {seq} (it may have finished)")
         info = found.infos[index]
         awaited_by = self._awaited_by(found.infos)
         row = self._task_row(info(), info, found, awaited_by, source=True)
 
+        def record(seq: int) -> Any:
+            other = self._index(found.infos, seq)
+            return None if other is None else found.infos[other]
+
         def brief(seq: int) -> dict:
-            other = by_seq.get(seq)
+            other = record(seq)
             if other is None:
                 return {"id": seq, "name": None, "state": "finished", "group": None}
             try:
-                name = found.infos[other]().get_name()
+                name = other().get_name()
             except Exception:
                 name = None
-            key = described(found.infos[other])[0]
+            key = described(other)[0]
             return {"id": seq, "name": name, "state": key.state, "group": key.id,
                     "frame": own_frame(key.stack)}
 
@@ -147,7 +152,8 @@ class Replies:
         while nxt is not None and nxt not in seen and len(chain) < 50:
             seen.add(nxt)
             chain.append(brief(nxt))
-            nxt = described(found.infos[by_seq[nxt]])[1] if nxt in by_seq else None
+            awaited = record(nxt)
+            nxt = described(awaited)[1] if awaited is not None else None
         row["awaiting_chain"] = chain
         row["awaited_by_tasks"] = [brief(s) for s in row["awaited_by"]]
         row["awaiting_all_tasks"] = [brief(s) for s in row["awaiting_all"][:100]]
@@ -297,20 +303,41 @@ class Replies:
             info = found.infos[i]
             yield self._task_row(info(), info, found, awaited_by)
 
-    def _by_seq(self, infos: list) -> Any:
+    def _by_seq(self, infos: Parts) -> Any:
         """Indices of ``infos`` in task-id order.  Records are walked in creation order, so
         this is ``range(n)`` but after a race between two threads making tasks; checked in
-        slices (one C call over 100,000 items held the event loop up)."""
+        slices (one C call over 100,000 items held the event loop up), and the seqs listed
+        only if they are out of order (a list of a million, grown by appends, was copied into
+        fresh memory in one go)."""
         pace = Pacer(self.state.handoff)
-        seqs: list = []
-        for start in range(0, len(infos), CHUNK):
-            seqs.extend(map(_SEQ, infos[start:start + CHUNK]))
+        last = -1
+        for chunk in infos.slices(CHUNK):
+            seqs = list(map(_SEQ, chunk))
+            if seqs[0] <= last or not all(map(operator.lt, seqs, seqs[1:])):
+                break
+            last = seqs[-1]
             pace()
-        for start in range(0, len(seqs), CHUNK):
-            if not all(map(operator.lt, seqs[start:start + CHUNK], seqs[start + 1:start + CHUNK + 1])):
-                return sorted(range(len(seqs)), key=seqs.__getitem__)
+        else:
+            return range(len(infos))
+        every = array.array("q")
+        for chunk in infos.slices(CHUNK):
+            every.extend(map(_SEQ, chunk))
             pace()
-        return range(len(seqs))
+        return sorted(range(len(every)), key=every.__getitem__)
+
+    def _index(self, infos: Parts, seq: int) -> int | None:
+        """The index of task ``seq``'s record in ``infos``: found by halving (they are in
+        creation order), else, after a race between two threads making tasks, a paced scan."""
+        index = first_at(infos, seq)
+        if index < len(infos) and infos[index].seq == seq:
+            return index
+        pace = Pacer(self.state.handoff)
+        for n, info in enumerate(infos):
+            if not n & 1023:
+                pace()
+            if info.seq == seq:
+                return n
+        return None
 
     def _awaited_by(self, infos: list) -> dict:
         """Task seq -> the seq of the task awaiting it, or a list of them when several do

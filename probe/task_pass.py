@@ -44,6 +44,7 @@ from .groups import Group
 from .handoff import Handoff, Pacer
 from .keys import GroupKey, Keys
 from .loops import LoopWatches
+from .parts import Parts
 from .recycled_lists import RecycledLists, empty
 from .registry import CHUNK
 from .untracked import untrack
@@ -96,7 +97,7 @@ class Pass:
 
     __slots__ = ("now", "count", "infos", "loop_counts", "thread_rows", "groups", "unwalked")
 
-    def __init__(self, now: float, count: int, infos: list, loop_counts: dict,
+    def __init__(self, now: float, count: int, infos: Parts, loop_counts: dict,
                  thread_rows: list, groups: dict, unwalked: int = 0) -> None:
         self.now, self.count, self.infos, self.loop_counts = now, count, infos, loop_counts
         self.thread_rows, self.groups = thread_rows, groups
@@ -433,7 +434,7 @@ def _adopted(tasks: list, pace: Pacer) -> list:
     return out
 
 
-def _first_at(records: list, seq: int) -> int:
+def first_at(records: Any, seq: int) -> int:
     """The index of the first of ``records`` (in creation order) whose seq is ``seq`` or more:
     a binary search, not a property read per record (a million of them in a cold pass)."""
     low, high = 0, len(records)
@@ -475,7 +476,8 @@ class _Walk:
         # Only when rows are asked for, and records only (a record is a weak reference to
         # its task): a young list of 100,000 tasks is traversed by every collection, which
         # reads each task's GC header while the loop waits.
-        self.infos: list = passes.lists.take("rows")
+        take = passes.lists.take
+        self.infos = Parts(take("rows"), take, "rows")
         self.counts: dict[int, int] = {}
         self.groups: dict[GroupKey, Group] = {}
         self._currents: dict[int, Any] = {}
@@ -486,10 +488,11 @@ class _Walk:
         counts, groups = self.counts, self.groups
         several = len(watched) > 1
         rows = self.rows
-        add_info = self.infos.append
+        infos = self.infos
+        add_info = infos.part().append
         later, budget = self.later.append, self.budget
         # Records before the one the last budgeted pass stopped at are walked after the others.
-        resume = _first_at(records, self.resume) if self.resume else 0
+        resume = first_at(records, self.resume) if self.resume else 0
         complete, describe, current = budget == _NO_BUDGET, self.passes.describe, None
         new_ref = weakref.ref
         found = walks = 0
@@ -500,7 +503,9 @@ class _Walk:
         for n, info in enumerate(records):
             if not n & 511:
                 pace()
-                last_key = None  # the group's part is looked at again (see groups.PART)
+                last_key = None  # the group's part is looked at again (see parts.PART)
+                if rows:
+                    add_info = infos.part().append
             task = info()
             if task is None:
                 continue
@@ -580,7 +585,7 @@ class _Walk:
                         group = groups.get(key)
                         if group is None:
                             group = groups[key] = Group(key, take(key), take)
-                        last_key, add_member = key, group.part().append
+                        last_key, add_member = key, group.members.part().append
                     add_member(info)
             if several:
                 counts[loop_id] = counts.get(loop_id, 0) + 1
@@ -654,7 +659,7 @@ class _Walk:
                 group = groups.get(key)
                 if group is None:
                     group = groups[key] = Group(key, take(key), take)
-                last_key, add_member = key, group.part().append
+                last_key, add_member = key, group.members.part().append
             add_member(info)
             if several:
                 counts[loop_id] = counts.get(loop_id, 0) + 1
@@ -685,7 +690,7 @@ class _Walk:
         if group is None:
             take = self.passes.lists.take
             group = self.groups[key] = Group(key, take(key), take)
-        group.part().append(info)
+        group.members.part().append(info)
 
     def within(self, task: Any, info: Any, loop_id: int) -> Any:
         """The task's description (see ``TaskPasses.describe``) while the budget for walking

@@ -121,7 +121,7 @@ class _Gathering:
         task_groups = sorted((g for g in self.found.groups.values()
                               if g.key.kind == "task" and g.key.state not in SELF_WAKING), key=lambda g: g.count)
         # Per task waiter: its seq and its waiter number (for dependents, below).
-        waiter_seqs, n = presized.zeros(2 * sum(g.size() for g in task_groups)), 0
+        waiter_seqs, n = presized.zeros(2 * sum(len(g.members) for g in task_groups)), 0
         # Finding what each waiter waits on may take half the budget: counting needs the rest.
         looking = self.looking = time.monotonic() + self.budget_s / 2
         for group in task_groups:
@@ -132,7 +132,7 @@ class _Gathering:
             key, state = group.key, group.key.state
             g = self.group_number(key)
             seen = 0  # members of the group looked at
-            for members in group.parts:  # a source number is (list number << 32) | index
+            for members in group.members.lists:  # a source number is (list number << 32) | index
                 base = len(lists) << 32
                 lists.append(members)
                 for start in range(0, len(members), BULK):

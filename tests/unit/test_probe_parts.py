@@ -1,13 +1,13 @@
-"""A pass keeps each group's members in lists of about ``groups.PART`` (never one list of a
-whole big group, which is copied into fresh memory whenever it outgrows its block), and every
-member is in exactly one part, in the order the pass met it."""
+"""A pass keeps each group's members, and the rows of every task, in lists of about
+``parts.PART`` (never one list of a whole big group, which is copied into fresh memory whenever
+it outgrows its block), and every item is in exactly one part, in the order the pass met it."""
 from __future__ import annotations
 
 import asyncio
 import gc
 import time
 
-from tasktop.probe import groups, hooks
+from tasktop.probe import hooks, parts
 from tasktop.probe.config import Options
 from tasktop.probe.keys import Keys
 from tasktop.probe.task_pass import TaskPasses, _Walk
@@ -16,7 +16,7 @@ PART = 64
 
 
 def test_a_pass_keeps_big_groups_in_parts(monkeypatch):
-    monkeypatch.setattr(groups, "PART", PART)
+    monkeypatch.setattr(parts, "PART", PART)
 
     async def scenario() -> tuple:
         ev, q = asyncio.Event(), asyncio.Queue()
@@ -36,16 +36,22 @@ def test_a_pass_keeps_big_groups_in_parts(monkeypatch):
         by_state = {}
         for group in walk.groups.values():
             group.tally(time.monotonic(), passes.keys.site_key, lambda: None)
-            by_state[group.key.state] = ([len(part) for part in group.parts], list(group.members), group.count)
+            by_state[group.key.state] = ([len(part) for part in group.members.lists], list(group.members), group.count)
+        # A pass that lists rows: every record once, in order, in parts, read by index too.
+        listing = _Walk(passes, time.monotonic(), {id(loop)}, True, True, lambda: None)
+        listing.visit(records)
+        rows = listing.infos
+        row_sizes = [len(part) for part in rows.lists]
+        by_index = [rows[i] for i in range(len(rows))] + [rows[-1]]
         expected = {"Event.wait": [r for r, t in zip(records, tasks) if t._fut_waiter is not None
                                    and "wait" in repr(t.get_coro())],
                     "Queue.get": [r for r, t in zip(records, tasks) if "get" in repr(t.get_coro())]}
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        return by_state, expected
+        return by_state, expected, (records, list(rows), by_index, row_sizes)
 
-    by_state, expected = asyncio.run(scenario())
+    by_state, expected, (records, rows, by_index, row_sizes) = asyncio.run(scenario())
     gc.collect()
     assert sorted(by_state) == ["Event.wait", "Queue.get"]
     for state, (sizes, members, count) in by_state.items():
@@ -59,3 +65,5 @@ def test_a_pass_keeps_big_groups_in_parts(monkeypatch):
     assert len(event_sizes) >= 4000 // (PART + 512)
     # Alternating records check their group's part at every switch: no part passes PART there.
     assert all(size <= PART for size in by_state["Queue.get"][0])
+    assert rows == records and by_index == records + records[-1:]
+    assert len(row_sizes) > 1 and max(row_sizes) < PART + 512
