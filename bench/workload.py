@@ -184,6 +184,9 @@ def spawn(loop, total: int) -> list:
 
 
 # -- the ticker: how long is the loop held up? ---------------------------------------------------
+LONGEST = 20  # gaps listed with their times in ``Ticker.stop``
+
+
 class Ticker:
     """Sleeps 1 ms at a time and records each gap between wake-ups (the nominal gap is ~1.1 ms).
 
@@ -244,7 +247,12 @@ class Ticker:
                 "max_non_gc_ms": round(max(non_gc) * 1000.0, 3),
                 "non_gc_over_10ms": sum(1 for g in non_gc if g > 0.010),
                 "gc_collections": len(self.gc_pauses),
-                "gc_full": len(full), "gc_full_max_ms": round(max(full, default=0.0) * 1000.0, 3)}
+                "gc_full": len(full), "gc_full_max_ms": round(max(full, default=0.0) * 1000.0, 3),
+                "gc_ms": round(sum(e - s for s, e, _g in self.gc_pauses) * 1000.0, 3),
+                # The longest gaps: (when it began, perf_counter's clock, which is
+                # CLOCK_MONOTONIC on Linux as perf's -k CLOCK_MONOTONIC is; ms), for loop_gaps.py.
+                "longest": [(round(end - gap, 6), round(gap * 1000.0, 3))
+                            for end, gap in sorted(self.gaps, key=lambda eg: -eg[1])[:LONGEST]]}
 
 
 _replies = sys.stdout

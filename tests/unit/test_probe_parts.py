@@ -7,10 +7,10 @@ import asyncio
 import gc
 import time
 
-from tasktop.probe import hooks, parts
-from tasktop.probe.config import Options
-from tasktop.probe.keys import Keys
-from tasktop.probe.task_pass import TaskPasses, _Walk
+from support.parked import unseen
+
+from tasktop.probe import parts
+from tasktop.probe.task_pass import _Walk
 
 PART = 64
 
@@ -26,17 +26,15 @@ def test_a_pass_keeps_big_groups_in_parts(monkeypatch):
             tasks += [asyncio.ensure_future(ev.wait()), asyncio.ensure_future(q.get())]
         tasks += [asyncio.ensure_future(ev.wait()) for _ in range(3000)]
         await asyncio.sleep(0.01)
-        records = [hooks.info_for(task) for task in tasks]
-        for info in records:  # as no pass had seen them
-            info.waiter = info.cache = info.target = None
-        passes = TaskPasses(None, Keys(Options()), None)
+        records, passes = unseen(tasks)
         loop = asyncio.get_running_loop()
         walk = _Walk(passes, time.monotonic(), {id(loop)}, True, False, lambda: None)
         walk.visit(records)
         by_state = {}
         for group in walk.groups.values():
             group.tally(time.monotonic(), passes.keys.site_key, lambda: None)
-            by_state[group.key.state] = ([len(part) for part in group.members.lists], list(group.members), group.count)
+            sizes = [len(part) for part in group.members.lists]
+            by_state[group.key.state] = (sizes, list(group.members), group.count)
         # A pass that lists rows: every record once, in order, in parts, read by index too.
         listing = _Walk(passes, time.monotonic(), {id(loop)}, True, True, lambda: None)
         listing.visit(records)

@@ -9,10 +9,9 @@ import gc
 import time
 import weakref
 
-from tasktop.probe import hooks
-from tasktop.probe.config import Options
-from tasktop.probe.keys import Keys
-from tasktop.probe.task_pass import TaskPasses, _Walk
+from support.parked import unseen
+
+from tasktop.probe.task_pass import _Walk
 
 
 def _pass(budget: float, resume_at: int) -> list:
@@ -20,10 +19,7 @@ def _pass(budget: float, resume_at: int) -> list:
         ev = asyncio.Event()
         tasks = [asyncio.ensure_future(ev.wait()) for _ in range(100)]
         await asyncio.sleep(0.01)
-        records = [hooks.info_for(task) for task in tasks]
-        for info in records:  # as no pass had seen them
-            info.waiter = info.cache = info.target = None
-        passes = TaskPasses(None, Keys(Options()), None)
+        records, passes = unseen(tasks)
         loop = asyncio.get_running_loop()
         walk = _Walk(passes, time.monotonic(), {id(loop)}, True, False, lambda: None, budget,
                      resume=records[resume_at].seq)

@@ -1,0 +1,128 @@
+"""What held the event loop up during a dump: its longest gaps, and what the probe thread ran.
+
+A ``workload.py`` target with N parked tasks (and 300 orphans, a crowd of 1,000) is dumped twice
+with ``tasktop dump PID --json`` (leak verdicts on, as users run it; ``--dump`` for others):
+the first dump walks every chain, the second finds them walked.  For each dump: its wall time, the ticker's longest gaps
+that began during it (when, how long), the collector's share of the dump, and the loop's own
+jitter over 3 s with nobody asking.  With ``--perf``, ``perf record`` samples the probe thread
+during each dump (``-k CLOCK_MONOTONIC``: the clock the ticker's ``perf_counter`` reads on Linux),
+and each long gap is given the functions the probe thread was in during it: ``leaf`` with the
+kernel's frames (page faults show there), ``dwarf`` with the whole native stack (slower; needs a
+libpython with symbols).
+
+    python bench/loop_gaps.py --tasks 1000000 --python /tmp/venv/bin/python
+    python bench/loop_gaps.py --tasks 1000000 --python /tmp/venv/bin/python --perf dwarf --over 8
+    python bench/loop_gaps.py --tasks 1000000 --python /tmp/venv/bin/python --dump "--full" --perf leaf
+
+Linux only; ``--perf`` needs ``perf`` and the right to trace the target.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from harness import Target, log, wait_for
+
+#: Kernel frames of a page fault, skipped when a sample's caller is shown.
+_FAULT = ("clear_page", "get_page", "__alloc", "alloc_pages", "vma_alloc", "do_anonymous_page",
+          "__handle_mm_fault", "handle_mm_fault", "exc_page_fault", "asm_exc_page_fault", "_raw_spin",
+          "__rmqueue", "folio", "__folio", "[unknown]")
+
+
+def _samples(data: str) -> list:
+    """``(time, [function, ...])`` of each sample in a ``perf.data``, innermost first."""
+    text = subprocess.run(["perf", "script", "-i", data, "-F", "time,ip,sym"], capture_output=True,
+                          text=True).stdout
+    out = []
+    for block in text.split("\n\n"):
+        lines = [line.strip() for line in block.strip().splitlines() if line.strip()]
+        if not lines:
+            continue
+        try:
+            when = float(lines[0].split(":")[0])
+        except ValueError:
+            continue
+        out.append((when, [(line.split(None, 1) + ["?"])[1].replace(" (inlined)", "") for line in lines[1:]]))
+    return out
+
+
+def _ran(samples: list, start: float, ms: float, depth: int) -> list:
+    """What the probe thread was sampled in from ``start`` for ``ms``: ``(frames, count)``."""
+    found: collections.Counter = collections.Counter()
+    for when, frames in samples:
+        if start <= when <= start + ms / 1000:
+            fault = any(f.startswith(("clear_page", "do_anonymous_page")) for f in frames)
+            shown = [f for f in frames if not f.startswith(_FAULT)][:depth]
+            found[("page fault in " if fault else "") + " < ".join(shown)] += 1
+    return found.most_common(4)
+
+
+def dump_once(target: Target, tasktop: str, directory: str, args: argparse.Namespace, name: str) -> None:
+    perf = data = None
+    if args.perf != "none":
+        data = os.path.join(directory, f"{name}.perf")
+        graph = ["--call-graph", "dwarf,16384"] if args.perf == "dwarf" else ["-g"]
+        perf = subprocess.Popen(["perf", "record", "-F", str(args.frequency), "-t", str(target.info["probe_tid"]),
+                                 "-k", "CLOCK_MONOTONIC", *graph, "-o", data],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+    target.tick()
+    started = time.perf_counter()
+    reply = subprocess.run([tasktop, "dump", str(target.pid), *args.dump.split()], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True, env={**os.environ, "TASKTOP_DIR": directory})
+    wall = time.perf_counter() - started
+    if perf is not None:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
+    gaps = target.untick()
+    within = [(at, ms) for at, ms in gaps.get("longest", ()) if started <= at <= started + wall]
+    long = [(at, ms) for at, ms in within if ms > args.over]
+    longest = max((ms for _, ms in within), default=0.0)
+    print(f"{name} dump: {wall:.2f} s (exit {reply.returncode}); longest gap {longest:.1f} ms; "
+          f"{len(long)} over {args.over:g} ms; the collector {gaps.get('gc_ms', 0):.0f} ms in "
+          f"{gaps.get('gc_collections', 0)} collections")
+    samples = _samples(data) if data else []
+    for at, ms in sorted(long):
+        print(f"  {ms:5.1f} ms from +{at - started:.2f} s")
+        for frames, count in _ran(samples, at, ms, args.depth):
+            print(f"      {count:3d} samples: {frames}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--python", default=sys.executable, help="the target's interpreter (tasktop installed)")
+    parser.add_argument("--over", type=float, default=8.0, help="gaps longer than this (ms) are listed")
+    parser.add_argument("--perf", choices=("none", "leaf", "dwarf"), default="none")
+    parser.add_argument("--frequency", type=int, default=4000, help="perf's samples a second (dwarf: 1000)")
+    parser.add_argument("--depth", type=int, default=6, help="frames shown per sample")
+    parser.add_argument("--dump", default="--json", help="the dump's options (default: --json)")
+    args = parser.parse_args()
+    if args.perf != "none" and shutil.which("perf") is None:
+        parser.error("--perf needs perf on the PATH")
+    directory = tempfile.mkdtemp(prefix="tasktop-bench-")
+    tasktop = os.path.join(os.path.dirname(args.python), "tasktop")
+    log(f"[{args.tasks}] starting the target")
+    extra = ("--orphans", "100", "--crowd", "1000")
+    try:
+        with Target(args.python, args.tasks, {"TASKTOP": "1", "TASKTOP_DIR": directory}, extra) as target:
+            wait_for(lambda: os.path.exists(os.path.join(directory, f"{target.pid}.sock")), timeout=120)
+            target.tick()
+            time.sleep(3.0)
+            idle = target.untick()
+            print(f"{target.info['tasks']:,} tasks; the loop alone: longest gap {idle['max_ms']:.1f} ms")
+            for name in ("first", "second"):
+                dump_once(target, tasktop, directory, args, name)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
