@@ -64,12 +64,16 @@ def test_past_the_rate_limit_tasks_are_counted_not_followed_and_the_next_second_
     by_line: dict = {}
     for ending, ring in _endings(ends):
         by_line.setdefault(_created_at(ending, ring), []).append(ending)
-    burst = next(r for r in ends["rings"] if any(_created_at(e, r) == _line(BURST, "burst") for e in r["recent"]))
     # 5,000 made in under a second: 1,000 followed (or 2,000, if the probe's first second was
     # over when the burst began; the main task took a token), the rest counted, none both (the
     # task made for wait_for is counted and then followed: it was cancelled).
-    assert burst["returned"] in range(990, 2001)
-    assert burst["returned"] + ends["unfollowed"] in range(4995, 5006)
+    # A burst task a pass saw alive ends in the ring of the group it was seen in, the others in
+    # their creation site's: the burst's endings are those of every ring it reached (with at
+    # most the 3 "after" tasks, if a pass saw them in the same group).
+    returned = sum(r["returned"] for r in ends["rings"]
+                   if any(_created_at(e, r) == _line(BURST, "burst") for e in r["recent"]))
+    assert returned in range(990, 2004)
+    assert returned + ends["unfollowed"] in range(4995, 5009)
     [late] = by_line[_line(BURST, "late")]  # made past the limit, followed once cancelled
     assert (late["outcome"], late["cancelled_by"]["how"]) == ("cancelled", "wait_for")
     assert len(by_line[_line(BURST, "after")]) == 3
