@@ -135,9 +135,13 @@ def test_endings_say_how_each_task_ended_and_who_cancelled(spawn, mode, profile)
     returned = by_line[_line(ENDINGS, "returns")]
     assert {e["outcome"] for e in returned} == {"returned"}
     assert all(e["lived_s"] is not None and e["lived_s"] >= 0.005 for e in returned)
-    ring = next(r for r in _rings(target) if any(e["id"] == returned[0]["id"] for e in r["recent"]))
-    assert ring["returned"] == 30 and len(ring["recent"]) <= 20  # counted all, kept a bounded few
-    assert ring["lifetimes"]["count"] == len(ring["recent"]) and ring["lifetimes"]["longest_s"] >= 0.005
+    # A task a pass saw alive ends in the ring of the group it was seen in, the others in their
+    # creation site's: the 30 may be in more than one ring.
+    rings = [r for r in _rings(target) if any(_created_at(e, r) == _line(ENDINGS, "returns") for e in r["recent"])]
+    assert sum(r["returned"] for r in rings) == 30  # counted all
+    for ring in rings:  # kept a bounded few
+        assert len(ring["recent"]) <= 20
+        assert ring["lifetimes"]["count"] == len(ring["recent"]) and ring["lifetimes"]["longest_s"] >= 0.005
 
     [raised] = by_line[_line(ENDINGS, "raises")]
     assert (raised["outcome"], raised["error"]) == ("raised", "KeyError")
