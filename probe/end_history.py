@@ -458,6 +458,21 @@ def lifetime_stats(lived: list) -> dict:
     return {"count": len(lived), "median_s": round(lived[len(lived) // 2], 6), "longest_s": round(lived[-1], 6)}
 
 
+def lifetime_stats_of_births(births: collections.Counter, now: float) -> dict:
+    """``lifetime_stats`` of the lives so far of tasks born at ``births`` (time -> tasks born
+    then), without a list of every lifetime: the median is found counting down from the newest
+    birth."""
+    count = sum(births.values())
+    if not count:
+        return lifetime_stats([])
+    middle, seen = count // 2, 0  # the median's place among the lifetimes, shortest first
+    for born in sorted(births, reverse=True):
+        seen += births[born]
+        if seen > middle:
+            break
+    return {"count": count, "median_s": round(now - born, 6), "longest_s": round(now - min(births), 6)}
+
+
 class EndHistory:
     """The rings, fed from ``pending`` on the probe thread.  Used only from the probe thread."""
 

@@ -255,8 +255,8 @@ def _listed_whole(target) -> None:
     for offset in range(0, 3001, 700):
         page = target.request("group", id=gates[0]["id"], offset=offset, limit=700)
         assert page["total"] == 3001
-        blocked = [t["blocked_s"] for t in page["items"]]
-        assert blocked == sorted(blocked, reverse=True)
+        order = [(-t["blocked_s"], t["id"]) for t in page["items"]]  # longest blocked, then by id
+        assert order == sorted(order)
         seen += [t["id"] for t in page["items"]]
     assert len(seen) == len(set(seen)) == 3001
     waits = target.request("waits")["waits"]
