@@ -8,6 +8,7 @@ longest loop gap, and the longest once garbage collections are taken out.
     python bench/request_cost.py --tasks 1000000 --ops summary,summary,summary,waits,waits,waits
     python bench/request_cost.py --tasks 1000000 --ops summary,idle:40,summary   # the 30-s look-up
     python bench/request_cost.py --tasks 1000000 --cold --ops summary,summary,summary,complete
+    python bench/request_cost.py --tasks 1000000 --ops complete,group,group,task,task   # drill-downs
 
 ``--cold``: the target's probe samples every 600 s (``TASKTOP_INTERVAL``), so no background pass
 has walked the await chains when the first request comes (as right after attaching, or after a
@@ -45,6 +46,7 @@ def main() -> None:
         quiet = target.untick()
         print(f"{args.tasks:,} tasks; the loop's own jitter over {args.quiet:.0f} s: longest gap "
               f"{quiet['max_ms']} ms", flush=True)
+        biggest = first = None  # set by a summary and by a group's listing
         with ProbeClient(path, timeout=1800) as client:
             for op in args.ops.split(","):
                 target.tick()
@@ -54,10 +56,18 @@ def main() -> None:
                     time.sleep(float(op[5:]))
                 elif op == "complete":
                     reply = client.summary(complete=True)
+                elif op == "group":  # the drill-down into the biggest group of the last summary
+                    reply = client.group(biggest)
+                elif op == "task":  # one task's detail: the first of the last group listed
+                    reply = client.task(first)
                 else:
                     reply = getattr(client, op)()
                 wall = time.perf_counter() - t0
                 gaps = target.untick()
+                if isinstance(reply, dict) and reply.get("groups"):
+                    biggest = max((g for g in reply["groups"] if g["kind"] == "task"), key=lambda g: g["count"])["id"]
+                if isinstance(reply, dict) and reply.get("items"):
+                    first = reply["items"][0]["id"]
                 print(f"{op}: {wall:.2f} s, longest loop gap {gaps['max_ms']} ms "
                       f"(non-GC {gaps['max_non_gc_ms']}), gaps over 10 ms: {gaps['over_10ms']}"
                       f"{_unwalked(reply)}", flush=True)
