@@ -562,6 +562,7 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2, f
         pass
     # What tells whether another record may be made for the task while this one is (_settle).
     seen, before = adopting, _last_parent
+    born = _now()  # before an eager task's first step, which is part of its life
     if inner is not None:
         task = inner(loop, coro, **kwargs)
     else:
@@ -575,10 +576,10 @@ def _create(loop, coro, inner: Callable | None, kwargs: dict, caller: int = 2, f
         info.site = site
         info.waiter = None
         _hash(info)
-        born = _now()
         burst = _burst
         nth = seq - burst[0]  # below 0 if another thread started a burst since next(_seq): still right
-        if born - burst[1] < BORN_GRAIN and nth <= BURST:
+        # (Not before the burst: an eager task is born before the tasks its first step made.)
+        if 0.0 <= born - burst[1] < BORN_GRAIN and nth <= BURST:
             shared = burst[2]
             if shared is None:  # the burst's second task
                 shared = burst[:2]

@@ -36,6 +36,7 @@ from .task_pass import UNWALKED_STATES, Pass, described, first_at
 PROBE_VERSION = "0.1.0"
 
 _SEQ = operator.attrgetter("seq")
+NEAR = 64  # records looked at on each side of where halving finds a task's place (see _index)
 _SINCE = operator.attrgetter("since")
 _BORN = operator.attrgetter("born")
 _KNOWN = functools.partial(operator.is_not, None)
@@ -164,7 +165,7 @@ class Replies:
         row = self._task_row(info(), info, found, awaited_by, source=True)
 
         def record(seq: int) -> Any:
-            other = self._index(found.infos, seq)
+            other = self._index(found.infos, seq, scan=False)
             return None if other is None else found.infos[other]
 
         def brief(seq: int) -> dict:
@@ -356,12 +357,20 @@ class Replies:
             pace()
         return sorted(range(len(every)), key=every.__getitem__)
 
-    def _index(self, infos: Parts, seq: int) -> int | None:
-        """The index of task ``seq``'s record in ``infos``: found by halving (they are in
-        creation order), else, after a race between two threads making tasks, a paced scan."""
-        index = first_at(infos, seq)
-        if index < len(infos) and infos[index].seq == seq:
-            return index
+    def _index(self, infos: Parts, seq: int, scan: bool = True) -> int | None:
+        """The index of task ``seq``'s record in ``infos``, or None.  Records are in creation
+        order but for the few a race between two threads making tasks puts a little out of
+        place: found by halving, then around the place found; if ``scan``, then by a paced
+        scan of them all (a task's related tasks, shown briefly, are not: one that ended is
+        not there, and a scan for each would take seconds at a million)."""
+        at = first_at(infos, seq)
+        if at < len(infos) and infos[at].seq == seq:
+            return at
+        for index in range(max(0, at - NEAR), min(len(infos), at + NEAR)):
+            if infos[index].seq == seq:
+                return index
+        if not scan:
+            return None
         pace = Pacer(self.state.handoff)
         for n, info in enumerate(infos):
             if not n & 1023:

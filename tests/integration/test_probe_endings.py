@@ -134,7 +134,7 @@ def test_endings_say_how_each_task_ended_and_who_cancelled(spawn, mode, profile)
         by_line.setdefault(_created_at(ending, ring), []).append(ending)
     returned = by_line[_line(ENDINGS, "returns")]
     assert {e["outcome"] for e in returned} == {"returned"}
-    assert all(e["lived_s"] is not None and e["lived_s"] >= 0.005 for e in returned)
+    assert all(e["lived_s"] is not None and e["lived_s"] >= 0.005 for e in returned), [(e["id"], e["lived_s"]) for e in returned]
     # A task a pass saw alive ends in the ring of the group it was seen in, the others in their
     # creation site's: the 30 may be in more than one ring.
     rings = [r for r in _rings(target) if any(_created_at(e, r) == _line(ENDINGS, "returns") for e in r["recent"])]
