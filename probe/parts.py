@@ -50,7 +50,6 @@ class Parts:
     def append(self, item: Any) -> None:
         """One item (where items are few: a pass appends through ``part()``)."""
         self.part().append(item)
-        self._starts = None
 
     def __len__(self) -> int:
         return sum(map(len, self.lists))
