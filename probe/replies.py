@@ -23,13 +23,14 @@ from typing import Any
 from tasktop import wire
 from tasktop.wire import MAX_GROUPS, SCHEMA
 
-from . import endings, memory, verdicts
+from . import endings, memory, shards, verdicts
 from .end_history import lifetime_stats, lifetime_stats_of_births
 from .frames import own_frame, to_wire
 from .handoff import Pacer
 from .keys import GroupKey
 from .parts import Parts
 from .registry import CHUNK
+from .shards import MASK
 from .state import State
 from .task_pass import UNWALKED_STATES, Pass, described, first_at
 
@@ -108,6 +109,7 @@ class Replies:
             awaited_by = self._awaited_by(found.infos)
             items = [self._task_row(info(), info, found, awaited_by, with_stack=False)
                      for info in page]
+            shards.clear(awaited_by, Pacer(self.state.handoff))
         else:
             members = sorted(group.members, key=lambda r: (-r["blocked_s"], r["ident"]))[offset:offset + limit]
             items = []
@@ -190,6 +192,7 @@ class Replies:
         row["awaited_by_tasks"] = [brief(s) for s in row["awaited_by"]]
         row["awaiting_all_tasks"] = [brief(s) for s in row["awaiting_all"][:100]]
         row["created_in_task"] = brief(row["created_in"]) if row["created_in"] is not None else None
+        shards.clear(awaited_by, Pacer(self.state.handoff))
         return row
 
     def thread(self, ident: int) -> dict:
@@ -299,7 +302,7 @@ class Replies:
     def _endings(self) -> dict:
         return endings.summary(self.state.options.creation_depth)
 
-    def _task_row(self, task: Any, info: Any, found: Pass, awaited_by: dict, source: bool = False,
+    def _task_row(self, task: Any, info: Any, found: Pass, awaited_by: list[dict], source: bool = False,
                   with_stack: bool = True) -> dict:
         key, awaiting, children = described(info)
         site = self.state.keys.site(info)
@@ -327,13 +330,16 @@ class Replies:
         })
         return row
 
-    def _rows(self, found: Pass, order: Any, awaited_by: dict) -> Any:
+    def _rows(self, found: Pass, order: Any, awaited_by: list[dict]) -> Any:
         pace = Pacer(self.state.handoff)
-        for n, i in enumerate(order):
-            if not n & 127:
-                pace()
-            info = found.infos[i]
-            yield self._task_row(info(), info, found, awaited_by)
+        try:
+            for n, i in enumerate(order):
+                if not n & 127:
+                    pace()
+                info = found.infos[i]
+                yield self._task_row(info(), info, found, awaited_by)
+        finally:
+            shards.clear(awaited_by, pace)
 
     def _by_seq(self, infos: Parts) -> Any:
         """Indices of ``infos`` in task-id order.  Records are walked in creation order, so
@@ -379,11 +385,12 @@ class Replies:
                 return n
         return None
 
-    def _awaited_by(self, infos: list) -> dict:
+    def _awaited_by(self, infos: list) -> list[dict]:
         """Task seq -> the seq of the task awaiting it, or a list of them when several do
-        (see ``awaiters``).  An int for the usual one: a list per awaited task was 100,000
-        containers at a million tasks, and set off a full collection of the host's heap."""
-        out: dict[int, Any] = {}
+        (see ``awaiters``), sharded by seq (``shards``): one dict of 50,000 awaited tasks held
+        the event loop up 8-10 ms as it grew.  An int for the usual one: a list per awaited task
+        was 100,000 containers at a million tasks, and set off a full collection of the host's heap."""
+        out = shards.dicts()
         pace = Pacer(self.state.handoff)
         for n, info in enumerate(infos):
             if not n & 1023:
@@ -393,11 +400,12 @@ class Replies:
                 continue
             _key, awaiting, children = cached
             for awaited in ((awaiting,) if awaiting is not None else ()) + children:
-                found = out.get(awaited)
+                shard = out[awaited & MASK]
+                found = shard.get(awaited)
                 if found is None:
-                    out[awaited] = info.seq
+                    shard[awaited] = info.seq
                 elif type(found) is int:
-                    out[awaited] = [found, info.seq]
+                    shard[awaited] = [found, info.seq]
                 else:
                     found.append(info.seq)
         return out
@@ -418,8 +426,8 @@ class Replies:
         }
 
 
-def awaiters(awaited_by: dict, seq: int) -> list:
+def awaiters(awaited_by: list[dict], seq: int) -> list:
     """The sorted seqs of the tasks awaiting task ``seq`` (see ``Replies._awaited_by``)."""
-    found = awaited_by.get(seq)
+    found = awaited_by[seq & MASK].get(seq)
     return [] if found is None else [found] if type(found) is int else sorted(found)
 
