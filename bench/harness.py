@@ -56,8 +56,9 @@ class Target:
         self.commands.flush()
         return self._read(timeout)
 
-    def tick(self) -> None:
-        self.command("tick")
+    def tick(self, threads: bool = False) -> None:
+        """Start the target's ticker; ``threads``: with the loop thread's CPU time (Linux)."""
+        self.command("tick threads" if threads else "tick")
 
     def untick(self) -> dict:
         return self.command("untick")

@@ -4,9 +4,13 @@ A ``workload.py`` target with N parked tasks (and 300 orphans, a crowd of 1,000)
 with ``tasktop dump PID --json`` (leak verdicts on, as users run it; ``--dump`` for others):
 the first dump walks every chain, the second finds them walked.  For each dump: its wall time, the ticker's longest gaps
 that began during it (when, how long), the collector's share of the dump, and the loop's own
-jitter over 3 s with nobody asking.  With ``--perf``, ``perf record`` samples the probe thread
-during each dump (``-k CLOCK_MONOTONIC``: the clock the ticker's ``perf_counter`` reads on Linux),
-and each long gap is given the functions the probe thread was in during it: ``leaf`` with the
+jitter over 3 s with nobody asking.  Each long gap is given the loop thread's own time on a CPU
+and waiting for one (``/proc/thread-self/schedstat``): neither means it waited for the GIL;
+waiting means no CPU was free; running for most of the gap with no Python to show for it
+(below) means its CPU was taken from under it (by the hypervisor, here).  With ``--perf``,
+``perf record`` samples the probe thread and the loop's during each dump (``-k
+CLOCK_MONOTONIC``: the clock the ticker's ``perf_counter`` reads on Linux), and each long gap is
+given the functions they were in during it (the loop's marked ``loop:``): ``leaf`` with the
 kernel's frames (page faults show there), ``dwarf`` with the whole native stack (slower; needs a
 libpython with symbols).
 
@@ -36,9 +40,10 @@ _FAULT = ("clear_page", "get_page", "__alloc", "alloc_pages", "vma_alloc", "do_a
           "__rmqueue", "folio", "__folio", "[unknown]")
 
 
-def _samples(data: str) -> list:
-    """``(time, [function, ...])`` of each sample in a ``perf.data``, innermost first."""
-    text = subprocess.run(["perf", "script", "-i", data, "-F", "time,ip,sym"], capture_output=True,
+def _samples(data: str, loop_tid: int) -> list:
+    """``(time, loop, [function, ...])`` of each sample in a ``perf.data``, innermost first;
+    ``loop``: taken on the loop's thread (else the probe's)."""
+    text = subprocess.run(["perf", "script", "-i", data, "-F", "tid,time,ip,sym"], capture_output=True,
                           text=True).stdout
     out = []
     for block in text.split("\n\n"):
@@ -46,22 +51,24 @@ def _samples(data: str) -> list:
         if not lines:
             continue
         try:
-            when = float(lines[0].split(":")[0])
+            tid, when = lines[0].split(":")[0].split()
+            when = float(when)
         except ValueError:
             continue
-        out.append((when, [(line.split(None, 1) + ["?"])[1].replace(" (inlined)", "") for line in lines[1:]]))
+        out.append((when, int(tid) == loop_tid,
+                    [(line.split(None, 1) + ["?"])[1].replace(" (inlined)", "") for line in lines[1:]]))
     return out
 
 
 def _ran(samples: list, start: float, ms: float, depth: int) -> list:
-    """What the probe thread was sampled in from ``start`` for ``ms``: ``(frames, count)``."""
+    """What the two threads were sampled in from ``start`` for ``ms``: ``(frames, count)``."""
     found: collections.Counter = collections.Counter()
-    for when, frames in samples:
+    for when, loop, frames in samples:
         if start <= when <= start + ms / 1000:
             fault = any(f.startswith(("clear_page", "do_anonymous_page")) for f in frames)
             shown = [f for f in frames if not f.startswith(_FAULT)][:depth]
-            found[("page fault in " if fault else "") + " < ".join(shown)] += 1
-    return found.most_common(4)
+            found[("loop: " if loop else "") + ("page fault in " if fault else "") + " < ".join(shown)] += 1
+    return found.most_common(5)
 
 
 def dump_once(target: Target, tasktop: str, directory: str, args: argparse.Namespace, name: str) -> None:
@@ -69,11 +76,12 @@ def dump_once(target: Target, tasktop: str, directory: str, args: argparse.Names
     if args.perf != "none":
         data = os.path.join(directory, f"{name}.perf")
         graph = ["--call-graph", "dwarf,16384"] if args.perf == "dwarf" else ["-g"]
-        perf = subprocess.Popen(["perf", "record", "-F", str(args.frequency), "-t", str(target.info["probe_tid"]),
+        threads = f"{target.info['probe_tid']},{target.pid}"  # the loop runs on the main thread
+        perf = subprocess.Popen(["perf", "record", "-F", str(args.frequency), "-t", threads,
                                  "-k", "CLOCK_MONOTONIC", *graph, "-o", data],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
-    target.tick()
+    target.tick(threads=True)
     started = time.perf_counter()
     reply = subprocess.run([tasktop, "dump", str(target.pid), *args.dump.split()], stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True, env={**os.environ, "TASKTOP_DIR": directory})
@@ -88,9 +96,14 @@ def dump_once(target: Target, tasktop: str, directory: str, args: argparse.Names
     print(f"{name} dump: {wall:.2f} s (exit {reply.returncode}); longest gap {longest:.1f} ms; "
           f"{len(long)} over {args.over:g} ms; the collector {gaps.get('gc_ms', 0):.0f} ms in "
           f"{gaps.get('gc_collections', 0)} collections")
-    samples = _samples(data) if data else []
+    ran, waited = gaps.get("loop_thread_ms") or (0.0, 0.0)
+    print(f"  the loop thread: {ran:.0f} ms on a CPU, {waited:.0f} ms waiting for one")
+    in_gaps = {round(at, 6): cpu for at, cpu in gaps.get("loop_thread_in_gaps", ())}
+    samples = _samples(data, target.pid) if data else []
     for at, ms in sorted(long):
-        print(f"  {ms:5.1f} ms from +{at - started:.2f} s")
+        cpu = in_gaps.get(round(at, 6))
+        print(f"  {ms:5.1f} ms from +{at - started:.2f} s"
+              + (f"; the loop thread ran {cpu[0]} ms, waited {cpu[1]} ms for a CPU" if cpu else ""))
         for frames, count in _ran(samples, at, ms, args.depth):
             print(f"      {count:3d} samples: {frames}")
 

@@ -185,6 +185,14 @@ def spawn(loop, total: int) -> list:
 
 # -- the ticker: how long is the loop held up? ---------------------------------------------------
 LONGEST = 20  # gaps listed with their times in ``Ticker.stop``
+THREAD_GAP = 0.002  # seconds: gaps over this get the loop thread's CPU time (``start(threads=True)``)
+
+
+def _schedstat() -> tuple[int, int]:
+    """The calling thread's time on a CPU and waiting on a run queue for one, in ns (Linux)."""
+    with open("/proc/thread-self/schedstat") as f:
+        ran, waited, _slices = f.read().split()
+    return int(ran), int(waited)
 
 
 class Ticker:
@@ -199,6 +207,8 @@ class Ticker:
     def __init__(self) -> None:
         self.task = None
         self.gaps: list = []  # (end, seconds)
+        self.in_gaps: dict = {}  # gap start -> (ms the loop thread ran, ms it waited for a CPU)
+        self.thread_ms: tuple | None = None  # the same over the whole run
         self.gc_pauses: list = []  # (start, end, generation)
         self._gc_start = 0.0
         gc.callbacks.append(self._on_gc)
@@ -209,20 +219,31 @@ class Ticker:
         elif self.task is not None:
             self.gc_pauses.append((self._gc_start, time.perf_counter(), info["generation"]))
 
-    async def _run(self) -> None:
+    async def _run(self, threads: bool) -> None:
         clock = time.perf_counter
-        gaps = self.gaps
+        gaps, in_gaps = self.gaps, self.in_gaps
         last = clock()
+        first = ran, waited = _schedstat() if threads else (0, 0)
         while True:
             await asyncio.sleep(0.001)
             now = clock()
             gaps.append((now, now - last))
+            if threads:  # a gap with neither is the loop thread waiting for the GIL (or idle)
+                now_ran, now_waited = _schedstat()
+                if now - last > THREAD_GAP:
+                    in_gaps[round(last, 6)] = (round((now_ran - ran) / 1e6, 2), round((now_waited - waited) / 1e6, 2))
+                ran, waited = now_ran, now_waited
+                self.thread_ms = (round((ran - first[0]) / 1e6, 1), round((waited - first[1]) / 1e6, 1))
             last = now
 
-    def start(self, loop) -> None:
+    def start(self, loop, threads: bool = False) -> None:
+        """Start ticking; with ``threads``, each wake-up also reads the loop thread's CPU time
+        (``/proc/thread-self/schedstat``, about 10 µs)."""
         self.gaps = []
         self.gc_pauses = []
-        self.task = loop.create_task(self._run(), name="bench-ticker")
+        self.in_gaps = {}
+        self.thread_ms = None
+        self.task = loop.create_task(self._run(threads), name="bench-ticker")
 
     def _non_gc(self, end: float, gap: float) -> float:
         start = end - gap
@@ -252,7 +273,10 @@ class Ticker:
                 # The longest gaps: (when it began, perf_counter's clock, which is
                 # CLOCK_MONOTONIC on Linux as perf's -k CLOCK_MONOTONIC is; ms), for loop_gaps.py.
                 "longest": [(round(end - gap, 6), round(gap * 1000.0, 3))
-                            for end, gap in sorted(self.gaps, key=lambda eg: -eg[1])[:LONGEST]]}
+                            for end, gap in sorted(self.gaps, key=lambda eg: -eg[1])[:LONGEST]],
+                # With ``threads``: the loop thread's ms on a CPU and waiting for one, in all and
+                # in each gap over THREAD_GAP (by the gap's start, as in "longest").
+                "loop_thread_ms": self.thread_ms, "loop_thread_in_gaps": list(self.in_gaps.items())}
 
 
 _replies = sys.stdout
@@ -310,8 +334,8 @@ async def main(args) -> None:
         if not line or command == "quit":
             if not done.done():
                 done.set_result(None)
-        elif command == "tick":
-            ticker.start(loop)
+        elif command in ("tick", "tick threads"):
+            ticker.start(loop, threads=command == "tick threads")
             _say({"ok": "tick"})
         elif command == "untick":
             _say(ticker.stop())
