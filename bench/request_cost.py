@@ -68,6 +68,9 @@ def main() -> None:
                     biggest = max((g for g in reply["groups"] if g["kind"] == "task"), key=lambda g: g["count"])["id"]
                 if isinstance(reply, dict) and reply.get("items"):
                     first = reply["items"][0]["id"]
+                if not gaps.get("ticks"):  # answered before the ticker woke once
+                    print(f"{op}: {wall:.3f} s, within one tick", flush=True)
+                    continue
                 print(f"{op}: {wall:.2f} s, longest loop gap {gaps['max_ms']} ms "
                       f"(non-GC {gaps['max_non_gc_ms']}), gaps over 10 ms: {gaps['over_10ms']}"
                       f"{_unwalked(reply)}", flush=True)
