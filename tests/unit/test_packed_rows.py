@@ -56,9 +56,12 @@ def test_text_and_json_from_packed_rows_are_those_of_the_rows():
 def test_rows_cut_short_are_a_protocol_error_when_read():
     _plain, payload = full_reply(50, streamed=True)
     rows = wire.decode(payload, packed=("data", "tasks"))["data"]["tasks"]
-    cut = wire.Rows(rows.payload[:rows.offset + 200], rows.offset, len(rows))
+    _assert_undecodable(wire.Rows(rows.payload[:rows.offset + 200], rows.offset, len(rows)))
+
+
+def _assert_undecodable(rows: wire.Rows) -> None:
     try:
-        list(cut)
+        list(rows)
     except wire.ProtocolError as exc:
         assert "undecodable frame" in str(exc)
     else:
@@ -69,3 +72,33 @@ def test_a_key_not_in_the_reply_leaves_it_as_decode_does():
     plain, payload = full_reply(3, streamed=False)
     assert wire.decode(payload, packed=("data", "nothing")) == wire.decode(payload)
     assert wire.decode(payload, packed=("nothing", "tasks")) == wire.decode(payload)
+
+
+def _blocks(payload: bytes, sizes: list) -> wire.Blocks:
+    """``payload`` cut into blocks of ``sizes`` in turn (as a chunked reply may come)."""
+    blocks, at, n = [], 0, 0
+    while at < len(payload):
+        blocks.append(payload[at:at + sizes[n % len(sizes)]])
+        at += len(blocks[-1])
+        n += 1
+    return wire.Blocks(blocks)
+
+
+def test_rows_read_from_the_blocks_they_came_in_are_those_of_the_joined_payload():
+    plain, payload = full_reply(2500, streamed=True)
+    for sizes in ([7], [1, 300, 4096], [len(payload)], [256 * 1024]):
+        blocks = _blocks(payload, sizes)
+        assert len(blocks) == len(payload)
+        reply = wire.decode(blocks, packed=("data", "tasks"))
+        rows = reply["data"]["tasks"]
+        assert rows.payload is blocks  # not joined
+        assert list(rows) == plain["tasks"] and list(rows) == plain["tasks"]
+        assert {k: v for k, v in reply["data"].items() if k != "tasks"} == {k: v for k, v in plain.items() if k != "tasks"}
+        assert wire.decode(blocks) == {"ok": True, "data": plain}
+        assert b"".join(iter(blocks.reader(1000).read, b"")) == payload[1000:]
+
+
+def test_rows_cut_short_in_blocks_are_a_protocol_error_when_read():
+    _plain, payload = full_reply(50, streamed=True)
+    rows = wire.decode(_blocks(payload, [100]), packed=("data", "tasks"))["data"]["tasks"]
+    _assert_undecodable(wire.Rows(_blocks(payload[:rows.offset + 200], [100]), rows.offset, len(rows)))
