@@ -90,10 +90,19 @@ def test_lost_tasks_and_unretrieved_exceptions_are_counted_by_site(spawn, sockdi
     # Every task that never finished is live or lost, none missing: 2 kept + 28 lost = 30.
     live = sum(g["count"] for g in target.groups(after) if g["stack"][-1]["func"] == "read_replies")
     assert live + lost["count"] == 30 and live == 2
-    (unretrieved,) = endings["unretrieved"]
-    assert unretrieved["type"] == "ValueError" and unretrieved["count"] == 1
+    by_type = {u["type"]: u for u in endings["unretrieved"]}
+    unretrieved = by_type.pop("ValueError")
+    assert unretrieved["count"] == 1 and unretrieved["site"][0]["func"] == "let_go"
     assert "nobody looks" in unretrieved["traceback"] and "boom" in unretrieved["traceback"]
-    assert endings["unretrieved_total"] == 1
+    # On uvloop a lost task can come back (the coroutine the collector closed cancelled its
+    # future, which put its wake-up on the loop: see the test below), run its closed coroutine
+    # and end in a RuntimeError nobody retrieves, which asyncio reports too (1 CI run in ~10).
+    revived = by_type.pop("RuntimeError", None)
+    assert not by_type, by_type
+    if revived is not None:
+        assert loop == "uvloop" and "cannot reuse already awaited coroutine" in revived["traceback"]
+        assert (revived["site"][0]["func"], revived["site"][0]["line"]) == ("handle", created)
+    assert endings["unretrieved_total"] == 1 + (revived["count"] if revived else 0)
 
     dump = tasktop("dump", str(target.pid), sockdir=sockdir)
     assert dump.returncode == 0, dump.stderr
