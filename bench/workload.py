@@ -188,6 +188,10 @@ LONGEST = 20  # gaps listed with their times in ``Ticker.stop``
 THREAD_GAP = 0.002  # seconds: gaps over this get the loop thread's CPU time (``start(threads=True)``)
 
 
+def _ms(*ns: int) -> tuple:
+    return tuple(round(n / 1e6, 2) for n in ns)
+
+
 def _schedstat() -> tuple[int, int]:
     """The calling thread's time on a CPU and waiting on a run queue for one, in ns (Linux)."""
     with open("/proc/thread-self/schedstat") as f:
@@ -207,8 +211,8 @@ class Ticker:
     def __init__(self) -> None:
         self.task = None
         self.gaps: list = []  # (end, seconds)
-        self.in_gaps: dict = {}  # gap start -> (ms the loop thread ran, ms it waited for a CPU)
-        self.thread_ms: tuple | None = None  # the same over the whole run
+        self.in_gaps: dict = {}  # gap end -> (seconds, ns the loop thread ran, ns it waited for a CPU)
+        self.schedstat: tuple = ()  # the loop thread's (ran, waited) ns at the first and last tick
         self.gc_pauses: list = []  # (start, end, generation)
         self._gc_start = 0.0
         gc.callbacks.append(self._on_gc)
@@ -231,9 +235,9 @@ class Ticker:
             if threads:  # a gap with neither is the loop thread waiting for the GIL (or idle)
                 now_ran, now_waited = _schedstat()
                 if now - last > THREAD_GAP:
-                    in_gaps[round(last, 6)] = (round((now_ran - ran) / 1e6, 2), round((now_waited - waited) / 1e6, 2))
+                    in_gaps[now] = (now - last, now_ran - ran, now_waited - waited)
                 ran, waited = now_ran, now_waited
-                self.thread_ms = (round((ran - first[0]) / 1e6, 1), round((waited - first[1]) / 1e6, 1))
+                self.schedstat = (first, (ran, waited))
             last = now
 
     def start(self, loop, threads: bool = False) -> None:
@@ -242,7 +246,7 @@ class Ticker:
         self.gaps = []
         self.gc_pauses = []
         self.in_gaps = {}
-        self.thread_ms = None
+        self.schedstat = ()
         self.task = loop.create_task(self._run(threads), name="bench-ticker")
 
     def _non_gc(self, end: float, gap: float) -> float:
@@ -275,8 +279,10 @@ class Ticker:
                 "longest": [(round(end - gap, 6), round(gap * 1000.0, 3))
                             for end, gap in sorted(self.gaps, key=lambda eg: -eg[1])[:LONGEST]],
                 # With ``threads``: the loop thread's ms on a CPU and waiting for one, in all and
-                # in each gap over THREAD_GAP (by the gap's start, as in "longest").
-                "loop_thread_ms": self.thread_ms, "loop_thread_in_gaps": list(self.in_gaps.items())}
+                # in each gap over THREAD_GAP (by the gap's start, made as in "longest").
+                "loop_thread_ms": _ms(*(b - a for a, b in zip(*self.schedstat))) if self.schedstat else None,
+                "loop_thread_in_gaps": [(round(end - gap, 6), _ms(ran, waited))
+                                        for end, (gap, ran, waited) in self.in_gaps.items()]}
 
 
 _replies = sys.stdout
