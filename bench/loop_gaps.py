@@ -12,11 +12,18 @@ waiting means no CPU was free; running for most of the gap with no Python to sho
 CLOCK_MONOTONIC``: the clock the ticker's ``perf_counter`` reads on Linux), and each long gap is
 given the functions they were in during it (the loop's marked ``loop:``): ``leaf`` with the
 kernel's frames (page faults show there), ``dwarf`` with the whole native stack (slower; needs a
-libpython with symbols).
+libpython with symbols); ``sched`` records every CPU's context switches and wake-ups instead
+(``perf sched record``) and gives each long gap what ran on each CPU, the probe thread's longest
+time on a CPU without a switch, and how many times the loop thread was woken and put on a CPU
+(woken again and again in one gap: woken at the probe's yields, it found the GIL taken again
+each time).  This
+machine's second vCPU records no switch out of idle, so what follows one there shows as idle;
+the wake-ups are recorded on the waker's CPU and are all there.
 
     python bench/loop_gaps.py --tasks 1000000 --python /tmp/venv/bin/python
     python bench/loop_gaps.py --tasks 1000000 --python /tmp/venv/bin/python --perf dwarf --over 8
     python bench/loop_gaps.py --tasks 1000000 --python /tmp/venv/bin/python --dump "--full" --perf leaf
+    python bench/loop_gaps.py --tasks 1000000 --python /tmp/venv/bin/python --dump "--full" --perf sched --over 10
 
 Linux only; ``--perf`` needs ``perf`` and the right to trace the target.
 """
@@ -25,6 +32,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -71,9 +79,61 @@ def _ran(samples: list, start: float, ms: float, depth: int) -> list:
     return found.most_common(5)
 
 
+_SWITCH = re.compile(r"\[(\d+)\]\s+([\d.]+):\s+sched:sched_switch:.* prev_pid=(\d+) prev_prio=\d+ "
+                     r"prev_state=(\S+) ==> next_comm=(.*) next_pid=(\d+)")
+
+
+_WAKING = re.compile(r"^\s*(\d+)\s+\[(\d+)\]\s+([\d.]+):\s+sched:sched_waking: comm=.* pid=(\d+) prio")
+
+
+def _switches(data: str) -> tuple:
+    """Per CPU, ``[(time, comm, pid), ...]``: who ran on it from each ``sched_switch`` on; and
+    per thread, the times it was woken (``sched_waking``, recorded on the waker's CPU)."""
+    text = subprocess.run(["perf", "script", "-i", data, "-F", "tid,cpu,time,event,trace"], capture_output=True,
+                          text=True).stdout
+    cpus: dict = collections.defaultdict(list)
+    wakings: dict = collections.defaultdict(list)
+    for line in text.splitlines():
+        found = _SWITCH.search(line)
+        if found:
+            cpu, when, prev, state, comm, pid = found.groups()
+            cpus[int(cpu)].append((float(when), comm.strip(), int(pid), int(prev), state))
+            continue
+        found = _WAKING.search(line)
+        if found:
+            waker, _cpu, when, pid = found.groups()
+            wakings[int(pid)].append((float(when), int(waker)))
+    return cpus, wakings
+
+
+def _on_cpus(cpus: dict, start: float, ms: float, names: dict) -> tuple:
+    """What ran on each CPU from ``start`` for ``ms``, ``[(cpu, [(who, ms), ...]), ...]``, and
+    the probe thread's longest time on a CPU without a switch in that window (ms), and how many
+    times the loop thread was put on a CPU in it."""
+    end = start + ms / 1000
+    out, stretch, runs = [], 0.0, 0
+    for cpu, timeline in sorted(cpus.items()):
+        spent: collections.Counter = collections.Counter()
+        for (when, comm, pid, _, _), (after, *_) in zip(timeline, timeline[1:] + [(end, "", 0, 0, "")]):
+            overlap = min(after, end) - max(when, start)
+            if overlap > 0:
+                who = names.get(pid, "idle" if pid == 0 else f"{comm}:{pid}")
+                spent[who] += overlap * 1000
+                if who == "probe":
+                    stretch = max(stretch, overlap * 1000)
+                runs += who == "loop" and when >= start
+        out.append((cpu, spent.most_common(4)))
+    return out, stretch, runs
+
+
 def dump_once(target: Target, tasktop: str, directory: str, args: argparse.Namespace, name: str) -> None:
     perf = data = None
-    if args.perf != "none":
+    if args.perf == "sched":  # every CPU's context switches, to see whom the loop thread waited behind
+        data = os.path.join(directory, f"{name}.perf")
+        perf = subprocess.Popen(["perf", "sched", "record", "-k", "CLOCK_MONOTONIC", "-o", data],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+    elif args.perf != "none":
         data = os.path.join(directory, f"{name}.perf")
         graph = ["--call-graph", "dwarf,16384"] if args.perf == "dwarf" else ["-g"]
         threads = f"{target.info['probe_tid']},{target.pid}"  # the loop runs on the main thread
@@ -83,8 +143,11 @@ def dump_once(target: Target, tasktop: str, directory: str, args: argparse.Names
         time.sleep(0.5)
     target.tick(threads=True)
     started = time.perf_counter()
-    reply = subprocess.run([tasktop, "dump", str(target.pid), *args.dump.split()], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True, env={**os.environ, "TASKTOP_DIR": directory})
+    command = subprocess.Popen([tasktop, "dump", str(target.pid), *args.dump.split()], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "TASKTOP_DIR": directory})
+    reply_pid = [command.pid]
+    command.communicate()
+    reply = command
     wall = time.perf_counter() - started
     if perf is not None:
         perf.send_signal(signal.SIGINT)
@@ -99,13 +162,28 @@ def dump_once(target: Target, tasktop: str, directory: str, args: argparse.Names
     ran, waited = gaps.get("loop_thread_ms") or (0.0, 0.0)
     print(f"  the loop thread: {ran:.0f} ms on a CPU, {waited:.0f} ms waiting for one")
     in_gaps = {round(at, 6): cpu for at, cpu in gaps.get("loop_thread_in_gaps", ())}
-    samples = _samples(data, target.pid) if data else []
+    sched = args.perf == "sched"
+    samples = _samples(data, target.pid) if data and not sched else []
+    cpus, wakings = _switches(data) if sched else ({}, {})
+    names = {target.pid: "loop", target.info["probe_tid"]: "probe", reply_pid[0]: "tasktop"}
     for at, ms in sorted(long):
         cpu = in_gaps.get(round(at, 6))
         print(f"  {ms:5.1f} ms from +{at - started:.2f} s"
               + (f"; the loop thread ran {cpu[0]} ms, waited {cpu[1]} ms for a CPU" if cpu else ""))
         for frames, count in _ran(samples, at, ms, args.depth):
             print(f"      {count:3d} samples: {frames}")
+        if sched:
+            on_cpus, stretch, runs = _on_cpus(cpus, at, ms, names)
+            for cpu, spent in on_cpus:
+                print(f"      cpu{cpu}: " + ", ".join(f"{who} {spent_ms:.1f} ms" for who, spent_ms in spent))
+            wakers = collections.Counter(names.get(waker, str(waker)) for when, waker in wakings.get(target.pid, ())
+                                         if at <= when <= at + ms / 1000)
+            left = collections.Counter(state for timeline in cpus.values() for when, _, _, prev, state in timeline
+                                       if prev == target.pid and at <= when <= at + ms / 1000)
+            print(f"      the probe thread's longest stretch on a CPU: {stretch:.1f} ms; "
+                  f"the loop thread put on a CPU {runs} times, woken {sum(wakers.values())} times "
+                  f"({', '.join(f'by {who} x{n}' for who, n in wakers.most_common())}), left a CPU "
+                  f"{', '.join(f'{state} x{n}' for state, n in left.most_common())}")
 
 
 def main() -> None:
@@ -113,7 +191,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--python", default=sys.executable, help="the target's interpreter (tasktop installed)")
     parser.add_argument("--over", type=float, default=8.0, help="gaps longer than this (ms) are listed")
-    parser.add_argument("--perf", choices=("none", "leaf", "dwarf"), default="none")
+    parser.add_argument("--perf", choices=("none", "leaf", "dwarf", "sched"), default="none")
     parser.add_argument("--frequency", type=int, default=4000, help="perf's samples a second (dwarf: 1000)")
     parser.add_argument("--depth", type=int, default=6, help="frames shown per sample")
     parser.add_argument("--dump", default="--json", help="the dump's options (default: --json)")
