@@ -158,19 +158,28 @@ def unrecorded(record_of: Callable[[Any], Any], refs: list, eager: list, since: 
         latest = max(latest, max(map(_SEQ, filter(None, found)), default=since))
         pace()
     complete = not missing and not eager and latest <= since  # a freed task's reference counts as missing
-    tasks = []
-    for ref in missing:
-        task = ref() if type(ref) is weakref.ReferenceType else ref
-        if task is not None:
-            tasks.append(task)
-    tasks.extend(task for task in eager if record_of(task) is None)  # a handful at most
-    out = []
-    seen = set()
-    for task in tasks:  # an eager task can be in both sets for a moment
+    extra: list = []  # eager tasks without a record: a handful at most
+    for task in eager:
         try:
-            if id(task) not in seen and not task.done():
-                seen.add(id(task))
+            if record_of(task) is None and not task.done() and all(task is not t for t in extra):
+                extra.append(task)
+        except Exception:
+            continue
+    # An eager task can be in both sets for a moment: it is kept once, from ``extra``.  No set
+    # of every task's id: a million of them when the probe attaches (about 60 MB for a moment).
+    seen = set(map(id, extra))
+    out = []
+    for n, ref in enumerate(missing):  # every task when the probe attaches: a slice at a time
+        if not n & 511:
+            pace()
+        task = ref() if type(ref) is weakref.ReferenceType else ref
+        try:
+            if task is not None and id(task) not in seen and not task.done():
                 out.append(task)
         except Exception:
             continue
+    out.extend(extra)
+    while missing:  # every task's reference at attach: let go of a slice at a time
+        del missing[-CHUNK:]
+        pace()
     return out, complete
