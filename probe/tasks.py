@@ -256,7 +256,9 @@ def state_of_task(task: asyncio.Task, current: asyncio.Task | None, named: str |
     elif waiter is not None and type(waiter).__name__ == "_GatheringFuture":
         children = tuple(c for c in getattr(waiter, "_children", ()) if isinstance(c, asyncio.Task))
     state = named
-    if task is current:
+    if task is current and waiter is None:  # a task's step clears its waiter first
+        # (With a waiter, ``current`` is stale: looked up once per loop and pass, before the
+        # loop ran on during the pass's hand-offs and the task parked.)
         state = "running"
     elif waiter is None:
         state = "ready"  # not waiting on anything: scheduled, or not started yet
