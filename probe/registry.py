@@ -179,7 +179,7 @@ def unrecorded(record_of: Callable[[Any], Any], refs: list, eager: list, since: 
         except Exception:
             continue
     out.extend(extra)
-    while missing:  # every task's reference at attach: let go of a slice at a time
-        del missing[-CHUNK:]
-        pace()
+    from .recycled_lists import empty  # (which imports this module's CHUNK)
+
+    empty(missing, pace)  # every task's reference at attach: let go of a slice at a time
     return out, complete
