@@ -143,11 +143,10 @@ def dump_once(target: Target, tasktop: str, directory: str, args: argparse.Names
         time.sleep(0.5)
     target.tick(threads=True)
     started = time.perf_counter()
-    command = subprocess.Popen([tasktop, "dump", str(target.pid), *args.dump.split()], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "TASKTOP_DIR": directory})
-    reply_pid = [command.pid]
-    command.communicate()
-    reply = command
+    # Started, not run: its pid names it in what ``--perf sched`` saw on the CPUs.
+    reply = subprocess.Popen([tasktop, "dump", str(target.pid), *args.dump.split()], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "TASKTOP_DIR": directory})
+    reply.communicate()
     wall = time.perf_counter() - started
     if perf is not None:
         perf.send_signal(signal.SIGINT)
@@ -165,7 +164,7 @@ def dump_once(target: Target, tasktop: str, directory: str, args: argparse.Names
     sched = args.perf == "sched"
     samples = _samples(data, target.pid) if data and not sched else []
     cpus, wakings = _switches(data) if sched else ({}, {})
-    names = {target.pid: "loop", target.info["probe_tid"]: "probe", reply_pid[0]: "tasktop"}
+    names = {target.pid: "loop", target.info["probe_tid"]: "probe", reply.pid: "tasktop"}
     for at, ms in sorted(long):
         cpu = in_gaps.get(round(at, 6))
         print(f"  {ms:5.1f} ms from +{at - started:.2f} s"
