@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import select
 import sys
+import threading
 import time
 import weakref
 from typing import Any
@@ -44,6 +45,8 @@ class Handoff:
         self._loops: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self.progress = 0  # bumped by the probe thread as it works
         self._seen = -1  # the progress counter at the last check
+        # each loop's last turn (``give_turn``): a lock the loop releases to answer it
+        self._turns: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
     # -- the probe thread ---------------------------------------------------------------
     def blocking(self, timeout: float) -> float:
@@ -85,7 +88,56 @@ class Handoff:
             return True, progress == seen
         return False, False
 
+    def give_turn(self) -> bool:
+        """Let every running loop with our timer run what it has ready, and wait (the GIL let
+        go) until each has, or ``TURN_WAIT``; ``False`` if there was no loop to wait for.
+
+        A loop takes the GIL twice an iteration (after its timed ``epoll_wait`` and after the
+        ``epoll_wait(0)`` that a ready callback makes), and a probe back from a fixed sleep
+        took it first whenever the loop's thread woke late.  A loop that has not answered its
+        last turn (blocked in a long call) is not waited for again until it does."""
+        if not self.active:
+            return False
+        me = threading.get_ident()
+        asked = []
+        for loop in list(self._loops):
+            try:
+                last = self._turns.get(loop)
+                if last is not None and last.locked():
+                    continue
+                if getattr(loop, "_thread_id", None) == me or not loop.is_running():
+                    continue
+                answered = threading.Lock()
+                answered.acquire()
+                loop.call_soon_threadsafe(self._turn, loop, answered, TURN_ROUNDS)
+                self._turns[loop] = answered
+                asked.append(answered)
+            except Exception:  # closed meanwhile, or not weakly referenceable
+                continue
+        if not asked:
+            return False
+        deadline = time.perf_counter() + TURN_WAIT
+        for answered in asked:
+            if answered.acquire(timeout=max(0.0, deadline - time.perf_counter())):
+                answered.release()
+        return True
+
     # -- the loop threads ---------------------------------------------------------------
+    def _turn(self, loop: Any, answered: Any, rounds: int) -> None:
+        """Answer ``give_turn`` once the loop has nothing ready but this (or after
+        ``rounds`` iterations): what it had ready, and what that made ready, has run.
+        A lock, not an ``Event``: its release is one C call, no frame for a look to see."""
+        try:
+            if rounds > 1 and getattr(loop, "_ready", None):
+                loop.call_soon(self._turn, loop, answered, rounds - 1)
+                return
+        except Exception:
+            pass
+        try:
+            answered.release()
+        except RuntimeError:
+            pass
+
     def attached(self, loop: Any) -> bool:
         """Whether ``loop`` runs our timer (it stops while the probe is stopped or paused)."""
         try:
@@ -124,6 +176,8 @@ class Handoff:
 
 PACE = 0.002  # seconds of probe work between two deliberate yields in a long pass
 YIELD = 0.0001  # seconds the probe sleeps then, so that the host's threads take the GIL
+TURN_WAIT = 0.005  # longest a yield waits for the loops' turns (CPython's switch interval)
+TURN_ROUNDS = 8  # iterations a loop runs for one turn before it answers anyway
 #: The probe thread's timer slack (Linux, ns): the kernel's default 50 µs made each ``YIELD``
 #: last 180 µs; only the probe thread's own timers are changed.
 TIMER_SLACK_NS = 1
@@ -162,6 +216,13 @@ class Pacer:
             self.now()
 
     def now(self) -> None:
-        """Give the GIL away now (before a few milliseconds of work that cannot pause)."""
-        time.sleep(YIELD)
+        """Give the GIL away now (before a few milliseconds of work that cannot pause): until
+        the loops have run what they had ready, and at least ``YIELD`` for other threads."""
+        start = time.perf_counter()
+        if self.handoff is None or not self.handoff.give_turn():
+            time.sleep(YIELD)
+        else:
+            left = start + YIELD - time.perf_counter()
+            if left > 0:
+                time.sleep(left)
         self.next = time.perf_counter() + PACE

@@ -94,10 +94,12 @@ def classify(stack: RawStack, kernel: dict) -> str:
     return "waiting" if syscall else "unknown"
 
 
-#: The probe's hand-off timer on a loop (and what it calls): a thread seen in it was running its
-#: loop's callbacks and lets go of the GIL a moment only to let the probe in (``time.sleep``, or
-#: the ``select`` of ``Handoff.wanted``), which is exactly when the probe looks.
-_HANDOFF_CODES = frozenset((Handoff._tick.__code__, Handoff.check.__code__, Handoff.wanted.__code__))
+#: The probe's hand-off timer on a loop (and what it calls), and its answer to a pacer's turn: a
+#: thread seen in them was running its loop's callbacks and lets go of the GIL a moment only to
+#: let the probe in (``time.sleep``, the ``select`` of ``Handoff.wanted``, the end of a turn),
+#: which is exactly when the probe looks.
+_HANDOFF_CODES = frozenset((Handoff._tick.__code__, Handoff.check.__code__, Handoff.wanted.__code__,
+                            Handoff._turn.__code__))
 
 
 def without_handoff(stack: RawStack) -> RawStack:

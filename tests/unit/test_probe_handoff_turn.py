@@ -1,0 +1,79 @@
+"""The pacer's yield lasts until each loop has run what it had ready, not a fixed sleep.
+
+A loop thread that woke later than the probe's 100 µs sleep lost the GIL to the probe again,
+once for each time its iteration takes the GIL (twice); the turn is answered from the loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from tasktop.probe import handoff as handoff_module
+from tasktop.probe.handoff import Handoff, Pacer
+
+
+@pytest.fixture
+def running_loop():
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not loop.is_running() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+
+
+def _attached(loop: asyncio.AbstractEventLoop) -> Handoff:
+    handoff = Handoff()
+    handoff.active = True
+    loop.call_soon_threadsafe(handoff.attach, loop)
+    deadline = time.monotonic() + 10
+    while not handoff.attached(loop) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert handoff.attached(loop)
+    return handoff
+
+
+def test_yield_waits_until_the_loop_has_run_what_it_had_ready(running_loop, monkeypatch):
+    monkeypatch.setattr(handoff_module, "TURN_WAIT", 30.0)  # the mechanism, not the machine's speed
+    handoff = _attached(running_loop)
+    done = []
+
+    def step(n: int) -> None:
+        time.sleep(0.002)  # the GIL let go meanwhile: a fixed sleep's probe took it here
+        if n:
+            running_loop.call_soon(step, n - 1)
+        else:
+            done.append(True)
+
+    running_loop.call_soon_threadsafe(step, 3)  # four callbacks, each made ready by the last
+    Pacer(handoff).now()
+    assert done == [True]
+
+
+def test_a_blocked_loop_is_waited_for_once_then_not_until_it_answers(running_loop, monkeypatch):
+    monkeypatch.setattr(handoff_module, "TURN_WAIT", 0.05)
+    handoff = _attached(running_loop)
+    release = threading.Event()
+    running_loop.call_soon_threadsafe(release.wait)  # the loop blocked in a synchronous call
+    assert handoff.give_turn() is True  # asked, and waited for up to TURN_WAIT
+    assert handoff.give_turn() is False  # still owes that turn: not asked again
+    release.set()
+    deadline = time.monotonic() + 10
+    while not handoff.give_turn():
+        assert time.monotonic() < deadline, "the loop never answered its turn"
+        time.sleep(0.01)
+
+
+def test_no_loop_means_no_turn():
+    handoff = Handoff()
+    handoff.active = True
+    assert handoff.give_turn() is False
+    handoff.active = False
+    assert handoff.give_turn() is False
