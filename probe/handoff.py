@@ -98,9 +98,13 @@ class Handoff:
         last turn (blocked in a long call) is not waited for again until it does."""
         if not self.active:
             return False
+        try:
+            loops = list(self._loops)
+        except RuntimeError:  # a loop's thread attached or let go of one meanwhile
+            return False
         me = threading.get_ident()
         asked = []
-        for loop in list(self._loops):
+        for loop in loops:
             try:
                 last = self._turns.get(loop)
                 if last is not None and last.locked():
