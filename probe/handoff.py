@@ -45,8 +45,8 @@ class Handoff:
         self._loops: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self.progress = 0  # bumped by the probe thread as it works
         self._seen = -1  # the progress counter at the last check
-        # each loop's last turn (``give_turn``): a lock the loop releases to answer it
-        self._turns: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+        # each loop's last turn (``give_turn``): a lock the loop releases to answer it, and when
+        self._turns: "weakref.WeakKeyDictionary[Any, tuple[Any, float]]" = weakref.WeakKeyDictionary()
 
     # -- the probe thread ---------------------------------------------------------------
     def blocking(self, timeout: float) -> float:
@@ -94,8 +94,9 @@ class Handoff:
 
         A loop takes the GIL twice an iteration (after its timed ``epoll_wait`` and after the
         ``epoll_wait(0)`` that a ready callback makes), and a probe back from a fixed sleep
-        took it first whenever the loop's thread woke late.  A loop that has not answered its
-        last turn (blocked in a long call) is not waited for again until it does."""
+        took it first whenever the loop's thread woke late.  A turn not answered yet is waited
+        for again (a virtual CPU can take 5-10 ms to wake), but not once it is ``TURN_PATIENCE``
+        old: that loop is blocked in a long call, and is not waited for until it answers."""
         if not self.active:
             return False
         try:
@@ -103,24 +104,27 @@ class Handoff:
         except RuntimeError:  # a loop's thread attached or let go of one meanwhile
             return False
         me = threading.get_ident()
+        now = time.perf_counter()
         asked = []
         for loop in loops:
             try:
                 last = self._turns.get(loop)
-                if last is not None and last.locked():
+                if last is not None and last[0].locked():
+                    if now - last[1] < TURN_PATIENCE:
+                        asked.append(last[0])
                     continue
                 if getattr(loop, "_thread_id", None) == me or not loop.is_running():
                     continue
                 answered = threading.Lock()
                 answered.acquire()
                 loop.call_soon_threadsafe(self._turn, loop, answered, TURN_ROUNDS)
-                self._turns[loop] = answered
+                self._turns[loop] = (answered, now)
                 asked.append(answered)
             except Exception:  # closed meanwhile, or not weakly referenceable
                 continue
         if not asked:
             return False
-        deadline = time.perf_counter() + TURN_WAIT
+        deadline = now + TURN_WAIT
         for answered in asked:
             if answered.acquire(timeout=max(0.0, deadline - time.perf_counter())):
                 answered.release()
@@ -181,6 +185,7 @@ class Handoff:
 PACE = 0.002  # seconds of probe work between two deliberate yields in a long pass
 YIELD = 0.0001  # seconds the probe sleeps then, so that the host's threads take the GIL
 TURN_WAIT = 0.005  # longest a yield waits for the loops' turns (CPython's switch interval)
+TURN_PATIENCE = 0.05  # a turn unanswered this long: its loop is blocked, not waited for
 TURN_ROUNDS = 8  # iterations a loop runs for one turn before it answers anyway
 #: The probe thread's timer slack (Linux, ns): the kernel's default 50 µs made each ``YIELD``
 #: last 180 µs; only the probe thread's own timers are changed.

@@ -57,13 +57,18 @@ def test_yield_waits_until_the_loop_has_run_what_it_had_ready(running_loop, monk
     assert done == [True]
 
 
-def test_a_blocked_loop_is_waited_for_once_then_not_until_it_answers(running_loop, monkeypatch):
+def test_a_blocked_loop_is_waited_for_a_while_then_not_until_it_answers(running_loop, monkeypatch):
     monkeypatch.setattr(handoff_module, "TURN_WAIT", 0.05)
+    monkeypatch.setattr(handoff_module, "TURN_PATIENCE", 1.0)
     handoff = _attached(running_loop)
     release = threading.Event()
     running_loop.call_soon_threadsafe(release.wait)  # the loop blocked in a synchronous call
     assert handoff.give_turn() is True  # asked, and waited for up to TURN_WAIT
-    assert handoff.give_turn() is False  # still owes that turn: not asked again
+    assert handoff.give_turn() is True  # not answered: waited for again (a late virtual CPU)
+    deadline = time.monotonic() + 10
+    while handoff.give_turn():  # until the turn is TURN_PATIENCE old
+        assert time.monotonic() < deadline, "a blocked loop was waited for without end"
+    assert handoff.give_turn() is False  # blocked: neither asked again nor waited for
     release.set()
     deadline = time.monotonic() + 10
     while not handoff.give_turn():
