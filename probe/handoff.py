@@ -209,7 +209,8 @@ def exact_sleeps() -> None:
 class Pacer:
     """The other direction: a long pass on the probe thread (100,000 tasks) gives the GIL
     away every ``PACE`` seconds of work, instead of holding it until CPython's 5 ms switch
-    interval makes it let go; the event loop then waits at most about ``PACE`` for it.
+    interval makes it let go; each time, a turn of every loop (``Handoff.give_turn``), so that
+    an event loop waits at most about ``PACE`` for it, for both of an iteration's takings.
     Call it every few hundred items: it reads the clock, and bumps ``handoff.progress``."""
 
     __slots__ = ("next", "handoff")
