@@ -20,6 +20,7 @@ and a ``select()`` with no wait every ``IDLE_PERIOD``.
 """
 from __future__ import annotations
 
+import asyncio
 import math
 import select
 import sys
@@ -103,7 +104,7 @@ class Handoff:
             loops = list(self._loops)
         except RuntimeError:  # a loop's thread attached or let go of one meanwhile
             return False
-        me = threading.get_ident()
+        mine = asyncio._get_running_loop()  # a pass on a loop's own thread cannot wait for it
         now = time.perf_counter()
         asked = []
         for loop in loops:
@@ -113,7 +114,7 @@ class Handoff:
                     if now - last[1] < TURN_PATIENCE:
                         asked.append(last[0])
                     continue
-                if getattr(loop, "_thread_id", None) == me or not loop.is_running():
+                if loop is mine or not loop.is_running():
                     continue
                 answered = threading.Lock()
                 answered.acquire()
@@ -136,7 +137,11 @@ class Handoff:
         ``rounds`` iterations): what it had ready, and what that made ready, has run.
         A lock, not an ``Event``: its release is one C call, no frame for a look to see."""
         try:
-            if rounds > 1 and getattr(loop, "_ready", None):
+            ready = getattr(loop, "_ready", None)
+            if ready is None:  # uvloop's queue is not to be seen: a few iterations, blind
+                rounds = min(rounds, BLIND_ROUNDS)
+                ready = rounds > 1
+            if rounds > 1 and ready:
                 loop.call_soon(self._turn, loop, answered, rounds - 1)
                 return
         except Exception:
@@ -187,6 +192,7 @@ YIELD = 0.0001  # seconds the probe sleeps then, so that the host's threads take
 TURN_WAIT = 0.005  # longest a yield waits for the loops' turns (CPython's switch interval)
 TURN_PATIENCE = 0.05  # a turn unanswered this long: its loop is blocked, not waited for
 TURN_ROUNDS = 8  # iterations a loop runs for one turn before it answers anyway
+BLIND_ROUNDS = 3  # iterations of a loop whose ready queue is hidden (a timer, a future, a step)
 #: The probe thread's timer slack (Linux, ns): the kernel's default 50 µs made each ``YIELD``
 #: last 180 µs; only the probe thread's own timers are changed.
 TIMER_SLACK_NS = 1

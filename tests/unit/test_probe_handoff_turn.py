@@ -6,6 +6,7 @@ once for each time its iteration takes the GIL (twice); the turn is answered fro
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 
@@ -15,9 +16,16 @@ from tasktop.probe import handoff as handoff_module
 from tasktop.probe.handoff import Handoff, Pacer
 
 
-@pytest.fixture
-def running_loop():
-    loop = asyncio.new_event_loop()
+def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def running_loop(request):
+    loop = _new_loop(request.param)
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -52,7 +60,8 @@ def test_yield_waits_until_the_loop_has_run_what_it_had_ready(running_loop, monk
         else:
             done.append(True)
 
-    running_loop.call_soon_threadsafe(step, 3)  # four callbacks, each made ready by the last
+    # three callbacks, each made ready by the last (as many as uvloop's blind turn runs)
+    running_loop.call_soon_threadsafe(step, 2)
     Pacer(handoff).now()
     assert done == [True]
 
@@ -74,6 +83,14 @@ def test_a_blocked_loop_is_waited_for_a_while_then_not_until_it_answers(running_
     while not handoff.give_turn():
         assert time.monotonic() < deadline, "the loop never answered its turn"
         time.sleep(0.01)
+
+
+def test_a_pass_on_a_loops_own_thread_does_not_wait_for_that_loop(running_loop, monkeypatch):
+    monkeypatch.setattr(handoff_module, "TURN_WAIT", 30.0)  # waiting for itself would show
+    handoff = _attached(running_loop)
+    answer = concurrent.futures.Future()
+    running_loop.call_soon_threadsafe(lambda: answer.set_result(handoff.give_turn()))
+    assert answer.result(timeout=10) is False
 
 
 def test_no_loop_means_no_turn():
