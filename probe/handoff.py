@@ -118,7 +118,8 @@ class Handoff:
                     continue
                 answered = threading.Lock()
                 answered.acquire()
-                loop.call_soon_threadsafe(self._turn, loop, answered, TURN_ROUNDS)
+                rounds = TURN_ROUNDS if hasattr(loop, "_ready") else BLIND_ROUNDS
+                loop.call_soon_threadsafe(self._turn, loop, answered, rounds)
                 self._turns[loop] = (answered, now)
                 asked.append(answered)
             except Exception:  # closed meanwhile, or not weakly referenceable
@@ -137,11 +138,8 @@ class Handoff:
         ``rounds`` iterations): what it had ready, and what that made ready, has run.
         A lock, not an ``Event``: its release is one C call, no frame for a look to see."""
         try:
-            ready = getattr(loop, "_ready", None)
-            if ready is None:  # uvloop's queue is not to be seen: a few iterations, blind
-                rounds = min(rounds, BLIND_ROUNDS)
-                ready = rounds > 1
-            if rounds > 1 and ready:
+            ready = getattr(loop, "_ready", None)  # None: uvloop's queue is hidden, go on blind
+            if rounds > 1 and (ready is None or ready):
                 loop.call_soon(self._turn, loop, answered, rounds - 1)
                 return
         except Exception:

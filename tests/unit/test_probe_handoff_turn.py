@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from conftest import wait_until
 
 from tasktop.probe import handoff as handoff_module
 from tasktop.probe.handoff import Handoff, Pacer
@@ -28,9 +29,7 @@ def running_loop(request):
     loop = _new_loop(request.param)
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not loop.is_running() and time.monotonic() < deadline:
-        time.sleep(0.001)
+    wait_until(loop.is_running, timeout=10, interval=0.001, message="the loop to run")
     yield loop
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
@@ -41,10 +40,7 @@ def _attached(loop: asyncio.AbstractEventLoop) -> Handoff:
     handoff = Handoff()
     handoff.active = True
     loop.call_soon_threadsafe(handoff.attach, loop)
-    deadline = time.monotonic() + 10
-    while not handoff.attached(loop) and time.monotonic() < deadline:
-        time.sleep(0.001)
-    assert handoff.attached(loop)
+    wait_until(lambda: handoff.attached(loop), timeout=10, interval=0.001, message="the hand-off timer")
     return handoff
 
 
@@ -74,15 +70,11 @@ def test_a_blocked_loop_is_waited_for_a_while_then_not_until_it_answers(running_
     running_loop.call_soon_threadsafe(release.wait)  # the loop blocked in a synchronous call
     assert handoff.give_turn() is True  # asked, and waited for up to TURN_WAIT
     assert handoff.give_turn() is True  # not answered: waited for again (a late virtual CPU)
-    deadline = time.monotonic() + 10
-    while handoff.give_turn():  # until the turn is TURN_PATIENCE old
-        assert time.monotonic() < deadline, "a blocked loop was waited for without end"
+    wait_until(lambda: not handoff.give_turn(), timeout=10, interval=0.0,  # until the turn is TURN_PATIENCE old
+               message="a blocked loop no longer waited for")
     assert handoff.give_turn() is False  # blocked: neither asked again nor waited for
     release.set()
-    deadline = time.monotonic() + 10
-    while not handoff.give_turn():
-        assert time.monotonic() < deadline, "the loop never answered its turn"
-        time.sleep(0.01)
+    wait_until(handoff.give_turn, timeout=10, interval=0.01, message="the loop to answer its turn")
 
 
 def test_a_pass_on_a_loops_own_thread_does_not_wait_for_that_loop(running_loop, monkeypatch):
