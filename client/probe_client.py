@@ -37,13 +37,13 @@ class Requests:
         return self.request("summary", complete=True) if complete else self.request("summary")
 
     def full(self) -> dict:
-        return self.request("full", chunked=True)
+        return wire.with_stacks(self.request("full", chunked=True))
 
     def full_rows_packed(self) -> dict:
         """``full`` with its ``tasks`` left packed (``wire.Rows``: unpacked one at a time as
         they are iterated), for a command that prints them once: with a million rows unpacked
         at once, ``tasktop dump --full`` took 6.8 GB (13 GB with ``--json``) beside the target."""
-        return self.request("full", chunked=True, _packed=("data", "tasks"))
+        return wire.with_stacks(self.request("full", chunked=True, _packed=("data", "tasks")))
 
     def group(self, group_id: str, offset: int = 0, limit: int = 100) -> dict:
         return self.request("group", id=group_id, offset=offset, limit=limit)

@@ -24,7 +24,7 @@ from .units import ms
 
 DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "ended", "loops", "verdicts", "verdicts_unsettled",
                  "waits", "ends", "groups", "tasks", "threads", "source", "unknown")
-LINES_AT_ONCE = 10_000  # lines of a --full listing made into one piece of text
+LINES_AT_ONCE = 10_000  # lines of a --full listing made into one piece of text (a stack counts as one)
 _VERDICT_LABELS = {"unreachable": "PROVEN LEAK", "growing": "GROWING", "stuck": "STUCK", "lost": "LOST"}
 
 
@@ -245,6 +245,7 @@ def _full_lines(data: dict, recorded: bool = False) -> Iterator[str]:
     """The lines of every task and thread, a task's at a time (``data["tasks"]`` may be
     ``wire.Rows``, unpacked as they are read)."""
     base = os.getcwd()  # once, not for each of a million rows' frames
+    shown = _StackText(base)
     lines: list[str] = ["", "Every task:"]
     for task in data.get("tasks", []):
         state = task["state"]
@@ -254,7 +255,8 @@ def _full_lines(data: dict, recorded: bool = False) -> Iterator[str]:
         lines.append("")
         lines.append(f"task {task['id']} [{state}{blocked}] {task.get('name') or ''!s} "
                      f"(loop {task.get('loop')}, group {task.get('group')})")
-        lines.extend(_stack_lines(task.get("stack"), base=base))
+        stack = task.get("stack")
+        lines.append(shown.block(stack, "    ") if stack else "    (no Python frames)")
         if task.get("awaiting_all"):
             lines.append(f"  awaiting tasks {', '.join(map(str, task['awaiting_all']))}")
         if task.get("awaited_by"):
@@ -262,8 +264,9 @@ def _full_lines(data: dict, recorded: bool = False) -> Iterator[str]:
         created = task.get("created_by")
         if created:
             where = f" in task {task['created_in']}" if task.get("created_in") is not None else ""
-            lines.append(f"  created by {frame_text(created[0], base)}{where}")
-            lines.extend("      " + frame_text(f, base) for f in created[1:])
+            lines.append(f"  created by {shown.block(created, '', 0, 1)}{where}")
+            if len(created) > 1:
+                lines.append(shown.block(created, "      ", 1))
         elif recorded:
             lines.append(f"  {BEFORE_PROBE}")
         yield from lines
@@ -280,6 +283,30 @@ def _full_lines(data: dict, recorded: bool = False) -> Iterator[str]:
                      f"cpu {'?' if cpu is None else f'{cpu:.2f}s'}")
         lines.extend(_stack_lines(thread.get("stack"), base=base))
     yield from lines
+
+
+class _StackText:
+    """Each stack's lines made once: the rows of a reply share its few distinct stacks
+    (``wire.with_stacks``), and a million rows made each frame's text anew."""
+
+    __slots__ = ("base", "made")
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.made: dict[tuple, tuple] = {}  # (id, indent, start, stop) -> (the stack, its text)
+
+    def block(self, stack: list, indent: str, start: int = 0, stop: int | None = None) -> str:
+        """Frames ``start`` to ``stop`` of ``stack``, a line each after ``indent``.  Keyed by
+        the stack's identity, and the stack kept with its text, so that its id cannot be
+        another's (a row of its own, as a remote reader's, is a fresh list each time)."""
+        key = (id(stack), indent, start, stop)
+        found = self.made.get(key)
+        if found is None or found[0] is not stack:
+            if len(self.made) >= 4096:
+                self.made.clear()
+            text = "\n".join(indent + frame_text(f, self.base) for f in stack[start:stop])
+            found = self.made[key] = (stack, text)
+        return found[1]
 
 
 def render_ls(rows: list[dict[str, Any]]) -> str:

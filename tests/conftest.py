@@ -60,7 +60,8 @@ class Target:
             return c.request(op, **args)
 
     def full(self) -> dict:
-        return self.request("full")
+        with self.client() as c:
+            return c.full()
 
     def summary(self) -> dict:
         return self.request("summary")

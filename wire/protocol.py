@@ -33,7 +33,8 @@ Requests (``op``) and their arguments (``OPS`` is the same list as a table, read
     every event-loop stall still in the ring.
 ``full``  ``chunked`` (false)
     ``summary`` plus every task and every thread, all from one snapshot (``dump --full``).
-    With ``chunked``, the reply comes as it is packed: a header of length ``CHUNKED``, then
+    Each distinct stack comes once, in ``stacks`` (after the rows); a task row's ``stack``
+    and ``created_by`` are numbers there (``with_stacks`` puts them back).  With ``chunked``, the reply comes as it is packed: a header of length ``CHUNKED``, then
     chunks (``HEADER`` + bytes) ending with one of length 0, whose bytes together are the
     payload, with no size limit but ``MAX_STREAM``: the host never holds it whole.
 ``detach``
@@ -299,22 +300,51 @@ class Rows:
     its items unpacked one at a time each time it is iterated (``tasktop dump --full``: see
     ``Requests.full_rows_packed``)."""
 
-    __slots__ = ("payload", "offset", "length")
+    __slots__ = ("payload", "offset", "length", "fill")
 
     def __init__(self, payload: bytes | Blocks, offset: int, length: int) -> None:
         self.payload, self.offset, self.length = payload, offset, length
+        self.fill: Callable[[Any], Any] | None = None  # applied to each row (``with_stacks``)
 
     def __len__(self) -> int:
         return self.length
 
     def __iter__(self) -> Iterator[Any]:
         unpacker = _unpacker(self.payload, self.offset)
+        fill = self.fill
         for _ in range(self.length):
             try:
                 row = unpacker.unpack()
             except Exception as exc:  # as ``decode`` says it
                 raise _undecodable(exc) from None
-            yield row
+            yield row if fill is None else fill(row)
+
+
+def with_stacks(data: dict) -> dict:
+    """A ``full`` reply's task rows with their stacks in place.  The probe sends each distinct
+    stack once, in ``stacks``, and a row names its stack and its creation stack by their
+    numbers there (a million rows repeat a few dozen stacks); rows of a probe that sent them
+    whole, or that named more stacks than its table holds, are left as they are."""
+    table = data.pop("stacks", None)
+    if table is None:
+        return data
+
+    def fill(row: Any) -> Any:
+        try:
+            for field in ("stack", "created_by"):
+                if type(row[field]) is int:
+                    row[field] = table[row[field]]
+        except (KeyError, IndexError, TypeError):
+            raise ProtocolError("undecodable frame: a task row names a stack the reply does not hold") from None
+        return row
+
+    rows = data.get("tasks")
+    if isinstance(rows, Rows):
+        rows.fill = fill
+    elif isinstance(rows, list):
+        for row in rows:
+            fill(row)
+    return data
 
 
 _UNPACK = {"raw": False, "strict_map_key": False}  # how every frame is unpacked

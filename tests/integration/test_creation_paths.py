@@ -384,7 +384,7 @@ def test_tasks_seen_while_others_come_and_go(spawn, eager: bool) -> None:
     wait_until(lambda: len(leaf_sites(target)) == len(want), message="the long-lived tasks")
     with target.client() as client:
         for _ in range(20):
-            data = client.request("full")
+            data = client.full()
             assert leaf_sites_in(data) == want
     _out, err = target.stop()
     assert "Traceback" not in err, err

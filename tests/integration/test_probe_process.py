@@ -170,7 +170,7 @@ def test_probe_answers_while_a_busy_loop_keeps_taking_the_gil(spawn):
     target = spawn(BUSY_LOOP)
     with ProbeClient(target.path, timeout=5.0) as client:
         for _ in range(5):
-            data = client.request("full")
+            data = client.full()
             parked = [t for t in data["tasks"] if "parked" in [f["func"] for f in t["stack"]]]
             assert len(parked) == 3
             assert "idle-worker" in [t["name"] for t in data["threads"]]

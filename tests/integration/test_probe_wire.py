@@ -220,3 +220,25 @@ def test_a_chunked_full_reply_comes_in_blocks_and_is_the_same_document(spawn):
     names = sorted(t["name"] for t in chunked["tasks"])
     assert names == sorted(t["name"] for t in plain["tasks"])
     assert sum(1 for n in names if n.startswith("waiter-")) == 20000
+
+
+def test_a_full_reply_sends_each_distinct_stack_once_and_the_client_puts_them_back(spawn):
+    """20,000 waiters share one stack and one creation stack: the reply holds each once (the
+    rows name them by number), so it is a fraction of the rows with their own copies, and
+    ``ProbeClient.full`` gives every row its stacks back."""
+    target = spawn(MANY)
+    with target.client() as client:
+        raw = client.request("full", chunked=True)
+        rows = [t for t in raw["tasks"] if t["name"].startswith("waiter-")]
+        assert len(rows) == 20000
+        assert all(type(t["stack"]) is int and type(t["created_by"]) is int for t in rows)
+        table = raw["stacks"]
+        assert len({repr(s) for s in table}) == len(table) <= 4  # the waiters and main: stacks, creations
+        whole = client.full()
+    assert "stacks" not in whole
+    waiters = [t for t in whole["tasks"] if t["name"].startswith("waiter-")]
+    assert len(waiters) == 20000
+    assert {t["stack"][0]["func"] for t in waiters} == {"Event.wait"}
+    assert all("main" in [f["func"] for f in t["created_by"]] for t in waiters)
+    assert waiters[0]["stack"] == table[rows[0]["stack"]]
+    assert 2 * sum(len(wire.encode(t)) for t in rows) < sum(len(wire.encode(t)) for t in waiters)

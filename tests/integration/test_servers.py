@@ -194,7 +194,7 @@ class Run:
 def leaked(sockdir: str, pid: int, source_path: str, line: int) -> int:
     """Tasks of ``pid`` created on the leak line, from its own dump."""
     with ProbeClient(paths.socket_path(pid, sockdir), timeout=15) as client:
-        data = client.request("full")
+        data = client.full()
     assert data["process"]["pid"] == pid, "a worker's socket must serve that worker"
     count = 0
     for task in data["tasks"]:

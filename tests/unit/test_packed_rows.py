@@ -102,3 +102,55 @@ def test_rows_cut_short_in_blocks_are_a_protocol_error_when_read():
     _plain, payload = full_reply(50, streamed=True)
     rows = wire.decode(_blocks(payload, [100]), packed=("data", "tasks"))["data"]["tasks"]
     _assert_undecodable(wire.Rows(_blocks(payload[:rows.offset + 200], [100]), rows.offset, len(rows)))
+
+
+def named_reply(rows: int, named: int | None = None) -> tuple[dict, bytes]:
+    """``full_reply`` as the probe packs it now: each distinct stack once in ``stacks`` (a
+    ``StackTable`` holding at most ``named``), after the rows that name them."""
+    from tasktop.probe.replies import StackTable
+
+    plain, _payload = full_reply(rows, streamed=False)
+    table = StackTable() if named is None else StackTable(named)
+    shared: dict = {}  # the probe names a key's one cached list: equal stacks are one object
+
+    def named_row(row: dict) -> dict:
+        out = dict(row)
+        for field in ("stack", "created_by"):
+            out[field] = table.name(shared.setdefault(repr(row[field]), row[field]))
+        return out
+
+    data = {**plain, "tasks": wire.Stream(rows, map(named_row, plain["tasks"]))}
+    data["stacks"] = table.stacks
+    return plain, b"".join(wire.iter_blocks({"ok": True, "data": data}))
+
+
+def test_stacks_sent_once_are_put_back_in_every_row_packed_or_not():
+    plain, payload = named_reply(2500)
+    raw = wire.decode(payload)["data"]
+    assert len(raw["stacks"]) == 51  # 50 lines of consume, and one creation stack
+    assert all(type(row["stack"]) is int for row in raw["tasks"])
+    assert wire.with_stacks(raw) == plain
+    packed = wire.with_stacks(wire.decode(payload, packed=("data", "tasks"))["data"])
+    assert list(packed["tasks"]) == plain["tasks"] and list(packed["tasks"]) == plain["tasks"]
+    assert "".join(text_pieces(packed, full=True)) == render_text(plain, full=True)
+    assert len(payload) < 0.6 * len(full_reply(2500, streamed=True)[1])  # short stacks, even so
+
+
+def test_stacks_past_a_full_table_stay_in_their_rows():
+    plain, payload = named_reply(2500, named=10)
+    raw = wire.decode(payload)["data"]
+    assert len(raw["stacks"]) == 10
+    assert {type(row["stack"]) for row in raw["tasks"]} == {int, list}
+    assert wire.with_stacks(raw) == plain
+
+
+def test_a_reply_without_a_table_is_left_as_it_came():
+    plain, payload = full_reply(30, streamed=True)  # as a probe before the table sends it
+    assert wire.with_stacks(wire.decode(payload)["data"]) == plain
+
+
+def test_a_row_naming_a_stack_the_reply_lacks_is_a_protocol_error_when_read():
+    _plain, payload = named_reply(50)
+    data = wire.decode(payload, packed=("data", "tasks"))["data"]
+    data["stacks"] = data["stacks"][:1]
+    _assert_undecodable(wire.with_stacks(data)["tasks"])
