@@ -238,7 +238,7 @@ def test_a_full_reply_sends_each_distinct_stack_once_and_the_client_puts_them_ba
     assert "stacks" not in whole
     waiters = [t for t in whole["tasks"] if t["name"].startswith("waiter-")]
     assert len(waiters) == 20000
-    assert {t["stack"][0]["func"] for t in waiters} == {"Event.wait"}
+    assert {t["stack"][0]["func"].rsplit(".", 1)[-1] for t in waiters} == {"wait"}  # 3.9, 3.10: no class
     assert all("main" in [f["func"] for f in t["created_by"]] for t in waiters)
     assert waiters[0]["stack"] == table[rows[0]["stack"]]
     assert 2 * sum(len(wire.encode(t)) for t in rows) < sum(len(wire.encode(t)) for t in waiters)
