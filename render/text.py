@@ -56,13 +56,55 @@ def json_pieces(document: Any, default: Callable[[Any], Any] | None = None) -> I
     marker = "\x00rows\x00"  # a string no document holds: where the rows go
     head, tail = json.dumps({**document, ROWS: marker}, indent=2, default=default).split(json.dumps(marker), 1)
     yield head + "[\n"
-    encode = json.JSONEncoder(default=default).encode
+    encode = _RowJSON(json.JSONEncoder(default=default).encode)
     items = iter(rows)  # (``wire.Rows``: unpacked as they are read)
     joint = "    "
     for piece in iter(lambda: [encode(row) for row in itertools.islice(items, ROWS_AT_ONCE)], []):
         yield joint + ",\n    ".join(piece)
         joint = ",\n    "
     yield "\n  ]" + tail + "\n"
+
+
+class _RowJSON:
+    """A row's compact JSON, its stacks' made once: the rows of a reply share its few distinct
+    stacks (``wire.with_stacks``), and encoding them was most of encoding a row.  A stack goes
+    in as a mark, replaced in the row's text by the stack's; the same text as the row's own."""
+
+    FIELDS = ("stack", "created_by")
+
+    __slots__ = ("encode", "made", "marks")
+
+    def __init__(self, encode: Callable[[Any], str]) -> None:
+        self.encode = encode
+        self.made: dict[int, tuple] = {}  # id of a stack -> (the stack, its JSON)
+        tag = os.urandom(8).hex()  # no row's own string can be a mark
+        self.marks = {field: (f"\x00{field}-{tag}\x00", json.dumps(f"\x00{field}-{tag}\x00")) for field in self.FIELDS}
+
+    def __call__(self, row: Any) -> str:
+        if type(row) is not dict:
+            return self.encode(row)
+        swapped = []
+        for field in self.FIELDS:
+            stack = row.get(field)
+            if type(stack) is list and stack:
+                if not swapped:
+                    row = dict(row)  # the caller's row is left as it was
+                mark, encoded_mark = self.marks[field]
+                row[field] = mark
+                swapped.append((encoded_mark, self._stack(stack)))
+        text = self.encode(row)
+        for encoded_mark, made in swapped:
+            text = text.replace(encoded_mark, made, 1)
+        return text
+
+    def _stack(self, stack: list) -> str:
+        # Kept with its text, so that its id cannot be another's (see ``_StackText``).
+        found = self.made.get(id(stack))
+        if found is None or found[0] is not stack:
+            if len(self.made) >= 4096:
+                self.made.clear()
+            found = self.made[id(stack)] = (stack, self.encode(stack))
+        return found[1]
 
 
 def short_path(path: str, base: str | None = None) -> str:

@@ -154,3 +154,19 @@ def test_a_row_naming_a_stack_the_reply_lacks_is_a_protocol_error_when_read():
     data = wire.decode(payload, packed=("data", "tasks"))["data"]
     data["stacks"] = data["stacks"][:1]
     _assert_undecodable(wire.with_stacks(data)["tasks"])
+
+
+def test_rows_json_with_their_stacks_made_once_is_the_json_of_each_row():
+    """Shared stacks, rows' own stacks, empty and missing ones, and a name holding what a
+    mark might look like: the same text as ``json.dumps`` of each row."""
+    plain, payload = named_reply(300)
+    rows = list(wire.with_stacks(wire.decode(payload, packed=("data", "tasks"))["data"])["tasks"])
+    rows[1] = dict(rows[1], stack=[], created_by=None, name="\x00stack\x00")
+    rows[2] = json.loads(json.dumps(rows[2]))  # stacks of its own
+    rows[3] = dict(rows[3], stack=rows[4]["created_by"], created_by=rows[4]["created_by"])
+    del rows[5]["created_by"]
+    before = json.dumps(rows)
+    text = "".join(json_pieces({"schema": 1, "tasks": rows}))
+    lines = [line.strip().rstrip(",") for line in text.splitlines() if line.startswith("    {")]
+    assert lines == [json.dumps(row) for row in rows]
+    assert json.dumps(rows) == before  # the rows themselves left as they were
