@@ -98,13 +98,19 @@ class _RowJSON:
         return text
 
     def _stack(self, stack: list) -> str:
-        # Kept with its text, so that its id cannot be another's (see ``_StackText``).
-        found = self.made.get(id(stack))
-        if found is None or found[0] is not stack:
-            if len(self.made) >= 4096:
-                self.made.clear()
-            found = self.made[id(stack)] = (stack, self.encode(stack))
-        return found[1]
+        return _made_once(self.made, stack, id(stack), lambda: self.encode(stack))
+
+
+def _made_once(made: dict, stack: list, key: Any, make: Callable[[], str]) -> str:
+    """``made[key]``'s text of ``stack``, made by ``make`` if it is not there.  ``key`` holds
+    the stack's id, and the stack is kept with its text so that its id cannot be another's (a
+    row's own stack, as a remote reader's, is a fresh list each time); at most 4,096 kept."""
+    found = made.get(key)
+    if found is None or found[0] is not stack:
+        if len(made) >= 4096:
+            made.clear()
+        found = made[key] = (stack, make())
+    return found[1]
 
 
 def short_path(path: str, base: str | None = None) -> str:
@@ -338,17 +344,9 @@ class _StackText:
         self.made: dict[tuple, tuple] = {}  # (id, indent, start, stop) -> (the stack, its text)
 
     def block(self, stack: list, indent: str, start: int = 0, stop: int | None = None) -> str:
-        """Frames ``start`` to ``stop`` of ``stack``, a line each after ``indent``.  Keyed by
-        the stack's identity, and the stack kept with its text, so that its id cannot be
-        another's (a row of its own, as a remote reader's, is a fresh list each time)."""
-        key = (id(stack), indent, start, stop)
-        found = self.made.get(key)
-        if found is None or found[0] is not stack:
-            if len(self.made) >= 4096:
-                self.made.clear()
-            text = "\n".join(indent + frame_text(f, self.base) for f in stack[start:stop])
-            found = self.made[key] = (stack, text)
-        return found[1]
+        """Frames ``start`` to ``stop`` of ``stack``, a line each after ``indent``."""
+        return _made_once(self.made, stack, (id(stack), indent, start, stop),
+                         lambda: "\n".join(indent + frame_text(f, self.base) for f in stack[start:stop]))
 
 
 def render_ls(rows: list[dict[str, Any]]) -> str:
