@@ -34,7 +34,8 @@ Requests (``op``) and their arguments (``OPS`` is the same list as a table, read
 ``full``  ``chunked`` (false)
     ``summary`` plus every task and every thread, all from one snapshot (``dump --full``).
     Each distinct stack comes once, in ``stacks`` (after the rows); a task row's ``stack``
-    and ``created_by`` are numbers there (``with_stacks`` puts them back).  With ``chunked``, the reply comes as it is packed: a header of length ``CHUNKED``, then
+    and ``created_by`` are numbers there (``with_stacks`` puts them back).  With
+    ``chunked``, the reply comes as it is packed: a header of length ``CHUNKED``, then
     chunks (``HEADER`` + bytes) ending with one of length 0, whose bytes together are the
     payload, with no size limit but ``MAX_STREAM``: the host never holds it whole.
 ``detach``
@@ -332,9 +333,9 @@ def with_stacks(data: dict) -> dict:
     def fill(row: Any) -> Any:
         try:
             for field in ("stack", "created_by"):
-                if type(row[field]) is int:
+                if type(row.get(field)) is int:
                     row[field] = table[row[field]]
-        except (KeyError, IndexError, TypeError):
+        except (AttributeError, KeyError, IndexError, TypeError):
             raise ProtocolError("undecodable frame: a task row names a stack the reply does not hold") from None
         return row
 
