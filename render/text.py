@@ -25,6 +25,7 @@ from .units import ms
 DOCUMENT_KEYS = ("schema", "time", "process", "probe", "totals", "memory", "ended", "loops", "verdicts", "verdicts_unsettled",
                  "waits", "ends", "groups", "tasks", "threads", "source", "unknown")
 LINES_AT_ONCE = 10_000  # lines of a --full listing made into one piece of text (a stack counts as one)
+NO_FRAMES = "(no Python frames)"  # what an empty stack shows
 _VERDICT_LABELS = {"unreachable": "PROVEN LEAK", "growing": "GROWING", "stuck": "STUCK", "lost": "LOST"}
 
 
@@ -143,7 +144,7 @@ def frame_text(frame: dict, base: str | None = None) -> str:
 
 
 def _stack_lines(stack: Iterable[dict] | None, indent: str = "    ", base: str | None = None) -> list[str]:
-    return [indent + frame_text(f, base) for f in stack or ()] or [indent + "(no Python frames)"]
+    return [indent + frame_text(f, base) for f in stack or ()] or [indent + NO_FRAMES]
 
 
 def _blocked_range(group: dict) -> str:
@@ -304,7 +305,7 @@ def _full_lines(data: dict, recorded: bool = False) -> Iterator[str]:
         lines.append(f"task {task['id']} [{state}{blocked}] {task.get('name') or ''!s} "
                      f"(loop {task.get('loop')}, group {task.get('group')})")
         stack = task.get("stack")
-        lines.append(shown.block(stack, "    ") if stack else "    (no Python frames)")
+        lines.append(shown.block(stack, "    ") if stack else "    " + NO_FRAMES)
         if task.get("awaiting_all"):
             lines.append(f"  awaiting tasks {', '.join(map(str, task['awaiting_all']))}")
         if task.get("awaited_by"):
