@@ -38,6 +38,17 @@ PROBE_TESTS = [
     "tests/integration/test_end_following.py",  # the end history's rate limit; cancel() callers (3.12+)
     "tests/integration/test_endings_aiohttp.py",  # issue 13's aiohttp case: every consumer live or lost
 ]
+#: Tests in those files whose subject is the same on every Python (the tool's side, or the
+#: order and pacing of a pass rather than what it reads): run once, in the whole suite.
+#: They are among the costliest (200,000 tasks, a pass every millisecond).
+MAIN_ONLY_TESTS = [
+    "tests/integration/test_verdicts.py::test_orphans_are_counted_before_the_tasks_that_only_await_others",
+    "tests/integration/test_probe_cold.py::test_walking_goes_on_where_the_last_pass_stopped",
+    "tests/integration/test_probe_cold.py::test_groups_filling_in_are_no_growth",
+    "tests/integration/test_recordings.py::test_record_then_dump_at_and_diff",  # the recorder is the tool
+    "tests/integration/test_recordings.py::test_record_ends_cleanly_on_ctrl_c",
+    "tests/integration/test_recordings.py::test_a_pass_in_another_process_packs_summaries_the_replay_reads_from",
+]
 # Four pytest workers (pytest-xdist), whatever the cores: the tests mostly wait on the target
 # processes they start, so on 2 cores 4 workers finish a probe session in about 50 s instead
 # of 75 s, and the whole run stays well under 10 minutes.  Workers steal tests from each other
@@ -99,7 +110,7 @@ def _probe_test_files() -> list[str]:
     return files
 
 
-def _install(session: nox.Session) -> None:
+def _install(session: nox.Session, extra: str = "test") -> None:
     # Byte-code caches, even where the environment turns them off (PYTHONDONTWRITEBYTECODE=1):
     # the tests start hundreds of Pythons (targets, nested pytest runs), and without the caches
     # each compiles what it imports again and pytest rewrites the asserts of every plugin's
@@ -108,16 +119,17 @@ def _install(session: nox.Session) -> None:
     if session.venv_backend == "uv":
         # uv would reuse its cached build of this directory while pyproject.toml is unchanged;
         # unlike pip it compiles nothing at install unless asked.
-        session.install("--reinstall-package", "tasktop", "--compile-bytecode", ".[test]")
+        session.install("--reinstall-package", "tasktop", "--compile-bytecode", f".[{extra}]")
     else:
-        session.install(".[test]")  # pip always rebuilds and reinstalls a local directory
+        session.install(f".[{extra}]")  # pip always rebuilds and reinstalls a local directory
 
 
 @nox.session(python=PYTHONS)
 def probe(session: nox.Session) -> None:
     """The probe's tests (hooks, task creation paths, real servers, the demo target)."""
-    _install(session)
-    session.run(*PYTEST, *_probe_test_files(), *session.posargs)
+    _install(session, "test-probe")
+    deselected = [arg for test in MAIN_ONLY_TESTS for arg in ("--deselect", test)]
+    session.run(*PYTEST, *_probe_test_files(), *deselected, *session.posargs)
 
 
 @nox.session(python=MAIN_PYTHON)
