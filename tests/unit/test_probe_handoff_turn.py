@@ -91,3 +91,58 @@ def test_no_loop_means_no_turn():
     assert handoff.give_turn() is False
     handoff.active = False
     assert handoff.give_turn() is False
+
+
+class _CountingLoop(asyncio.SelectorEventLoop):
+    """asyncio's own loop, counting the bytes other threads send down its self-pipe."""
+
+    writes = 0
+
+    def _write_to_self(self) -> None:
+        type(self).writes += 1
+        super()._write_to_self()
+
+
+def test_a_loop_whose_timer_is_due_gets_its_turn_without_a_wake_up(monkeypatch):
+    """A pass's yield finds the loop with a timer due nearly every time (the host's own, due
+    within the pass's 2 ms of work): its wait for I/O is over, so the turn is put on its ready
+    queue with no byte down the self-pipe; an idle loop is still woken."""
+    monkeypatch.setattr(handoff_module, "TURN_WAIT", 30.0)  # the mechanism, not the machine's speed
+    loop = _CountingLoop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        wait_until(loop.is_running, timeout=10, interval=0.001, message="the loop to run")
+        handoff = _attached(loop)
+
+        def answered() -> bool:
+            turn = handoff._turns.get(loop)
+            return turn is not None and not turn[0].locked()
+
+        # Idle: no timer due (the hand-off timer is 100 ms away) -> woken through the self-pipe.
+        before = _CountingLoop.writes
+        assert handoff.give_turn() is True and answered()
+        assert _CountingLoop.writes == before + 1
+
+        ticking = []
+
+        async def tick() -> None:  # the host's 1 ms timer, like the benchmark's ticker
+            while True:
+                await asyncio.sleep(0.001)
+                ticking.append(1)
+
+        asyncio.run_coroutine_threadsafe(tick(), loop)
+        wait_until(lambda: ticking, timeout=10, interval=0.001, message="the ticker to run")
+
+        def turn_without_a_write() -> bool:
+            end = time.perf_counter() + 0.003  # a pass's work, the GIL held: the ticker falls due
+            while time.perf_counter() < end:
+                pass
+            before = _CountingLoop.writes
+            return handoff.give_turn() and answered() and _CountingLoop.writes == before
+
+        wait_until(turn_without_a_write, timeout=10, interval=0.0, message="a turn posted without a wake-up")
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
