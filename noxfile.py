@@ -127,6 +127,15 @@ def _install(session: nox.Session, extra: str = "test") -> None:
 @nox.session(python=PYTHONS)
 def probe(session: nox.Session) -> None:
     """The probe's tests (hooks, task creation paths, real servers, the demo target)."""
+    for test in MAIN_ONLY_TESTS:  # a renamed test would otherwise run on every Python unnoticed
+        path, name = test.split("::")
+        try:
+            with open(path) as fh:
+                there = f"def {name}(" in fh.read()
+        except OSError:
+            there = False
+        if not there:
+            session.error(f"MAIN_ONLY_TESTS names {test}, which is not there")
     _install(session, "test-probe")
     deselected = [arg for test in MAIN_ONLY_TESTS for arg in ("--deselect", test)]
     session.run(*PYTEST, *_probe_test_files(), *deselected, *session.posargs)
