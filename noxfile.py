@@ -40,7 +40,7 @@ PROBE_TESTS = [
 ]
 #: Tests in those files whose subject is the same on every Python (the tool's side, or the
 #: order and pacing of a pass rather than what it reads): run once, in the whole suite.
-#: They are among the costliest (200,000 tasks, a pass every millisecond).
+#: Among them the costliest (200,000 tasks, a pass every millisecond, nested pytest sessions).
 MAIN_ONLY_TESTS = [
     "tests/integration/test_verdicts.py::test_orphans_are_counted_before_the_tasks_that_only_await_others",
     "tests/integration/test_probe_cold.py::test_walking_goes_on_where_the_last_pass_stopped",
@@ -48,6 +48,14 @@ MAIN_ONLY_TESTS = [
     "tests/integration/test_recordings.py::test_record_then_dump_at_and_diff",  # the recorder is the tool
     "tests/integration/test_recordings.py::test_record_ends_cleanly_on_ctrl_c",
     "tests/integration/test_recordings.py::test_a_pass_in_another_process_packs_summaries_the_replay_reads_from",
+    # the pytest plugin's options, reports and registration: pytest's side, not the harness's
+    "tests/integration/test_pytest_plugin.py::test_registered_through_its_entry_point_and_idle",
+    "tests/integration/test_pytest_plugin.py::test_under_xdist_workers_check_and_the_controller_lists_what_they_let_through",
+    "tests/integration/test_pytest_plugin.py::test_the_option_checks_every_test_and_ini_settings_apply",
+    "tests/integration/test_pytest_plugin.py::test_marker_options",
+    "tests/integration/test_pytest_plugin.py::test_a_misspelt_marker_option_is_a_usage_error",
+    "tests/integration/test_pytest_plugin.py::test_report_paths_are_relative_to_the_root_directory",
+    "tests/integration/test_pytest_plugin.py::test_a_failing_test_is_not_also_reported_for_its_leftovers",
 ]
 # Four pytest workers (pytest-xdist), whatever the cores: the tests mostly wait on the target
 # processes they start, so on 2 cores 4 workers finish a probe session in about 50 s instead
