@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 import time
 
@@ -24,16 +25,24 @@ def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-@pytest.fixture(params=["asyncio", "uvloop"])
-def running_loop(request):
-    loop = _new_loop(request.param)
+@contextlib.contextmanager
+def _running(loop: asyncio.AbstractEventLoop):
+    """``loop`` run forever in a thread of its own, stopped and closed afterwards."""
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    wait_until(loop.is_running, timeout=10, interval=0.001, message="the loop to run")
-    yield loop
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
+    try:
+        wait_until(loop.is_running, timeout=10, interval=0.001, message="the loop to run")
+        yield loop
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def running_loop(request):
+    with _running(_new_loop(request.param)) as loop:
+        yield loop
 
 
 def _attached(loop: asyncio.AbstractEventLoop) -> Handoff:
@@ -108,11 +117,7 @@ def test_a_loop_whose_timer_is_due_gets_its_turn_without_a_wake_up(monkeypatch):
     within the pass's 2 ms of work): its wait for I/O is over, so the turn is put on its ready
     queue with no byte down the self-pipe; an idle loop is still woken."""
     monkeypatch.setattr(handoff_module, "TURN_WAIT", 30.0)  # the mechanism, not the machine's speed
-    loop = _CountingLoop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        wait_until(loop.is_running, timeout=10, interval=0.001, message="the loop to run")
+    with _running(_CountingLoop()) as loop:
         handoff = _attached(loop)
 
         def answered() -> bool:
@@ -142,7 +147,3 @@ def test_a_loop_whose_timer_is_due_gets_its_turn_without_a_wake_up(monkeypatch):
             return handoff.give_turn() and answered() and _CountingLoop.writes == before
 
         wait_until(turn_without_a_write, timeout=10, interval=0.0, message="a turn posted without a wake-up")
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
