@@ -11,6 +11,10 @@ full collection of its heap that held the event loop up for 2 s).  Instead:
   against a frame object of a sample coroutine, checked at a second suspension point;
 * a coroutine that is not suspended (not started, running, or a type the calibration did not
   cover) falls back to its frame, as before; up to 3.10 every frame is an object anyway.
+
+Memory is read as one array of machine words over the whole address space (``_WORDS``): an
+index is one C call, where ``ctypes.c_ssize_t.from_address`` made an object and raised an audit
+event for each read.  Only words inside an object the probe holds are read.
 """
 from __future__ import annotations
 
@@ -58,22 +62,36 @@ def code_info(code: types.CodeType) -> _Code:
     return found
 
 
+def _words() -> Any:
+    """Every word of the address space as an array (3.11+; None where ctypes cannot): indexed
+    by an address over 8, it reads the word there without making an object for it."""
+    if not _FRAMELESS:
+        return None
+    try:
+        import ctypes  # only where it is needed
+
+        return (ctypes.c_ssize_t * (sys.maxsize // 8)).from_address(0)
+    except Exception:
+        return None
+
+
+_WORDS = _words()
+
+
 class _Reader:
     """Reads the instruction offset of one kind of suspended frame-owning object (coroutine,
     generator, async generator) from its memory."""
 
     def __init__(self, offset: int, base: int) -> None:
-        import ctypes  # only where it is needed: 3.11+
-
         self.offset, self.base = offset, base
-        self.read = ctypes.c_ssize_t.from_address
+        self.word = offset >> 3  # the offset in words (a multiple of 8: see _calibrate)
         #: An instruction pointer read -> (the code it points into, the line there): one read
         #: and one look-up per suspended coroutine, where working the line out from the offset
         #: took two calls more (0.6 µs).  Holding the code keeps its address its own.
         self.lines: dict[int, tuple] = {}
 
     def lasti(self, obj: Any, code: types.CodeType) -> int | None:
-        return self._lasti_at(self.read(id(obj) + self.offset).value, code)
+        return self._lasti_at(_WORDS[(id(obj) >> 3) + self.word], code)
 
     def _lasti_at(self, pointer: int, code: types.CodeType) -> int | None:
         """The offset in ``code`` an instruction pointer read stands for; None if it is not
@@ -86,7 +104,7 @@ class _Reader:
     def line(self, obj: Any, code: types.CodeType) -> int | None:
         """The line ``obj`` (suspended, running ``code``) stands at; None if its instruction
         pointer is not inside ``code``."""
-        pointer = self.read(id(obj) + self.offset).value
+        pointer = _WORDS[(id(obj) >> 3) + self.word]
         found = self.lines.get(pointer)
         if found is not None and found[0] is code:
             return found[1]
@@ -119,25 +137,25 @@ def _calibrate(make: Any, code_of: str, frame_of: str, advance: Any) -> _Reader 
     """Find where an object's frame keeps its instruction pointer, from two suspension points
     of a sample whose frame object says what the offset is; None if anything disagrees."""
     try:
-        import ctypes
-
-        read = ctypes.c_ssize_t.from_address
+        if _WORDS is None:
+            return None
+        read = _word_at
         probe, twin = make(), make()
         advance(probe)
         advance(twin)
         code = getattr(probe, code_of)
         low, high = id(code), id(code) + sys.getsizeof(code)
         size = sys.getsizeof(probe)
-        slots = [k for k in range(16, size - 7, 8) if low < read(id(probe) + k).value < high]
+        slots = [k for k in range(16, size - 7, 8) if low < read(id(probe) + k) < high]
         if len(slots) != 1:
             return None
         offset = slots[0]
         first = getattr(twin, frame_of).f_lasti
-        base = read(id(twin) + offset).value - id(code) - first
+        base = read(id(twin) + offset) - id(code) - first
         advance(twin)
         advance(probe)
         second = getattr(twin, frame_of).f_lasti
-        if second == first or read(id(twin) + offset).value - id(code) - second != base:
+        if second == first or read(id(twin) + offset) - id(code) - second != base:
             return None
         reader = _Reader(offset, base)
         if reader.lasti(probe, code) != second:  # the twin without a frame object, read
@@ -147,6 +165,10 @@ def _calibrate(make: Any, code_of: str, frame_of: str, advance: Any) -> _Reader 
         return reader
     except Exception:
         return None
+
+
+def _word_at(address: int) -> int:
+    return _WORDS[address >> 3]
 
 
 def _send(obj: Any) -> None:
@@ -171,7 +193,12 @@ def suspended_run(obj: Any, objs: list, ids: list) -> Any:
     ``ids`` are what the memo of chains is looked up by (``Keys.chain``), with no code object
     read once more (``codes_of`` reads them where the memo has no entry yet)."""
     lines, unseen, coroutine = _single_lines, _UNSEEN, _Coroutine
-    while type(obj) is coroutine and obj.cr_suspended:
+    while type(obj) is coroutine:
+        # Only a coroutine suspended in an await has something awaited: asked first, one
+        # attribute read fewer for each coroutine of a parked chain.
+        awaited = obj.cr_await
+        if awaited is None and not obj.cr_suspended:
+            return obj
         code = obj.cr_code
         code_id = id(code)
         line = lines.get(code_id, unseen)
@@ -185,7 +212,7 @@ def suspended_run(obj: Any, objs: list, ids: list) -> Any:
         objs.append(obj)
         ids.append(code_id)
         ids.append(line)
-        obj = obj.cr_await
+        obj = awaited
     return obj
 
 

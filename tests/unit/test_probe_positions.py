@@ -4,6 +4,8 @@ line must be the one its frame would say, at each of its awaits, read once or ag
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
 
 import pytest
@@ -64,3 +66,38 @@ def test_the_line_of_a_coroutine_parked_in_a_task_is_its_frames():
 
     ids, line = asyncio.run(scenario())
     assert ids[:2] == [id(_three_awaits.__code__), line]
+
+
+AUDITED = '''
+import sys
+sys.path[:0] = PATHS
+events = []
+sys.addaudithook(lambda event, args: event.startswith("ctypes") and events.append(event))
+from tasktop.probe import positions  # its calibration may read memory through ctypes once
+from test_probe_positions import _three_awaits
+
+at_import = len(events)
+coroutines = [_three_awaits([]) for _ in range(100)]
+for coroutine in coroutines:
+    coroutine.send(None)
+    coroutine.send(None)  # at its second await: read from its instruction pointer
+lines = set()
+for coroutine in coroutines:
+    ids = []
+    positions.suspended_run(coroutine, [], ids)
+    lines.add(ids[1])
+print(len(lines), len(events) - at_import)
+'''
+
+
+def test_reading_where_coroutines_stand_raises_no_audit_events(tmp_path):
+    """A host's audit hooks (security tooling) are called for every ctypes event: a pass that
+    raised one per coroutine read would call them a million times."""
+    script = tmp_path / "audited.py"
+    paths = [os.path.dirname(__file__), *sys.path]
+    script.write_text(AUDITED.replace("PATHS", repr(paths)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKTOP")}
+    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines, events = out.stdout.split()
+    assert (int(lines), int(events)) == (1, 0)
