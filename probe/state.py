@@ -25,6 +25,9 @@ from .waits import Waits
 
 HISTORY_STEP = 5.0  # seconds between two points of the history (and two background group passes)
 HISTORY_POINTS = 120  # 10 minutes at HISTORY_STEP
+# Seconds between two drains of the endings noted (also done by every sample): samples may be
+# minutes apart at a million tasks, and at most ``end_history.PENDING`` endings wait.
+DRAIN_EVERY = 1.0
 
 
 class State:
@@ -52,15 +55,23 @@ class State:
         #: The last complete pass a client asked for: the pass, its number, when it ended, the
         #: connection that asked, and whether it listed rows.
         self._shared: tuple | None = None
+        self._drained = 0.0  # when the heartbeat last drained the endings
 
     def heartbeat(self, now: float, send: bool = True) -> None:
         """Collect heartbeats on every running loop and (``send``) post new ones; records made
-        since the last pass taken (see ``TaskPasses.tidy``)."""
+        since the last pass taken (see ``TaskPasses.tidy``); the endings noted, every
+        ``DRAIN_EVERY``."""
         self.loops.heartbeat(now, send)
         try:
             self.passes.tidy()
         except Exception:  # the next pass takes them anyway
             pass
+        if now - self._drained >= DRAIN_EVERY:
+            self._drained = now
+            try:
+                self.ends.drain()
+            except Exception:  # the next drain takes them
+                pass
 
     def sample(self) -> None:
         """The background sample, within the budget (see budget.py).  When a group pass is due
