@@ -30,6 +30,7 @@ from typing import Any, Iterable, Iterator
 
 import tasktop.probe
 from tasktop.exporter.collector import Answer, FleetCollector
+from tasktop.probe.threads import ASKING
 from tasktop.wire.stacks import user_frame
 
 GAUGE, UP_DOWN, COUNTER = "gauge", "updowncounter", "counter"
@@ -142,7 +143,16 @@ class ProbeReader(FleetCollector):
         return super().sockets()
 
     def answers(self) -> list[Answer]:
-        self._answers.last = super().answers()
+        if not self.own:
+            self._answers.last = super().answers()
+            return self._answers.last
+        # Asking our own probe: this thread is then one of the process's, busy with us.
+        ident = threading.get_ident()
+        ASKING.add(ident)
+        try:
+            self._answers.last = super().answers()
+        finally:
+            ASKING.discard(ident)
         return self._answers.last
 
     def read(self, push: bool = True) -> list[Point]:

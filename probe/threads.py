@@ -151,6 +151,12 @@ def current(exclude: set[int]) -> list[dict]:
     return out
 
 
+#: Threads of this process waiting for the probe's answer (the in-process OpenTelemetry
+#: instrumentor's reader): shown running, since caught waiting for the GIL the answering probe
+#: holds, in a futex, one would read as parked on a lock.
+ASKING: set[int] = set()
+
+
 class ThreadWatch:
     """What the probe remembers of every thread from one sample to the next: where it was,
     and since when.  Used only from the probe thread."""
@@ -169,7 +175,9 @@ class ThreadWatch:
             switches = row["kernel"].get("switches")
             sig = (row.pop("frame_id"), row["lasti"], switches)
             prev = self.seen.get(row["ident"])
-            if (row["state"] == "Lock.acquire" and row["kernel"].get("syscall") == "futex"
+            if row["ident"] in ASKING:
+                row["state"] = "running"
+            elif (row["state"] == "Lock.acquire" and row["kernel"].get("syscall") == "futex"
                     and prev is not None and switches is not None and prev[0][2] != switches):
                 # Scheduled since the last look and in a futex now: a busy thread waiting for
                 # the GIL the probe holds while it looks, not one parked on a lock.

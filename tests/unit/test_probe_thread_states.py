@@ -10,6 +10,7 @@ import asyncio.base_events
 import selectors
 import threading
 
+from conftest import wait_until
 from tasktop.probe import threads
 from tasktop.probe.handoff import Handoff
 
@@ -53,3 +54,26 @@ def test_the_handoffs_frames_are_left_out():
     assert threads.without_handoff(ours[2:] + host) == host
     assert threads.without_handoff(host) is host
     assert threads.without_handoff(()) == ()
+
+
+def test_a_thread_asking_its_own_probe_is_running_not_parked_on_a_lock():
+    """The in-process instrumentor's reader waits for its own probe's answer: caught in a futex
+    (waiting for the GIL the answering probe holds, or any lock), it is busy with us, not parked."""
+    lock = threading.Lock()
+    lock.acquire()
+    waiting = threading.Thread(target=lock.acquire, name="asker", daemon=True)
+    waiting.start()
+    watch = threads.ThreadWatch()
+
+    def state() -> str:
+        (row,) = [r for r in watch.rows() if r["ident"] == waiting.ident]
+        return row["state"]
+
+    try:
+        wait_until(lambda: state() == "Lock.acquire", message="the thread parked on the lock")
+        threads.ASKING.add(waiting.ident)
+        assert state() == "running"
+    finally:
+        threads.ASKING.discard(waiting.ident)
+        lock.release()
+        waiting.join(5)
