@@ -22,6 +22,7 @@ instruments) and ``otlp_push`` (OTLP data points).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -30,7 +31,7 @@ from typing import Any, Iterable, Iterator
 
 import tasktop.probe
 from tasktop.exporter.collector import Answer, FleetCollector
-from tasktop.probe.threads import ASKING
+from tasktop.probe.threads import asking
 from tasktop.wire.stacks import user_frame
 
 GAUGE, UP_DOWN, COUNTER = "gauge", "updowncounter", "counter"
@@ -143,16 +144,9 @@ class ProbeReader(FleetCollector):
         return super().sockets()
 
     def answers(self) -> list[Answer]:
-        if not self.own:
+        # Asking our own probe, this thread is one of the process's threads, busy with us.
+        with asking() if self.own else contextlib.nullcontext():
             self._answers.last = super().answers()
-            return self._answers.last
-        # Asking our own probe: this thread is then one of the process's, busy with us.
-        ident = threading.get_ident()
-        ASKING.add(ident)
-        try:
-            self._answers.last = super().answers()
-        finally:
-            ASKING.discard(ident)
         return self._answers.last
 
     def read(self, push: bool = True) -> list[Point]:

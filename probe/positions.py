@@ -83,7 +83,7 @@ class _Reader:
     generator, async generator) from its memory."""
 
     def __init__(self, offset: int, base: int) -> None:
-        self.offset, self.base = offset, base
+        self.base = base
         self.word = offset >> 3  # the offset in words (a multiple of 8: see _calibrate)
         #: An instruction pointer read -> (the code it points into, the line there): one read
         #: and one look-up per suspended coroutine, where working the line out from the offset

@@ -25,8 +25,8 @@ from .waits import Waits
 
 HISTORY_STEP = 5.0  # seconds between two points of the history (and two background group passes)
 HISTORY_POINTS = 120  # 10 minutes at HISTORY_STEP
-# Seconds between two drains of the endings noted (also done by every sample): samples may be
-# minutes apart at a million tasks, and at most ``end_history.PENDING`` endings wait.
+# Seconds between two drains of the endings noted, by the heartbeat: samples may be minutes
+# apart at a million tasks, and at most ``end_history.PENDING`` endings wait.
 DRAIN_EVERY = 1.0
 
 
@@ -88,7 +88,6 @@ class State:
         else:
             self.passes.run(grouping=False, background=True)
             self.threads.rows()
-        self.ends.drain()
         self.budget.sampled(now, t0, time.thread_time())
 
     def collect(self, rows: bool = True, complete: bool = True, background: bool = False) -> Pass:

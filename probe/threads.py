@@ -11,6 +11,7 @@ scheduled since (``ThreadWatch``): a thread cannot be asked what it waits on, on
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import selectors
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Iterator
 
 from tasktop.wire.kernel import SYSCALL_STATES, kernel_state as read_kernel_state
 
@@ -151,10 +153,21 @@ def current(exclude: set[int]) -> list[dict]:
     return out
 
 
-#: Threads of this process waiting for the probe's answer (the in-process OpenTelemetry
-#: instrumentor's reader): shown running, since caught waiting for the GIL the answering probe
-#: holds, in a futex, one would read as parked on a lock.
+#: Threads of this process waiting for the probe's answer (see ``asking``).
 ASKING: set[int] = set()
+
+
+@contextlib.contextmanager
+def asking() -> Iterator[None]:
+    """The calling thread asks this process's own probe (the OpenTelemetry instrumentor's
+    reader): shown running meanwhile, since caught waiting for the GIL the answering probe holds,
+    in a futex, it would read as parked on a lock."""
+    ident = threading.get_ident()
+    ASKING.add(ident)
+    try:
+        yield
+    finally:
+        ASKING.discard(ident)
 
 
 class ThreadWatch:
