@@ -26,6 +26,10 @@ from .frames import RawStack, frame_stack
 from .handoff import Handoff
 
 STALL_RING = 10
+# Seconds between two looks for loops started or stopped since: the heartbeats in between go to
+# the loops already watched (the look lists every thread and every known loop, 20 times a
+# second it was a fifth of what an idle probe costs).
+REFRESH_EVERY = 1.0
 
 
 class Stall:
@@ -100,6 +104,7 @@ class LoopWatches:
         self.watches: dict[int, LoopWatch] = {}  # id(loop) -> watch
         self.numbers: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
         self._next = 1
+        self._refreshed = -REFRESH_EVERY  # when the heartbeat last looked for loops
 
     def number(self, loop: Any) -> int:
         number = self.numbers.get(loop)
@@ -142,7 +147,12 @@ class LoopWatches:
 
     def heartbeat(self, now: float, send: bool = True) -> None:
         """Collect heartbeats on every running loop, and (``send``) post new ones."""
-        for watch in self.refresh():
+        if now - self._refreshed >= REFRESH_EVERY:
+            self._refreshed = now
+            watches = self.refresh()
+        else:
+            watches = list(self.watches.values())
+        for watch in watches:
             if not watch.tick(now, self.options.stall_ms, send):
                 self.watches.pop(id(watch.loop), None)
 
