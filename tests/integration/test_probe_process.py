@@ -238,12 +238,12 @@ def test_loops_in_other_threads(spawn):
 
     def three_loops():
         data = target.full()
-        return data if len(data["loops"]) == 3 and data["totals"]["tasks"] == 1 + 4 + 6 else None
-    data = wait_until(three_loops, message="three loops")
+        measured = all(loop["lag_ms"] is not None for loop in data["loops"])  # a heartbeat each
+        return data if len(data["loops"]) == 3 and data["totals"]["tasks"] == 1 + 4 + 6 and measured else None
+    data = wait_until(three_loops, message="three loops, each with its lag")
     by_thread = {loop["thread_name"]: loop for loop in data["loops"]}
     assert by_thread["side-a"]["tasks"] == 4 and by_thread["side-b"]["tasks"] == 6
     assert by_thread["MainThread"]["tasks"] == 1
-    assert all(loop["lag_ms"] is not None for loop in data["loops"])
     workers = [g for g in data["groups"] if g["kind"] == "task" and g["stack"][-1]["func"] == "side_worker"]
     assert sum(g["count"] for g in workers) == 8
     site = workers[0]["created_by"][0]["stack"][0]
