@@ -99,6 +99,44 @@ def test_stalls_are_caught_with_the_blocking_function(spawn):
     assert target.request("stalls")[0]["stack"][0]["func"] == "compress_archive"
 
 
+EARLY_STALL = r'''
+import asyncio, threading, time
+import tasktop.probe.loops as loops
+loops.REFRESH_EVERY = 3600.0  # after the first, only a loop starting makes the heartbeat look
+
+def load_settings():
+    time.sleep(0.3)   # blocks the new loop in its first second
+
+def side():
+    async def main():
+        await asyncio.sleep(0.15)
+        load_settings()
+        print("ready", flush=True)
+        await asyncio.sleep(1000)
+    asyncio.run(main())
+
+async def main():
+    await asyncio.sleep(0.3)
+    threading.Thread(target=side, name="side", daemon=True).start()
+    await asyncio.sleep(1000)
+
+asyncio.run(main())
+'''
+
+
+def test_a_stall_in_a_new_loops_first_second_is_caught(spawn):
+    """The heartbeat looks for new loops once a second, but at once when a loop starts the
+    hand-off timer: a loop is watched before its first stall."""
+    target = spawn(EARLY_STALL, TASKTOP_INTERVAL="600")  # no sample to look for loops either
+
+    def stalled():
+        side = [loop for loop in target.summary()["loops"] if loop["thread_name"] == "side"]
+        stalls = [s for s in side[0]["stalls"] if s["stack"]] if side else []
+        return stalls or None
+    stalls = wait_until(stalled, timeout=10, message="the early stall")
+    assert stalls[0]["stack"][0]["func"] == "load_settings"
+
+
 STARVED = r"""
 import signal, time
 import tasktop.probe.server as server
