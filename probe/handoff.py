@@ -44,7 +44,6 @@ class Handoff:
         self.wake_at = math.inf  # when the probe's current wait times out
         self.fd = -1  # the probe's selector: readable when a client or the wake pipe wants it
         self._loops: "weakref.WeakSet[Any]" = weakref.WeakSet()
-        self.attaches = 0  # timers started, in all: a loop new to the probe starts one
         self.progress = 0  # bumped by the probe thread as it works
         self._seen = -1  # the progress counter at the last check
         # each loop's last turn (``give_turn``): a lock the loop releases to answer it, and when
@@ -168,7 +167,6 @@ class Handoff:
                 return
             self._loops.add(loop)
             loop.call_later(IDLE_PERIOD, self._tick, loop)
-            self.attaches += 1
         except Exception:
             pass
 

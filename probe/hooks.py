@@ -101,6 +101,9 @@ loop_threads: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary(
 #: Called with each loop as it is created or starts running, on the thread doing so (the
 #: probe's GIL hand-off timer must be on a loop before the loop can starve the probe).
 loop_listeners: list = []
+#: Loops started running, in all (``_set_running_loop``): the probe's heartbeat looks for loops
+#: at once when this moves (see loops.LoopWatches.heartbeat).
+loop_starts = 0
 
 #: Interned creation stacks (see _intern); ``interned_generation`` changes when it is cleared.
 _interned: dict = {}
@@ -745,6 +748,8 @@ def _set_running_loop(loop):
             note_loop(loop, threading.get_ident())
         except Exception:
             pass
+        global loop_starts
+        loop_starts += 1  # after note_loop: a look it sets off finds the loop
 
 
 def _loop_init(self, *args, **kwargs):

@@ -105,7 +105,7 @@ class LoopWatches:
         self.numbers: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
         self._next = 1
         self._refreshed = -REFRESH_EVERY  # when the heartbeat last looked for loops
-        self._attaches = -1  # the hand-off's count of timers started, at that look
+        self._starts = -1  # loops started running, in all, at that look
 
     def number(self, loop: Any) -> int:
         number = self.numbers.get(loop)
@@ -149,10 +149,10 @@ class LoopWatches:
     def heartbeat(self, now: float, send: bool = True) -> None:
         """Collect heartbeats on every running loop, and (``send``) post new ones; look for
         loops started or stopped since once every ``REFRESH_EVERY``, or at once when a loop has
-        started the hand-off's timer (a loop starting runs it: watched before its first stall)."""
-        attaches = self.handoff.attaches if self.handoff is not None else 0
-        if now - self._refreshed >= REFRESH_EVERY or attaches != self._attaches:
-            self._refreshed, self._attaches = now, attaches
+        started running (``hooks.loop_starts``): watched before its first stall."""
+        starts = hooks.loop_starts
+        if now - self._refreshed >= REFRESH_EVERY or starts != self._starts:
+            self._refreshed, self._starts = now, starts
             watches = self.refresh()
         else:
             watches = list(self.watches.values())
