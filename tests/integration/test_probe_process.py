@@ -105,7 +105,8 @@ import tasktop.probe.loops as loops
 loops.REFRESH_EVERY = 3600.0  # after the first, only a loop starting makes the heartbeat look
 
 def load_settings():
-    time.sleep(0.3)   # blocks the new loop in its first second
+    time.sleep(1.5)   # blocks the new loop from its first second on: longer than a starved
+                      # probe's heartbeats are apart, so a loaded machine sees it too
 
 def side():
     async def main():
@@ -125,8 +126,8 @@ asyncio.run(main())
 
 
 def test_a_stall_in_a_new_loops_first_second_is_caught(spawn):
-    """The heartbeat looks for new loops once a second, but at once when a loop starts the
-    hand-off timer: a loop is watched before its first stall."""
+    """The heartbeat looks for new loops once a second, but at once when a loop starts
+    running: a loop started later is watched by its first stall, samples minutes apart."""
     target = spawn(EARLY_STALL, TASKTOP_INTERVAL="600")  # no sample to look for loops either
 
     def stalled():
