@@ -42,7 +42,7 @@ PROBE_TESTS = [
 #: order and pacing of a pass rather than what it reads): run once, in the whole suite.
 #: Among them the costliest (200,000 tasks, a pass every millisecond, nested pytest sessions).
 MAIN_ONLY_TESTS = [
-    "tests/integration/test_verdicts.py::test_orphans_are_counted_before_the_tasks_that_only_await_others",
+    "tests/integration/test_verdicts.py::test_orphans_among_a_hundred_thousand_tasks_that_only_await_others",
     "tests/integration/test_probe_cold.py::test_walking_goes_on_where_the_last_pass_stopped",
     "tests/integration/test_probe_cold.py::test_groups_filling_in_are_no_growth",
     "tests/integration/test_recordings.py::test_record_then_dump_at_and_diff",  # the recorder is the tool

@@ -301,14 +301,18 @@ asyncio.run(main())
 '''
 
 
-def test_orphans_are_counted_before_the_tasks_that_only_await_others(spawn):
-    """Tasks that only await other tasks are owners of one waiter each.  Counted first, as the
-    fewest waiters, 100,000 of them take the whole budget before the orphans' queues are
-    counted (at a million tasks, none of 300 orphans was proven in some dumps).  They are
-    counted after the targets now: with a budget too short for all of them, the orphans are
-    proven."""
+def test_orphans_among_a_hundred_thousand_tasks_that_only_await_others(spawn):
+    """At scale, 100,000 supervisors each awaiting a child on a shared Event, and 10 queues
+    held only by their 3 waiters: the 30 orphans are proven (and main, on an Event only it
+    holds), nothing reachable is.  That the supervisors are counted after the orphans, so a
+    short budget still proves these, is test_verdict_proofs' unit test: a 2 s budget here was
+    a race with the machine's load."""
     target = spawn(AWAITERS)
-    reply = target.request("verdicts", budget_s=2.0)
-    proven = sum(v["count"] for v in reply["verdicts"]
-                 if v["verdict"] == "unreachable" and v["frame"]["func"].split(".")[-1] == "orphan")
-    assert proven == 30, reply["unsettled"]
+    reply = target.request("verdicts", budget_s=60.0)
+    proven = {}
+    for v in reply["verdicts"]:
+        if v["verdict"] == "unreachable":
+            func = v["frame"]["func"].split(".")[-1]
+            proven[func] = proven.get(func, 0) + v["count"]
+    # main's own Event is held by nothing but main: it is a leak too
+    assert proven == {"orphan": 30, "main": 1}, reply["unsettled"]

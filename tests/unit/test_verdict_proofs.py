@@ -129,3 +129,38 @@ def test_tasks_awaiting_a_crowd_held_from_outside_are_judged_without_a_count():
     result, counted = asyncio.run(scenario())
     assert result == [False] * 200 + [True] * 3 + [False] * 6 + [True]
     assert counted == [0] * 6 + [1]
+
+
+def test_the_small_sets_are_counted_before_the_tasks_that_only_await_others():
+    """Tasks that only await others are counted last: counted first, 100,000 of them took the
+    whole budget before an orphan's waiters were reached.  Seen through the pacer, which the
+    count calls every 16 waiters: whenever one of them has been counted, every waiter of the
+    orphaned queue has been too."""
+
+    async def await_one(task):
+        await task
+
+    async def scenario() -> list:
+        orphaned = asyncio.Queue()
+        orphans = [asyncio.ensure_future(orphaned.get()) for _ in range(3)]
+        del orphaned
+        awaiting = [asyncio.ensure_future(await_one(orphans[0])) for _ in range(64)]
+        await asyncio.sleep(0)
+        tasks = orphans + awaiting
+        seen: list[tuple] = []
+        proof = Proof(lambda: seen.append(tuple(proof.counted)), 5.0, lambda n: tasks[n], len(tasks))
+        for n, task in enumerate(awaiting):  # the dependents first: the count must reorder
+            proof.dependent(1, 3 + n, (64,))  # each awaits the first orphan (waiter 64)
+        for n, task in enumerate(orphans):
+            proof.task(0, "Queue.get", task, n)
+        result = proof.run()
+        proof.close()
+        for task in tasks:
+            task.cancel()
+        return result, seen
+
+    result, seen = asyncio.run(scenario())
+    assert result == [True] * 67  # nothing holds the queue: the waiters and the tasks awaiting one
+    dependents_counted = [s for s in seen if any(s[:64])]
+    assert dependents_counted, "the pacer never saw a dependent counted"
+    assert all(all(s[64:67]) for s in dependents_counted)
