@@ -48,6 +48,7 @@ from asyncio import base_events, events
 from typing import Any, Callable
 
 from . import endings, record_lists, registry
+from .foreign_frames import paused
 from .frames import resolve
 
 _Task = asyncio.Task
@@ -910,28 +911,29 @@ def discover_loops() -> None:
 
     The frames are let go of before anything is posted to a loop (which gives up the GIL):
     see ``threads.current`` on why other threads' frames are held as briefly as possible."""
-    try:
-        frames = sys._current_frames()
-    except Exception:
-        return
     found = []
-    for ident, frame in frames.items():
-        depth = 0
-        while frame is not None and depth < 200:
-            depth += 1
-            code = frame.f_code
-            if code.co_name in ("run_forever", "_run_once", "run_until_complete"):
-                try:
-                    candidate = frame.f_locals.get("self")
-                except Exception:
-                    candidate = None
-                if isinstance(candidate, asyncio.AbstractEventLoop):
-                    found.append((candidate, ident))
-                break
-            frame = frame.f_back
-    frame = None
-    frames.clear()
-    del frames
+    with paused:  # 3.11: see foreign_frames
+        try:
+            frames = sys._current_frames()
+        except Exception:
+            return
+        for ident, frame in frames.items():
+            depth = 0
+            while frame is not None and depth < 200:
+                depth += 1
+                code = frame.f_code
+                if code.co_name in ("run_forever", "_run_once", "run_until_complete"):
+                    try:
+                        candidate = frame.f_locals.get("self")
+                    except Exception:
+                        candidate = None
+                    if isinstance(candidate, asyncio.AbstractEventLoop):
+                        found.append((candidate, ident))
+                    break
+                frame = frame.f_back
+        frame = None
+        frames.clear()
+        del frames
     for candidate, ident in found:
         if candidate in loops:
             continue

@@ -22,6 +22,7 @@ from typing import Any
 
 from . import hooks
 from .config import Options
+from .foreign_frames import paused
 from .frames import RawStack, frame_stack
 from .handoff import Handoff
 
@@ -83,10 +84,11 @@ class LoopWatch:
             except Exception:  # closed between the check and the call
                 return False
         elif self.stall_stack is None and (now - self.sent) * 1000.0 > stall_ms and self.ident:
-            frame = sys._current_frames().get(self.ident)
-            if frame is not None:
-                self.stall_stack = frame_stack(frame)
-            del frame
+            with paused:  # 3.11: see foreign_frames
+                frame = sys._current_frames().get(self.ident)
+                if frame is not None:
+                    self.stall_stack = frame_stack(frame)
+                del frame
         return True
 
     def pending_ms(self, now: float) -> float:
@@ -124,7 +126,8 @@ class LoopWatches:
         for loop, ident in hooks.running_loops():
             if ident is not None and ident not in live:
                 if others is None:  # a thread threading does not know (started from C)
-                    others = set(sys._current_frames())
+                    with paused:  # 3.11: see foreign_frames
+                        others = set(sys._current_frames())
                 if ident not in others:
                     continue  # "running" in a thread that is gone: a loop copied by fork()
             key = id(loop)

@@ -24,6 +24,7 @@ import sys
 import types
 from typing import Any
 
+from .foreign_frames import paused
 from .frames import line_of
 
 _FRAMELESS = sys.version_info >= (3, 11)  # the frame lives inside the coroutine object
@@ -208,7 +209,8 @@ def suspended_run(obj: Any, objs: list, ids: list) -> Any:
             reader = _readers.get(coroutine)
             line = reader.line(obj, code) if reader is not None else None
             if line is None:
-                line = line_of(code, obj.cr_frame.f_lasti)
+                with paused:  # 3.11: a loop in another thread may resume it (see foreign_frames)
+                    line = line_of(code, obj.cr_frame.f_lasti)
         objs.append(obj)
         ids.append(code_id)
         ids.append(line)
@@ -250,7 +252,8 @@ def where(obj: Any, code: types.CodeType, frame_attr: str) -> int:
                     return line
         elif suspended is False and not getattr(obj, frame_attr[:3] + "running", True):
             return code.co_firstlineno  # not started yet (or finished)
-    frame = getattr(obj, frame_attr, None)
-    if frame is None:
-        return code.co_firstlineno
-    return line_of(code, frame.f_lasti)
+    with paused:  # 3.11: a loop in another thread may resume it (see foreign_frames)
+        frame = getattr(obj, frame_attr, None)
+        lasti = frame.f_lasti if frame is not None else None
+    frame = None
+    return code.co_firstlineno if lasti is None else line_of(code, lasti)

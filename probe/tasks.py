@@ -20,6 +20,7 @@ from asyncio import base_events, locks, queues, selector_events, streams, tasks 
 from typing import Any
 
 from . import positions
+from .foreign_frames import paused
 from .frames import RawStack
 
 _Coro, _Gen, _AGen = types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType
@@ -184,12 +185,6 @@ def _chain(coro: Any) -> tuple[list, list]:
     return objs, flat
 
 
-def walk(coro: Any) -> list:
-    """The frames of the whole await chain of ``coro``, outermost first (frame objects: for
-    callers that need locals; the probe's passes use ``describe_flat``)."""
-    return [getattr(obj, _FRAME_ATTR.get(type(obj), "cr_frame")) for obj in _chain(coro)[0]]
-
-
 def _is_executor(fut: Any) -> bool:
     # run_in_executor's future is chained to a concurrent future by futures._chain_future.
     try:
@@ -202,9 +197,11 @@ def _is_executor(fut: Any) -> bool:
     return False
 
 
-def _locals(frame: Any) -> dict:
+def _locals(obj: Any) -> dict:
+    """The locals of ``obj``'s frame (a coroutine, generator or async generator)."""
     try:
-        return frame.f_locals  # the task is suspended: its frames are not running
+        with paused:  # 3.11: its frame may be another thread's to run (see foreign_frames)
+            return getattr(obj, _FRAME_ATTR.get(type(obj), "cr_frame")).f_locals
     except Exception:
         return {}
 
@@ -278,7 +275,7 @@ def state_of_task(task: asyncio.Task, current: asyncio.Task | None, named: str |
             code = getattr(obj, "cr_code", None) or getattr(obj, "gi_code", None) or getattr(obj, "ag_code", None)
             if state_of(code) != state:
                 continue
-            loc = _locals(getattr(obj, _FRAME_ATTR.get(type(obj), "cr_frame")))
+            loc = _locals(obj)
             if state == "wait_for" and isinstance(loc.get("fut"), asyncio.Task):
                 awaiting = loc["fut"]
             elif state == "wait":

@@ -24,6 +24,7 @@ from typing import Iterator
 from tasktop.wire.kernel import SYSCALL_STATES, kernel_state as read_kernel_state
 
 from . import procfs
+from .foreign_frames import paused
 from .handoff import Handoff
 from .frames import RawStack, frame_stack, is_internal
 from .tasks import ABSORBS, _add, STATES
@@ -122,11 +123,12 @@ def current(exclude: set[int]) -> list[dict]:
     switch to that thread made objects of the host outlive their function and end up with the
     garbage collector (seen: ``BytesIO`` "Existing exports of data" at a multiprocessing
     child's exit)."""
-    frames = sys._current_frames()
-    taken = [(ident, frame_stack(frame), id(frame), frame.f_lasti)
-             for ident, frame in frames.items() if ident not in exclude]
-    frames.clear()
-    del frames
+    with paused:  # 3.11: see foreign_frames
+        frames = sys._current_frames()
+        taken = [(ident, frame_stack(frame), id(frame), frame.f_lasti)
+                 for ident, frame in frames.items() if ident not in exclude]
+        frames.clear()
+        del frames
     by_ident = {t.ident: t for t in threading.enumerate()}
     main_ident = threading.main_thread().ident
     out = []

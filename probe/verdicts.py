@@ -23,6 +23,7 @@ from tasktop.wire.groups import group_id
 from tasktop.wire.stacks import user_frame
 
 from . import endings, presized, shards, verdict_wording as wording
+from .foreign_frames import paused
 from .frames import own_frame
 from .handoff import Pacer
 from .keys import GroupKey
@@ -277,27 +278,28 @@ def _thread_waiters(found: Pass, proof: Proof, group_number: Any) -> dict:
     """Add blocked threads to ``proof``; ``{waiter: (ident, signature)}``.  Their frames
     are held only here, and let go of before the proof runs (see threads.current)."""
     thread_objects = {t.ident: t for t in threading.enumerate()}
-    frames_of = sys._current_frames()
-    out = {}
-    try:
-        for row in found.thread_rows:
-            key = row["key"]
-            thread = thread_objects.get(row["ident"])
-            if key.state in SELF_WAKING or thread is None:
-                continue
-            frames, frame = [], frames_of.get(row["ident"])
-            while frame is not None:
-                frames.append(frame)
-                frame = frame.f_back
-            frames.reverse()
-            signature = (id(frames[-1]), frames[-1].f_lasti) if frames else None
-            w = proof.thread(group_number(key), key.state, thread, frames)
-            if w is not None:
-                out[w] = (row["ident"], signature)
-            frames.clear()
-    finally:
-        frames_of.clear()
-        frame = None
+    with paused:  # 3.11: see foreign_frames
+        frames_of = sys._current_frames()
+        out = {}
+        try:
+            for row in found.thread_rows:
+                key = row["key"]
+                thread = thread_objects.get(row["ident"])
+                if key.state in SELF_WAKING or thread is None:
+                    continue
+                frames, frame = [], frames_of.get(row["ident"])
+                while frame is not None:
+                    frames.append(frame)
+                    frame = frame.f_back
+                frames.reverse()
+                signature = (id(frames[-1]), frames[-1].f_lasti) if frames else None
+                w = proof.thread(group_number(key), key.state, thread, frames)
+                if w is not None:
+                    out[w] = (row["ident"], signature)
+                frames.clear()
+        finally:
+            frames_of.clear()
+            frame = None
     return out
 
 
@@ -394,11 +396,12 @@ def growth(history: list[tuple[float, dict]], gid: str, min_span: float = GROWTH
 
 def _thread_unchanged(ident: int, signature: tuple | None) -> bool:
     """Whether a thread is still at the frame and instruction it was blocked at."""
-    frame = sys._current_frames().get(ident)
-    try:
-        return signature is not None and frame is not None and (id(frame), frame.f_lasti) == signature
-    finally:
-        frame = None
+    with paused:  # 3.11: see foreign_frames
+        frame = sys._current_frames().get(ident)
+        try:
+            return signature is not None and frame is not None and (id(frame), frame.f_lasti) == signature
+        finally:
+            frame = None
 
 
 def _task_unchanged(info: Any) -> bool:

@@ -19,6 +19,7 @@ import time
 import weakref
 from typing import Any
 
+from .foreign_frames import paused
 from .frames import own_frame
 from .handoff import Pacer
 from .task_pass import Pass
@@ -162,20 +163,21 @@ class Waits:
         rows = [r for r in found.thread_rows if r["key"].state in PRIMITIVES]
         if not rows:
             return
-        frames_of = sys._current_frames()
-        try:
-            for row in rows:
-                frames, frame = [], frames_of.get(row["ident"])
-                while frame is not None:
-                    frames.append(frame)
-                    frame = frame.f_back
-                frames.reverse()
-                key = row["key"]
-                obj = thread_target(key.state, frames)
-                frames.clear()
-                if obj is not None:
-                    add(obj, key.state, key.id, own_frame(key.stack))
-        finally:
-            frames_of.clear()
-            frame = None
+        with paused:  # 3.11: see foreign_frames
+            frames_of = sys._current_frames()
+            try:
+                for row in rows:
+                    frames, frame = [], frames_of.get(row["ident"])
+                    while frame is not None:
+                        frames.append(frame)
+                        frame = frame.f_back
+                    frames.reverse()
+                    key = row["key"]
+                    obj = thread_target(key.state, frames)
+                    frames.clear()
+                    if obj is not None:
+                        add(obj, key.state, key.id, own_frame(key.stack))
+            finally:
+                frames_of.clear()
+                frame = None
 

@@ -246,6 +246,82 @@ def test_a_loop_thread_letting_the_probe_in_is_shown_running_without_the_probe_s
     assert "_tick" not in funcs and funcs[:2] == ["_run", "_run_once"], funcs  # the loop's frames kept
 
 
+
+FINALIZERS_LET_GO = r'''
+import asyncio, gc, queue, sys, threading, time
+
+sys.setswitchinterval(0.0001)  # the GIL changes hands as often as it can
+gc.set_threshold(20, 3, 3)     # and the collector runs often, in whichever thread allocates
+made = [0]
+
+class Finalized:
+    def __init__(self):
+        made[0] += 1
+        if made[0] % 10 == 0:
+            self.me = self     # a cycle: freed by the collector, which runs its finalizer
+    def __del__(self):
+        inner(3)
+        time.sleep(0)          # lets go of the GIL with this frame on top
+
+def inner(n):
+    return inner(n - 1) if n else 0
+
+def deep(n):
+    held = Finalized()
+    return deep(n - 1) if n else [Finalized() for _ in range(10)]
+
+def numbers():
+    while True:
+        Finalized()
+        yield inner(2)
+
+def worker():
+    made_by = numbers()
+    while True:
+        deep(25)
+        next(made_by)
+        time.sleep(0.0003)
+
+async def leaf(i):
+    deep(15)
+    await asyncio.sleep(0)
+    if i % 97 == 0:
+        time.sleep(0.03)       # a stall, its stack deep
+    return i
+
+async def main():
+    for _ in range(2):
+        threading.Thread(target=worker, daemon=True).start()
+    threading.Thread(target=queue.Queue().get, name="blocked", daemon=True).start()
+    print("ready", flush=True)
+    while True:
+        await asyncio.gather(*(leaf(i) for i in range(60)))
+
+asyncio.run(main())
+'''
+
+
+def test_reading_other_threads_stacks_never_crashes_a_host_whose_finalizers_let_go_of_the_gil(spawn):
+    """On 3.11 making a frame object for another thread's frame (``f_back``,
+    ``sys._current_frames()``) could run the collector, whose finalizers handed the GIL to that
+    thread, which returned from the frame being read: the host died of a segfault in the
+    probe's first seconds here (see probe/foreign_frames.py).  Every walk of other threads'
+    stacks runs here, many times: the background samples' thread rows and stalled loops'
+    stacks, and a client's summaries, waits and leak verdicts."""
+    target = spawn(FINALIZERS_LET_GO, TASKTOP_INTERVAL="0.05", TASKTOP_STALL_MS="20")
+    with ProbeClient(target.path, timeout=30.0) as client:
+        for _ in range(50):
+            assert client.request("summary")["totals"]["threads"] >= 4
+            client.request("waits")
+            client.request("verdicts")
+
+        def stalled_in_leaf():
+            return any(f["func"] == "leaf" for s in client.request("stalls") for f in s["stack"])
+
+        wait_until(stalled_in_leaf, message="a stalled loop's stack read")
+    assert target.proc.poll() is None, target.stop()
+
+
 LOOP_THREADS = r'''
 import asyncio, threading
 

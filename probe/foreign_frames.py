@@ -1,0 +1,62 @@
+"""Frames another thread runs, read without crashing the host on CPython 3.11.
+
+On 3.11 a function's frame lives in its thread's own stack memory, and a frame object is made
+for it on demand: by ``sys._current_frames()``, ``frame.f_back``, ``coro.cr_frame``, or when
+its locals are read.  Making one allocates, an allocation may run the garbage collector right
+there, and the collector runs finalizers (``__del__``, weak reference callbacks) whose Python
+code may hand the GIL to another thread.  If that thread returns from the frame the C code was
+reading meanwhile, the C code goes on reading freed memory: the host dies of a segfault in
+``PyFrame_GetBack`` (seen here with a thread walking its siblings' stacks, probe or not, in a
+host whose finalizers sleep; sentry-python's sampling profiler met it in production,
+getsentry/sentry-python#6119).  Up to 3.10 frames are objects of their own, and from 3.12 the
+collector runs only between instructions, never inside an allocation (CPython gh-97922): only
+3.11 needs this.
+
+``with paused:`` turns the collector's automatic runs off while the probe holds other threads'
+frames (a walk of their stacks: a fraction of a millisecond), on 3.11 only; a ``gc.collect()``
+called meanwhile still runs, and the collector catches up at the next allocation after it.  The
+price: a host thread that calls ``gc.disable()`` inside that window finds it undone at its end.
+"""
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+
+#: Whether reading another thread's frames needs the collector paused (see the docstring).
+NEEDED = sys.version_info[:2] == (3, 11)
+
+
+class _Paused:
+    """The collector's automatic runs off while any thread is inside ``with paused:``
+    (nested and concurrent uses count: it is turned back on by the last one out, and only if
+    it was on when the first one came in)."""
+
+    __slots__ = ("_lock", "_inside", "_ours")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._ours = False  # whether the collector was turned off here
+
+    def __enter__(self) -> "_Paused":
+        if NEEDED:
+            with self._lock:
+                if self._inside == 0:
+                    self._ours = gc.isenabled()
+                    if self._ours:
+                        gc.disable()
+                self._inside += 1
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if NEEDED:
+            with self._lock:
+                self._inside -= 1
+                if self._inside == 0 and self._ours:
+                    self._ours = False
+                    gc.enable()
+
+
+paused = _Paused()
+
