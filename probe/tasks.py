@@ -185,6 +185,12 @@ def _chain(coro: Any) -> tuple[list, list]:
     return objs, flat
 
 
+def chain_codes(coro: Any) -> list:
+    """The code objects of the whole await chain of ``coro``, outermost first, read without
+    making a frame object (see ``positions``)."""
+    return _chain(coro)[1][0::2]
+
+
 def _is_executor(fut: Any) -> bool:
     # run_in_executor's future is chained to a concurrent future by futures._chain_future.
     try:

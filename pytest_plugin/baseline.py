@@ -10,10 +10,13 @@ import threading
 import weakref
 from typing import Any, Iterable
 
+from tasktop.probe.foreign_frames import paused
+
 
 def live_threads() -> dict:
     """``{ident: Thread or None}`` of every thread running Python code (``None``: no Thread object)."""
-    idents = list(sys._current_frames())
+    with paused:  # 3.11: its frame objects are made like f_back's (see probe/foreign_frames.py)
+        idents = list(sys._current_frames())
     by_ident = {t.ident: t for t in threading.enumerate()}
     return {ident: by_ident.get(ident) for ident in idents}
 

@@ -91,9 +91,9 @@ def is_harness_task(task: Any) -> bool:
     codes = runner_codes()
     if not codes:
         return False
-    from tasktop.probe.tasks import walk
+    from tasktop.probe.tasks import chain_codes
 
     try:
-        return any(frame.f_code in codes for frame in walk(task.get_coro()))
+        return any(code in codes for code in chain_codes(task.get_coro()))
     except Exception:
         return False

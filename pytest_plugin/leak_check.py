@@ -54,11 +54,13 @@ def _cancel_requested(task: Any) -> bool:
 def _thread_codes(idents: Iterable) -> dict:
     """``{ident: [code, ...]}``, innermost first, of the threads' stacks now.  The frames are
     let go of at once (see ``threads.current``)."""
+    from tasktop.probe.foreign_frames import paused
     from tasktop.probe.frames import frame_stack
 
-    frames = sys._current_frames()
-    out = {ident: [code for code, _line in frame_stack(frames.get(ident))] for ident in idents}
-    frames.clear()
+    with paused:  # 3.11: see probe/foreign_frames.py
+        frames = sys._current_frames()
+        out = {ident: [code for code, _line in frame_stack(frames.get(ident))] for ident in idents}
+        frames.clear()
     return out
 
 
@@ -235,7 +237,7 @@ class LeakCheck:
                     continue
                 try:
                     name = task.get_name()
-                    codes = [f.f_code for f in tasks_mod.walk(task.get_coro())]
+                    codes = tasks_mod.chain_codes(task.get_coro())
                 except Exception:
                     name, codes = None, []
                 if not let_through(allowances, task, "task", name, codes, passed):

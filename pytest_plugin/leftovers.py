@@ -39,11 +39,13 @@ def _row(kind: str, name: str, state: str, stack: tuple, site: tuple | None) -> 
 def describe_thread(ident: int, thread: Any, sites: Any) -> Leftover:
     """The row of a leftover thread: its state as ``tasktop dump`` would say it."""
     from tasktop.probe import threads as threads_mod
+    from tasktop.probe.foreign_frames import paused
     from tasktop.probe.frames import frame_stack
 
-    frame = sys._current_frames().get(ident)
-    stack = frame_stack(frame)
-    del frame
+    with paused:  # 3.11: see probe/foreign_frames.py
+        frame = sys._current_frames().get(ident)
+        stack = frame_stack(frame)
+        del frame
     native_id = getattr(thread, "native_id", None)
     state = threads_mod.classify(stack, threads_mod.kernel_state(native_id)) if stack else "exited"
     name = thread.name if thread is not None else f"<thread {ident}>"

@@ -286,7 +286,7 @@ async def leaf(i):
     deep(15)
     await asyncio.sleep(0)
     if i % 97 == 0:
-        time.sleep(0.03)       # a stall, its stack deep
+        time.sleep(0.15)       # a stall, its stack deep
     return i
 
 async def main():
