@@ -17,10 +17,15 @@ tick.  A starved thread cannot run a line of Python, so this is exact; its CPU t
 (the loop is idle, or blocked in long calls) costs the loop nothing; a starved one costs it
 ``SLICE`` plus at most one switch interval per ``BUSY_PERIOD``; an idle probe, a flag test
 and a ``select()`` with no wait every ``IDLE_PERIOD``.
+
+The same timer is the loop's heartbeat (``Beat``): how late it runs is the loop's lag, and a
+timer long overdue is a stall in progress (see loops.py).  So the probe posts nothing to a
+loop to learn its lag, and the loop is woken for one timer, not a timer and a self-pipe byte.
 """
 from __future__ import annotations
 
 import asyncio
+import collections
 import math
 import select
 import sys
@@ -29,21 +34,40 @@ import time
 import weakref
 from typing import Any
 
-IDLE_PERIOD = 0.1  # seconds between checks while the probe waits for nothing
+# Seconds between checks while the probe waits for nothing: half the default stall threshold,
+# since the timer is also the loop's heartbeat (a stall is seen once it is overdue by the threshold).
+IDLE_PERIOD = 0.05
 BUSY_PERIOD = 0.01  # seconds between hand-offs while the probe wants the GIL
 SLICE = 0.001  # seconds the loop thread lets go of the GIL per hand-off
 LATE = 0.002  # a probe whose wait ended this long ago and that still has no GIL is starved
+STALLS_KEPT = 16  # stalls a loop's timer keeps until the probe takes them
+
+
+class Beat:
+    """What a loop's timer did: written on the loop's thread, read by the probe's."""
+
+    __slots__ = ("due", "last", "stalls")
+
+    def __init__(self, due: float) -> None:
+        self.due = due  # monotonic time the next run is due at
+        # (when it last ran, how late, the thread it ran in): one tuple, so that a reader in
+        # another thread never pairs one run's time with another's lateness.
+        self.last: tuple[float, float, int] | None = None
+        # (when it ran, how late) of each run later than the stall threshold, until the probe
+        # takes them: the probe looks less often than the timer runs.
+        self.stalls: collections.deque = collections.deque(maxlen=STALLS_KEPT)
 
 
 class Handoff:
     """Shared by the probe thread (which says when it blocks) and the loops' timers."""
 
-    def __init__(self) -> None:
+    def __init__(self, stall_s: float = 0.1) -> None:
+        self.stall_s = stall_s  # a timer run later than this is a stall (``TASKTOP_STALL_MS``)
         self.active = False
         self.working = False  # the probe thread is between two waits: it has or wants the GIL
         self.wake_at = math.inf  # when the probe's current wait times out
         self.fd = -1  # the probe's selector: readable when a client or the wake pipe wants it
-        self._loops: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        self._beats: "weakref.WeakKeyDictionary[Any, Beat]" = weakref.WeakKeyDictionary()
         self.progress = 0  # bumped by the probe thread as it works
         self._seen = -1  # the progress counter at the last check
         # each loop's last turn (``give_turn``): a lock the loop releases to answer it, and when
@@ -101,7 +125,7 @@ class Handoff:
         if not self.active:
             return False
         try:
-            loops = list(self._loops)
+            loops = list(self._beats)
         except RuntimeError:  # a loop's thread attached or let go of one meanwhile
             return False
         mine = asyncio._get_running_loop()  # a pass on a loop's own thread cannot wait for it
@@ -155,27 +179,38 @@ class Handoff:
     def attached(self, loop: Any) -> bool:
         """Whether ``loop`` runs our timer (it stops while the probe is stopped or paused)."""
         try:
-            return loop in self._loops
+            return loop in self._beats
         except TypeError:
             return True  # not weakly referenceable: nothing we can do
+
+    def beat(self, loop: Any) -> Beat | None:
+        """The heartbeat of ``loop``'s timer, None while it has none."""
+        try:
+            return self._beats.get(loop)
+        except TypeError:
+            return None
 
     def attach(self, loop: Any) -> None:
         """Start the loop's hand-off timer: on the loop's thread (``call_soon_threadsafe``), or
         from ``hooks.loop_listeners`` as the loop is made or starts running."""
         try:
-            if not self.active or loop in self._loops:
+            if not self.active or loop in self._beats:
                 return
-            self._loops.add(loop)
-            loop.call_later(IDLE_PERIOD, self._tick, loop)
+            beat = self._beats[loop] = Beat(time.monotonic() + IDLE_PERIOD)
+            loop.call_later(IDLE_PERIOD, self._tick, loop, beat)
         except Exception:
             pass
 
-    def _tick(self, loop: Any) -> None:
+    def _tick(self, loop: Any, beat: Beat) -> None:
         try:
-            if not self.active or loop.is_closed():
-                self._loops.discard(loop)
-                return
             now = time.monotonic()
+            late = now - beat.due
+            beat.last = (now, late, threading.get_ident())
+            if late > self.stall_s:
+                beat.stalls.append((now, late))
+            if not self.active or loop.is_closed():
+                self._beats.pop(loop, None)
+                return
             wanted, starved = self.check(now)
             if starved:
                 time.sleep(SLICE)  # the GIL is free for the probe meanwhile
@@ -183,9 +218,10 @@ class Handoff:
                 delay = BUSY_PERIOD
             else:  # just after the probe's wait ends: a starved probe is let in at once
                 delay = min(IDLE_PERIOD, max(0.0, self.wake_at - now) + LATE)
-            loop.call_later(delay, self._tick, loop)
+            beat.due = time.monotonic() + delay
+            loop.call_later(delay, self._tick, loop, beat)
         except Exception:  # never let the probe's timer raise into the host's loop
-            self._loops.discard(loop)
+            self._beats.pop(loop, None)
 
 
 PACE = 0.002  # seconds of probe work between two deliberate yields in a long pass

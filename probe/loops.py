@@ -1,11 +1,11 @@
 """Event-loop health: lag from a heartbeat, and stalls named by the code that blocked.
 
-The probe thread posts a tiny callback with ``call_soon_threadsafe`` and notes when it runs:
-the delay is the loop's lag.  While a heartbeat is outstanding for longer than the stall
-threshold, the loop thread is stuck in something that does not yield, so the probe takes that
-thread's stack from ``sys._current_frames()`` *during* the stall: the stack names the blocking
-code.  The last stalls are kept in a bounded ring.  The callback run on the loop does nothing
-but read the clock, so the heartbeat costs the loop next to nothing.
+The heartbeat is the loop's own hand-off timer (``handoff.Beat``): each run notes how late it
+ran, which is the loop's lag, and a run later than the stall threshold notes a stall.  While the timer is overdue by more than the stall threshold, the
+loop thread is stuck in something that does not yield, so the probe takes that thread's stack
+from ``sys._current_frames()`` *during* the stall: the stack names the blocking code.  The probe
+looks just when an unrun timer would become a stall, about once per stall threshold, and posts
+nothing to the loop.  The last stalls are kept in a bounded ring.
 
 Every running loop the hooks know of is watched (``LoopWatches``), and gets the probe's task
 factory and GIL hand-off timer if it lacks them: a loop may have been started before the probe,
@@ -24,13 +24,16 @@ from . import hooks
 from .config import Options
 from .foreign_frames import paused
 from .frames import RawStack, frame_stack
-from .handoff import Handoff
+from .handoff import Beat, Handoff
 
 STALL_RING = 10
 # Seconds between two looks for loops started or stopped since: the heartbeats in between go to
 # the loops already watched (the look lists every thread and every known loop, 20 times a
 # second it was a fifth of what an idle probe costs).
 REFRESH_EVERY = 1.0
+# Seconds: the soonest a look comes again for a timer overdue past the stall threshold whose
+# stack could not be taken (its thread unknown): no busy wait.
+LOOK_AGAIN = 0.05
 
 
 class Stall:
@@ -41,59 +44,73 @@ class Stall:
 
 
 class LoopWatch:
-    """The heartbeat state of one loop.  Only the probe thread calls its methods."""
+    """The heartbeat of one loop, read from its hand-off timer (``handoff.Beat``).  Only the
+    probe thread calls its methods."""
 
     def __init__(self, loop: Any, ident: int | None) -> None:
         self.loop = loop
         self.ident = ident
-        self.sent: float | None = None  # monotonic time of the outstanding heartbeat
-        self.sent_wall = 0.0
-        self.answered: float | None = None  # set by the loop thread
-        self.answered_ident: int | None = None
+        self.beat: Beat | None = None
+        self.seen: tuple | None = None  # the timer's run the watch last took
         self.lag_ms: float | None = None
         self.stall_stack: RawStack | None = None
         self.stalls: collections.deque = collections.deque(maxlen=STALL_RING)
         self.stall_count = 0
 
-    def _beat(self) -> None:  # runs on the loop: keep it trivial
-        self.answered_ident = threading.get_ident()
-        self.answered = time.monotonic()
+    def follow(self, beat: Beat | None) -> None:
+        """Read ``beat`` from now on (a loop's timer is new after a pause or a fork).  Stalls
+        from before are not the watch's to judge: the first run after a loop runs again is late
+        by all the time it was stopped."""
+        self.beat = beat
+        self.seen = None
+        if beat is not None:
+            self.seen = beat.last
+            beat.stalls.clear()
+        self.stall_stack = None
 
-    def tick(self, now: float, stall_ms: float, send: bool = True) -> bool:
-        """Advance the heartbeat (a new one posted only if ``send``); False when the loop is
-        gone (closed or not running)."""
-        if self.sent is not None and self.answered is not None:
-            self.lag_ms = max(0.0, (self.answered - self.sent) * 1000.0)
-            if self.answered_ident:
-                self.ident = self.answered_ident
-            if self.lag_ms > stall_ms:
+    def look(self, now: float, stall_ms: float) -> bool:
+        """Take the timer's runs since the last look (how late the last one ran is the lag; the
+        stalls the timer noted, each with the stack taken during it), and while the timer is
+        overdue by more than ``stall_ms``, the loop thread's stack: the code that blocks it.
+        False when the loop is gone (closed or stopped)."""
+        beat = self.beat
+        if beat is None:
+            return True
+        last = beat.last  # read before ``due``: the timer sets ``last``, then the next ``due``
+        if last is not self.seen:
+            self.seen = last
+            _ran, late, self.ident = last
+            self.lag_ms = max(0.0, late * 1000.0)
+            stack, self.stall_stack = self.stall_stack or (), None  # the timer ran: the block is over
+            stalls = beat.stalls
+            while stalls:
+                ran, late = stalls.popleft()
+                at = time.time() - (now - (ran - late))  # when it was due: the loop was stuck by then
                 self.stall_count += 1
-                self.stalls.append(Stall(self.sent_wall, self.lag_ms, self.stall_stack or ()))
-            self.sent = self.answered = None
-            self.stall_stack = None
-        if self.sent is None:
-            if not send:
-                return True
+                self.stalls.append(Stall(at, late * 1000.0, stack))
+                stack = ()  # taken during the first of them: the others began after that look
+        if self.stall_stack is None and self._overdue_ms(last, now) > stall_ms:
             try:
                 if not self.loop.is_running() or self.loop.is_closed():
-                    return False
-                self.answered = None
-                self.sent = time.monotonic()
-                self.sent_wall = time.time()
-                self.loop.call_soon_threadsafe(self._beat)
-            except Exception:  # closed between the check and the call
+                    return False  # a stopped loop runs no timer: not a stall
+            except Exception:
                 return False
-        elif self.stall_stack is None and (now - self.sent) * 1000.0 > stall_ms and self.ident:
             with paused:  # 3.11: see foreign_frames
-                frame = sys._current_frames().get(self.ident)
+                frame = sys._current_frames().get(self.ident) if self.ident else None
                 if frame is not None:
                     self.stall_stack = frame_stack(frame)
                 del frame
         return True
 
+    def _overdue_ms(self, last: tuple | None, now: float) -> float:
+        due = self.beat.due  # type: ignore[union-attr]
+        if last is not None and last[0] >= due:  # read inside the run that moves ``due`` on
+            return 0.0
+        return max(0.0, (now - due) * 1000.0)
+
     def pending_ms(self, now: float) -> float:
-        """How long the outstanding heartbeat has waited (a stall in progress shows here)."""
-        return 0.0 if self.sent is None or self.answered is not None else (now - self.sent) * 1000.0
+        """How long the loop's timer is overdue (a stall in progress shows here)."""
+        return 0.0 if self.beat is None else self._overdue_ms(self.beat.last, now)
 
 
 class LoopWatches:
@@ -149,10 +166,11 @@ class LoopWatches:
         self.watches = watches
         return list(watches.values())
 
-    def heartbeat(self, now: float, send: bool = True) -> None:
-        """Collect heartbeats on every running loop, and (``send``) post new ones; look for
-        loops started or stopped since once every ``REFRESH_EVERY``, or at once when a loop has
+    def heartbeat(self, now: float) -> None:
+        """Take every watched loop's heartbeat (see ``LoopWatch.look``); and look for loops
+        started or stopped since, once every ``REFRESH_EVERY`` or at once when a loop has
         started running (``hooks.loop_starts``): watched before its first stall."""
+        handoff, stall_ms = self.handoff, self.options.stall_ms
         starts = hooks.loop_starts
         if now - self._refreshed >= REFRESH_EVERY or starts != self._starts:
             self._refreshed, self._starts = now, starts
@@ -160,9 +178,26 @@ class LoopWatches:
         else:
             watches = list(self.watches.values())
         for watch in watches:
-            if not watch.tick(now, self.options.stall_ms, send):
+            beat = handoff.beat(watch.loop) if handoff is not None else None
+            if beat is not watch.beat:
+                watch.follow(beat)
+            if not watch.look(now, stall_ms):
                 self.watches.pop(id(watch.loop), None)
 
-    def unanswered(self) -> bool:
-        """Whether a loop has not run its heartbeat yet (it may be stalling)."""
-        return any(w.sent is not None and w.answered is None for w in self.watches.values())
+    def next_look(self, now: float, longest: float, overdue_only: bool = False) -> float:
+        """When the probe should look again: when a loop's timer, not run by then, would be a
+        stall (so that its stack is taken during it), and no later than ``longest`` from now.
+        With ``overdue_only``, only timers overdue already count (a probe that thinks itself
+        starved still names a stall in progress)."""
+        at = now + longest
+        stall = self.options.stall_ms / 1000.0
+        for watch in self.watches.values():
+            beat = watch.beat
+            if beat is None or watch.stall_stack is not None:
+                continue
+            due = beat.due
+            if overdue_only and due > now:
+                continue
+            stalled_at = due + stall
+            at = min(at, stalled_at if stalled_at > now else now + LOOK_AGAIN)
+        return at

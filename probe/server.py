@@ -24,17 +24,19 @@ from .config import Options
 from .replies import Replies
 from .state import State
 
-HEARTBEAT = 0.05  # seconds between loop heartbeats: half the default stall threshold
+# Seconds: the longest the probe waits between two looks at the loops' heartbeats (it looks
+# sooner when a loop's timer would be a stall by then: loops.LoopWatches.next_look).
+LOOK_AT_MOST = 0.25
 # While a busy loop starves the probe thread of the GIL (its waits end on time but it gets the
 # GIL back more than STARVED_LATE late), every wake-up costs the loop a hand-off (see
-# handoff.py), so heartbeats slow down to STARVED_HEARTBEAT for STARVED_HOLD seconds.  A loop
+# handoff.py), so the probe looks only every STARVED_LOOK for STARVED_HOLD seconds.  A loop
 # that starves the probe is busy, not stalled; a stall (one long callback) keeps the GIL and
 # lets the probe in through CPython's switch interval, so it is still seen, within a second.
-# A heartbeat not answered yet is looked at again every HEARTBEAT all the same (no new one is
-# posted then): a busy loop answers it by then, and a stall shorter than a second is named by
-# the code that blocked (a loaded machine, whose late wake-ups look like starving, has them).
+# A loop's timer found overdue is looked at again when it would be a stall all the same: a
+# busy loop runs it by then, and a stall shorter than a second is named by the code that
+# blocked (a loaded machine, whose late wake-ups look like starving, has them).
 STARVED_LATE = 0.02
-STARVED_HEARTBEAT = 1.0
+STARVED_LOOK = 1.0
 STARVED_HOLD = 10.0
 _PEERCRED = struct.Struct("3i")
 
@@ -56,7 +58,7 @@ class _Client:
 class Server:
     def __init__(self, options: Options) -> None:
         self.options = options
-        self.handoff = Handoff()
+        self.handoff = Handoff(options.stall_ms / 1000.0)
         self.pid = os.getpid()
         self.state = State(options, self.handoff)
         self.replies = Replies(self.state, self.pid, on_detach=self._detach_requested)
@@ -204,22 +206,22 @@ class Server:
         except Exception:
             pass
         next_sample = time.monotonic()
-        next_beat = next_post = time.monotonic()
+        next_look = time.monotonic()
         starved_until = 0.0
         failures = 0
         while not self._stop:
             try:
                 now = time.monotonic()
-                if now >= next_beat:
-                    post = now >= next_post
-                    self.state.heartbeat(now, post)
-                    if post:
-                        next_post = now + (HEARTBEAT if now >= starved_until else STARVED_HEARTBEAT)
-                    next_beat = min(next_post, now + HEARTBEAT) if self.state.loops.unanswered() else next_post
+                if now >= next_look:
+                    self.state.heartbeat(now)
+                    if now >= starved_until:
+                        next_look = self.state.loops.next_look(now, LOOK_AT_MOST)
+                    else:
+                        next_look = self.state.loops.next_look(now, STARVED_LOOK, overdue_only=True)
                 if now >= next_sample:
                     self.state.sample()
                     next_sample = time.monotonic() + self.state.budget.interval
-                timeout = max(0.0, min(next_beat, next_sample) - time.monotonic())
+                timeout = max(0.0, min(next_look, next_sample) - time.monotonic())
                 if not self.state.loops.watches:
                     timeout = max(0.0, min(next_sample - time.monotonic(), 0.25))
                 selector = self.selector

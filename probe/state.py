@@ -57,11 +57,10 @@ class State:
         self._shared: tuple | None = None
         self._drained = 0.0  # when the heartbeat last drained the endings
 
-    def heartbeat(self, now: float, send: bool = True) -> None:
-        """Collect heartbeats on every running loop and (``send``) post new ones; records made
-        since the last pass taken (see ``TaskPasses.tidy``); the endings noted, every
-        ``DRAIN_EVERY``."""
-        self.loops.heartbeat(now, send)
+    def heartbeat(self, now: float) -> None:
+        """Take every running loop's heartbeat; records made since the last pass taken (see
+        ``TaskPasses.tidy``); the endings noted, every ``DRAIN_EVERY``."""
+        self.loops.heartbeat(now)
         try:
             self.passes.tidy()
         except Exception:  # the next pass takes them anyway

@@ -143,23 +143,23 @@ import signal, time
 import tasktop.probe.server as server
 import tasktop.probe.loops as loops
 server.STARVED_LATE = -1.0  # every wake-up of the probe counts as late: it thinks itself starved
-beats, started = [0], time.monotonic()
-answer = loops.LoopWatch._beat
+looks, started = [0], time.monotonic()
+look = loops.LoopWatches.heartbeat
 
-def counted(self):
-    beats[0] += 1
-    answer(self)
+def counted(self, now):
+    looks[0] += 1
+    look(self, now)
 
-loops.LoopWatch._beat = counted
-signal.signal(signal.SIGUSR1, lambda *_: print("beats", beats[0], time.monotonic() - started, flush=True))
+loops.LoopWatches.heartbeat = counted
+signal.signal(signal.SIGUSR1, lambda *_: print("looks", looks[0], time.monotonic() - started, flush=True))
 """
 
 
 def test_a_probe_that_thinks_itself_starved_still_names_a_short_stall(spawn):
     """While the probe's wake-ups come late (a loop starving it of the GIL, or a loaded
-    machine), it posts a heartbeat once a second instead of every 50 ms; one left unanswered
-    is looked at again every 50 ms all the same, so that a stall shorter than a second still
-    has its blocking code."""
+    machine), it looks at the loops' heartbeats once a second instead of about every 100 ms; a
+    loop's timer found overdue is looked at again when it would be a stall all the same, so
+    that a stall shorter than a second still has its blocking code."""
     target = spawn(STARVED + STALL.replace("time.sleep(0.6)", "time.sleep(0.4)"))
 
     def named() -> list | None:
@@ -168,11 +168,54 @@ def test_a_probe_that_thinks_itself_starved_still_names_a_short_stall(spawn):
     stalls = wait_until(named, timeout=30, message="a stall with its stack")
     assert stalls[0]["stack"][0]["func"] == "compress_archive"
 
-    def beats_a_second() -> float | None:  # once the target has run for 2 s
+    def looks_a_second() -> float | None:  # once the target has run for 2 s
         os.kill(target.pid, signal.SIGUSR1)
-        _word, beats, seconds = target.proc.stdout.readline().split()
-        return int(beats) / float(seconds) if float(seconds) > 2.0 else None
-    assert wait_until(beats_a_second, timeout=30, interval=0.5) < 5  # not 20 a second
+        _word, looks, seconds = target.proc.stdout.readline().split()
+        return int(looks) / float(seconds) if float(seconds) > 2.0 else None
+    assert wait_until(looks_a_second, timeout=30, interval=0.5) < 5  # not 10 a second
+
+
+POSTS = r"""
+import asyncio, signal, time
+
+posts, started = [0], time.monotonic()
+post = asyncio.BaseEventLoop.call_soon_threadsafe
+
+def counted(self, callback, *args, **kwargs):
+    if getattr(callback, "__name__", "") != "_turn":  # passes' hand-offs: not the heartbeat's
+        posts[0] += 1
+    return post(self, callback, *args, **kwargs)
+
+asyncio.BaseEventLoop.call_soon_threadsafe = counted
+signal.signal(signal.SIGUSR1, lambda *_: print("posts", posts[0], time.monotonic() - started, flush=True))
+
+async def main():
+    print("ready", flush=True)
+    while True:
+        await asyncio.sleep(0.001)
+
+asyncio.run(main())
+"""
+
+
+def test_the_heartbeat_posts_nothing_to_the_loop_and_measures_its_lag(spawn):
+    """A loop's lag is how late its hand-off timer runs: the probe learns it without a
+    callback posted from its thread (a self-pipe byte and a wake-up of the loop, 20 a second)."""
+    target = spawn(POSTS)
+
+    def lag() -> tuple | None:
+        loops = target.summary()["loops"]
+        return (loops[0]["lag_ms"],) if loops and loops[0]["lag_ms"] is not None else None
+    [lag_ms] = wait_until(lag, message="a lag measured")
+    assert 0.0 <= lag_ms < 100.0
+
+    def posts_a_second() -> tuple | None:  # once the target has run for 2 s
+        os.kill(target.pid, signal.SIGUSR1)
+        _word, posts, seconds = target.proc.stdout.readline().split()
+        return (int(posts) / float(seconds),) if float(seconds) > 2.0 else None
+    # At start the probe may post its factory and timer.
+    [rate] = wait_until(posts_a_second, timeout=30, interval=0.5)
+    assert rate < 3  # not 20 a second
 
 
 BUSY_LOOP = r'''
@@ -353,7 +396,7 @@ def test_loops_in_other_threads(spawn):
 
     def three_loops():
         data = target.full()
-        measured = all(loop["lag_ms"] is not None for loop in data["loops"])  # a heartbeat each
+        measured = all(loop["lag_ms"] is not None for loop in data["loops"])  # each timer ran
         return data if len(data["loops"]) == 3 and data["totals"]["tasks"] == 1 + 4 + 6 and measured else None
     data = wait_until(three_loops, message="three loops, each with its lag")
     by_thread = {loop["thread_name"]: loop for loop in data["loops"]}

@@ -26,5 +26,5 @@ def test_the_heartbeat_drains_the_endings_every_second_between_samples():
     drains: list = []
     state.ends.drain = lambda: drains.append(now)  # the end history's own drain is its tests'
     for now in (1000.0, 1000.05, 1000.5, 1000.99, 1001.0, 1001.2, 1002.5):
-        state.heartbeat(now, send=False)
+        state.heartbeat(now)
     assert drains == [1000.0, 1001.0, 1002.5]
