@@ -16,10 +16,12 @@ collector runs only between instructions, never inside an allocation (CPython gh
 frames (a walk of their stacks: a fraction of a millisecond), on 3.11 only; a ``gc.collect()``
 called meanwhile still runs, and the collector catches up at the next allocation after it.  The
 price: a host thread that calls ``gc.disable()`` inside that window finds it undone at its end.
+The child of a ``fork()`` has only the forking thread, so it starts with no pause.
 """
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import threading
 
@@ -42,11 +44,18 @@ class _Paused:
     def __enter__(self) -> "_Paused":
         if NEEDED:
             with self._lock:
-                if self._inside == 0:
-                    self._ours = gc.isenabled()
-                    if self._ours:
-                        gc.disable()
                 self._inside += 1
+                if self._inside == 1:
+                    try:
+                        self._ours = gc.isenabled()
+                        if self._ours:
+                            gc.disable()
+                    except BaseException:  # a signal's exception in the main thread: as before
+                        self._inside -= 1
+                        if self._ours:
+                            self._ours = False
+                            gc.enable()
+                        raise
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -57,6 +66,17 @@ class _Paused:
                     self._ours = False
                     gc.enable()
 
+    def after_fork_in_child(self) -> None:
+        """The child of a fork has only the thread that forked, inside no pause: a pause that
+        another thread was in would otherwise last for ever (the collector off, or the lock
+        held by a thread that is not there)."""
+        self._lock = threading.Lock()
+        inside, self._inside = self._inside, 0
+        if inside and self._ours:
+            gc.enable()
+        self._ours = False
+
 
 paused = _Paused()
-
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=paused.after_fork_in_child)

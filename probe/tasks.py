@@ -165,14 +165,17 @@ def _chain(coro: Any) -> tuple[list, list]:
             obj = next((r for r in gc.get_referents(obj) if type(r) in (_Coro, _Gen, _AGen)), None)
             continue
         else:
-            if not (hasattr(obj, "cr_frame") or hasattr(obj, "cr_await") or hasattr(obj, "__dict__")):
-                ENDS.add(kind)  # a future, a FutureIter, ...: where parked chains end
-                break
-            if getattr(obj, "cr_frame", None) is not None:  # coroutine-like objects (Cython, ...)
-                frame = obj.cr_frame
-                objs.append(obj)
-                flat.append(frame.f_code)
-                flat.append(frame.f_lineno)
+            with paused:  # 3.11: a wrapped generator's frame is made here (see foreign_frames)
+                frame = getattr(obj, "cr_frame", None)  # coroutine-like objects (Cython, ...)
+                if frame is None and not (hasattr(obj, "cr_frame") or hasattr(obj, "cr_await")
+                                          or hasattr(obj, "__dict__")):
+                    ENDS.add(kind)  # a future, a FutureIter, ...: where parked chains end
+                    break
+                if frame is not None:
+                    objs.append(obj)
+                    flat.append(frame.f_code)
+                    flat.append(frame.f_lineno)
+                frame = None
             obj = getattr(obj, "cr_await", None)
             continue
         attr = _FRAME_ATTR[kind]
