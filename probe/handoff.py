@@ -201,13 +201,25 @@ class Handoff:
         except Exception:
             pass
 
+    def started(self, loop: Any) -> None:
+        """``loop`` starts running (``hooks.start_listeners``, on its thread): a timer it had
+        is due from now on, not from before it stopped (or before it first ran), so that its
+        first run is not late by all that time: a stall of the first iteration is its own
+        length, and a loop run now and then is not called stalled in between."""
+        try:
+            beat = self._beats.get(loop)
+            if beat is not None:
+                beat.due = max(beat.due, time.monotonic())
+        except Exception:
+            pass
+
     def _tick(self, loop: Any, beat: Beat) -> None:
         try:
             now = time.monotonic()
             late = now - beat.due
-            beat.last = (now, late, threading.get_ident())
-            if late > self.stall_s:
+            if late > self.stall_s:  # before ``last``: a look between the two takes both
                 beat.stalls.append((now, late))
+            beat.last = (now, late, threading.get_ident())
             if not self.active or loop.is_closed():
                 self._beats.pop(loop, None)
                 return

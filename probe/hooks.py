@@ -102,6 +102,9 @@ loop_threads: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary(
 #: Called with each loop as it is created or starts running, on the thread doing so (the
 #: probe's GIL hand-off timer must be on a loop before the loop can starve the probe).
 loop_listeners: list = []
+#: Called with each loop as it starts running, on its thread (``_set_running_loop``), after
+#: ``loop_listeners``: a loop that ran before has a timer late by all the time it was stopped.
+start_listeners: list = []
 #: Loops started running, in all (``_set_running_loop``): the probe's heartbeat looks for loops
 #: at once when this moves (see loops.LoopWatches.heartbeat).
 loop_starts = 0
@@ -747,6 +750,8 @@ def _set_running_loop(loop):
     if loop is not None and _active:
         try:
             note_loop(loop, threading.get_ident())
+            for listener in list(start_listeners):
+                listener(loop)
         except Exception:
             pass
         global loop_starts

@@ -181,6 +181,10 @@ class LoopWatches:
             beat = handoff.beat(watch.loop) if handoff is not None else None
             if beat is not watch.beat:
                 watch.follow(beat)
+            if beat is None and handoff is not None and handoff.active and not handoff.attached(watch.loop):
+                # Its timer stopped (a tick while the probe was stopped for a fork): the next
+                # heartbeat looks for loops, which starts it again, not a second later.
+                self._refreshed = -REFRESH_EVERY
             if not watch.look(now, stall_ms):
                 self.watches.pop(id(watch.loop), None)
 

@@ -133,16 +133,20 @@ class Server:
         self.handoff.working = True
         if self.handoff.attach not in hooks.loop_listeners:
             hooks.loop_listeners.append(self.handoff.attach)
+        if self.handoff.started not in hooks.start_listeners:
+            hooks.start_listeners.append(self.handoff.started)
         self.thread = threading.Thread(target=self._run, name="tasktop-probe", daemon=True)
         self.thread.start()
 
     def stop_thread(self, timeout: float = 1.0) -> None:
         self._stop = True
         self.handoff.active = False
-        try:
-            hooks.loop_listeners.remove(self.handoff.attach)
-        except ValueError:
-            pass
+        for listeners, listener in ((hooks.loop_listeners, self.handoff.attach),
+                                    (hooks.start_listeners, self.handoff.started)):
+            try:
+                listeners.remove(listener)
+            except ValueError:
+                pass
         self._wake()
         thread = self.thread
         if thread is not None and thread is not threading.current_thread():

@@ -138,6 +138,35 @@ def test_a_stall_in_a_new_loops_first_second_is_caught(spawn):
     assert stalls[0]["stack"][0]["func"] == "load_settings"
 
 
+LOOP_RUN_LATER = r'''
+import asyncio, time
+
+def load_settings():
+    time.sleep(0.6)       # the loop's first iteration blocks: a stall of 0.6 s
+
+async def serve():
+    load_settings()
+    await asyncio.sleep(1000)
+
+loop = asyncio.new_event_loop()   # made now (its hand-off timer set), run 2 s later
+time.sleep(2.0)
+print("ready", flush=True)
+loop.run_until_complete(serve())
+'''
+
+
+def test_a_loop_run_long_after_it_was_made_has_a_stall_of_its_own_length(spawn):
+    """A loop's timer is set when the loop is made; a loop first run two seconds later must
+    not have its first iteration's stall counted from then (2.6 s instead of 0.6 s)."""
+    target = spawn(LOOP_RUN_LATER, TASKTOP_STALL_MS="200")
+
+    def stalled():
+        stalls = [s for loop in target.summary()["loops"] for s in loop["stalls"]]
+        return stalls or None
+    stalls = wait_until(stalled, timeout=15, message="the first iteration's stall")
+    assert 500 <= stalls[0]["duration_ms"] < 1500, stalls
+
+
 STARVED = r"""
 import signal, time
 import tasktop.probe.server as server

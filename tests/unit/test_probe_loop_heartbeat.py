@@ -1,11 +1,14 @@
 """A loop's heartbeat is its hand-off timer: how the probe reads what the timer wrote."""
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 
+from tasktop.probe import hooks
 from tasktop.probe.config import Options
-from tasktop.probe.handoff import Beat, Handoff
-from tasktop.probe.loops import LoopWatch, LoopWatches
+from tasktop.probe.handoff import IDLE_PERIOD, Beat, Handoff
+from tasktop.probe.loops import REFRESH_EVERY, LoopWatch, LoopWatches
 
 
 class Loop:
@@ -84,3 +87,44 @@ def test_the_probe_looks_when_a_timer_not_run_by_then_would_be_a_stall():
     assert watches.next_look(10.2, 0.25) == 10.2 + 0.05
     watch.stall_stack = ()  # taken: nothing to look for until the timer runs
     assert watches.next_look(10.2, 0.25) == 10.45
+
+
+def test_a_loop_started_again_is_not_late_by_the_time_it_was_stopped():
+    """A loop run now and then (``run_until_complete`` again and again) keeps its timer while
+    stopped: without ``Handoff.started`` its first run after a start is late by all that time."""
+    results = {}
+    for told in (False, True):
+        loop, handoff = asyncio.new_event_loop(), Handoff(stall_s=0.1)
+        handoff.active = True
+        try:
+            handoff.attach(loop)
+            beat = handoff.beat(loop)
+            beat.due -= 5.0  # as if the loop had stopped five seconds ago, its timer due
+            if told:
+                handoff.started(loop)  # what hooks.start_listeners does as it runs again
+            loop.run_until_complete(asyncio.sleep(IDLE_PERIOD * 2))
+            assert beat.last is not None  # the timer ran
+            results[told] = [round(late) for _at, late in beat.stalls]
+        finally:
+            loop.close()
+    assert results == {False: [5], True: []}
+
+
+def test_a_loop_whose_timer_stopped_is_looked_for_at_the_next_heartbeat():
+    """A tick while the probe was stopped (for a fork) drops the loop's timer; the next
+    heartbeat looks for loops (which starts it again), not one ``REFRESH_EVERY`` later."""
+    loop, handoff = asyncio.new_event_loop(), Handoff()
+    handoff.active = True
+    watches = LoopWatches(Options(), handoff)
+    try:
+        watches.watches[id(loop)] = LoopWatch(loop, threading.get_ident())
+        now = time.monotonic()
+        watches._refreshed, watches._starts = now, hooks.loop_starts  # just looked
+        watches.heartbeat(now)
+        assert watches._refreshed == -REFRESH_EVERY  # no timer: look again at once
+        handoff.attach(loop)
+        watches._refreshed = now
+        watches.heartbeat(now)
+        assert watches._refreshed == now and watches.watches[id(loop)].beat is handoff.beat(loop)
+    finally:
+        loop.close()
