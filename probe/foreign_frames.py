@@ -29,21 +29,29 @@ import threading
 NEEDED = sys.version_info[:2] == (3, 11)
 
 
+#: Seconds a pause may stay entered with no use entering or leaving before the probe's
+#: heartbeat ends it (``_Paused.unstick``): a walk of other threads' stacks takes under 1 ms.
+STUCK_S = 5.0
+
+
 class _Paused:
     """The collector's automatic runs off while any thread is inside ``with paused:``
     (nested and concurrent uses count: it is turned back on by the last one out, and only if
     it was on when the first one came in)."""
 
-    __slots__ = ("_lock", "_inside", "_ours")
+    __slots__ = ("_lock", "_inside", "_ours", "_moves", "_seen")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._inside = 0
         self._ours = False  # whether the collector was turned off here
+        self._moves = 0  # uses entered and left, in all
+        self._seen = (0, 0.0)  # (moves, when) at the heartbeat that last saw them move
 
     def __enter__(self) -> "_Paused":
         if NEEDED:
             with self._lock:
+                self._moves += 1
                 self._inside += 1
                 if self._inside == 1:
                     try:
@@ -61,10 +69,35 @@ class _Paused:
     def __exit__(self, *_exc: object) -> None:
         if NEEDED:
             with self._lock:
-                self._inside -= 1
+                self._moves += 1
+                if self._inside > 0:  # else ended by ``unstick``
+                    self._inside -= 1
                 if self._inside == 0 and self._ours:
                     self._ours = False
                     gc.enable()
+
+    def unstick(self, now: float) -> bool:
+        """Called by the probe's heartbeat: end a pause no use has entered or left for
+        ``STUCK_S`` seconds, turning the collector back on if it was ours to turn off.  A
+        signal's exception can leave one entered (raised in the main thread between two
+        bytecodes of ``__enter__`` or ``__exit__``, which no Python code can rule out), and
+        the host would run without the automatic collector for good.  True if it did."""
+        if not NEEDED or self._inside == 0:
+            return False
+        moves = self._moves
+        if moves != self._seen[0]:
+            self._seen = (moves, now)
+            return False
+        if now - self._seen[1] < STUCK_S:
+            return False
+        with self._lock:
+            if self._moves != moves or self._inside == 0:
+                return False
+            self._inside = 0
+            if self._ours:
+                self._ours = False
+                gc.enable()
+        return True
 
     def after_fork_in_child(self) -> None:
         """The child of a fork has only the thread that forked, inside no pause: a pause that

@@ -15,6 +15,7 @@ from tasktop.wire.protocol import SAME_PASS_S
 from .budget import Budget
 from .end_history import EndHistory
 from .config import Options
+from .foreign_frames import paused
 from .groups import Group
 from .handoff import Handoff
 from .keys import Keys
@@ -58,9 +59,11 @@ class State:
         self._drained = 0.0  # when the heartbeat last drained the endings
 
     def heartbeat(self, now: float) -> None:
-        """Take every running loop's heartbeat; records made since the last pass taken (see
-        ``TaskPasses.tidy``); the endings noted, every ``DRAIN_EVERY``."""
+        """Take every running loop's heartbeat; a pause of the collector left behind ended (see
+        ``foreign_frames``); records made since the last pass taken (see ``TaskPasses.tidy``);
+        the endings noted, every ``DRAIN_EVERY``."""
         self.loops.heartbeat(now)
+        paused.unstick(now)
         try:
             self.passes.tidy()
         except Exception:  # the next pass takes them anyway

@@ -75,3 +75,23 @@ def test_a_fork_while_another_thread_is_paused_leaves_the_child_unpaused(needed)
         leave.set()
         thread.join(10)
     assert gc.isenabled()
+
+
+def test_a_pause_left_entered_is_ended_by_the_heartbeat(needed):
+    """A signal's exception between two bytecodes of ``__enter__`` leaves a pause entered that
+    nobody will leave: the probe's heartbeat ends it once no use has moved for ``STUCK_S``."""
+    gc.enable()
+    paused.__enter__()  # entered, and its ``with`` gone: never left
+    assert not gc.isenabled()
+    assert not paused.unstick(100.0)  # first seen
+    with paused:  # other uses come and go: the count moves
+        pass
+    assert not paused.unstick(100.0 + foreign_frames.STUCK_S)
+    assert not gc.isenabled()
+    assert not paused.unstick(100.0 + 2 * foreign_frames.STUCK_S - 0.1)  # not STUCK_S since it moved
+    assert paused.unstick(100.0 + 2 * foreign_frames.STUCK_S)
+    assert gc.isenabled()
+    paused.__exit__(None, None, None)  # the lost use, left after all: no harm done
+    with paused:
+        assert not gc.isenabled()
+    assert gc.isenabled()
