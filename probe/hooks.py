@@ -69,6 +69,7 @@ _CREATE_TASK_CODE = base_events.BaseEventLoop.create_task.__code__
 _HANDLE_RUN = events.Handle._run.__code__
 _RUN_ONCE = base_events.BaseEventLoop._run_once.__code__
 _get_ident = threading.get_ident
+_get_running_loop = events._get_running_loop
 #: The module of a caller's frame without making a frame object for it (3.12+).
 _frame_module = getattr(sys, "_getframemodulename", None)
 _sys_modules = sys.modules
@@ -746,12 +747,14 @@ def note_loop(loop, thread_ident: int | None) -> None:
 
 def _set_running_loop(loop):
     _tails.pop(_get_ident(), None)  # the loop machinery below callbacks is about to change
+    before = _get_running_loop()
     _orig_set_running_loop(loop)
     if loop is not None and _active:
         try:
             note_loop(loop, threading.get_ident())
-            for listener in list(start_listeners):
-                listener(loop)
+            if before is not loop:  # a loop running already (nest_asyncio's nested run) is no start
+                for listener in list(start_listeners):
+                    listener(loop)
         except Exception:
             pass
         global loop_starts

@@ -180,11 +180,13 @@ class LoopWatches:
         for watch in watches:
             beat = handoff.beat(watch.loop) if handoff is not None else None
             if beat is not watch.beat:
+                if beat is None and handoff.active:  # (handoff: a beat was had from it)
+                    # Its timer stopped (a tick while the probe was stopped for a fork): the
+                    # next heartbeat looks for loops, which starts it again, not a second
+                    # later.  Once: a loop stuck in a long call would have one more start
+                    # queued at every heartbeat.
+                    self._refreshed = -REFRESH_EVERY
                 watch.follow(beat)
-            if beat is None and handoff is not None and handoff.active and not handoff.attached(watch.loop):
-                # Its timer stopped (a tick while the probe was stopped for a fork): the next
-                # heartbeat looks for loops, which starts it again, not a second later.
-                self._refreshed = -REFRESH_EVERY
             if not watch.look(now, stall_ms):
                 self.watches.pop(id(watch.loop), None)
 

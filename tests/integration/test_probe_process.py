@@ -167,6 +167,36 @@ def test_a_loop_run_long_after_it_was_made_has_a_stall_of_its_own_length(spawn):
     assert 500 <= stalls[0]["duration_ms"] < 1500, stalls
 
 
+NESTED_RUN = r'''
+import asyncio, time
+from asyncio import events
+
+def export_report():
+    time.sleep(1.0)   # a stall...
+    # ...after which the loop is "started" again while it runs, as nest_asyncio's nested
+    # run_until_complete does: no start, so the stall stays one
+    events._set_running_loop(asyncio.get_running_loop())
+
+async def main():
+    print("ready", flush=True)
+    await asyncio.sleep(0.3)
+    export_report()
+    await asyncio.sleep(1000)
+
+asyncio.run(main())
+'''
+
+
+def test_a_running_loop_set_running_again_keeps_its_stall(spawn):
+    target = spawn(NESTED_RUN, TASKTOP_STALL_MS="200")
+
+    def stalled():
+        stalls = [s for loop in target.summary()["loops"] for s in loop["stalls"]]
+        return stalls or None
+    stalls = wait_until(stalled, timeout=15, message="the stall before the nested start")
+    assert 900 <= stalls[0]["duration_ms"] < 3000, stalls
+
+
 STARVED = r"""
 import signal, time
 import tasktop.probe.server as server

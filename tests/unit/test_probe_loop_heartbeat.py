@@ -112,19 +112,23 @@ def test_a_loop_started_again_is_not_late_by_the_time_it_was_stopped():
 
 def test_a_loop_whose_timer_stopped_is_looked_for_at_the_next_heartbeat():
     """A tick while the probe was stopped (for a fork) drops the loop's timer; the next
-    heartbeat looks for loops (which starts it again), not one ``REFRESH_EVERY`` later."""
+    heartbeat looks for loops (which starts it again), not one ``REFRESH_EVERY`` later; and
+    only once, not at every heartbeat while the loop cannot start it (stuck in a long call)."""
     loop, handoff = asyncio.new_event_loop(), Handoff()
     handoff.active = True
     watches = LoopWatches(Options(), handoff)
     try:
-        watches.watches[id(loop)] = LoopWatch(loop, threading.get_ident())
+        handoff.attach(loop)
+        watch = watches.watches[id(loop)] = LoopWatch(loop, threading.get_ident())
         now = time.monotonic()
         watches._refreshed, watches._starts = now, hooks.loop_starts  # just looked
         watches.heartbeat(now)
-        assert watches._refreshed == -REFRESH_EVERY  # no timer: look again at once
-        handoff.attach(loop)
-        watches._refreshed = now
+        assert watches._refreshed == now and watch.beat is handoff.beat(loop)  # its timer: followed
+        handoff._beats.pop(loop)  # what a tick does while the probe is stopped
         watches.heartbeat(now)
-        assert watches._refreshed == now and watches.watches[id(loop)].beat is handoff.beat(loop)
+        assert watches._refreshed == -REFRESH_EVERY and watch.beat is None  # look again at once
+        watches._refreshed = now  # that look did not start it (the loop is stuck)
+        watches.heartbeat(now)
+        assert watches._refreshed == now  # not again and again
     finally:
         loop.close()
