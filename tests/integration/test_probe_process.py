@@ -155,15 +155,16 @@ loop.run_until_complete(serve())
 '''
 
 
+def stalls_of(target) -> list | None:
+    """Every stall of every loop of ``target`` the probe has noted, None while there is none."""
+    return [s for loop in target.summary()["loops"] for s in loop["stalls"]] or None
+
+
 def test_a_loop_run_long_after_it_was_made_has_a_stall_of_its_own_length(spawn):
     """A loop's timer is set when the loop is made; a loop first run two seconds later must
     not have its first iteration's stall counted from then (2.6 s instead of 0.6 s)."""
     target = spawn(LOOP_RUN_LATER, TASKTOP_STALL_MS="200")
-
-    def stalled():
-        stalls = [s for loop in target.summary()["loops"] for s in loop["stalls"]]
-        return stalls or None
-    stalls = wait_until(stalled, timeout=15, message="the first iteration's stall")
+    stalls = wait_until(lambda: stalls_of(target), timeout=15, message="the first iteration's stall")
     assert 500 <= stalls[0]["duration_ms"] < 1500, stalls
 
 
@@ -189,11 +190,7 @@ asyncio.run(main())
 
 def test_a_running_loop_set_running_again_keeps_its_stall(spawn):
     target = spawn(NESTED_RUN, TASKTOP_STALL_MS="200")
-
-    def stalled():
-        stalls = [s for loop in target.summary()["loops"] for s in loop["stalls"]]
-        return stalls or None
-    stalls = wait_until(stalled, timeout=15, message="the stall before the nested start")
+    stalls = wait_until(lambda: stalls_of(target), timeout=15, message="the stall before the nested start")
     assert 900 <= stalls[0]["duration_ms"] < 3000, stalls
 
 
