@@ -59,10 +59,7 @@ class _Paused:
                         if self._ours:
                             gc.disable()
                     except BaseException:  # a signal's exception in the main thread: as before
-                        self._inside -= 1
-                        if self._ours:
-                            self._ours = False
-                            gc.enable()
+                        self._end()
                         raise
         return self
 
@@ -70,11 +67,17 @@ class _Paused:
         if NEEDED:
             with self._lock:
                 self._moves += 1
-                if self._inside > 0:  # else ended by ``unstick``
+                if self._inside > 1:
                     self._inside -= 1
-                if self._inside == 0 and self._ours:
-                    self._ours = False
-                    gc.enable()
+                else:  # the last one out (or one ``unstick`` ended already)
+                    self._end()
+
+    def _end(self) -> None:
+        """No use is inside any more: the collector back on if it was ours to turn off."""
+        self._inside = 0
+        if self._ours:
+            self._ours = False
+            gc.enable()
 
     def unstick(self, now: float) -> bool:
         """Called by the probe's heartbeat: end a pause no use has entered or left for
@@ -93,10 +96,7 @@ class _Paused:
         with self._lock:
             if self._moves != moves or self._inside == 0:
                 return False
-            self._inside = 0
-            if self._ours:
-                self._ours = False
-                gc.enable()
+            self._end()
         return True
 
     def after_fork_in_child(self) -> None:
@@ -104,10 +104,7 @@ class _Paused:
         another thread was in would otherwise last for ever (the collector off, or the lock
         held by a thread that is not there)."""
         self._lock = threading.Lock()
-        inside, self._inside = self._inside, 0
-        if inside and self._ours:
-            gc.enable()
-        self._ours = False
+        self._end()
 
 
 paused = _Paused()

@@ -206,12 +206,9 @@ class Handoff:
         is due from now on, not from before it stopped (or before it first ran), so that its
         first run is not late by all that time: a stall of the first iteration is its own
         length, and a loop run now and then is not called stalled in between."""
-        try:
-            beat = self._beats.get(loop)
-            if beat is not None:
-                beat.due = max(beat.due, time.monotonic())
-        except Exception:
-            pass
+        beat = self.beat(loop)
+        if beat is not None:
+            beat.due = max(beat.due, time.monotonic())
 
     def _tick(self, loop: Any, beat: Beat) -> None:
         try:

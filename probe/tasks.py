@@ -127,6 +127,7 @@ def classify_codes(codes: list) -> str | None:
 
 
 _FRAME_ATTR = {_Coro: "cr_frame", _Gen: "gi_frame", _AGen: "ag_frame"}
+_NO_FRAME = object()  # what a coroutine-like object without ``cr_frame`` gives (see _chain)
 _FRAMELESS = sys.version_info >= (3, 11)  # see positions
 
 
@@ -166,12 +167,11 @@ def _chain(coro: Any) -> tuple[list, list]:
             continue
         else:
             with paused:  # 3.11: a wrapped generator's frame is made here (see foreign_frames)
-                frame = getattr(obj, "cr_frame", None)  # coroutine-like objects (Cython, ...)
-                if frame is None and not (hasattr(obj, "cr_frame") or hasattr(obj, "cr_await")
-                                          or hasattr(obj, "__dict__")):
+                frame = getattr(obj, "cr_frame", _NO_FRAME)  # coroutine-like objects (Cython, ...)
+                if frame is _NO_FRAME and not (hasattr(obj, "cr_await") or hasattr(obj, "__dict__")):
                     ENDS.add(kind)  # a future, a FutureIter, ...: where parked chains end
                     break
-                if frame is not None:
+                if frame is not None and frame is not _NO_FRAME:
                     objs.append(obj)
                     flat.append(frame.f_code)
                     flat.append(frame.f_lineno)
