@@ -26,6 +26,9 @@ from .waits import Waits
 
 HISTORY_STEP = 5.0  # seconds between two points of the history (and two background group passes)
 HISTORY_POINTS = 120  # 10 minutes at HISTORY_STEP
+#: Seconds of the probe thread's CPU a sample walks chains left unwalked (see ``sample``): what
+#: a client's request may wait for one, and a fifth of the walk of a burst of 100,000 (0: none).
+CATCH_UP_S = 0.25
 # Seconds between two drains of the endings noted, by the heartbeat: samples may be minutes
 # apart at a million tasks, and at most ``end_history.PENDING`` endings wait.
 DRAIN_EVERY = 1.0
@@ -78,13 +81,18 @@ class State:
     def sample(self) -> None:
         """The background sample, within the budget (see budget.py).  When a group pass is due
         (every ``HISTORY_STEP``) the sample groups, so that the growth verdicts have a history
-        even when no client asks."""
+        even when no client asks; while the last one left chains unwalked, the sample walks
+        them instead (``TaskPasses.catch_up``): a pass that leaves some adds no point to the
+        history, and would walk only a few of them."""
         t0 = time.thread_time()
         now = time.monotonic()
         flight = self.flight
         if flight is not None and flight.due(now) and self.record_pass is not None:
             # The recorder's summary and its write count against the budget like the pass.
             self.record_pass(self.collect(rows=False, complete=False, background=True), now)
+        elif CATCH_UP_S > 0 and self.passes.catching_up:
+            self.passes.catch_up(CATCH_UP_S)
+            self.threads.rows()
         elif not self.history or now - self.history[-1][0] >= HISTORY_STEP:
             self.collect(rows=False, complete=False, background=True)
         else:

@@ -22,7 +22,9 @@ quickly (a summary, the background pass) is given a time for walking (``TaskPass
 the tasks it has no time for are counted, by state, in a pseudo-group whose stack is one
 synthetic frame (``wire.stacks.UNWALKED_FUNC``), and left uncached, so the next pass walks on from where
 this one stopped, in creation order.  Counts and totals stay exact; the groups fill in over a
-few passes.  A pass without a budget (rows, verdicts, a complete summary) walks every chain.
+few passes.  Between passes the background walks the rest, a few tenths of a second of CPU at a
+time (``TaskPasses.catch_up``), so that a first dump minutes after a burst finds them walked.
+A pass without a budget (rows, verdicts, a complete summary) walks every chain.
 
 Nothing allocated per task outlives the pass: 100,000 surviving container objects make the
 collector run a full collection of the host's whole heap, which held its event loop up for most
@@ -132,6 +134,11 @@ class TaskPasses:
         self._ended = False  # a task recorded since the registry was last read has ended
         self._rest: float | None = None  # seconds per record the last grouping pass took besides walking
         self._resume = 0  # the seq where the last budgeted pass ran out of time to walk
+        #: The background's lap over the chains left unwalked (see catch_up): the seqs where it
+        #: began and of the newest record then (None: none left), and whether it has gone past
+        #: that one to the first.
+        self._lap: tuple[int, int] | None = None
+        self._wrapped = False
         #: Passes run so far: a pass's lists (rows, group members) are recycled by the next one,
         #: so a pass may be used again only while this has not moved (see ``State.collect``).
         self.number = 0
@@ -194,7 +201,104 @@ class TaskPasses:
             self._rest = (time.perf_counter() - started - walk.walked_s) / walk.count
         if grouping:
             self._resume = walk.first_skipped or 0
+            self._lap = None if walk.first_skipped is None else (walk.first_skipped, _newest())
+            self._wrapped = False
         return Pass(now, walk.count, walk.infos, counts, [], walk.groups, walk.unwalked)
+
+    @property
+    def catching_up(self) -> bool:
+        """Whether the last grouping pass left chains unwalked that ``catch_up`` has not walked."""
+        return self._lap is not None
+
+    def catch_up(self, seconds: float) -> None:
+        """The background's walk of the chains the last grouping pass had no time for, for
+        ``seconds`` of the probe thread's CPU at most, with no pass around it.  A grouping pass
+        at a million tasks spends about a second visiting every record for the 0.15 s it
+        walks, so samples of passes alone walked a burst of a million in over an hour; these
+        steps walk it in minutes within the same budget, and a first dump then finds it walked.
+
+        One lap in creation order over the records the pass had: from where it (or the last
+        step) stopped to the newest it had, then from the first to where the lap began; newer
+        records are the next pass's, so that a lap ends however fast tasks come.  A task seen
+        waiting on another future than its record says gets ``since`` now, as a pass would
+        give it; what a pass checks anyway (tasks not waiting, cached chains that may have
+        moved) is left to it.  Anything unexpected ends the lap: the passes walk on alone."""
+        lap = self._lap
+        if lap is None:
+            return
+        began, newest = lap
+        try:
+            while True:
+                stop = began if self._wrapped else newest + 1  # (seqs before ``stop``)
+                if self._walk_from(self._resume, stop, time.thread_time() + seconds):
+                    return
+                if self._wrapped:
+                    break
+                self._wrapped, self._resume = True, 0
+        except Exception:
+            pass
+        finally:
+            self.fresh = []  # records made for awaited tasks are in ``made``: the next pass visits them
+        self._lap, self._resume, self._wrapped = None, 0, False
+
+    def _walk_from(self, start: int, stop: int, deadline: float) -> bool:
+        """``catch_up``'s walk of the records of seqs ``start`` to ``stop`` (not included)
+        until the thread's CPU clock reaches ``deadline``.  Returns whether it got there first
+        (``_resume`` then says where to go on)."""
+        now = time.monotonic()
+        pace = Pacer(self.handoff)
+        watched = set(self.loops.watches)
+        currents: dict[int, Any] = {}
+        describe, refer = self.describe, _Walk._refer
+        scanned = walks = 0
+        for chunk in record_lists.kept:  # only the probe thread changes these lists
+            if not chunk or chunk[-1].seq < start:
+                continue
+            if chunk[0].seq >= stop:
+                break
+            for info in itertools.islice(chunk, first_at(chunk, start), first_at(chunk, stop)):
+                scanned += 1
+                if not scanned & 511:
+                    pace()
+                    if time.thread_time() >= deadline:
+                        self._resume = info.seq
+                        return True
+                try:
+                    if info.cache is not None:  # walked (whether it moved since: the pass)
+                        continue
+                except AttributeError:  # no pass has seen it yet: its waiter is None
+                    pass
+                task = info()
+                if task is None:
+                    continue
+                try:
+                    if task.done():
+                        continue
+                    loop_id = id(task._loop)
+                    if loop_id not in watched:
+                        continue
+                    waiter = task._fut_waiter
+                    if waiter is None:  # ready or running: a pass's pseudo-group
+                        continue
+                    old = info.waiter
+                    if old is None or old is _NOT_WALKED or old() is not waiter:
+                        info.since = now
+                        refer(info, waiter)
+                        info.target = None
+                    current = currents.get(loop_id, _UNSET)
+                    if current is _UNSET:
+                        current = currents[loop_id] = asyncio.current_task(task._loop)
+                    info.cache = None  # (describe reads it)
+                    describe(task, info, current, waiter)
+                except Exception:  # the next pass walks it
+                    continue
+                walks += 1
+                if not walks & 63:  # as in _Walk.visit
+                    pace()
+                    if time.thread_time() >= deadline:
+                        self._resume = info.seq + 1
+                        return True
+        return False
 
     def _run_copied(self, walk: "_Walk", watches: list, now: float, pace: Pacer, first: bool) -> list:
         """Visit a copy of the records and find the tasks they miss: the records (those of
@@ -446,6 +550,14 @@ def _adopted(tasks: list, pace: Pacer) -> list[list]:
         if info is not None:  # (None: another thread's record of it is not complete yet)
             parts[-1].append(info)
     return parts
+
+
+def _newest() -> int:
+    """The seq of the newest record the lists that keep them hold (0: none)."""
+    for chunk in reversed(record_lists.kept):
+        if chunk:
+            return chunk[-1].seq
+    return 0
 
 
 def first_at(records: Any, seq: int) -> int:

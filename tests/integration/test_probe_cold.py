@@ -138,6 +138,28 @@ def test_walking_goes_on_where_the_last_pass_stopped(spawn):
     wait_until(parked_walked, timeout=60, message="the parked tasks walked despite the moving ones")
 
 
+NO_WALKING = ("import tasktop.probe.task_pass as task_pass\n"
+              "task_pass.PASS_WITHIN = task_pass.WALK_AT_LEAST = 0.0\n"
+              "import tasktop.probe.state as state\n"
+              "state.CATCH_UP_S = 0.002\n")
+
+
+def test_the_background_walks_the_chains_a_burst_left_while_no_client_asks(spawn):
+    """Summaries with no time at all for walking (and so the background's own grouping pass):
+    the chains are walked all the same, by the background's steps between passes, a few
+    milliseconds of CPU each (``TaskPasses.catch_up``); the groups are then exact."""
+    target = spawn(NO_WALKING + PARKED_TARGET.replace("6000", "3000").replace("4000", "2000"),
+                   TASKTOP_INTERVAL="0.05")
+
+    def walked() -> dict | None:
+        data = target.summary()
+        return data if not _unwalked(data) else None
+
+    data = wait_until(walked, timeout=60, message="every chain walked by the background")
+    assert data["totals"]["tasks"] == 5001
+    assert (task_counts(data)["park_a"], task_counts(data)["park_b"]) == (3000, 2000)
+
+
 GROWTH_TARGET = "import tasktop.probe.state as state; state.HISTORY_STEP = 0.2\n" + \
     "import tasktop.probe.verdicts as verdicts; verdicts.growth.__defaults__ = (1.0,)\n" + TINY_BUDGET + r'''
 import asyncio
@@ -159,7 +181,8 @@ def test_groups_filling_in_are_no_growth(spawn):
     """While passes walk the chains a few at a time, the real group rises and the pseudo-group
     falls pass after pass: neither is growth (a partial pass leaves no point in the history the
     growth verdicts read), and the verdicts' own pass is complete."""
-    target = spawn(GROWTH_TARGET)  # background passes every 0.2 s, a history point each
+    # Background passes every 0.2 s, a history point each once complete; no background walking.
+    target = spawn(GROWTH_TARGET.replace("state.HISTORY_STEP = 0.2", "state.HISTORY_STEP = 0.2; state.CATCH_UP_S = 0"))
     seen: list = []
 
     def risen() -> bool:
