@@ -227,10 +227,11 @@ class TaskPasses:
         if lap is None:
             return
         began, newest = lap
+        deadline = time.thread_time() + seconds  # one for both halves of a lap
         try:
             while True:
                 stop = began if self._wrapped else newest + 1  # (seqs before ``stop``)
-                if self._walk_from(self._resume, stop, time.thread_time() + seconds):
+                if self._walk_from(self._resume, stop, deadline):
                     return
                 if self._wrapped:
                     break
@@ -252,11 +253,14 @@ class TaskPasses:
         describe, refer = self.describe, _Walk._refer
         scanned = walks = 0
         for chunk in record_lists.kept:  # only the probe thread changes these lists
-            if not chunk or chunk[-1].seq < start:
+            # By search, not by a chunk's ends: a record whose seq was taken before a switch of
+            # threads can come after newer ones, and a late last one would hide its chunk.
+            low, high = first_at(chunk, start), first_at(chunk, stop)
+            if low >= high:
+                if chunk and chunk[0].seq >= stop:
+                    break
                 continue
-            if chunk[0].seq >= stop:
-                break
-            for info in itertools.islice(chunk, first_at(chunk, start), first_at(chunk, stop)):
+            for info in itertools.islice(chunk, low, high):
                 scanned += 1
                 if not scanned & 511:
                     pace()
@@ -280,6 +284,7 @@ class TaskPasses:
                     waiter = task._fut_waiter
                     if waiter is None:  # ready or running: a pass's pseudo-group
                         continue
+                    info.cache = None  # first: a pass reads it of a record whose waiter it knows
                     old = info.waiter
                     if old is None or old is _NOT_WALKED or old() is not waiter:
                         info.since = now
@@ -288,7 +293,6 @@ class TaskPasses:
                     current = currents.get(loop_id, _UNSET)
                     if current is _UNSET:
                         current = currents[loop_id] = asyncio.current_task(task._loop)
-                    info.cache = None  # (describe reads it)
                     describe(task, info, current, waiter)
                 except Exception:  # the next pass walks it
                     continue
@@ -553,11 +557,9 @@ def _adopted(tasks: list, pace: Pacer) -> list[list]:
 
 
 def _newest() -> int:
-    """The seq of the newest record the lists that keep them hold (0: none)."""
-    for chunk in reversed(record_lists.kept):
-        if chunk:
-            return chunk[-1].seq
-    return 0
+    """The seq of the newest record made so far (0: none), from the counter itself: the last
+    one kept may be older than one kept before it (see ``TaskPasses._walk_from``)."""
+    return int(repr(hooks._seq)[6:-1]) - 1  # count(N) says N, the next one
 
 
 def first_at(records: Any, seq: int) -> int:

@@ -155,7 +155,8 @@ def test_the_background_walks_the_chains_a_burst_left_while_no_client_asks(spawn
         data = target.summary()
         return data if not _unwalked(data) else None
 
-    data = wait_until(walked, timeout=60, message="every chain walked by the background")
+    # Asked every 2 s: several steps in between, each going on where the last one stopped.
+    data = wait_until(walked, timeout=60, interval=2.0, message="every chain walked by the background")
     assert data["totals"]["tasks"] == 5001
     assert (task_counts(data)["park_a"], task_counts(data)["park_b"]) == (3000, 2000)
 
