@@ -290,10 +290,7 @@ class TaskPasses:
                         info.since = now
                         refer(info, waiter)
                         info.target = None
-                    current = currents.get(loop_id, _UNSET)
-                    if current is _UNSET:
-                        current = currents[loop_id] = asyncio.current_task(task._loop)
-                    describe(task, info, current, waiter)
+                    describe(task, info, _current(currents, task, loop_id), waiter)
                 except Exception:  # the next pass walks it
                     continue
                 walks += 1
@@ -554,6 +551,19 @@ def _adopted(tasks: list, pace: Pacer) -> list[list]:
         if info is not None:  # (None: another thread's record of it is not complete yet)
             parts[-1].append(info)
     return parts
+
+
+def _current(currents: dict, task: Any, loop_id: int) -> Any:
+    """The task running on the task's loop, looked up once per loop in ``currents`` (a pass's,
+    or a catch-up step's); None if it cannot be told."""
+    current = currents.get(loop_id, _UNSET)
+    if current is _UNSET:
+        try:
+            current = asyncio.current_task(task._loop)
+        except Exception:
+            current = None
+        currents[loop_id] = current
+    return current
 
 
 def _newest() -> int:
@@ -866,14 +876,7 @@ class _Walk:
 
     def _current(self, task: Any, loop_id: int) -> Any:
         """The task running on the task's loop (looked up once per loop and pass)."""
-        current = self._currents.get(loop_id, _UNSET)
-        if current is _UNSET:
-            try:
-                current = asyncio.current_task(task._loop)
-            except Exception:
-                current = None
-            self._currents[loop_id] = current
-        return current
+        return _current(self._currents, task, loop_id)
 
     def _describe(self, task: Any, info: Any, loop_id: int) -> tuple:
         return self.passes.describe(task, info, self._current(task, loop_id),
