@@ -13,7 +13,6 @@ and prints for each its RSS when ready and, ``--settle`` seconds later, the resi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -27,14 +26,13 @@ def resident_kb(pid: int) -> tuple[int, int]:
     name = ""
     with open(f"/proc/{pid}/smaps") as fh:
         for line in fh:
-            first = line.split(None, 1)[0]
-            if "-" in first and not first.endswith(":"):  # a mapping's header line
-                name = line.split()[-1] if len(line.split()) >= 6 else ""
-            elif first == "Rss:":
-                kb = int(line.split()[1])
-                total += kb
+            fields = line.split()
+            if fields[0] == "Rss:":
+                total += int(fields[1])
                 if name == "[heap]":
-                    heap += kb
+                    heap += int(fields[1])
+            elif not fields[0].endswith(":"):  # a mapping's header line: its name is the sixth field
+                name = fields[5] if len(fields) > 5 else ""
     return heap, total
 
 
