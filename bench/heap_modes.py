@@ -1,9 +1,10 @@
 """Where a target's memory with the probe goes: glibc's main heap against the rest, run after run.
 
-At a million tasks the probe's share of the process comes in two modes about 30 MiB apart
+At a million tasks the probe's share of the process came in two modes about 30 MiB apart
 (bench/README, "2026-12-04, 16:09-16:45"): free memory left inside glibc's main heap, the
 ``[heap]`` mapping where the loop thread's allocations over 512 bytes go, while the hook's
-``record_lists.made`` and the host's own growing lists move each other there.  This starts
+``record_lists.made``, a list then, and the host's own growing lists moved each other there
+(a deque since: "18:06-18:17").  This starts
 ``--runs`` ``workload.py`` targets one after the other (``TASKTOP=1``; ``--no-probe`` for none)
 and prints for each its RSS when ready and, ``--settle`` seconds later, the resident size of
 ``[heap]`` and of everything else (``/proc/PID/smaps``)::
