@@ -221,3 +221,34 @@ def test_a_task_the_collector_destroys_is_lost_with_its_site_though_the_probe_me
     assert met == [None]
     assert after.get(site, 0) == before.get(site, 0) + 1
     assert after.get(None, 0) == before.get(None, 0)
+
+
+def test_records_made_while_they_are_taken_are_taken_too_in_order_and_counted_once():
+    """The probe thread takes ``made`` a slice at a time, handing the GIL away between slices,
+    while the creation hook goes on appending: every record ends in ``kept`` once, in creation
+    order, and ``count()`` stays the number of live tasks at every hand-off."""
+    made_during: list = []
+    counts: list = []
+
+    async def scenario() -> tuple:
+        before = record_lists.count()  # this scenario's own task among them
+        tasks = [asyncio.ensure_future(_parked()) for _ in range(record_lists.CHUNK + 10)]
+
+        def pace() -> None:  # a hand-off: the loop's thread makes tasks meanwhile
+            counts.append((record_lists.count(), before + len(tasks)))
+            if len(made_during) < 3:
+                made_during.append(asyncio.ensure_future(_parked()))
+                tasks.append(made_during[-1])
+
+        record_lists.take_made(pace)
+        order = [info() for info in itertools.chain(*record_lists.kept)]
+        left = len(record_lists.made)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return tasks, order, left
+
+    tasks, order, left = _run(scenario)
+    assert left == 0
+    assert order[-len(tasks):] == tasks  # each once, in creation order, the late ones last
+    assert len(counts) == 4 and all(live == made for live, made in counts)
