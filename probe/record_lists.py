@@ -6,9 +6,9 @@ creation hook appends each new one to ``made`` (a C ``deque.append``, the only t
 here), and the probe thread moves them from there to ``kept``, the lists a pass walks, and
 leaves out those of freed tasks once they are an eighth.  ``made`` is a deque: it grows in
 blocks of 64 records, where a list of 180,000 (a burst between two takes) grew by copies into
-ever larger blocks of glibc's main heap, and left 30 MiB of holes there in half the runs at a
-million tasks (bench/README).  A dict of every record did both jobs
-before, at 114-158 ns a task in the hook and 73 MiB at a million tasks (bench/README).
+ever larger blocks of glibc's main heap, and left 30 MiB of holes there in a third of the runs
+at a million tasks (bench/README).  A dict of every record did both jobs before, at 114-158 ns
+a task in the hook and 73 MiB at a million tasks (bench/README).
 
 How many records are live is counted without walking them: those moved, plus those waiting in
 ``made``, less those whose task was freed (the records' callback counts them, in C).

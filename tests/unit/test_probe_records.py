@@ -227,18 +227,17 @@ def test_records_made_while_they_are_taken_are_taken_too_in_order_and_counted_on
     """The probe thread takes ``made`` a slice at a time, handing the GIL away between slices,
     while the creation hook goes on appending: every record ends in ``kept`` once, in creation
     order, and ``count()`` stays the number of live tasks at every hand-off."""
-    made_during: list = []
+    first = record_lists.CHUNK + 10  # more than one slice
     counts: list = []
 
     async def scenario() -> tuple:
         before = record_lists.count()  # this scenario's own task among them
-        tasks = [asyncio.ensure_future(_parked()) for _ in range(record_lists.CHUNK + 10)]
+        tasks = [asyncio.ensure_future(_parked()) for _ in range(first)]
 
         def pace() -> None:  # a hand-off: the loop's thread makes tasks meanwhile
             counts.append((record_lists.count(), before + len(tasks)))
-            if len(made_during) < 3:
-                made_during.append(asyncio.ensure_future(_parked()))
-                tasks.append(made_during[-1])
+            if len(tasks) < first + 3:
+                tasks.append(asyncio.ensure_future(_parked()))
 
         record_lists.take_made(pace)
         order = [info() for info in itertools.chain(*record_lists.kept)]
