@@ -16,13 +16,12 @@ import operator
 import sys
 import threading
 import time
-import weakref
 from typing import Any
 
 from tasktop.wire.groups import group_id
 from tasktop.wire.stacks import user_frame
 
-from . import endings, presized, shards, verdict_wording as wording
+from . import endings, shards, verdict_wording as wording
 from .foreign_frames import paused
 from .frames import own_frame
 from .handoff import Pacer
@@ -33,7 +32,7 @@ from .registry import CHUNK
 from .shards import MASK
 from .state import State
 from .task_pass import Pass
-from .waiters import SELF_WAKING, THREAD_PROOFS  # noqa: F401 - THREAD_PROOFS: read by tests
+from .waiters import SELF_WAKING, THREAD_PROOFS, known_targets  # noqa: F401 - THREAD_PROOFS: read by tests
 
 STUCK_S = 60.0  # seconds every member of a group must have been blocked to be called stuck
 GROWTH_SPAN_S = 20.0  # seconds of history growth is judged over, at least
@@ -91,10 +90,10 @@ class _Gathering:
         """Add every waiter, run the proof, and tally it per group id (see ``_tally``)."""
         proof, pace = self.proof, self.pace
         threads = _thread_waiters(self.found, proof, self.group_number)
-        waiter_seqs, dependents = self._task_waiters()
-        self._add_dependents(waiter_seqs, dependents)
+        singles, runs, dependents = self._task_waiters()
+        self._add_dependents(singles, runs, dependents)
         empty(dependents, pace)  # a slice at a time: 50,000 tuples freed at once took 8 ms
-        del waiter_seqs, dependents
+        del singles, runs, dependents
         verdict = proof.run()
         # A verdict stands only if its waiter did not move while the proof ran.
         record = self.record
@@ -112,17 +111,19 @@ class _Gathering:
             tally.setdefault(gid, {"proven": 0, "open": 0, "unknown": 0, "objects": set()})["unknown"] += count
         return tally
 
-    def _task_waiters(self) -> tuple[memoryview, list]:
+    def _task_waiters(self) -> tuple[array.array, list, list]:
         """Add the blocked tasks, groups smallest first: when the budget runs out, the small
         ones (the likely leaks) have been looked at; waiters of the groups not reached stay
-        unsettled.  ``(seq, waiter) pairs flattened, dependents)``: a dependent is ``(source,
-        group number, awaited seqs)``, a task that only awaits other tasks."""
+        unsettled.  ``(singles, runs, dependents)``: where each waiter is, for the dependents
+        to find those they await (see ``_add_dependents``): ``(seq, waiter)`` pairs flattened
+        for those added one at a time, and ``(members, start, count, first waiter)`` for each
+        slice added in one go; a dependent is ``(source, group number, awaited seqs)``, a task
+        that only awaits other tasks."""
         proof, pace, lists, unexamined, partial = self.proof, self.pace, self.lists, self.unexamined, self.partial
         dependents: list = []
         task_groups = sorted((g for g in self.found.groups.values()
                               if g.key.kind == "task" and g.key.state not in SELF_WAKING), key=lambda g: g.count)
-        # Per task waiter: its seq and its waiter number (for dependents, below).
-        waiter_seqs, n = presized.zeros(2 * sum(len(g.members) for g in task_groups)), 0
+        singles, runs = array.array("q"), []
         # Finding what each waiter waits on may take half the budget: counting needs the rest.
         looking = self.looking = time.monotonic() + self.budget_s / 2
         for group in task_groups:
@@ -144,10 +145,7 @@ class _Gathering:
                     seen += len(chunk)
                     w = _bulk(proof, g, state, base | start, chunk)
                     if w is not None:
-                        k = len(chunk)
-                        waiter_seqs[n:n + 2 * k:2] = array.array("q", map(_SEQ, chunk))
-                        waiter_seqs[n + 1:n + 2 * k:2] = array.array("q", range(w, w + k))
-                        n += 2 * k
+                        runs.append((members, start, len(chunk), w))
                         continue
                     for i, info in enumerate(chunk, start):  # one at a time, where ``_bulk`` cannot
                         if not i & 255:
@@ -158,9 +156,8 @@ class _Gathering:
                         ref = info.target  # found by the pass that walked its chain (see waits)
                         w = proof.task(g, state, task, base | i, ref() if ref is not None else None)
                         if w is not None:
-                            waiter_seqs[n] = info.seq
-                            waiter_seqs[n + 1] = w
-                            n += 2
+                            singles.append(info.seq)
+                            singles.append(w)
                         elif type(info.cache) is not GroupKey:
                             _key, awaiting, children = info.cache
                             awaited = ((awaiting,) if awaiting is not None else ()) + children
@@ -169,7 +166,7 @@ class _Gathering:
                 unexamined[key.id] = group.count - seen
                 partial.add(key.id)
                 proof.out_of_time = True
-        return waiter_seqs[:n], dependents
+        return singles, runs, dependents
 
     def _late(self) -> bool:
         """Pace; whether finding the waiters has had its half of the budget."""
@@ -189,7 +186,7 @@ class _Gathering:
             self.partial.add(gid)
         self.proof.out_of_time = True
 
-    def _add_dependents(self, waiter_seqs: memoryview, dependents: list) -> None:
+    def _add_dependents(self, singles: array.array, runs: list, dependents: list) -> None:
         """Add the dependents that can be dead: those awaiting only waiters of the proof.  All
         or none: if finding which can be takes them past half the budget, none is added (a
         dependent refers to those it awaits by their waiter numbers), so that counting keeps
@@ -203,20 +200,34 @@ class _Gathering:
         # loop up to 17 ms at one insert (see shards).
         by_seq = shards.dicts()
         # Waiter numbers of the tasks dependents await (only those: a dict of every waiter
-        # would be a million entries).
+        # would be a million entries), and the spans of ``SPAN`` seqs they fall in.
         needed = shards.sets()
+        spans: set = set()
         for k, (_n, _g, awaited) in enumerate(dependents):
             if not k & 1023 and self._late():
                 return self._left(every)
             for s in awaited:
                 needed[s & MASK].add(s)
-        for start in range(0, len(waiter_seqs), 2 * CHUNK):
-            pairs = waiter_seqs[start:start + 2 * CHUNK]
+                spans.add(s >> SPAN_BITS)
+        for start in range(0, len(singles), 2 * CHUNK):
+            pairs = singles[start:start + 2 * CHUNK]
             seqs = pairs[0::2]
             for s, w in itertools.compress(zip(seqs, pairs[1::2]), shards.contains(needed, seqs)):
                 by_seq[s & MASK][s] = w
             if self._late():
                 return self._left(every)
+        # A slice's members are in creation order (a complete pass visits the records so), so
+        # its seqs lie between its first's and its last's: only the slices whose spans hold an
+        # awaited task have their seqs worked out (at a million, 50,000 awaited among 800,000).
+        for members, start, k, w in runs:
+            if self._late():
+                return self._left(every)
+            first, last = members[start].seq >> SPAN_BITS, members[start + k - 1].seq >> SPAN_BITS
+            if spans.isdisjoint(range(first, last + 1)):
+                continue
+            seqs = array.array("q", map(_SEQ, members[start:start + k]))
+            for s, v in itertools.compress(zip(seqs, range(w, w + k)), shards.contains(needed, seqs)):
+                by_seq[s & MASK][s] = v
         shards.clear(needed, pace)
         # A dependent can be dead only if everything it awaits is a waiter of the proof.
         while True:
@@ -252,26 +263,18 @@ class _Gathering:
 #: Members of a group added to the proof in one go by ``_bulk``: its C calls over a slice take
 #: well under a millisecond, as a pass's do.
 BULK = 2048
-_CALL = weakref.ReferenceType.__call__
-_TARGET = operator.attrgetter("target")
 _SEQ = operator.attrgetter("seq")
+#: Seqs fall in spans of ``1 << SPAN_BITS`` for ``_add_dependents`` to tell which slices of
+#: waiters hold a task a dependent awaits: a slice's 2,048 seqs span a few at most.
+SPAN_BITS = 11
 
 
 def _bulk(proof: Proof, group: int, state: str, source: int, chunk: list) -> int | None:
     """``proof.tasks`` for a slice of a group's members when each one's task is alive and its
-    target known (found by the pass that walked its chain) and alive: the common case, in C
-    calls.  The first waiter number; None, with nothing added, otherwise (the members are
-    then added one at a time).  A task, a reference and a primitive are never false, unless
-    a subclass makes them so: that slice goes one at a time too."""
-    if not all(map(_CALL, chunk)):
-        return None
-    refs = list(map(_TARGET, chunk))
-    if not all(refs):
-        return None
-    targets = list(map(_CALL, refs))
-    if not all(targets):
-        return None
-    return proof.tasks(group, state, source, targets)
+    target known and alive (``known_targets``): the common case, in C calls.  The first waiter
+    number; None, with nothing added, otherwise (the members are then added one at a time)."""
+    targets = known_targets(chunk)
+    return None if targets is None else proof.tasks(group, state, source, targets)
 
 
 def _thread_waiters(found: Pass, proof: Proof, group_number: Any) -> dict:

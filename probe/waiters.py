@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import operator
 import queue as queue_mod
 import sys
 import threading
 import types
+import weakref
 from typing import Any
 
 from .tasks import state_of
@@ -45,6 +47,32 @@ COROUTINES = (_Coro, _Gen, _AGen)
 #: function, frame object, locals dict, globals and builtins.
 _NOT_LOCALS = {types.CodeType, str, types.FunctionType, types.FrameType, dict}
 WRAPPERS = ("async_generator_asend", "async_generator_athrow", "coroutine_wrapper")
+
+
+_CALL = weakref.ReferenceType.__call__
+_TARGET = operator.attrgetter("target")
+
+
+def known_target_refs(records: list) -> list | None:
+    """The weak references to what the tasks of ``records`` wait on, as the passes that walked
+    their chains kept them (``info.target``, one per object), in C calls: None unless every
+    task is alive and every reference kept (the records are then looked at one at a time).  A
+    task and a reference are never false, unless a subclass makes them so: such a slice goes
+    one at a time too."""
+    if not all(map(_CALL, records)):
+        return None
+    refs = list(map(_TARGET, records))
+    return refs if all(refs) else None
+
+
+def known_targets(records: list) -> list | None:
+    """What the tasks of ``records`` wait on (see ``known_target_refs``), None unless every
+    one is alive too (nor is a primitive false)."""
+    refs = known_target_refs(records)
+    if refs is None:
+        return None
+    targets = list(map(_CALL, refs))
+    return targets if all(targets) else None
 
 
 def task_target(task: Any, state: str) -> Any:
