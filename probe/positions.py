@@ -182,6 +182,46 @@ if _FRAMELESS:
     _readers[types.GeneratorType] = _calibrate(_sample_generator, "gi_code", "gi_frame", _send)
 
 
+class _Mark:
+    """A first local the calibration looks for."""
+
+
+async def _sample_method(self_: _Mark) -> None:
+    await _Yield()
+
+
+def _calibrate_first_local() -> int | None:
+    """The word, counted from a suspended coroutine's start, that holds its first local (``self``
+    of a method), found against two samples whose first locals are known; None if they
+    disagree, or where a coroutine's locals are not inside it (up to 3.10).  The low bits are
+    masked off where they are read: 3.14's frames tag them."""
+    if _WORDS is None or not _FRAMELESS:
+        return None
+    try:
+        slots = []
+        for _ in range(2):
+            mark = _Mark()
+            coro = _sample_method(mark)
+            coro.send(None)
+            size = sys.getsizeof(coro)
+            slots.append([k for k in range(16, size - 7, 8) if _word_at(id(coro) + k) & ~7 == id(mark)])
+            coro.close()
+        return slots[0][0] >> 3 if len(slots[0]) == 1 and slots[0] == slots[1] else None
+    except Exception:
+        return None
+
+
+#: ``FIRST_LOCAL``: where a suspended coroutine's first local is (see ``first_local``), or None.
+FIRST_LOCAL = _calibrate_first_local()
+
+
+def first_local(coro: Any) -> int:
+    """The address the first local of ``coro`` (a coroutine, 3.11+, with ``FIRST_LOCAL`` set)
+    points at, read from its memory: a number to compare with the ids of objects the caller
+    holds, never made into an object; 0 once its frame is cleared."""
+    return _WORDS[(id(coro) >> 3) + FIRST_LOCAL] & ~7
+
+
 def calibrated() -> bool:
     """Whether coroutines are read without frame objects here (always true up to 3.10)."""
     return not _FRAMELESS or _readers.get(types.CoroutineType) is not None

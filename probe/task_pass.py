@@ -38,6 +38,7 @@ import itertools
 import operator
 import sys
 import time
+import types
 import weakref
 from typing import Any
 
@@ -50,6 +51,7 @@ from .parts import Parts
 from .recycled_lists import RecycledLists, empty
 from .registry import CHUNK
 from .untracked import untrack
+from .positions import FIRST_LOCAL, first_local
 from .waiters import PRIMITIVES, own_primitive
 
 RECHECK = 30.0  # seconds: how long asyncio's registry may go without a full look-up
@@ -123,6 +125,7 @@ class TaskPasses:
         self.loops, self.keys, self.handoff = loops, keys, handoff
         self.lists = RecycledLists()
         self.fresh: list = []  # records made during a pass (see seq_of)
+        self._targets: dict[int, weakref.ref] = {}  # address -> primitive (see _target)
         self._candidate: tuple | None = None  # see _unrecorded
         self._trusted: tuple | None = None
         self._checked = 0.0
@@ -503,19 +506,37 @@ class TaskPasses:
         info.cache = result
         return result
 
-    @staticmethod
-    def _target(info: hooks.TaskInfo, frame_owner: Any, state: str) -> None:
+    def _target(self, info: hooks.TaskInfo, frame_owner: Any, state: str) -> None:
         """What the task waits on (``self`` of ``frame_owner``, the primitive's coroutine),
         found while its chain is at hand: the waits and the proof then need not walk a million
-        chains again (kept while the waiter is the same)."""
-        target = own_primitive(frame_owner, PRIMITIVES[state])
+        chains again (kept while the waiter is the same).  A coroutine whose first local is a
+        primitive found before is told by its address (``positions.first_local``), without
+        listing its referents: most waiters of a big process share a few primitives."""
+        types_ = PRIMITIVES[state]
+        address = 0
+        if FIRST_LOCAL is not None and type(frame_owner) is _COROUTINE:
+            address = first_local(frame_owner)
+            ref = self._targets.get(address)
+            if ref is not None:
+                target = ref()
+                if id(target) == address and isinstance(target, types_):  # alive, the same
+                    info.target = ref
+                    return
+        target = own_primitive(frame_owner, types_)
         if target is not None:
             try:
-                info.target = weakref.ref(target)  # one per object, shared by its waiters
+                info.target = ref = weakref.ref(target)  # one per object, shared by its waiters
             except TypeError:
-                pass
+                return
+            if id(target) == address:
+                if len(self._targets) >= TARGETS:
+                    self._targets.clear()
+                self._targets[address] = ref
 
 
+#: Primitives ``TaskPasses._target`` knows by address, at most (a few are the usual).
+TARGETS = 1024
+_COROUTINE = types.CoroutineType
 _CALL = weakref.ReferenceType.__call__
 #: Tasks may end in their first step, never registered (3.12+: eager task factories).
 EAGER = sys.version_info >= (3, 12)

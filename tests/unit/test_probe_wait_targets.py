@@ -4,10 +4,12 @@ primitive and however deep the chain; nothing for a task whose state has no prim
 from __future__ import annotations
 
 import asyncio
+import sys
+import weakref
 
-from support.parked import condition_wait, holding
+from support.parked import condition_wait, holding, unseen
 
-from tasktop.probe import hooks
+from tasktop.probe import hooks, positions
 from tasktop.probe.config import Options
 from tasktop.probe.keys import Keys
 from tasktop.probe.task_pass import TaskPasses
@@ -65,3 +67,38 @@ def test_a_walked_task_keeps_what_it_waits_on():
     sleeping = next(row for row in found if row[0] == "sleep")
     assert sleeping[2] is True  # expected.get("sleep") is None, and so is the target
 
+
+
+def test_waiters_of_a_few_primitives_are_told_theirs_by_address_and_never_another():
+    async def scenario() -> tuple:
+        queues = [asyncio.Queue() for _ in range(3)]
+        events = [asyncio.Event() for _ in range(2)]
+        expected = [queues[n % 3] for n in range(150)] + [events[n % 2] for n in range(100)]
+        tasks = [asyncio.ensure_future(_deep(lambda o: o.get() if isinstance(o, asyncio.Queue) else o.wait(), obj))
+                 for obj in expected]
+        await asyncio.sleep(0.01)
+        records, passes = unseen(tasks)
+        for task, info in zip(tasks, records):
+            passes.describe(task, info, None, task._fut_waiter)
+        first = [info.target() if info.target is not None else None for info in records]
+        known = set(passes._targets)
+        # An address taken to be another live queue's (as if that one had been freed and a new
+        # one made where it was): still the queue the task waits on.
+        decoy = asyncio.Queue()
+        for address in list(passes._targets):
+            passes._targets[address] = weakref.ref(decoy)
+        records, _ = unseen(tasks)
+        for task, info in zip(tasks, records):
+            passes.describe(task, info, None, task._fut_waiter)
+        second = [info.target() if info.target is not None else None for info in records]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return expected, first, second, known
+
+    expected, first, second, known = asyncio.run(scenario())
+    assert all(found is obj for found, obj in zip(first, expected))
+    assert all(found is obj for found, obj in zip(second, expected))
+    if sys.version_info >= (3, 11):  # calibrated on every version whose frames live in the coroutine
+        assert positions.FIRST_LOCAL is not None
+        assert known == {id(obj) for obj in expected}
