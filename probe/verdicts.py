@@ -117,8 +117,8 @@ class _Gathering:
         unsettled.  ``(singles, runs, dependents)``: where each waiter is, for the dependents
         to find those they await (see ``_add_dependents``): ``(seq, waiter)`` pairs flattened
         for those added one at a time, and ``(members, start, count, first waiter)`` for each
-        slice added in one go; a dependent is ``(source, group number, awaited seqs)``, a task
-        that only awaits other tasks."""
+        slice added in one go; a dependent is ``(source, group number, awaited seqs, its own
+        seq)``, a task that only awaits other tasks."""
         proof, pace, lists, unexamined, partial = self.proof, self.pace, self.lists, self.unexamined, self.partial
         dependents: list = []
         task_groups = sorted((g for g in self.found.groups.values()
@@ -161,7 +161,7 @@ class _Gathering:
                         elif type(info.cache) is not GroupKey:
                             _key, awaiting, children = info.cache
                             awaited = ((awaiting,) if awaiting is not None else ()) + children
-                            dependents.append((base | i, g, awaited))
+                            dependents.append((base | i, g, awaited, info.seq))
             if seen < group.count:  # out of time: the rest are left unlooked at
                 unexamined[key.id] = group.count - seen
                 partial.add(key.id)
@@ -191,7 +191,7 @@ class _Gathering:
         or none: if finding which can be takes them past half the budget, none is added (a
         dependent refers to those it awaits by their waiter numbers), so that counting keeps
         its half for the targets (40,000 tasks awaiting others once took all of it)."""
-        proof, record, pace, every = self.proof, self.record, self.pace, dependents
+        proof, pace, every = self.proof, self.pace, dependents
         if not dependents:
             return None
         if self._late():
@@ -203,7 +203,7 @@ class _Gathering:
         # would be a million entries), and the spans of ``SPAN`` seqs they fall in.
         needed = shards.sets()
         spans: set = set()
-        for k, (_n, _g, awaited) in enumerate(dependents):
+        for k, (_n, _g, awaited, _s) in enumerate(dependents):
             if not k & 1023 and self._late():
                 return self._left(every)
             for s in awaited:
@@ -232,28 +232,32 @@ class _Gathering:
         # A dependent can be dead only if everything it awaits is a waiter of the proof.
         while True:
             others = shards.sets()
-            for k, (n, _g, _a) in enumerate(dependents):
-                if not k & 1023 and self._late():
+            for start in range(0, len(dependents), CHUNK):
+                for s in map(_OWN_SEQ, dependents[start:start + CHUNK]):
+                    others[s & MASK].add(s)
+                if self._late():
                     return self._left(every)
-                s = record(n).seq
-                others[s & MASK].add(s)
             kept = []
             for k, d in enumerate(dependents):
                 if not k & 255 and self._late():
                     return self._left(every)
-                if all(s in by_seq[s & MASK] or s in others[s & MASK] for s in d[2]):
+                awaited = d[2]
+                if len(awaited) == 1:  # the usual: one task awaited
+                    s = awaited[0]
+                    if s in by_seq[s & MASK] or s in others[s & MASK]:
+                        kept.append(d)
+                elif all(s in by_seq[s & MASK] or s in others[s & MASK] for s in awaited):
                     kept.append(d)
             shards.clear(others, pace)
             if len(kept) == len(dependents):
                 break
             dependents = kept
         base = proof.n
-        for k, (n, _g, _a) in enumerate(dependents):
+        for k, s in enumerate(map(_OWN_SEQ, dependents)):
             if not k & 1023:
                 pace()
-            s = record(n).seq
             by_seq[s & MASK][s] = base + k
-        for k, (n, group, awaited) in enumerate(dependents):
+        for k, (n, group, awaited, _s) in enumerate(dependents):
             if not k & 255:
                 pace()
             proof.dependent(group, n, tuple(by_seq[s & MASK][s] for s in awaited))
@@ -264,6 +268,7 @@ class _Gathering:
 #: well under a millisecond, as a pass's do.
 BULK = 2048
 _SEQ = operator.attrgetter("seq")
+_OWN_SEQ = operator.itemgetter(3)  # a dependent's own seq
 #: Seqs fall in spans of ``1 << SPAN_BITS`` for ``_add_dependents`` to tell which slices of
 #: waiters hold a task a dependent awaits: a slice's 2,048 seqs span a few at most.
 SPAN_BITS = 11

@@ -316,3 +316,39 @@ def test_orphans_among_a_hundred_thousand_tasks_that_only_await_others(spawn):
             proven[func] = proven.get(func, 0) + v["count"]
     # main's own Event is held by nothing but main: it is a leak too
     assert proven == {"orphan": 30, "main": 1}, reply["unsettled"]
+
+
+NESTED = r'''
+import asyncio
+
+SHARED = asyncio.Queue()     # reachable from the module: its waiters may still be woken
+
+async def waiter(q):
+    await q.get()
+
+async def middle(q):         # only awaits another task
+    await asyncio.create_task(waiter(q))
+
+async def top(q):            # only awaits a task that only awaits another
+    await asyncio.create_task(middle(q))
+
+async def main():
+    keep = [asyncio.create_task(top(SHARED)) for _ in range(20)]
+    for _ in range(4):       # chains over a queue nothing else holds, among the shared ones
+        keep.append(asyncio.create_task(top(asyncio.Queue())))
+    keep += [asyncio.create_task(top(SHARED)) for _ in range(20)]
+    await asyncio.sleep(0.3)
+    print("ready", flush=True)
+    await asyncio.sleep(1000)
+
+asyncio.run(main())
+'''
+
+
+def test_a_task_awaiting_a_task_that_awaits_a_leak_is_proven_with_it(spawn):
+    """Each waiter's fate decides its awaiter's, and that one's its own: of the chains over a
+    queue only their waiter holds, every link is proven, and none of those over the shared one."""
+    target = spawn(NESTED)
+    verdicts = target.request("verdicts", budget_s=30.0)["verdicts"]
+    proven = {v["frame"]["func"].split(".")[-1]: v["count"] for v in verdicts if v["verdict"] == "unreachable"}
+    assert proven == {"waiter": 4, "middle": 4, "top": 4}, verdicts
