@@ -48,10 +48,10 @@ from .handoff import Handoff, Pacer
 from .keys import GroupKey, Keys
 from .loops import LoopWatches
 from .parts import Parts
+from .positions import FIRST_LOCAL, first_local
 from .recycled_lists import RecycledLists, empty
 from .registry import CHUNK
 from .untracked import untrack
-from .positions import FIRST_LOCAL, first_local
 from .waiters import PRIMITIVES, own_primitive
 
 RECHECK = 30.0  # seconds: how long asyncio's registry may go without a full look-up

@@ -200,7 +200,7 @@ class _Gathering:
         # loop up to 17 ms at one insert (see shards).
         by_seq = shards.dicts()
         # Waiter numbers of the tasks dependents await (only those: a dict of every waiter
-        # would be a million entries), and the spans of ``SPAN`` seqs they fall in.
+        # would be a million entries), and the spans of seqs they fall in (see SPAN_BITS).
         needed = shards.sets()
         spans: set = set()
         for k, (_n, _g, awaited, _s) in enumerate(dependents):
@@ -219,6 +219,7 @@ class _Gathering:
         # A slice's members are in creation order (a complete pass visits the records so), so
         # its seqs lie between its first's and its last's: only the slices whose spans hold an
         # awaited task have their seqs worked out (at a million, 50,000 awaited among 800,000).
+        # A slice out of order could only leave a dependent out of the proof, never prove one.
         for members, start, k, w in runs:
             if self._late():
                 return self._left(every)

@@ -66,8 +66,8 @@ def known_target_refs(records: list) -> list | None:
 
 
 def known_targets(records: list) -> list | None:
-    """What the tasks of ``records`` wait on (see ``known_target_refs``), None unless every
-    one is alive too (nor is a primitive false)."""
+    """What the tasks of ``records`` wait on (see ``known_target_refs``); None unless every
+    one of those is alive too."""
     refs = known_target_refs(records)
     if refs is None:
         return None
