@@ -38,6 +38,12 @@ LOOK_AT_MOST = 0.25
 STARVED_LATE = 0.02
 STARVED_LOOK = 1.0
 STARVED_HOLD = 10.0
+# Seconds: a background sample due while a client is asking waits until its requests have
+# paused this long (a dump's summary, waits and verdicts come back to back: a sample between
+# two of them, 0.2-0.9 s at a million tasks, was the dump's), but never more than
+# SAMPLE_PUT_OFF past due, so that a client asking without pause cannot starve the history.
+CLIENT_QUIET = 0.25
+SAMPLE_PUT_OFF = 1.0
 _PEERCRED = struct.Struct("3i")
 
 
@@ -71,6 +77,7 @@ class Server:
         self.listener: socket.socket | None = None
         self.selector: selectors.BaseSelector | None = None
         self.clients: dict[int, _Client] = {}
+        self.asked_at = -CLIENT_QUIET  # when a client last connected or was answered
         self.thread: threading.Thread | None = None
         self._stop = False
         self._wake_r = self._wake_w = -1
@@ -222,12 +229,13 @@ class Server:
                         next_look = self.state.loops.next_look(now, LOOK_AT_MOST)
                     else:
                         next_look = self.state.loops.next_look(now, STARVED_LOOK, overdue_only=True)
-                if now >= next_sample:
+                sample_at = min(max(next_sample, self.asked_at + CLIENT_QUIET), next_sample + SAMPLE_PUT_OFF)
+                if now >= sample_at:
                     self.state.sample()
-                    next_sample = time.monotonic() + self.state.budget.interval
-                timeout = max(0.0, min(next_look, next_sample) - time.monotonic())
+                    next_sample = sample_at = time.monotonic() + self.state.budget.interval
+                timeout = max(0.0, min(next_look, sample_at) - time.monotonic())
                 if not self.state.loops.watches:
-                    timeout = max(0.0, min(next_sample - time.monotonic(), 0.25))
+                    timeout = max(0.0, min(sample_at - time.monotonic(), 0.25))
                 selector = self.selector
                 if selector is None:
                     return
@@ -294,6 +302,7 @@ class Server:
             self._refuse(client, f"too many clients (limit {wire.MAX_CLIENTS})")
             return
         self.clients[sock.fileno()] = client
+        self.asked_at = now
         self.selector.register(sock, selectors.EVENT_READ, client)
 
     def _refuse(self, client: _Client, message: str) -> None:
@@ -352,6 +361,7 @@ class Server:
             reply = None
             self.state.budget.answering += time.thread_time() - cpu
             self.handoff.progress += 1
+            self.asked_at = time.monotonic()
         client.frame_started = now if client.inbuf else None
 
     def _fail(self, client: _Client, message: str) -> None:
@@ -403,7 +413,7 @@ class Server:
                         outbuf[0] = outbuf[0][sent:]
                         break
                     outbuf.popleft()
-                client.last = time.monotonic()
+                client.last = self.asked_at = time.monotonic()  # a reply still going out
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError:

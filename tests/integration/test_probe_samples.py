@@ -1,0 +1,58 @@
+"""The probe's background samples give way to a client's requests: none starts between requests
+that come back to back (a dump's summary, waits and verdicts), and a client that never pauses
+still cannot keep them from coming."""
+from __future__ import annotations
+
+import time
+
+from conftest import wait_until
+
+SAMPLED = r'''
+import asyncio, sys, time
+import tasktop.probe.state as state
+
+original = state.State.sample
+
+def sample(self):  # notes when each background sample starts
+    with open(sys.argv[1], "a") as f:
+        f.write(f"{time.monotonic()}\n")
+    original(self)
+
+state.State.sample = sample
+
+async def main():
+    tasks = [asyncio.create_task(asyncio.sleep(3600)) for _ in range(50)]
+    print("ready", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+'''
+
+
+def _asking(target, seconds: float) -> tuple[float, float]:
+    """Summaries back to back on one connection for ``seconds``: when the first was sent and
+    the last answered (``time.monotonic``, the clock the target writes)."""
+    with target.client() as client:
+        start = time.monotonic()
+        while time.monotonic() - start < seconds:
+            client.summary()
+        return start, time.monotonic()
+
+
+def _samples(path) -> list[float]:
+    return [float(line) for line in path.read_text().split()] if path.exists() else []
+
+
+def test_no_sample_starts_between_requests_that_come_back_to_back(spawn, tmp_path):
+    log = tmp_path / "samples"
+    target = spawn(SAMPLED, args=(str(log),), TASKTOP_INTERVAL="0.05")  # a sample due every 50 ms
+    first, last = _asking(target, 0.4)
+    assert not [t for t in _samples(log) if first < t < last]
+    wait_until(lambda: [t for t in _samples(log) if t > last], message="a sample once the client paused")
+
+
+def test_a_client_that_never_pauses_still_lets_samples_through(spawn, tmp_path):
+    log = tmp_path / "samples"
+    target = spawn(SAMPLED, args=(str(log),), TASKTOP_INTERVAL="0.05")
+    first, last = _asking(target, 2.5)
+    assert [t for t in _samples(log) if first < t < last]
