@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any
+from typing import Any, Callable
 
 # Seconds between checks while the probe waits for nothing: half the default stall threshold,
 # since the timer is also the loop's heartbeat (a stall is seen once it is overdue by the threshold).
@@ -285,11 +285,15 @@ class Pacer:
     an event loop waits at most about ``PACE`` for it, for both of an iteration's takings.
     Call it every few hundred items: it reads the clock, and bumps ``handoff.progress``."""
 
-    __slots__ = ("next", "handoff")
+    __slots__ = ("next", "handoff", "asking", "asked")
 
-    def __init__(self, handoff: Handoff | None = None) -> None:
+    def __init__(self, handoff: Handoff | None = None, asking: Callable[[], bool] | None = None) -> None:
         self.next = time.perf_counter() + PACE
         self.handoff = handoff
+        #: ``asking()``: whether a client waits to be answered, looked at each time the GIL is
+        #: given away; ``asked`` turns true once one does (a background pass then gives way).
+        self.asking = asking
+        self.asked = False
 
     def __call__(self) -> None:
         if self.handoff is not None:
@@ -307,4 +311,6 @@ class Pacer:
             left = start + YIELD - time.perf_counter()
             if left > 0:
                 time.sleep(left)
+        if self.asking is not None and not self.asked:
+            self.asked = self.asking()
         self.next = time.perf_counter() + PACE

@@ -67,6 +67,7 @@ class Server:
         self.handoff = Handoff(options.stall_ms / 1000.0)
         self.pid = os.getpid()
         self.state = State(options, self.handoff)
+        self.state.asking = self._asking
         self.replies = Replies(self.state, self.pid, on_detach=self._detach_requested)
         self.detaching = False  # a client asked the probe to stop: once its reply is out
         # The handler of every request of the protocol's table (a reply's method of its name).
@@ -271,6 +272,18 @@ class Server:
                 if failures > 100:
                     return
                 time.sleep(0.05)
+
+    def _asking(self) -> bool:
+        """Whether a client waits to be answered: a connection to accept or a request come in
+        (a look with no wait, which reads nothing; see ``State.sample``)."""
+        selector = self.selector
+        if selector is None:
+            return False
+        try:
+            ready = selector.select(0)
+        except (OSError, ValueError):
+            return False
+        return any(events & selectors.EVENT_READ and key.fileobj != self._wake_r for key, events in ready)
 
     def _detach_requested(self) -> None:
         self.detaching = True

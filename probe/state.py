@@ -20,7 +20,7 @@ from .groups import Group
 from .handoff import Handoff
 from .keys import Keys
 from .loops import LoopWatches
-from .task_pass import Pass, TaskPasses
+from .task_pass import Pass, Preempted, TaskPasses
 from .threads import ThreadWatch
 from .waits import Waits
 
@@ -60,6 +60,10 @@ class State:
         #: connection that asked, and whether it listed rows.
         self._shared: tuple | None = None
         self._drained = 0.0  # when the heartbeat last drained the endings
+        #: Whether a client waits to be answered (set by the server; see ``sample``), and
+        #: whether the last sample gave way to one.
+        self.asking = None
+        self._gave_way = False
 
     def heartbeat(self, now: float) -> None:
         """Take every running loop's heartbeat; a pause of the collector left behind ended (see
@@ -83,21 +87,33 @@ class State:
         (every ``HISTORY_STEP``) the sample groups, so that the growth verdicts have a history
         even when no client asks; while the last one left chains unwalked, the sample walks
         them instead (``TaskPasses.catch_up``): a pass that leaves some adds no point to the
-        history, and would walk only a few of them."""
+        history, and would walk only a few of them.
+
+        A client who asks while a sample runs is answered first: the sample's pass gives way
+        (``task_pass.Preempted``; a million records take a pass 1-2 s, which a client's first
+        request waited for), and the next sample, given way once, runs to its end whoever
+        asks, so that a client asking every second cannot keep the history from growing."""
         t0 = time.thread_time()
         now = time.monotonic()
         flight = self.flight
-        if flight is not None and flight.due(now) and self.record_pass is not None:
-            # The recorder's summary and its write count against the budget like the pass.
-            self.record_pass(self.collect(rows=False, complete=False, background=True), now)
-        elif CATCH_UP_S > 0 and self.passes.catching_up:
-            self.passes.catch_up(CATCH_UP_S)
-            self.threads.rows()
-        elif not self.history or now - self.history[-1][0] >= HISTORY_STEP:
-            self.collect(rows=False, complete=False, background=True)
-        else:
-            self.passes.run(grouping=False, background=True)
-            self.threads.rows()
+        self.passes.asking = None if self._gave_way else self.asking
+        self._gave_way = False
+        try:
+            if flight is not None and flight.due(now) and self.record_pass is not None:
+                # The recorder's summary and its write count against the budget like the pass.
+                self.record_pass(self.collect(rows=False, complete=False, background=True), now)
+            elif CATCH_UP_S > 0 and self.passes.catching_up:
+                self.passes.catch_up(CATCH_UP_S)
+                self.threads.rows()
+            elif not self.history or now - self.history[-1][0] >= HISTORY_STEP:
+                self.collect(rows=False, complete=False, background=True)
+            else:
+                self.passes.run(grouping=False, background=True)
+                self.threads.rows()
+        except Preempted:
+            self._gave_way = True
+        finally:
+            self.passes.asking = None
         self.budget.sampled(now, t0, time.thread_time())
 
     def collect(self, rows: bool = True, complete: bool = True, background: bool = False) -> Pass:

@@ -40,7 +40,7 @@ import sys
 import time
 import types
 import weakref
-from typing import Any
+from typing import Any, Callable
 
 from . import hooks, positions, record_lists, registry, tasks as tasks_mod
 from .groups import Group
@@ -126,6 +126,9 @@ class TaskPasses:
         self.lists = RecycledLists()
         self.fresh: list = []  # records made during a pass (see seq_of)
         self._targets: dict[int, weakref.ref] = {}  # address -> primitive (see _target)
+        #: Whether a client waits to be answered (set by the server): a background pass then
+        #: gives way (``Preempted``), and a catch-up step stops where it is.
+        self.asking: Callable[[], bool] | None = None
         self._candidate: tuple | None = None  # see _unrecorded
         self._trusted: tuple | None = None
         self._checked = 0.0
@@ -167,7 +170,7 @@ class TaskPasses:
         now = time.monotonic()
         watches = self.loops.refresh()
         watched = {id(w.loop) for w in watches}
-        pace = Pacer(self.handoff)
+        pace = Pacer(self.handoff, self.asking if background else None)
         self.number += 1
         self.lists.recycle(pace)
         walk = _Walk(self, now, watched, grouping, rows, pace,
@@ -250,7 +253,7 @@ class TaskPasses:
         until the thread's CPU clock reaches ``deadline``.  Returns whether it got there first
         (``_resume`` then says where to go on)."""
         now = time.monotonic()
-        pace = Pacer(self.handoff)
+        pace = Pacer(self.handoff, self.asking)
         watched = set(self.loops.watches)
         currents: dict[int, Any] = {}
         describe, refer = self.describe, _Walk._refer
@@ -267,7 +270,7 @@ class TaskPasses:
                 scanned += 1
                 if not scanned & 511:
                     pace()
-                    if time.thread_time() >= deadline:
+                    if time.thread_time() >= deadline or pace.asked:
                         self._resume = info.seq
                         return True
                 try:
@@ -299,7 +302,7 @@ class TaskPasses:
                 walks += 1
                 if not walks & 63:  # as in _Walk.visit
                     pace()
-                    if time.thread_time() >= deadline:
+                    if time.thread_time() >= deadline or pace.asked:
                         self._resume = info.seq + 1
                         return True
         return False
@@ -534,6 +537,12 @@ class TaskPasses:
                 self._targets[address] = ref
 
 
+class Preempted(Exception):
+    """A background pass gives way to a client who asked meanwhile (see ``State.sample``).
+    Raised between two records of a visit: what the pass did to each record it saw stands,
+    and its lists are recycled by the next pass as any pass's are."""
+
+
 #: Primitives ``TaskPasses._target`` knows by address, at most (a few are the usual).
 TARGETS = 1024
 _COROUTINE = types.CoroutineType
@@ -662,6 +671,8 @@ class _Walk:
         for n, info in enumerate(records):
             if not n & 511:
                 pace()
+                if getattr(pace, "asked", False):  # between two records, each as consistent as the others
+                    raise Preempted
                 last_key = None  # the group's part is looked at again (see parts.PART)
                 if rows:
                     add_info = infos.part().append
@@ -769,6 +780,8 @@ class _Walk:
         for n, info in enumerate(itertools.islice(records, start, None)):
             if not n & 511:
                 pace()
+                if getattr(pace, "asked", False):  # as in visit
+                    raise Preempted
                 last_key = None  # as in visit
             task = info()
             if task is None:

@@ -56,3 +56,57 @@ def test_a_client_that_never_pauses_still_lets_samples_through(spawn, tmp_path):
     target = spawn(SAMPLED, args=(str(log),), TASKTOP_INTERVAL="0.05")
     first, last = _asking(target, 2.5)
     assert [t for t in _samples(log) if first < t < last]
+
+
+BUSY = r'''
+import asyncio, sys, time
+import tasktop.probe.budget as budget
+import tasktop.probe.state as state
+
+budget.BUDGET = 0.5  # samples as often as asked, however long they take
+original = state.State.sample
+
+def sample(self):  # notes when each sample starts and ends, and whether it gave way
+    with open(sys.argv[1], "a") as f:
+        f.write(f"start\n")
+    original(self)
+    with open(sys.argv[1], "a") as f:
+        f.write(f"end {self._gave_way}\n")
+
+state.State.sample = sample
+
+async def main():
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(asyncio.sleep(3600)) for _ in range(100000)]
+    await asyncio.sleep(0)
+    print("ready", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+'''
+
+
+def _lines(path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_a_sample_running_when_a_client_asks_gives_way_and_the_next_runs_to_its_end(spawn, tmp_path):
+    log = tmp_path / "samples"
+    target = spawn(BUSY, args=(str(log),), TASKTOP_INTERVAL="0.05")
+    for _attempt in range(5):  # a sample that ends before the request is seen cannot give way
+        seen = len(_lines(log))
+        wait_until(lambda: len(_lines(log)) > seen and _lines(log)[-1] == "start", interval=0.001,
+                   message="a sample running")
+        running = len(_lines(log)) - 1  # its line; its end is the next
+        with target.client() as client:
+            client.summary()
+        wait_until(lambda: len(_lines(log)) > running + 1, message="that sample's end")
+        if _lines(log)[running + 1] == "end True":
+            break
+    assert _lines(log)[running + 1] == "end True"
+    # The next one runs to its end, asked or not.
+    wait_until(lambda: len(_lines(log)) > running + 2, interval=0.001, message="the next sample")
+    with target.client() as client:
+        client.summary()
+    wait_until(lambda: len(_lines(log)) > running + 3, message="the next sample's end")
+    assert _lines(log)[running + 3] == "end False"
