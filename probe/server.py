@@ -40,10 +40,13 @@ STARVED_LOOK = 1.0
 STARVED_HOLD = 10.0
 # Seconds: a background sample due while a client is asking waits until its requests have
 # paused this long (a dump's summary, waits and verdicts come back to back: a sample between
-# two of them, 0.2-0.9 s at a million tasks, was the dump's), but never more than
-# SAMPLE_PUT_OFF past due, so that a client asking without pause cannot starve the history.
+# two of them, 0.2-0.9 s at a million tasks, was the dump's, and its pass undid the one the
+# dump's later requests share), unless it has waited SAMPLE_PUT_OFF seconds and PUT_OFF_ANSWERS
+# requests, so that a client asking without pause cannot starve the history (counting requests
+# too: a dump's three take more than a second at a million tasks).
 CLIENT_QUIET = 0.25
 SAMPLE_PUT_OFF = 1.0
+PUT_OFF_ANSWERS = 20
 _PEERCRED = struct.Struct("3i")
 
 
@@ -79,6 +82,7 @@ class Server:
         self.selector: selectors.BaseSelector | None = None
         self.clients: dict[int, _Client] = {}
         self.asked_at = -CLIENT_QUIET  # when a client last connected or was answered
+        self.answers = 0  # requests answered, in all
         self.thread: threading.Thread | None = None
         self._stop = False
         self._wake_r = self._wake_w = -1
@@ -218,6 +222,7 @@ class Server:
         except Exception:
             pass
         next_sample = time.monotonic()
+        put_off: int | None = None  # requests answered when the sample due fell due
         next_look = time.monotonic()
         starved_until = 0.0
         failures = 0
@@ -230,10 +235,16 @@ class Server:
                         next_look = self.state.loops.next_look(now, LOOK_AT_MOST)
                     else:
                         next_look = self.state.loops.next_look(now, STARVED_LOOK, overdue_only=True)
-                sample_at = min(max(next_sample, self.asked_at + CLIENT_QUIET), next_sample + SAMPLE_PUT_OFF)
+                sample_at = max(next_sample, self.asked_at + CLIENT_QUIET)
+                if now >= next_sample and put_off is None:
+                    put_off = self.answers  # when it fell due
+                if (put_off is not None and now >= next_sample + SAMPLE_PUT_OFF
+                        and self.answers - put_off >= PUT_OFF_ANSWERS):
+                    sample_at = now  # put off long enough
                 if now >= sample_at:
                     self.state.sample()
                     next_sample = sample_at = time.monotonic() + self.state.budget.interval
+                    put_off = None
                 timeout = max(0.0, min(next_look, sample_at) - time.monotonic())
                 if not self.state.loops.watches:
                     timeout = max(0.0, min(sample_at - time.monotonic(), 0.25))
@@ -375,6 +386,7 @@ class Server:
             self.state.budget.answering += time.thread_time() - cpu
             self.handoff.progress += 1
             self.asked_at = time.monotonic()
+            self.answers += 1
         client.frame_started = now if client.inbuf else None
 
     def _fail(self, client: _Client, message: str) -> None:

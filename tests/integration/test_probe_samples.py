@@ -110,3 +110,47 @@ def test_a_sample_running_when_a_client_asks_gives_way_and_the_next_runs_to_its_
         client.summary()
     wait_until(lambda: len(_lines(log)) > running + 3, message="the next sample's end")
     assert _lines(log)[running + 3] == "end False"
+
+
+LONG_ASKED = r'''
+import asyncio, sys, time
+import tasktop.probe.budget as budget
+import tasktop.probe.server as server
+import tasktop.probe.state as state
+
+budget.BUDGET = 0.5  # samples as often as asked, however long they take
+server.SAMPLE_PUT_OFF = 0.0  # as if each request took longer than that (a first dump at a million)
+original = state.State.sample
+
+def sample(self):
+    with open(sys.argv[1], "a") as f:
+        f.write(f"{time.monotonic()}\n")
+    original(self)
+
+state.State.sample = sample
+
+async def main():
+    loop = asyncio.get_running_loop()
+    queues = [asyncio.Queue() for _ in range(8)]
+    tasks = [loop.create_task(queues[n % 8].get()) for n in range(50000)]
+    await asyncio.sleep(0)
+    print("ready", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+'''
+
+
+def test_no_sample_starts_inside_a_dump_whose_requests_are_long(spawn, tmp_path):
+    """A dump's requests, each longer than a sample may be put off for, still come first: a
+    sample is run past them only once a client has made many requests meanwhile."""
+    log = tmp_path / "samples"
+    target = spawn(LONG_ASKED, args=(str(log),), TASKTOP_INTERVAL="0.05")
+    with target.client() as client:
+        first = time.monotonic()
+        for _ in range(2):  # as `tasktop dump`, twice
+            client.summary(complete=True)
+            client.waits(same_pass=True)
+            client.verdicts(2.0, same_pass=True)
+        last = time.monotonic()
+    assert not [t for t in _samples(log) if first < t < last]
