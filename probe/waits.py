@@ -103,29 +103,12 @@ class Waits:
             counts: dict = {}  # id -> [obj, waiters of this group on it]
             for chunk in group.members.slices(CHUNK):
                 pace()
-                # The common case, counted in C calls: every target kept by the pass that
-                # walked its chain, in a reference its waiters share.
-                kept = known_target_refs(chunk)
-                targets = [(ref(), k) for ref, k in collections.Counter(kept or ()).items()]
-                if kept is not None and all(obj for obj, _k in targets):
-                    for obj, k in targets:
-                        entry = counts.get(id(obj))
-                        if entry is None:
-                            counts[id(obj)] = [obj, k]
-                        else:
-                            entry[1] += k
-                    continue
-                for n, info in enumerate(chunk):
-                    if n and not n & 255:
-                        pace()
-                    obj = self._target(info, key.state, refs)
-                    if obj is None:
-                        continue
+                for obj, k in self._counted(chunk, key.state, refs, pace):
                     entry = counts.get(id(obj))
                     if entry is None:
-                        counts[id(obj)] = [obj, 1]
+                        counts[id(obj)] = [obj, k]
                     else:
-                        entry[1] += 1
+                        entry[1] += k
             frame = own_frame(key.stack)
             for obj, count in counts.values():
                 add(obj, key.state, key.id, frame, count)
@@ -159,6 +142,26 @@ class Waits:
         self._last, self._last_at = last, now
         out.sort(key=lambda w: (-w["waiting"], -(w["numbers"].get("size") or 0), w["id"]))
         return {"time": time.time(), "since_s": since, "total": len(out), "waits": out[:MAX_WAITS]}
+
+    @classmethod
+    def _counted(cls, chunk: list, state: str, refs: dict, pace: Pacer) -> list[tuple[Any, int]]:
+        """The objects the tasks of ``chunk`` (records) wait on, each with how many of them.
+        The common case in C calls: every target kept by the pass that walked its chain, in a
+        reference its waiters share; else the records are looked at one at a time."""
+        kept = known_target_refs(chunk)
+        if kept is not None:
+            targets = [(ref(), k) for ref, k in collections.Counter(kept).items()]
+            if all(obj for obj, _k in targets):
+                return targets
+        found = []
+        for n, info in enumerate(chunk):
+            if n and not n & 255:
+                pace()
+            obj = cls._target(info, state, refs)
+            if obj is not None:
+                found.append(obj)
+        first = {id(obj): obj for obj in found}
+        return [(first[oid], k) for oid, k in collections.Counter(map(id, found)).items()]
 
     @staticmethod
     def _target(info: Any, state: str, refs: dict) -> Any:
