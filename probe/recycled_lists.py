@@ -55,6 +55,14 @@ class RecycledLists:
             self._kept.setdefault(name, items)
 
 
+    def release(self, name: Any, pace: Pacer) -> None:
+        """Empty this pass's list for ``name`` now, not when the next pass starts (a pass that
+        gave way holding tasks asyncio's registry listed would keep them alive until then)."""
+        items = self._used.get(name)
+        if items is not None:
+            empty(items, pace)
+
+
 def empty(items: list, pace: Pacer) -> None:
     """``items.clear()`` a slice at a time: dropping 100,000 references touches 100,000
     objects in one C call, which held the event loop up."""

@@ -166,21 +166,31 @@ class TaskPasses:
         counted in the pseudo-groups (see ``_Walk.within``).  Above SPLIT_COPIES only a
         ``background`` pass (the probe's own) makes the look-up due every RECHECK seconds:
         0.9 s at a million, which a client's summary would wait for."""
+        asking = self.asking if background else None
+        if asking is not None and asking():
+            raise Preempted  # before the last pass's lists are recycled: a dump may still share it
         started = time.perf_counter()
         now = time.monotonic()
         watches = self.loops.refresh()
         watched = {id(w.loop) for w in watches}
-        pace = Pacer(self.handoff, self.asking if background else None)
+        pace = Pacer(self.handoff, asking)
         self.number += 1
         self.lists.recycle(pace)
         walk = _Walk(self, now, watched, grouping, rows, pace,
                      budget if grouping and not rows else None, self._resume)
         self.fresh = []
         first, self._first = self._first, False
-        if record_lists.count() > SPLIT_COPIES:
-            unknown = self._run_many(walk, watches, now, pace, background, first)
-        else:
-            unknown = self._run_copied(walk, watches, now, pace, first)
+        try:
+            if record_lists.count() > SPLIT_COPIES:
+                unknown = self._run_many(walk, watches, now, pace, background, first)
+            else:
+                unknown = self._run_copied(walk, watches, now, pace, first)
+        except Preempted:
+            # The tasks asyncio's registry held are let go of now, not at the next pass, and a
+            # first pass's look at C's task lists is the next one's to make.
+            self.lists.release("refs", pace)
+            self._first = first
+            raise
         walk.walk_later()
         # Visited one after the other, not joined: a list of a million adopted records made
         # anew is a million reference counts touched in one C call (9 ms at attach).
@@ -242,6 +252,8 @@ class TaskPasses:
                 if self._wrapped:
                     break
                 self._wrapped, self._resume = True, 0
+        except Preempted:  # a client asked: the lap goes on at the next step
+            raise
         except Exception:
             pass
         finally:
@@ -251,7 +263,9 @@ class TaskPasses:
     def _walk_from(self, start: int, stop: int, deadline: float) -> bool:
         """``catch_up``'s walk of the records of seqs ``start`` to ``stop`` (not included)
         until the thread's CPU clock reaches ``deadline``.  Returns whether it got there first
-        (``_resume`` then says where to go on)."""
+        (``_resume`` then says where to go on); raises ``Preempted`` (the same said) when a
+        client asked meanwhile, so that the sample after it runs to its end as after a pass
+        that gave way."""
         now = time.monotonic()
         pace = Pacer(self.handoff, self.asking)
         watched = set(self.loops.watches)
@@ -272,7 +286,7 @@ class TaskPasses:
                     pace()
                     if time.thread_time() >= deadline or pace.asked:
                         self._resume = info.seq
-                        return True
+                        return _stopped(pace)
                 try:
                     if info.cache is not None:  # walked (whether it moved since: the pass)
                         continue
@@ -304,7 +318,7 @@ class TaskPasses:
                     pace()
                     if time.thread_time() >= deadline or pace.asked:
                         self._resume = info.seq + 1
-                        return True
+                        return _stopped(pace)
         return False
 
     def _run_copied(self, walk: "_Walk", watches: list, now: float, pace: Pacer, first: bool) -> list:
@@ -326,6 +340,8 @@ class TaskPasses:
         walk.visit(records)
         self._ended = self._take_made(pace) or self._ended
         record_lists.prune(pace)
+        if pace.asked:  # as in _run_many
+            raise Preempted
         # Then what that copy could not hold: tasks no factory of ours saw, and records made
         # meanwhile for tasks first met as awaited by another (each visited once).
         unknown = self._unrecorded(difference, refs, eager, since, pace, now)
@@ -368,6 +384,8 @@ class TaskPasses:
         record_lists.prune(pace)
         if not due:
             return []
+        if pace.asked:  # a client asked during the visit: the look-up (0.9 s at a million) can wait
+            raise Preempted
         missing, complete = registry.unrecorded(hooks.record_of, refs, eager, since, pace)
         self._size = size if complete else None
         self._ended = False
@@ -541,6 +559,13 @@ class Preempted(Exception):
     """A background pass gives way to a client who asked meanwhile (see ``State.sample``).
     Raised between two records of a visit: what the pass did to each record it saw stands,
     and its lists are recycled by the next pass as any pass's are."""
+
+
+def _stopped(pace: Pacer) -> bool:
+    """A catch-up step stops: out of time (True), or ``Preempted`` if a client asked."""
+    if pace.asked:
+        raise Preempted
+    return True
 
 
 #: Primitives ``TaskPasses._target`` knows by address, at most (a few are the usual).

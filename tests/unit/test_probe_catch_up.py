@@ -103,3 +103,37 @@ def test_records_no_pass_has_seen_of_tasks_done_or_freed_are_passed_over():
 
     walked, done_cache, freed_task, pending = asyncio.run(scenario())
     assert walked and done_cache is None and freed_task is None and not pending
+
+
+def test_a_step_a_client_asked_during_gives_way_and_the_lap_goes_on():
+    """A client asking stops a step as a pass gives way (``Preempted``, so that the sample after
+    it runs to its end), and the next step walks on from there."""
+    from tasktop.probe.task_pass import Preempted
+
+    async def scenario() -> tuple:
+        ev = asyncio.Event()
+        tasks = [asyncio.ensure_future(ev.wait()) for _ in range(5000)]  # more than a hand-off's worth
+        await asyncio.sleep(0.01)
+        records, passes = unseen(tasks)
+        passes.loops = types.SimpleNamespace(watches={id(asyncio.get_running_loop()): None})
+        record_lists.take_made(lambda: None)
+        passes._lap, passes._resume = (records[0].seq, records[-1].seq), records[0].seq
+        passes.asking = lambda: True
+        try:
+            passes.catch_up(60.0)
+            gave_way = False
+        except Preempted:
+            gave_way = True
+        walked_then = sum(_walked(info, task) for info, task in zip(records, tasks))
+        pending = passes.catching_up
+        passes.asking = None
+        passes.catch_up(60.0)
+        found = [_walked(info, task) for info, task in zip(records, tasks)]
+        ev.set()
+        await asyncio.gather(*tasks)
+        return gave_way, walked_then, pending, found, passes.catching_up
+
+    gave_way, walked_then, pending, found, still = asyncio.run(scenario())
+    gc.collect()
+    assert gave_way and pending and 0 < walked_then < 5000
+    assert found == [True] * 5000 and not still
