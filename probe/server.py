@@ -8,6 +8,7 @@ a bad request gets an error reply or a closed connection, and nothing escapes th
 from __future__ import annotations
 
 import collections
+import errno
 import os
 import selectors
 import socket
@@ -47,6 +48,13 @@ STARVED_HOLD = 10.0
 CLIENT_QUIET = 0.25
 SAMPLE_PUT_OFF = 1.0
 PUT_OFF_ANSWERS = 20
+#: Seconds past due a put-off sample runs anyway, to its end: connections that come and go, or a
+#: long reply read slowly, answer nothing and would otherwise put it off for as long as they last.
+SAMPLE_PUT_OFF_MOST = 30.0
+#: Seconds the listener is left unwatched after ``accept`` failed for want of descriptors or
+#: memory: the connection stays pending, and a loop that met it at once would spin.
+ACCEPT_BACKOFF = 0.5
+_ACCEPT_SHORT = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _PEERCRED = struct.Struct("3i")
 
 
@@ -82,6 +90,7 @@ class Server:
         self.selector: selectors.BaseSelector | None = None
         self.clients: dict[int, _Client] = {}
         self.asked_at = -CLIENT_QUIET  # when a client last connected or was answered
+        self._listen_at: float | None = None  # when to watch the listener again (see _accept)
         self.answers = 0  # requests answered, in all
         self.thread: threading.Thread | None = None
         self._stop = False
@@ -235,17 +244,20 @@ class Server:
                         next_look = self.state.loops.next_look(now, LOOK_AT_MOST)
                     else:
                         next_look = self.state.loops.next_look(now, STARVED_LOOK, overdue_only=True)
+                if self._listen_at is not None and now >= self._listen_at:
+                    self._listen()
                 sample_at = max(next_sample, self.asked_at + CLIENT_QUIET)
                 if now >= next_sample and put_off is None:
                     put_off = self.answers  # when it fell due
+                overdue = now >= next_sample + SAMPLE_PUT_OFF_MOST
                 if (put_off is not None and now >= next_sample + SAMPLE_PUT_OFF
-                        and self.answers - put_off >= PUT_OFF_ANSWERS):
+                        and self.answers - put_off >= PUT_OFF_ANSWERS) or overdue:
                     sample_at = now  # put off long enough
                 if now >= sample_at:
-                    self.state.sample()
+                    self.state.sample(yielding=not overdue)
                     next_sample = sample_at = time.monotonic() + self.state.budget.interval
                     put_off = None
-                timeout = max(0.0, min(next_look, sample_at) - time.monotonic())
+                timeout = max(0.0, min(next_look, sample_at, self._listen_at or sample_at) - time.monotonic())
                 if not self.state.loops.watches:
                     timeout = max(0.0, min(sample_at - time.monotonic(), 0.25))
                 selector = self.selector
@@ -284,6 +296,12 @@ class Server:
                     return
                 time.sleep(0.05)
 
+    def _listen(self) -> None:
+        """Watch the listener again after ``_accept`` left it (``ACCEPT_BACKOFF``)."""
+        self._listen_at = None
+        if self.listener is not None and self.selector is not None:
+            self.selector.register(self.listener, selectors.EVENT_READ, None)
+
     def _asking(self) -> bool:
         """Whether a client waits to be answered: a connection to accept or a request come in
         (a look with no wait, which reads nothing; see ``State.sample``)."""
@@ -309,7 +327,10 @@ class Server:
     def _accept(self) -> None:
         try:
             sock, _ = self.listener.accept()
-        except OSError:
+        except OSError as error:
+            if error.errno in _ACCEPT_SHORT:  # the process is out of descriptors: look again later
+                self.selector.unregister(self.listener)
+                self._listen_at = time.monotonic() + ACCEPT_BACKOFF
             return
         sock.setblocking(False)
         now = time.monotonic()

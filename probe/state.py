@@ -82,7 +82,7 @@ class State:
             except Exception:  # the next drain takes them
                 pass
 
-    def sample(self) -> None:
+    def sample(self, yielding: bool = True) -> None:
         """The background sample, within the budget (see budget.py).  When a group pass is due
         (every ``HISTORY_STEP``) the sample groups, so that the growth verdicts have a history
         even when no client asks; while the last one left chains unwalked, the sample walks
@@ -92,11 +92,12 @@ class State:
         A client who asks while a sample runs is answered first: the sample's pass gives way
         (``task_pass.Preempted``; a million records take a pass 1-2 s, which a client's first
         request waited for), and the next sample, given way once, runs to its end whoever
-        asks, so that a client asking every second cannot keep the history from growing."""
+        asks, so that a client asking every second cannot keep the history from growing; so
+        does a sample not ``yielding`` (one the server put off as long as it may)."""
         t0 = time.thread_time()
         now = time.monotonic()
         flight = self.flight
-        self.passes.asking = None if self._gave_way else self.asking
+        self.passes.asking = self.asking if yielding and not self._gave_way else None
         self._gave_way = False
         try:
             if flight is not None and flight.due(now) and self.record_pass is not None:

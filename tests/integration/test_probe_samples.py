@@ -13,10 +13,10 @@ import tasktop.probe.state as state
 
 original = state.State.sample
 
-def sample(self):  # notes when each background sample starts
+def sample(self, *args, **kwargs):  # notes when each background sample starts
     with open(sys.argv[1], "a") as f:
         f.write(f"{time.monotonic()}\n")
-    original(self)
+    original(self, *args, **kwargs)
 
 state.State.sample = sample
 
@@ -66,10 +66,10 @@ import tasktop.probe.state as state
 budget.BUDGET = 0.5  # samples as often as asked, however long they take
 original = state.State.sample
 
-def sample(self):  # notes when each sample starts and ends, and whether it gave way
+def sample(self, *args, **kwargs):  # notes when each sample starts and ends, and whether it gave way
     with open(sys.argv[1], "a") as f:
         f.write(f"start\n")
-    original(self)
+    original(self, *args, **kwargs)
     with open(sys.argv[1], "a") as f:
         f.write(f"end {self._gave_way}\n")
 
@@ -122,10 +122,10 @@ budget.BUDGET = 0.5  # samples as often as asked, however long they take
 server.SAMPLE_PUT_OFF = 0.0  # as if each request took longer than that (a first dump at a million)
 original = state.State.sample
 
-def sample(self):
+def sample(self, *args, **kwargs):
     with open(sys.argv[1], "a") as f:
         f.write(f"{time.monotonic()}\n")
-    original(self)
+    original(self, *args, **kwargs)
 
 state.State.sample = sample
 
@@ -154,3 +154,103 @@ def test_no_sample_starts_inside_a_dump_whose_requests_are_long(spawn, tmp_path)
             client.verdicts(2.0, same_pass=True)
         last = time.monotonic()
     assert not [t for t in _samples(log) if first < t < last]
+
+
+CHURNED = r'''
+import asyncio, sys, time
+import tasktop.probe.server as server
+import tasktop.probe.state as state
+
+server.SAMPLE_PUT_OFF_MOST = 1.0  # (30 s in earnest)
+original = state.State.sample
+
+def sample(self, *args, **kwargs):
+    with open(sys.argv[1], "a") as f:
+        f.write(f"{time.monotonic()}\n")
+    original(self, *args, **kwargs)
+
+state.State.sample = sample
+
+async def main():
+    tasks = [asyncio.create_task(asyncio.sleep(3600)) for _ in range(50)]
+    print("ready", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+'''
+
+
+def test_connections_that_ask_nothing_put_a_sample_off_for_a_while_only(spawn, tmp_path):
+    """Connections that come and go without a request count as a client asking, and answer
+    nothing: a sample they keep putting off runs once it is SAMPLE_PUT_OFF_MOST overdue."""
+    import socket
+
+    log = tmp_path / "samples"
+    target = spawn(CHURNED, args=(str(log),), TASKTOP_INTERVAL="0.05")
+    wait_until(lambda: _samples(log), message="a first sample")
+    start = time.monotonic()
+    deadline = start + 15.0
+    while time.monotonic() < deadline and not [t for t in _samples(log) if t > start + 0.5]:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(target.path)  # accepted, then closed unasked: a client was there
+        sock.close()
+        time.sleep(0.02)  # a new connection every 20 ms, well within CLIENT_QUIET (0.25 s)
+    assert [t for t in _samples(log) if t > start + 0.5]
+
+
+CROWDED = r'''
+import asyncio, os, resource, sys, time
+import tasktop.probe.server as server
+import tasktop.probe.state as state
+
+log = open(sys.argv[1], "a", buffering=1)  # opened while descriptors are left
+accept = server.Server._accept
+
+def counted(self):
+    log.write("accept\n")
+    accept(self)
+
+server.Server._accept = counted
+sample = state.State.sample
+
+def sampled(self, *args, **kwargs):
+    log.write("sample\n")
+    sample(self, *args, **kwargs)
+
+state.State.sample = sampled
+
+async def main():
+    tasks = [asyncio.create_task(asyncio.sleep(3600)) for _ in range(50)]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    held = []
+    try:
+        while True:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    print("ready", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+'''
+
+
+def test_a_process_out_of_descriptors_does_not_make_the_probe_spin(spawn, tmp_path):
+    """A connection the probe cannot accept (the process has no descriptor left) stays pending:
+    the probe looks at it again a while later, not in a loop that holds a core and the GIL."""
+    import socket
+
+    log = tmp_path / "log"
+    target = spawn(CROWDED, args=(str(log),), TASKTOP_INTERVAL="0.1")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(target.path)  # queued by the kernel; the probe's accept fails (EMFILE)
+    try:
+        lines = lambda: log.read_text().splitlines()  # noqa: E731
+        wait_until(lambda: "accept" in lines(), message="an accept tried")
+        tried = lines().index("accept")
+        # Three samples later (0.3 s and more at TASKTOP_INTERVAL=0.1), the accepts tried since.
+        wait_until(lambda: lines()[tried:].count("sample") >= 3, message="three samples")
+        assert lines()[tried:].count("accept") < 20
+    finally:
+        sock.close()
