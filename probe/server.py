@@ -232,6 +232,7 @@ class Server:
             pass
         next_sample = time.monotonic()
         put_off: int | None = None  # requests answered when the sample due fell due
+        seen_due = 0.0  # when this loop first saw it due (not the time a long request took)
         next_look = time.monotonic()
         starved_until = 0.0
         failures = 0
@@ -244,12 +245,10 @@ class Server:
                         next_look = self.state.loops.next_look(now, LOOK_AT_MOST)
                     else:
                         next_look = self.state.loops.next_look(now, STARVED_LOOK, overdue_only=True)
-                if self._listen_at is not None and now >= self._listen_at:
-                    self._listen()
                 sample_at = max(next_sample, self.asked_at + CLIENT_QUIET)
                 if now >= next_sample and put_off is None:
-                    put_off = self.answers  # when it fell due
-                overdue = now >= next_sample + SAMPLE_PUT_OFF_MOST
+                    put_off, seen_due = self.answers, now  # when it fell due
+                overdue = put_off is not None and now >= seen_due + SAMPLE_PUT_OFF_MOST
                 if (put_off is not None and now >= next_sample + SAMPLE_PUT_OFF
                         and self.answers - put_off >= PUT_OFF_ANSWERS) or overdue:
                     sample_at = now  # put off long enough
@@ -257,6 +256,8 @@ class Server:
                     self.state.sample(yielding=not overdue)
                     next_sample = sample_at = time.monotonic() + self.state.budget.interval
                     put_off = None
+                if self._listen_at is not None and time.monotonic() >= self._listen_at:
+                    self._listen()  # after the sample: a connection it cannot take is no client asking
                 timeout = max(0.0, min(next_look, sample_at, self._listen_at or sample_at) - time.monotonic())
                 if not self.state.loops.watches:
                     timeout = max(0.0, min(sample_at - time.monotonic(), 0.25))
@@ -297,10 +298,17 @@ class Server:
                 time.sleep(0.05)
 
     def _listen(self) -> None:
-        """Watch the listener again after ``_accept`` left it (``ACCEPT_BACKOFF``)."""
+        """Watch the listener again after ``_accept`` left it (``ACCEPT_BACKOFF``); if that
+        fails too (short of memory), again a while later."""
         self._listen_at = None
-        if self.listener is not None and self.selector is not None:
+        if self.listener is None or self.selector is None:
+            return
+        try:
             self.selector.register(self.listener, selectors.EVENT_READ, None)
+        except KeyError:  # watched already
+            pass
+        except (OSError, ValueError):
+            self._listen_at = time.monotonic() + ACCEPT_BACKOFF
 
     def _asking(self) -> bool:
         """Whether a client waits to be answered: a connection to accept or a request come in
