@@ -54,7 +54,6 @@ class RecycledLists:
                 break
             self._kept.setdefault(name, items)
 
-
     def release(self, name: Any, pace: Pacer) -> None:
         """Empty this pass's list for ``name`` now, not when the next pass starts (a pass that
         gave way holding tasks asyncio's registry listed would keep them alive until then)."""

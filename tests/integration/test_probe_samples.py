@@ -3,14 +3,18 @@ that come back to back (a dump's summary, waits and verdicts), and a client that
 still cannot keep them from coming."""
 from __future__ import annotations
 
+import socket
 import time
 
 from conftest import wait_until
 
 SAMPLED = r'''
 import asyncio, sys, time
+import tasktop.probe.server as server
 import tasktop.probe.state as state
 
+if len(sys.argv) > 2:  # how long a sample may be put off at most (30 s in earnest)
+    server.SAMPLE_PUT_OFF_MOST = float(sys.argv[2])
 original = state.State.sample
 
 def sample(self, *args, **kwargs):  # notes when each background sample starts
@@ -156,37 +160,11 @@ def test_no_sample_starts_inside_a_dump_whose_requests_are_long(spawn, tmp_path)
     assert not [t for t in _samples(log) if first < t < last]
 
 
-CHURNED = r'''
-import asyncio, sys, time
-import tasktop.probe.server as server
-import tasktop.probe.state as state
-
-server.SAMPLE_PUT_OFF_MOST = 1.0  # (30 s in earnest)
-original = state.State.sample
-
-def sample(self, *args, **kwargs):
-    with open(sys.argv[1], "a") as f:
-        f.write(f"{time.monotonic()}\n")
-    original(self, *args, **kwargs)
-
-state.State.sample = sample
-
-async def main():
-    tasks = [asyncio.create_task(asyncio.sleep(3600)) for _ in range(50)]
-    print("ready", flush=True)
-    await asyncio.sleep(3600)
-
-asyncio.run(main())
-'''
-
-
 def test_connections_that_ask_nothing_put_a_sample_off_for_a_while_only(spawn, tmp_path):
     """Connections that come and go without a request count as a client asking, and answer
     nothing: a sample they keep putting off runs once it is SAMPLE_PUT_OFF_MOST overdue."""
-    import socket
-
     log = tmp_path / "samples"
-    target = spawn(CHURNED, args=(str(log),), TASKTOP_INTERVAL="0.05")
+    target = spawn(SAMPLED, args=(str(log), "1.0"), TASKTOP_INTERVAL="0.05")
     wait_until(lambda: _samples(log), message="a first sample")
     start = time.monotonic()
     deadline = start + 15.0
@@ -239,8 +217,6 @@ asyncio.run(main())
 def test_a_process_out_of_descriptors_does_not_make_the_probe_spin(spawn, tmp_path):
     """A connection the probe cannot accept (the process has no descriptor left) stays pending:
     the probe looks at it again a while later, not in a loop that holds a core and the GIL."""
-    import socket
-
     log = tmp_path / "log"
     target = spawn(CROWDED, args=(str(log),), TASKTOP_INTERVAL="0.1")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
